@@ -1,0 +1,7 @@
+//! Compiles `proto/*.proto` with protox (pure Rust): no `protoc` needed.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(["kmon.proto"], ["proto"])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

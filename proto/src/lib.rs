@@ -1,0 +1,23 @@
+//! kmon's wire protocol.
+//!
+//! - [`v1`]: the client API (topics, produce, fetch, offsets, metadata),
+//!   generated from `proto/kmon.proto` by protox + tonic-prost-build.
+//! - [`error_metadata`]: the status metadata keys every error carries.
+#![allow(unreachable_pub, clippy::all)]
+
+/// Generated client API.
+pub mod v1 {
+    tonic::include_proto!("kmon.v1");
+}
+
+/// Keys of the gRPC status metadata that kmon puts on every error.
+pub mod error_metadata {
+    /// Stable error name, one of `v1::ErrorCode`'s names.
+    pub const ERROR_CODE: &str = "kmon-error";
+    /// On OFFSET_OUT_OF_RANGE: the first valid offset.
+    pub const LOG_START_OFFSET: &str = "kmon-log-start-offset";
+    /// On OFFSET_OUT_OF_RANGE: the log end offset.
+    pub const LOG_END_OFFSET: &str = "kmon-log-end-offset";
+    /// On NOT_LEADER_OR_FOLLOWER: the address of the current leader.
+    pub const LEADER_ADDRESS: &str = "kmon-leader";
+}
