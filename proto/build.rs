@@ -2,6 +2,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(["kmon.proto"], ["proto"])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // `bytes` fields become `bytes::Bytes`: record batches pass through without copies.
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())
 }

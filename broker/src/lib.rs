@@ -1,0 +1,32 @@
+//! The kmon broker.
+//!
+//! Data path, top-down:
+//!
+//! ```text
+//! gRPC Produce ─▶ service::produce ─▶ log::PartitionLog::append ─▶ log::segment (write, index)
+//!                                            │ high watermark (watch)
+//! gRPC Fetch   ─▶ service::fetch (long poll) ◀┘ ─▶ PartitionLog::read ─▶ segment::read (pread)
+//! ```
+//!
+//! - [`server`]: `run(config, shutdown)`: bind, recover, serve, stop.
+//! - [`broker`]: the broker's state and operations in domain terms.
+//! - [`service`]: the gRPC API, one file per RPC; errors → status in one place.
+//! - [`log`]: segmented partition logs, indexes, recovery, retention.
+//! - [`topics`]: topic metadata and Kafka's topic name rules.
+//! - [`config`]: broker configuration and topic-level log configs.
+//! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
+//! - [`error`]: the crate's error type.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod metrics;
+pub mod server;
+pub mod service;
+pub mod topics;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, FlushPolicy, LogConfig};
+pub use error::BrokerError;
+pub use server::{READY_PREFIX, run};

@@ -1,0 +1,314 @@
+//! Broker configuration (TOML file + command-line flags) and the per-topic
+//! log configuration derived from it.
+//!
+//! Keys use Kafka's names with `.` replaced by `_` at the broker level
+//! (`log_segment_bytes` ↔ `log.segment.bytes`); topic-level overrides use
+//! Kafka's topic config names (`retention.ms`, `segment.bytes`, ...).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BrokerError, Result};
+
+/// Everything a broker reads at start-up. `kmon broker --print-default-config`
+/// prints this struct with its defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Data directories. A new partition goes to the least used one.
+    pub data_dirs: Vec<PathBuf>,
+    /// gRPC listen address (port 0 picks a free port; the bound address is
+    /// printed on standard output).
+    pub listen: String,
+    /// Prometheus `/metrics` listen address.
+    pub metrics_listen: String,
+    /// Segment size at which the active segment rolls (log.segment.bytes).
+    pub log_segment_bytes: u64,
+    /// Age at which the active segment rolls, in ms (log.roll.ms).
+    pub log_roll_ms: i64,
+    /// Delete segments older than this, in ms; -1 keeps them forever
+    /// (log.retention.ms).
+    pub log_retention_ms: i64,
+    /// Delete old segments while a partition is larger than this; -1 means
+    /// no size limit (log.retention.bytes).
+    pub log_retention_bytes: i64,
+    /// How often retention runs, in ms (log.retention.check.interval.ms).
+    pub log_retention_check_interval_ms: u64,
+    /// `interval`: fsync every `log_flush_interval_ms`; `always`: fsync
+    /// before acknowledging each produce.
+    pub log_flush_policy: FlushPolicy,
+    /// Flush interval in ms for the `interval` policy.
+    pub log_flush_interval_ms: u64,
+    /// Bytes between two offset/time index entries (log.index.interval.bytes).
+    pub log_index_interval_bytes: u32,
+    /// Largest record batch accepted, in bytes (message.max.bytes).
+    pub message_max_bytes: u32,
+    /// Partitions of a topic created without a count (num.partitions).
+    pub num_partitions: u32,
+    /// Replication factor when a topic is created without one.
+    pub default_replication_factor: u32,
+    /// Longest a fetch may wait for data, in ms, whatever the client asks.
+    pub fetch_max_wait_ms: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dirs: vec![PathBuf::from("kmon-data")],
+            listen: "127.0.0.1:9092".into(),
+            metrics_listen: "127.0.0.1:9644".into(),
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: 7 * 24 * 3600 * 1000,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 5 * 60 * 1000,
+            log_flush_policy: FlushPolicy::Interval,
+            log_flush_interval_ms: 1000,
+            log_index_interval_bytes: 4096,
+            message_max_bytes: 1_048_588,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            fetch_max_wait_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushPolicy {
+    Interval,
+    Always,
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BrokerError::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| BrokerError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// Rejects bad values with a message naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: String| Err(BrokerError::Config(format!("{key}: {why}")));
+        if self.data_dirs.is_empty() {
+            return bad("data_dirs", "at least one data directory is needed".into());
+        }
+        for (key, addr) in [("listen", &self.listen), ("metrics_listen", &self.metrics_listen)] {
+            if addr.parse::<SocketAddr>().is_err() {
+                return bad(key, format!("'{addr}' is not HOST:PORT with a numeric host"));
+            }
+        }
+        self.default_log_config().validate_all()?;
+        if self.log_flush_interval_ms == 0 {
+            return bad("log_flush_interval_ms", "must be > 0".into());
+        }
+        if self.log_retention_check_interval_ms == 0 {
+            return bad("log_retention_check_interval_ms", "must be > 0".into());
+        }
+        if self.num_partitions == 0 {
+            return bad("num_partitions", "must be > 0".into());
+        }
+        Ok(())
+    }
+
+    /// The topic-level configuration a topic gets when it sets nothing.
+    pub fn default_log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: self.log_roll_ms,
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            max_message_bytes: self.message_max_bytes,
+            index_interval_bytes: self.log_index_interval_bytes,
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+            cleanup_policy: "delete".into(),
+        }
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.log_flush_interval_ms)
+    }
+}
+
+/// A topic's effective log configuration (broker defaults + overrides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: u32,
+    pub index_interval_bytes: u32,
+    pub min_insync_replicas: u32,
+    pub unclean_leader_election: bool,
+    pub cleanup_policy: String,
+}
+
+/// The topic configs kmon knows, in the order `describe` lists them.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "max.message.bytes",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+    "segment.index.bytes",
+    "unclean.leader.election.enable",
+];
+
+impl LogConfig {
+    /// Applies topic overrides (Kafka names) on top of `self`, rejecting
+    /// unknown keys and bad values.
+    pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig> {
+        let mut config = self.clone();
+        for (key, value) in overrides {
+            config.set(key, value)?;
+        }
+        config.validate_all()?;
+        Ok(config)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let invalid = |reason: &str| BrokerError::InvalidConfig {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        };
+        let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
+        match key {
+            "cleanup.policy" => {
+                if value != "delete" {
+                    return Err(invalid("only 'delete' is supported"));
+                }
+                self.cleanup_policy = value.into();
+            }
+            "max.message.bytes" => {
+                self.max_message_bytes = u32::try_from(int()?).map_err(|_| invalid("must be between 0 and 2^32-1"))?
+            }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = u32::try_from(int()?).map_err(|_| invalid("must be >= 1"))?
+            }
+            "retention.bytes" => self.retention_bytes = int()?,
+            "retention.ms" => self.retention_ms = int()?,
+            "segment.bytes" => {
+                self.segment_bytes = u64::try_from(int()?).map_err(|_| invalid("must be positive"))?
+            }
+            "segment.ms" => self.segment_ms = int()?,
+            "segment.index.bytes" => {
+                // Accepted for compatibility; kmon's indexes grow as needed.
+                int()?;
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("must be true or false")),
+                }
+            }
+            _ => {
+                return Err(BrokerError::InvalidConfig {
+                    key: key.into(),
+                    value: value.into(),
+                    reason: format!("unknown topic config; known keys: {}", TOPIC_CONFIG_KEYS.join(", ")),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_all(&self) -> Result<()> {
+        let invalid = |key: &str, value: String, reason: &str| {
+            Err(BrokerError::InvalidConfig { key: key.into(), value, reason: reason.into() })
+        };
+        if self.segment_bytes < 1024 || self.segment_bytes > (1 << 31) - 1 {
+            return invalid("segment.bytes", self.segment_bytes.to_string(), "must be between 1024 and 2147483647");
+        }
+        if self.segment_ms < 1 {
+            return invalid("segment.ms", self.segment_ms.to_string(), "must be >= 1");
+        }
+        if self.retention_ms < -1 || self.retention_ms == 0 {
+            return invalid("retention.ms", self.retention_ms.to_string(), "must be -1 (forever) or > 0");
+        }
+        if self.retention_bytes < -1 {
+            return invalid("retention.bytes", self.retention_bytes.to_string(), "must be -1 (no limit) or >= 0");
+        }
+        if self.max_message_bytes < 64 {
+            return invalid("max.message.bytes", self.max_message_bytes.to_string(), "must be >= 64");
+        }
+        if self.min_insync_replicas < 1 {
+            return invalid("min.insync.replicas", self.min_insync_replicas.to_string(), "must be >= 1");
+        }
+        if self.index_interval_bytes == 0 {
+            return invalid("log_index_interval_bytes", "0".into(), "must be > 0");
+        }
+        Ok(())
+    }
+
+    /// Every topic config with its effective value, for `describe`.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        TOPIC_CONFIG_KEYS
+            .iter()
+            .map(|key| {
+                let value = match *key {
+                    "cleanup.policy" => self.cleanup_policy.clone(),
+                    "max.message.bytes" => self.max_message_bytes.to_string(),
+                    "min.insync.replicas" => self.min_insync_replicas.to_string(),
+                    "retention.bytes" => self.retention_bytes.to_string(),
+                    "retention.ms" => self.retention_ms.to_string(),
+                    "segment.bytes" => self.segment_bytes.to_string(),
+                    "segment.ms" => self.segment_ms.to_string(),
+                    "segment.index.bytes" => "10485760".into(),
+                    "unclean.leader.election.enable" => self.unclean_leader_election.to_string(),
+                    _ => unreachable!("every key in TOPIC_CONFIG_KEYS has a value"),
+                };
+                (key.to_string(), value)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let config = BrokerConfig::default();
+        let text = config.to_toml();
+        let back: BrokerConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.log_segment_bytes, config.log_segment_bytes);
+        back.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<BrokerConfig>("log_segmnt_bytes = 5").unwrap_err();
+        assert!(err.to_string().contains("log_segmnt_bytes"), "{err}");
+    }
+
+    #[test]
+    fn topic_overrides_are_checked() {
+        let base = BrokerConfig::default().default_log_config();
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "abc".to_string());
+        let err = base.with_overrides(&o).unwrap_err().to_string();
+        assert!(err.contains("retention.ms=abc") && err.contains("not an integer"), "{err}");
+        o.clear();
+        o.insert("retention.mss".to_string(), "1".to_string());
+        assert!(base.with_overrides(&o).unwrap_err().to_string().contains("unknown topic config"));
+        o.clear();
+        o.insert("segment.bytes".to_string(), "4096".to_string());
+        assert_eq!(base.with_overrides(&o).unwrap().segment_bytes, 4096);
+    }
+}

@@ -1,0 +1,55 @@
+//! The broker's one error type. Each variant maps to a stable wire error
+//! code (`kmon.v1.ErrorCode`) and a gRPC status in `service::status`.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("unknown partition {partition} of topic '{topic}' (it has {partitions} partitions: 0..{partitions})")]
+    UnknownPartition { topic: String, partition: u32, partitions: u32 },
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: String },
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig { key: String, value: String, reason: String },
+    #[error("invalid partition count {0}: must be between 1 and 100000")]
+    InvalidPartitions(u32),
+    #[error("replication factor {requested} is larger than the {available} available broker(s)")]
+    InvalidReplicationFactor { requested: u32, available: u32 },
+    #[error("record batch of {size} bytes exceeds max.message.bytes = {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error(
+        "offset {offset} is out of range for {topic}-{partition}: valid offsets are {log_start}..{log_end} (log start offset to log end offset)"
+    )]
+    OffsetOutOfRange { topic: String, partition: u32, offset: i64, log_start: i64, log_end: i64 },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("storage error: {context}")]
+    Storage {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid broker configuration: {0}")]
+    Config(String),
+    #[error("log directory {path} is corrupt: {reason}")]
+    CorruptLogDir { path: PathBuf, reason: String },
+}
+
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// Adds context to I/O errors: `file.sync_data().storage(|| format!(...))`.
+pub trait IoContext<T> {
+    fn storage(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn storage(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| BrokerError::Storage { context: context(), source })
+    }
+}

@@ -1,0 +1,186 @@
+//! All partition logs of a broker, spread over its data directories.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::config::LogConfig;
+use crate::error::{IoContext, Result};
+
+use super::partition::{PartitionLog, now_ms};
+
+pub type PartitionKey = (String, u32);
+
+#[derive(Debug)]
+pub struct LogManager {
+    data_dirs: Vec<PathBuf>,
+    logs: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
+}
+
+/// `<topic>-<partition>` → (topic, partition); other names are not logs.
+pub fn parse_partition_dir(name: &str) -> Option<PartitionKey> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+impl LogManager {
+    /// Opens every partition found in the data directories, recovering them
+    /// in parallel. `config_for` gives each topic's log config (or `None`
+    /// for directories of topics that no longer exist: they are removed).
+    pub fn open(data_dirs: &[PathBuf], config_for: impl Fn(&str) -> Option<Arc<LogConfig>> + Sync) -> Result<LogManager> {
+        let mut found = Vec::new();
+        for dir in data_dirs {
+            std::fs::create_dir_all(dir).storage(|| format!("creating data dir {}", dir.display()))?;
+            for entry in std::fs::read_dir(dir).storage(|| format!("listing {}", dir.display()))? {
+                let entry = entry.storage(|| format!("listing {}", dir.display()))?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !entry.path().is_dir() {
+                    continue;
+                }
+                if name.ends_with("-delete") {
+                    // A deletion interrupted by a crash: finish it.
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    continue;
+                }
+                if let Some(key) = parse_partition_dir(&name) {
+                    found.push((key, entry.path()));
+                }
+            }
+        }
+        let results: Vec<Result<Option<(PartitionKey, PartitionLog)>>> = std::thread::scope(|scope| {
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+            let chunks: Vec<Vec<(PartitionKey, PathBuf)>> = (0..workers)
+                .map(|w| found.iter().skip(w).step_by(workers).cloned().collect())
+                .collect();
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    let config_for = &config_for;
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|((topic, partition), path)| {
+                                let Some(config) = config_for(&topic) else {
+                                    tracing::warn!(dir = %path.display(), "removing log of a topic that does not exist");
+                                    std::fs::remove_dir_all(&path).storage(|| format!("removing {}", path.display()))?;
+                                    return Ok(None);
+                                };
+                                let (log, truncated) = PartitionLog::open(&topic, partition, &path, config)?;
+                                if truncated > 0 {
+                                    tracing::warn!(
+                                        topic = %topic, partition, truncated_bytes = truncated,
+                                        "cut a torn or corrupt tail off the log"
+                                    );
+                                }
+                                Ok(Some(((topic, partition), log)))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("recovery thread")).collect()
+        });
+        let mut logs = HashMap::new();
+        for result in results {
+            if let Some((key, log)) = result? {
+                logs.insert(key, Arc::new(log));
+            }
+        }
+        Ok(LogManager { data_dirs: data_dirs.to_vec(), logs: RwLock::new(logs) })
+    }
+
+    pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<PartitionLog>> {
+        self.logs.read().expect("logs lock").get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<PartitionLog>> {
+        self.logs.read().expect("logs lock").values().cloned().collect()
+    }
+
+    /// Creates an empty partition log in the least used data directory
+    /// (fewest bytes of logs, then fewest partitions).
+    pub fn create(&self, topic: &str, partition: u32, config: Arc<LogConfig>) -> Result<Arc<PartitionLog>> {
+        let mut logs = self.logs.write().expect("logs lock");
+        if let Some(existing) = logs.get(&(topic.to_string(), partition)) {
+            return Ok(existing.clone());
+        }
+        let dir = self.least_used_dir(&logs);
+        let path = dir.join(format!("{topic}-{partition}"));
+        let (log, _) = PartitionLog::open(topic, partition, &path, config)?;
+        let log = Arc::new(log);
+        logs.insert((topic.to_string(), partition), log.clone());
+        Ok(log)
+    }
+
+    fn least_used_dir(&self, logs: &HashMap<PartitionKey, Arc<PartitionLog>>) -> &Path {
+        let usage = |dir: &Path| {
+            let mine: Vec<_> = logs.values().filter(|l| l.dir().parent() == Some(dir)).collect();
+            (mine.iter().map(|l| l.size_bytes()).sum::<u64>(), mine.len())
+        };
+        self.data_dirs
+            .iter()
+            .min_by_key(|dir| usage(dir))
+            .expect("at least one data dir")
+    }
+
+    /// Removes a partition's log: renamed first (atomic), then deleted.
+    pub fn delete(&self, topic: &str, partition: u32) -> Result<()> {
+        let log = self.logs.write().expect("logs lock").remove(&(topic.to_string(), partition));
+        if let Some(log) = log {
+            let doomed = log.dir().with_file_name(format!("{topic}-{partition}.{}-delete", now_ms()));
+            std::fs::rename(log.dir(), &doomed).storage(|| format!("renaming {}", log.dir().display()))?;
+            std::fs::remove_dir_all(&doomed).storage(|| format!("removing {}", doomed.display()))?;
+        }
+        Ok(())
+    }
+
+    pub fn flush_all(&self) {
+        for log in self.all() {
+            if let Err(err) = log.flush() {
+                tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "flush failed");
+            }
+        }
+    }
+
+    pub fn retention_all(&self) -> usize {
+        let now = now_ms();
+        self.all()
+            .iter()
+            .map(|log| {
+                log.apply_retention(now).unwrap_or_else(|err| {
+                    tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "retention failed");
+                    0
+                })
+            })
+            .sum()
+    }
+
+    pub fn close_all(&self) {
+        for log in self.all() {
+            if let Err(err) = log.close() {
+                tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "close failed");
+            }
+        }
+    }
+
+    pub fn data_dirs(&self) -> &[PathBuf] {
+        &self.data_dirs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dir_names() {
+        assert_eq!(parse_partition_dir("orders-3"), Some(("orders".into(), 3)));
+        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
+        assert_eq!(parse_partition_dir("orders-3.1700-delete"), None);
+        assert_eq!(parse_partition_dir("orders"), None);
+        assert_eq!(parse_partition_dir("-3"), None);
+    }
+}

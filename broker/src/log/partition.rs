@@ -1,0 +1,345 @@
+//! One partition's log: an ordered set of segments under
+//! `<data-dir>/<topic>-<partition>/`, the last of which is active.
+//!
+//! Write path: `append` checks the batch (outside the lock), then under the
+//! append lock rolls the active segment if needed, stamps the next offset
+//! into the batch and writes it; readers are woken through a watch channel
+//! carrying the high watermark. Reads take the lock only to pick segments.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+use super::batch::{self, BatchHeader};
+use super::segment::{Recovery, Segment};
+use crate::config::LogConfig;
+use crate::error::{BrokerError, IoContext, Result};
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// What a read returns.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug)]
+struct LogState {
+    segments: BTreeMap<i64, Arc<Segment>>,
+    log_start_offset: i64,
+    next_offset: i64,
+}
+
+impl LogState {
+    fn active(&self) -> &Arc<Segment> {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub topic: String,
+    pub partition: u32,
+    dir: PathBuf,
+    config: RwLock<Arc<LogConfig>>,
+    state: Mutex<LogState>,
+    high_watermark: watch::Sender<i64>,
+    dirty: AtomicBool,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, validating the active segment.
+    /// Returns the log and the number of bytes cut from a bad tail.
+    pub fn open(topic: &str, partition: u32, dir: &Path, config: Arc<LogConfig>) -> Result<(PartitionLog, u64)> {
+        std::fs::create_dir_all(dir).storage(|| format!("creating {}", dir.display()))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).storage(|| format!("listing {}", dir.display()))? {
+            let name = entry.storage(|| format!("listing {}", dir.display()))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                let base = stem.parse::<i64>().map_err(|_| BrokerError::CorruptLogDir {
+                    path: dir.to_path_buf(),
+                    reason: format!("unexpected segment file {name}"),
+                })?;
+                bases.push(base);
+            }
+            if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(dir.join(&*name));
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let mut truncated = 0u64;
+        let last = bases.len().saturating_sub(1);
+        for (i, &base) in bases.iter().enumerate() {
+            // Older segments were synced with their indexes when they rolled;
+            // the active one is always checked batch by batch.
+            let (segment, Recovery { truncated_bytes, .. }) =
+                Segment::open(dir, base, i == last, config.index_interval_bytes)?;
+            truncated += truncated_bytes;
+            segments.insert(base, Arc::new(segment));
+        }
+        if segments.is_empty() {
+            segments.insert(0, Arc::new(Segment::create(dir, 0)?));
+        }
+        let log_start_offset = *segments.keys().next().expect("one segment");
+        let next_offset = segments.values().next_back().expect("one segment").next_offset();
+        let (high_watermark, _) = watch::channel(next_offset);
+        let log = PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            dir: dir.to_path_buf(),
+            config: RwLock::new(config),
+            state: Mutex::new(LogState { segments, log_start_offset, next_offset }),
+            high_watermark,
+            dirty: AtomicBool::new(false),
+        };
+        Ok((log, truncated))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    pub fn set_config(&self, config: Arc<LogConfig>) {
+        *self.config.write().expect("config lock") = config;
+    }
+
+    /// Checks and appends one produced batch; returns where it landed.
+    pub fn append(&self, mut bytes: BytesMut, leader_epoch: i32) -> Result<AppendInfo> {
+        let config = self.config();
+        let header = batch::validate_produced(&bytes, config.max_message_bytes as usize)?;
+        let now = now_ms();
+        let info = {
+            let mut state = self.state.lock().expect("log lock");
+            let base_offset = state.next_offset;
+            if self.should_roll(&state, &config, bytes.len(), &header, now) {
+                self.roll(&mut state, base_offset)?;
+            }
+            batch::assign_offset(&mut bytes, base_offset, leader_epoch);
+            let stamped = BatchHeader { base_offset, leader_epoch, ..header };
+            state.active().append(&bytes, &stamped, config.index_interval_bytes, now)?;
+            state.next_offset = stamped.next_offset();
+            AppendInfo {
+                base_offset,
+                last_offset: stamped.last_offset(),
+                append_time_ms: now,
+                log_start_offset: state.log_start_offset,
+            }
+        };
+        self.dirty.store(true, Ordering::Release);
+        self.high_watermark.send_replace(info.last_offset + 1);
+        Ok(info)
+    }
+
+    fn should_roll(&self, state: &LogState, config: &LogConfig, len: usize, h: &BatchHeader, now: i64) -> bool {
+        let active = state.active();
+        if active.size() == 0 {
+            return false;
+        }
+        let too_big = active.size() + len as u64 > config.segment_bytes;
+        let first = active.first_append_ms();
+        let too_old = first >= 0 && now - first > config.segment_ms;
+        let offsets_overflow = state.next_offset + i64::from(h.last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
+        too_big || too_old || offsets_overflow
+    }
+
+    /// Seals the active segment (synced with its indexes) and starts a new
+    /// one at `base_offset`.
+    fn roll(&self, state: &mut LogState, base_offset: i64) -> Result<()> {
+        let old = state.active().clone();
+        old.flush()?;
+        old.write_indexes()?;
+        let segment = Segment::create(&self.dir, base_offset)?;
+        state.segments.insert(base_offset, Arc::new(segment));
+        tracing::debug!(topic = %self.topic, partition = self.partition, base_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Reads batches from `offset`, up to the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let (segments, log_start_offset, high_watermark) = {
+            let state = self.state.lock().expect("log lock");
+            let hw = *self.high_watermark.borrow();
+            if offset < state.log_start_offset || offset > hw {
+                return Err(BrokerError::OffsetOutOfRange {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    offset,
+                    log_start: state.log_start_offset,
+                    log_end: hw,
+                });
+            }
+            let from = state.segments.range(..=offset).next_back().map_or(state.log_start_offset, |(b, _)| *b);
+            let segs: Vec<_> = state.segments.range(from..).map(|(_, s)| s.clone()).collect();
+            (segs, state.log_start_offset, hw)
+        };
+        let slack = self.config().index_interval_bytes;
+        let mut records = Bytes::new();
+        if offset < high_watermark {
+            for segment in segments {
+                if let Some(found) = segment.read(offset, high_watermark, max_bytes, slack)? {
+                    records = found;
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult { records, high_watermark, log_start_offset })
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Notified whenever the high watermark moves (long-poll fetches).
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.lock().expect("log lock").log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.lock().expect("log lock").next_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.state.lock().expect("log lock").segments.values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.lock().expect("log lock").segments.len()
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp`, with that
+    /// record's timestamp; `None` when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let (segments, hw) = {
+            let state = self.state.lock().expect("log lock");
+            (state.segments.values().cloned().collect::<Vec<_>>(), *self.high_watermark.borrow())
+        };
+        for segment in segments {
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            let start = segment.lookup_time_position(timestamp);
+            let mut pos = start;
+            while pos < segment.size() {
+                let len = ((segment.size() - pos) as usize).min(1 << 20);
+                let chunk = segment.read_at(pos, len.max(batch::HEADER_LEN))?;
+                let mut consumed = 0usize;
+                for (at, h) in batch::iter_headers(&chunk) {
+                    consumed = at + h.size;
+                    if h.base_offset >= hw {
+                        return Ok(None);
+                    }
+                    if h.max_timestamp >= timestamp {
+                        let exact = batch::first_record_at_or_after(&chunk[at..at + h.size], timestamp);
+                        return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
+                    }
+                }
+                if consumed == 0 {
+                    // One batch larger than the chunk.
+                    let size = batch::peek_size(&chunk).map_err(|f| BrokerError::CorruptLogDir {
+                        path: segment.log_path(),
+                        reason: f.to_string(),
+                    })?;
+                    let whole = segment.read_at(pos, size)?;
+                    let h = batch::parse_header(&whole).map_err(|f| BrokerError::CorruptLogDir {
+                        path: segment.log_path(),
+                        reason: f.to_string(),
+                    })?;
+                    if h.max_timestamp >= timestamp && h.base_offset < hw {
+                        let exact = batch::first_record_at_or_after(&whole, timestamp);
+                        return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
+                    }
+                    consumed = size;
+                }
+                pos += consumed as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Syncs the active segment if anything was written since the last flush.
+    pub fn flush(&self) -> Result<()> {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            let active = self.state.lock().expect("log lock").active().clone();
+            if let Err(e) = active.flush() {
+                self.dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes whole segments (never the active one) past `retention.ms` or
+    /// while the log exceeds `retention.bytes`. Returns how many went.
+    pub fn apply_retention(&self, now: i64) -> Result<usize> {
+        let config = self.config();
+        let doomed: Vec<Arc<Segment>> = {
+            let mut state = self.state.lock().expect("log lock");
+            let mut total: u64 = state.segments.values().map(|s| s.size()).sum();
+            let mut doomed = Vec::new();
+            let count = state.segments.len();
+            for segment in state.segments.values().take(count - 1) {
+                let expired = config.retention_ms > 0
+                    && segment.max_timestamp() >= 0
+                    && now - segment.max_timestamp() > config.retention_ms;
+                let too_big = config.retention_bytes >= 0 && total - segment.size() >= config.retention_bytes as u64;
+                let empty_old = segment.size() == 0;
+                if !(expired || too_big || empty_old) {
+                    break;
+                }
+                total -= segment.size();
+                doomed.push(segment.clone());
+            }
+            for segment in &doomed {
+                state.segments.remove(&segment.base_offset);
+            }
+            if !doomed.is_empty() {
+                state.log_start_offset = *state.segments.keys().next().expect("active segment stays");
+            }
+            doomed
+        };
+        for segment in &doomed {
+            segment.delete_files()?;
+            tracing::info!(
+                topic = %self.topic, partition = self.partition, base_offset = segment.base_offset,
+                "retention deleted segment"
+            );
+        }
+        Ok(doomed.len())
+    }
+
+    /// Flushes the active segment and its indexes (clean shutdown).
+    pub fn close(&self) -> Result<()> {
+        let active = self.state.lock().expect("log lock").active().clone();
+        active.flush()?;
+        active.write_indexes()
+    }
+}

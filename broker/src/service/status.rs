@@ -1,0 +1,74 @@
+//! The one place where broker errors become gRPC statuses. Each status
+//! carries the stable error name in the `kmon-error` metadata key.
+
+use kmon_proto::error_metadata;
+use kmon_proto::v1::ErrorCode;
+use tonic::{Code, Status};
+
+use crate::error::BrokerError;
+
+impl BrokerError {
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+            BrokerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+            BrokerError::InvalidTopicName { .. } => ErrorCode::InvalidTopicName,
+            BrokerError::InvalidConfig { .. } | BrokerError::Config(_) => ErrorCode::InvalidConfig,
+            BrokerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            BrokerError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
+            BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            BrokerError::CorruptMessage(_) => ErrorCode::CorruptMessage,
+            BrokerError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => ErrorCode::StorageError,
+        }
+    }
+
+    fn grpc_code(&self) -> Code {
+        match self {
+            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => Code::NotFound,
+            BrokerError::TopicAlreadyExists(_) => Code::AlreadyExists,
+            BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
+            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => Code::Internal,
+            _ => Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<BrokerError> for Status {
+    fn from(err: BrokerError) -> Status {
+        let message = match &err {
+            BrokerError::Storage { source, .. } => format!("{err}: {source}"),
+            _ => err.to_string(),
+        };
+        let mut status = Status::new(err.grpc_code(), message);
+        let meta = status.metadata_mut();
+        let name = err.error_code().as_str_name();
+        meta.insert(error_metadata::ERROR_CODE, name.parse().expect("ascii error name"));
+        if let BrokerError::OffsetOutOfRange { log_start, log_end, .. } = &err {
+            meta.insert(error_metadata::LOG_START_OFFSET, log_start.to_string().parse().expect("digits"));
+            meta.insert(error_metadata::LOG_END_OFFSET, log_end.to_string().parse().expect("digits"));
+        }
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_status_names_the_valid_range() {
+        let status = Status::from(BrokerError::OffsetOutOfRange {
+            topic: "t".into(),
+            partition: 0,
+            offset: 99,
+            log_start: 5,
+            log_end: 10,
+        });
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert!(status.message().contains("5..10"), "{}", status.message());
+        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_OUT_OF_RANGE");
+        assert_eq!(status.metadata().get(error_metadata::LOG_END_OFFSET).unwrap(), "10");
+    }
+}

@@ -1,0 +1,79 @@
+//! `kmon broker`: run one broker. The TOML file (`--config`) is read first;
+//! flags override it.
+
+use std::path::PathBuf;
+
+use kmon_broker::BrokerConfig;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BrokerArgs {
+    /// Data directory; repeat for several (a new partition goes to the least used).
+    #[arg(long = "data-dir", env = "KMON_DATA_DIR", value_delimiter = ',')]
+    data_dirs: Vec<PathBuf>,
+    /// gRPC listen address, HOST:PORT (port 0: any free port).
+    #[arg(long, env = "KMON_LISTEN")]
+    listen: Option<String>,
+    /// Prometheus /metrics listen address, HOST:PORT.
+    #[arg(long, env = "KMON_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// TOML configuration file (see --print-default-config).
+    #[arg(long, env = "KMON_CONFIG")]
+    config: Option<PathBuf>,
+    /// fsync policy: `interval` (default) or `always`.
+    #[arg(long, value_parser = ["interval", "always"])]
+    flush_policy: Option<String>,
+    /// Print the default configuration as TOML and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+impl BrokerArgs {
+    /// File first, then flags.
+    pub(crate) fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        let mut config = match &self.config {
+            Some(path) => BrokerConfig::from_toml_file(path)?,
+            None => BrokerConfig::default(),
+        };
+        if !self.data_dirs.is_empty() {
+            config.data_dirs = self.data_dirs;
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(metrics_listen) = self.metrics_listen {
+            config.metrics_listen = metrics_listen;
+        }
+        if let Some(policy) = self.flush_policy {
+            config.log_flush_policy = toml::Value::String(policy).try_into()?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        print!("{}", BrokerConfig::default().to_toml());
+        return Ok(());
+    }
+    crate::cmd::init_logging();
+    let config = args.into_config()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    kmon_broker::run(config, shutdown).await?;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM starts a graceful shutdown; a second signal exits.
+pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("shutting down (signal again to exit at once)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    std::process::exit(130);
+}
