@@ -343,3 +343,157 @@ impl PartitionLog {
         active.write_indexes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::log::batch::tests::make_batch;
+
+    fn config(segment_bytes: u64) -> Arc<LogConfig> {
+        let mut c = BrokerConfig::default().default_log_config();
+        c.segment_bytes = segment_bytes;
+        c.index_interval_bytes = 256;
+        Arc::new(c)
+    }
+
+    fn append_n(log: &PartitionLog, batches: usize, per_batch: i32, ts: i64) {
+        for _ in 0..batches {
+            log.append(BytesMut::from(&make_batch(per_batch, ts, 50)[..]), 0).unwrap();
+        }
+    }
+
+    /// Reads everything from `from`, returning the base offset of each batch.
+    fn read_all(log: &PartitionLog, from: i64) -> Vec<i64> {
+        let mut offset = from;
+        let mut bases = Vec::new();
+        while offset < log.high_watermark() {
+            let r = log.read(offset, 4096).unwrap();
+            assert!(!r.records.is_empty(), "no data at {offset}");
+            for (_, h) in batch::iter_headers(&r.records) {
+                batch::validate(&r.records[..]).unwrap();
+                bases.push(h.base_offset);
+                offset = h.next_offset();
+            }
+        }
+        bases
+    }
+
+    #[test]
+    fn appends_roll_segments_and_read_back_from_any_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
+        append_n(&log, 200, 5, 1000);
+        assert_eq!(log.log_end_offset(), 1000);
+        assert!(log.segment_count() > 5, "segments: {}", log.segment_count());
+        let bases = read_all(&log, 0);
+        assert_eq!(bases, (0..200).map(|i| i * 5).collect::<Vec<_>>());
+        // Mid-batch offset: the batch holding it comes back first.
+        let r = log.read(503, 1).unwrap();
+        let (_, h) = batch::iter_headers(&r.records).next().unwrap();
+        assert_eq!(h.base_offset, 500);
+        assert_eq!(batch::iter_headers(&r.records).count(), 1, "max_bytes=1 still returns one whole batch");
+        // At the end: empty; past it: a clear error with the range.
+        assert!(log.read(1000, 1 << 20).unwrap().records.is_empty());
+        let err = log.read(1001, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("0..1000"), "{err}");
+    }
+
+    #[test]
+    fn reopen_keeps_everything_and_continues_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
+            append_n(&log, 50, 3, 1000);
+            log.close().unwrap();
+        }
+        let (log, truncated) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
+        assert_eq!(truncated, 0);
+        assert_eq!(log.log_end_offset(), 150);
+        append_n(&log, 1, 3, 1000);
+        assert_eq!(read_all(&log, 0).len(), 51);
+        assert_eq!(read_all(&log, 100), (33..51).map(|i| i * 3).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn torn_and_corrupt_tails_are_cut_back_to_the_last_valid_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_len = make_batch(3, 1000, 50).len() as u64;
+        {
+            let (log, _) = PartitionLog::open("t", 0, dir.path(), config(1 << 20)).unwrap();
+            append_n(&log, 10, 3, 1000);
+        }
+        let seg = dir.path().join("00000000000000000000.log");
+        // Overwrite the last 7 bytes of the last batch.
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let n = bytes.len();
+        bytes[n - 7..].copy_from_slice(b"garbage");
+        // And append a torn half batch after it.
+        bytes.extend_from_slice(&make_batch(3, 1000, 50)[..40]);
+        std::fs::write(&seg, &bytes).unwrap();
+        let (log, truncated) = PartitionLog::open("t", 0, dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(truncated, batch_len + 40);
+        assert_eq!(log.log_end_offset(), 27);
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), 9 * batch_len);
+        assert_eq!(read_all(&log, 0).len(), 9);
+        // Appends continue where the valid log ends.
+        let info = log.append(BytesMut::from(&make_batch(3, 1000, 50)[..]), 0).unwrap();
+        assert_eq!(info.base_offset, 27);
+    }
+
+    #[test]
+    fn retention_deletes_whole_old_segments_by_size_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(2048)).unwrap();
+        let old = now_ms() - 10_000;
+        append_n(&log, 60, 5, old);
+        let before = log.segment_count();
+        let mut c = (*log.config()).clone();
+        c.retention_bytes = 4096;
+        log.set_config(Arc::new(c.clone()));
+        let deleted = log.apply_retention(now_ms()).unwrap();
+        assert!(deleted > 0 && log.segment_count() == before - deleted);
+        assert!(log.size_bytes() <= 4096 + 2048, "size {}", log.size_bytes());
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        assert!(log.read(0, 100).is_err(), "deleted offsets are out of range");
+        assert_eq!(read_all(&log, start).first(), Some(&start));
+        // Age: everything but the active segment is older than 5 s.
+        c.retention_bytes = -1;
+        c.retention_ms = 5_000;
+        log.set_config(Arc::new(c));
+        log.apply_retention(now_ms()).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_end_offset(), 300, "retention never moves the end");
+    }
+
+    #[test]
+    fn offset_for_timestamp_finds_first_newer_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
+        for i in 0..100 {
+            log.append(BytesMut::from(&make_batch(2, 1000 + i * 10, 50)[..]), 0).unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+        assert_eq!(log.offset_for_timestamp(1500).unwrap(), Some((100, 1500)));
+        assert_eq!(log.offset_for_timestamp(1501).unwrap(), Some((102, 1510)));
+        assert_eq!(log.offset_for_timestamp(99_999).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_batches_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
+        let mut bad = make_batch(2, 0, 10);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(matches!(log.append(BytesMut::from(&bad[..]), 0), Err(BrokerError::CorruptMessage(_))));
+        let mut c = (*log.config()).clone();
+        c.max_message_bytes = 100;
+        log.set_config(Arc::new(c));
+        let big = make_batch(10, 0, 100);
+        assert!(matches!(log.append(BytesMut::from(&big[..]), 0), Err(BrokerError::MessageTooLarge { .. })));
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.size_bytes(), 0);
+    }
+}

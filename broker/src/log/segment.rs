@@ -150,49 +150,49 @@ impl Segment {
     /// `check_crc` also validates each batch and truncates at the first bad
     /// one.
     fn scan(&self, file_size: u64, index_interval: u32, check_crc: bool) -> Result<Recovery> {
+        // `pos` always sits on a batch boundary: the end of the valid log so far.
         let mut pos = 0u64;
         let mut expected_min_offset = self.base_offset;
         let mut idx = Indexes::default();
         self.next_offset.store(self.base_offset, Ordering::Relaxed);
-        'outer: while pos < file_size {
-            let want = SCAN_CHUNK.min((file_size - pos) as usize);
-            let chunk = self.read_at(pos, want)?;
+        while pos < file_size {
+            let chunk = self.read_at(pos, SCAN_CHUNK.min((file_size - pos) as usize))?;
             let mut at = 0usize;
+            let mut stop = false;
             while at < chunk.len() {
                 let rest = &chunk[at..];
-                let size = match batch::peek_size(rest) {
-                    Ok(size) => size,
-                    Err(_) => break 'outer,
+                let Ok(size) = batch::peek_size(rest) else {
+                    // A header cut by the chunk's end is re-read; anything
+                    // else (a short file end or a bad length) ends the log.
+                    let cut_by_chunk = rest.len() < batch::LOG_OVERHEAD && at > 0 && pos + chunk.len() as u64 < file_size;
+                    stop = !cut_by_chunk;
+                    break;
                 };
-                if pos + at as u64 + size as u64 > file_size {
-                    break 'outer; // torn: the batch runs past the end of the file
-                }
-                if size > rest.len() {
-                    if at == 0 {
-                        // A batch larger than the chunk: read it whole.
-                        let whole = self.read_at(pos, size)?;
-                        match self.check(&whole, check_crc, expected_min_offset) {
-                            Some(h) => {
-                                self.index_batch(&mut idx, &h, pos, index_interval);
-                                expected_min_offset = h.next_offset();
-                                pos += size as u64;
-                                continue 'outer;
-                            }
-                            None => break 'outer,
-                        }
-                    }
+                if pos + (at + size) as u64 > file_size {
+                    stop = true; // torn: the batch runs past the end of the file
                     break;
                 }
-                match self.check(rest, check_crc, expected_min_offset) {
-                    Some(h) => {
-                        self.index_batch(&mut idx, &h, pos + at as u64, index_interval);
-                        expected_min_offset = h.next_offset();
-                        at += size;
+                let header = if size > rest.len() {
+                    if at > 0 {
+                        break; // re-read from this batch's start
                     }
-                    None => break 'outer,
-                }
+                    let whole = self.read_at(pos, size)?; // one batch larger than a chunk
+                    self.check(&whole, check_crc, expected_min_offset)
+                } else {
+                    self.check(rest, check_crc, expected_min_offset)
+                };
+                let Some(h) = header else {
+                    stop = true;
+                    break;
+                };
+                self.index_batch(&mut idx, &h, pos + at as u64, index_interval);
+                expected_min_offset = h.next_offset();
+                at += size;
             }
             pos += at as u64;
+            if stop || at == 0 {
+                break;
+            }
         }
         *self.indexes.write().expect("index lock") = idx;
         let truncated = file_size - pos;
