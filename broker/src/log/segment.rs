@@ -164,7 +164,7 @@ impl Segment {
                 let Ok(size) = batch::peek_size(rest) else {
                     // A header cut by the chunk's end is re-read; anything
                     // else (a short file end or a bad length) ends the log.
-                    let cut_by_chunk = rest.len() < batch::LOG_OVERHEAD && at > 0 && pos + chunk.len() as u64 < file_size;
+                    let cut_by_chunk = rest.len() < batch::LOG_OVERHEAD && at > 0 && pos + (chunk.len() as u64) < file_size;
                     stop = !cut_by_chunk;
                     break;
                 };
