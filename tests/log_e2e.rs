@@ -424,3 +424,56 @@ async fn long_poll_fetch_returns_as_soon_as_data_arrives() {
         "fetch answered long before its 20 s max wait"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_earliest_latest_and_by_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let admin = Admin::connect(&broker.bootstrap()).await.unwrap();
+    admin.create_topic("timed", 1, 1, vec![]).await.unwrap();
+    let mut raw =
+        kmon_proto::v1::kmon_client::KmonClient::connect(format!("http://{}", broker.bootstrap()))
+            .await
+            .unwrap();
+    // Ten batches of three records with known timestamps: 1000, 1010, ... per record.
+    for b in 0..10i64 {
+        let records: Vec<kmon_client::batch::Record> = (0..3)
+            .map(|i| kmon_client::batch::Record {
+                key: None,
+                value: Bytes::from(format!("t{}", b * 3 + i)),
+                timestamp_ms: 1000 + (b * 3 + i) * 10,
+                headers: vec![],
+            })
+            .collect();
+        raw.produce(kmon_proto::v1::ProduceRequest {
+            acks: kmon_proto::v1::Acks::Leader as i32,
+            timeout_ms: 5000,
+            partitions: vec![kmon_proto::v1::PartitionRecords {
+                topic: "timed".into(),
+                partition: 0,
+                records: kmon_client::batch::encode_batch(&records).into(),
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let at = |spec| {
+        let admin = &admin;
+        async move { admin.list_offset("timed", 0, spec).await.unwrap() }
+    };
+    assert_eq!(at(OffsetSpec::Earliest).await.offset, Some(0));
+    assert_eq!(at(OffsetSpec::Latest).await.offset, Some(30));
+    let found = at(OffsetSpec::Timestamp(1125)).await;
+    assert_eq!(
+        found.offset,
+        Some(13),
+        "first record at or after 1125 ms is the 14th (1130 ms)"
+    );
+    assert_eq!(found.timestamp_ms, 1130);
+    assert_eq!(at(OffsetSpec::Timestamp(0)).await.offset, Some(0));
+    assert_eq!(
+        at(OffsetSpec::Timestamp(5000)).await.offset,
+        None,
+        "no record that new"
+    );
+}

@@ -38,16 +38,27 @@ pub struct TopicView {
 
 impl Broker {
     /// Opens the topic store and recovers every partition log.
-    pub fn open(config: BrokerConfig, address: SocketAddr, metrics_address: SocketAddr) -> Result<Broker> {
+    pub fn open(
+        config: BrokerConfig,
+        address: SocketAddr,
+        metrics_address: SocketAddr,
+    ) -> Result<Broker> {
         config.validate()?;
         let default_log_config = config.default_log_config();
         let first_dir = &config.data_dirs[0];
-        std::fs::create_dir_all(first_dir)
-            .map_err(|source| BrokerError::Storage { context: format!("creating {}", first_dir.display()), source })?;
+        std::fs::create_dir_all(first_dir).map_err(|source| BrokerError::Storage {
+            context: format!("creating {}", first_dir.display()),
+            source,
+        })?;
         let topics = TopicStore::open(first_dir)?;
         let configs: BTreeMap<String, Arc<LogConfig>> = topics
             .iter()
-            .map(|(name, meta)| Ok((name.clone(), Arc::new(default_log_config.with_overrides(&meta.configs)?))))
+            .map(|(name, meta)| {
+                Ok((
+                    name.clone(),
+                    Arc::new(default_log_config.with_overrides(&meta.configs)?),
+                ))
+            })
             .collect::<Result<_>>()?;
         let logs = LogManager::open(&config.data_dirs, |topic| configs.get(topic).cloned())?;
         // Partitions whose directory is missing (a lost disk) come back empty
@@ -80,18 +91,32 @@ impl Broker {
     ) -> Result<TopicView> {
         let mut topics = self.topics.lock().expect("topics lock");
         topics.check_new(name)?;
-        let partitions = if partitions == 0 { self.config.num_partitions } else { partitions };
+        let partitions = if partitions == 0 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
         if partitions > MAX_PARTITIONS {
             return Err(BrokerError::InvalidPartitions(partitions));
         }
-        let replication_factor =
-            if replication_factor == 0 { self.config.default_replication_factor } else { replication_factor };
+        let replication_factor = if replication_factor == 0 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
         // A single-node cluster has one broker to hold replicas.
         if replication_factor > 1 {
-            return Err(BrokerError::InvalidReplicationFactor { requested: replication_factor, available: 1 });
+            return Err(BrokerError::InvalidReplicationFactor {
+                requested: replication_factor,
+                available: 1,
+            });
         }
         let log_config = Arc::new(self.default_log_config.with_overrides(&configs)?);
-        let meta = TopicMeta { partitions, replication_factor, configs };
+        let meta = TopicMeta {
+            partitions,
+            replication_factor,
+            configs,
+        };
         // Metadata first: a crash between the two leaves a topic whose logs
         // are recreated empty at start-up, never logs without a topic.
         topics.insert(name, meta.clone())?;
@@ -100,12 +125,19 @@ impl Broker {
             logs.push(self.logs.create(name, partition, log_config.clone())?);
         }
         tracing::info!(topic = %name, partitions, "created topic");
-        Ok(TopicView { name: name.into(), meta, config: (*log_config).clone(), partitions: logs })
+        Ok(TopicView {
+            name: name.into(),
+            meta,
+            config: (*log_config).clone(),
+            partitions: logs,
+        })
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let mut topics = self.topics.lock().expect("topics lock");
-        let meta = topics.remove(name)?.ok_or_else(|| BrokerError::UnknownTopic(name.into()))?;
+        let meta = topics
+            .remove(name)?
+            .ok_or_else(|| BrokerError::UnknownTopic(name.into()))?;
         for partition in 0..meta.partitions {
             self.logs.delete(name, partition)?;
         }
@@ -120,15 +152,30 @@ impl Broker {
     }
 
     pub fn list_topics(&self) -> Result<Vec<TopicView>> {
-        let metas: Vec<(String, TopicMeta)> =
-            self.topics.lock().expect("topics lock").iter().map(|(n, m)| (n.clone(), m.clone())).collect();
-        metas.into_iter().map(|(name, meta)| self.view(&name, meta)).collect()
+        let metas: Vec<(String, TopicMeta)> = self
+            .topics
+            .lock()
+            .expect("topics lock")
+            .iter()
+            .map(|(n, m)| (n.clone(), m.clone()))
+            .collect();
+        metas
+            .into_iter()
+            .map(|(name, meta)| self.view(&name, meta))
+            .collect()
     }
 
     fn view(&self, name: &str, meta: TopicMeta) -> Result<TopicView> {
         let config = self.default_log_config.with_overrides(&meta.configs)?;
-        let partitions = (0..meta.partitions).filter_map(|p| self.logs.get(name, p)).collect();
-        Ok(TopicView { name: name.into(), meta, config, partitions })
+        let partitions = (0..meta.partitions)
+            .filter_map(|p| self.logs.get(name, p))
+            .collect();
+        Ok(TopicView {
+            name: name.into(),
+            meta,
+            config,
+            partitions,
+        })
     }
 
     /// The log of a partition this broker leads.

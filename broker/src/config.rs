@@ -102,9 +102,15 @@ impl BrokerConfig {
         if self.data_dirs.is_empty() {
             return bad("data_dirs", "at least one data directory is needed".into());
         }
-        for (key, addr) in [("listen", &self.listen), ("metrics_listen", &self.metrics_listen)] {
+        for (key, addr) in [
+            ("listen", &self.listen),
+            ("metrics_listen", &self.metrics_listen),
+        ] {
             if addr.parse::<SocketAddr>().is_err() {
-                return bad(key, format!("'{addr}' is not HOST:PORT with a numeric host"));
+                return bad(
+                    key,
+                    format!("'{addr}' is not HOST:PORT with a numeric host"),
+                );
             }
         }
         self.default_log_config().validate_all()?;
@@ -185,7 +191,12 @@ impl LogConfig {
             value: value.into(),
             reason: reason.into(),
         };
-        let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
+        let int = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| invalid("not an integer"))
+        };
         match key {
             "cleanup.policy" => {
                 if value != "delete" {
@@ -194,15 +205,18 @@ impl LogConfig {
                 self.cleanup_policy = value.into();
             }
             "max.message.bytes" => {
-                self.max_message_bytes = u32::try_from(int()?).map_err(|_| invalid("must be between 0 and 2^32-1"))?
+                self.max_message_bytes =
+                    u32::try_from(int()?).map_err(|_| invalid("must be between 0 and 2^32-1"))?
             }
             "min.insync.replicas" => {
-                self.min_insync_replicas = u32::try_from(int()?).map_err(|_| invalid("must be >= 1"))?
+                self.min_insync_replicas =
+                    u32::try_from(int()?).map_err(|_| invalid("must be >= 1"))?
             }
             "retention.bytes" => self.retention_bytes = int()?,
             "retention.ms" => self.retention_ms = int()?,
             "segment.bytes" => {
-                self.segment_bytes = u64::try_from(int()?).map_err(|_| invalid("must be positive"))?
+                self.segment_bytes =
+                    u64::try_from(int()?).map_err(|_| invalid("must be positive"))?
             }
             "segment.ms" => self.segment_ms = int()?,
             "segment.index.bytes" => {
@@ -220,7 +234,10 @@ impl LogConfig {
                 return Err(BrokerError::InvalidConfig {
                     key: key.into(),
                     value: value.into(),
-                    reason: format!("unknown topic config; known keys: {}", TOPIC_CONFIG_KEYS.join(", ")),
+                    reason: format!(
+                        "unknown topic config; known keys: {}",
+                        TOPIC_CONFIG_KEYS.join(", ")
+                    ),
                 });
             }
         }
@@ -229,25 +246,49 @@ impl LogConfig {
 
     fn validate_all(&self) -> Result<()> {
         let invalid = |key: &str, value: String, reason: &str| {
-            Err(BrokerError::InvalidConfig { key: key.into(), value, reason: reason.into() })
+            Err(BrokerError::InvalidConfig {
+                key: key.into(),
+                value,
+                reason: reason.into(),
+            })
         };
         if self.segment_bytes < 1024 || self.segment_bytes > (1 << 31) - 1 {
-            return invalid("segment.bytes", self.segment_bytes.to_string(), "must be between 1024 and 2147483647");
+            return invalid(
+                "segment.bytes",
+                self.segment_bytes.to_string(),
+                "must be between 1024 and 2147483647",
+            );
         }
         if self.segment_ms < 1 {
             return invalid("segment.ms", self.segment_ms.to_string(), "must be >= 1");
         }
         if self.retention_ms < -1 || self.retention_ms == 0 {
-            return invalid("retention.ms", self.retention_ms.to_string(), "must be -1 (forever) or > 0");
+            return invalid(
+                "retention.ms",
+                self.retention_ms.to_string(),
+                "must be -1 (forever) or > 0",
+            );
         }
         if self.retention_bytes < -1 {
-            return invalid("retention.bytes", self.retention_bytes.to_string(), "must be -1 (no limit) or >= 0");
+            return invalid(
+                "retention.bytes",
+                self.retention_bytes.to_string(),
+                "must be -1 (no limit) or >= 0",
+            );
         }
         if self.max_message_bytes < 64 {
-            return invalid("max.message.bytes", self.max_message_bytes.to_string(), "must be >= 64");
+            return invalid(
+                "max.message.bytes",
+                self.max_message_bytes.to_string(),
+                "must be >= 64",
+            );
         }
         if self.min_insync_replicas < 1 {
-            return invalid("min.insync.replicas", self.min_insync_replicas.to_string(), "must be >= 1");
+            return invalid(
+                "min.insync.replicas",
+                self.min_insync_replicas.to_string(),
+                "must be >= 1",
+            );
         }
         if self.index_interval_bytes == 0 {
             return invalid("log_index_interval_bytes", "0".into(), "must be > 0");
@@ -303,10 +344,18 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("retention.ms".to_string(), "abc".to_string());
         let err = base.with_overrides(&o).unwrap_err().to_string();
-        assert!(err.contains("retention.ms=abc") && err.contains("not an integer"), "{err}");
+        assert!(
+            err.contains("retention.ms=abc") && err.contains("not an integer"),
+            "{err}"
+        );
         o.clear();
         o.insert("retention.mss".to_string(), "1".to_string());
-        assert!(base.with_overrides(&o).unwrap_err().to_string().contains("unknown topic config"));
+        assert!(
+            base.with_overrides(&o)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown topic config")
+        );
         o.clear();
         o.insert("segment.bytes".to_string(), "4096".to_string());
         assert_eq!(base.with_overrides(&o).unwrap().segment_bytes, 4096);

@@ -7,14 +7,24 @@ use std::path::PathBuf;
 pub enum BrokerError {
     #[error("unknown topic '{0}'")]
     UnknownTopic(String),
-    #[error("unknown partition {partition} of topic '{topic}' (it has {partitions} partitions: 0..{partitions})")]
-    UnknownPartition { topic: String, partition: u32, partitions: u32 },
+    #[error(
+        "unknown partition {partition} of topic '{topic}' (it has {partitions} partitions: 0..{partitions})"
+    )]
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
     #[error("topic '{0}' already exists")]
     TopicAlreadyExists(String),
     #[error("invalid topic name '{name}': {reason}")]
     InvalidTopicName { name: String, reason: String },
     #[error("invalid config {key}={value}: {reason}")]
-    InvalidConfig { key: String, value: String, reason: String },
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("invalid partition count {0}: must be between 1 and 100000")]
     InvalidPartitions(u32),
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]
@@ -26,7 +36,13 @@ pub enum BrokerError {
     #[error(
         "offset {offset} is out of range for {topic}-{partition}: valid offsets are {log_start}..{log_end} (log start offset to log end offset)"
     )]
-    OffsetOutOfRange { topic: String, partition: u32, offset: i64, log_start: i64, log_end: i64 },
+    OffsetOutOfRange {
+        topic: String,
+        partition: u32,
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("storage error: {context}")]
@@ -50,6 +66,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn storage(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| BrokerError::Storage { context: context(), source })
+        self.map_err(|source| BrokerError::Storage {
+            context: context(),
+            source,
+        })
     }
 }

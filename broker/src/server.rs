@@ -29,19 +29,32 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         async move {
             TcpListener::bind(&addr)
                 .await
-                .map_err(|source| BrokerError::Storage { context: format!("binding {addr}"), source })
+                .map_err(|source| BrokerError::Storage {
+                    context: format!("binding {addr}"),
+                    source,
+                })
         }
     };
     let grpc_listener = bind(&config.listen).await?;
     let metrics_listener = bind(&config.metrics_listen).await?;
-    let address = grpc_listener.local_addr().map_err(|source| BrokerError::Storage { context: "local address".into(), source })?;
-    let metrics_address =
-        metrics_listener.local_addr().map_err(|source| BrokerError::Storage { context: "local address".into(), source })?;
+    let address = grpc_listener
+        .local_addr()
+        .map_err(|source| BrokerError::Storage {
+            context: "local address".into(),
+            source,
+        })?;
+    let metrics_address = metrics_listener
+        .local_addr()
+        .map_err(|source| BrokerError::Storage {
+            context: "local address".into(),
+            source,
+        })?;
 
     let started = std::time::Instant::now();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config, address, metrics_address))
-        .await
-        .expect("recovery task panicked")?;
+    let broker =
+        tokio::task::spawn_blocking(move || Broker::open(config, address, metrics_address))
+            .await
+            .expect("recovery task panicked")?;
     let broker = Arc::new(broker);
     tracing::info!(
         partitions = broker.logs.all().len(),
@@ -53,7 +66,11 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     tasks.spawn(flush_loop(broker.clone(), shutdown.clone()));
     tasks.spawn(retention_loop(broker.clone(), shutdown.clone()));
     tasks.spawn({
-        let (metrics, logs, shutdown) = (broker.metrics.clone(), broker.logs.clone(), shutdown.clone());
+        let (metrics, logs, shutdown) = (
+            broker.metrics.clone(),
+            broker.logs.clone(),
+            shutdown.clone(),
+        );
         async move {
             if let Err(err) = metrics::serve(metrics_listener, metrics, logs, shutdown).await {
                 tracing::error!(error = %err, "metrics server failed");
@@ -80,9 +97,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     tasks.close();
     tasks.wait().await;
     let logs = broker.logs.clone();
-    tokio::task::spawn_blocking(move || logs.close_all()).await.expect("close task panicked");
+    tokio::task::spawn_blocking(move || logs.close_all())
+        .await
+        .expect("close task panicked");
     tracing::info!("broker stopped");
-    served.map_err(|e| BrokerError::Storage { context: format!("gRPC server: {e}"), source: std::io::Error::other(e) })
+    served.map_err(|e| BrokerError::Storage {
+        context: format!("gRPC server: {e}"),
+        source: std::io::Error::other(e),
+    })
 }
 
 async fn flush_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
@@ -103,7 +125,9 @@ async fn flush_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
 }
 
 async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.log_retention_check_interval_ms));
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        broker.config.log_retention_check_interval_ms,
+    ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -36,7 +36,12 @@ pub struct TopicStore {
 
 /// Kafka's topic name rules: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let invalid = |reason: &str| Err(BrokerError::InvalidTopicName { name: name.into(), reason: reason.into() });
+    let invalid = |reason: &str| {
+        Err(BrokerError::InvalidTopicName {
+            name: name.into(),
+            reason: reason.into(),
+        })
+    };
     if name.is_empty() {
         return invalid("a topic name cannot be empty");
     }
@@ -44,10 +49,18 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         return invalid("'.' and '..' are not allowed");
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
-        return invalid(&format!("{} characters, at most {MAX_TOPIC_NAME_LEN} are allowed", name.len()));
+        return invalid(&format!(
+            "{} characters, at most {MAX_TOPIC_NAME_LEN} are allowed",
+            name.len()
+        ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return invalid(&format!("character {bad:?} is not allowed; use only ASCII letters, digits, '.', '_' and '-'"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return invalid(&format!(
+            "character {bad:?} is not allowed; use only ASCII letters, digits, '.', '_' and '-'"
+        ));
     }
     Ok(())
 }
@@ -64,7 +77,10 @@ impl TopicStore {
         let topics = match std::fs::read(&path) {
             Ok(bytes) => {
                 serde_json::from_slice::<TopicsFile>(&bytes)
-                    .map_err(|e| BrokerError::CorruptLogDir { path: path.clone(), reason: e.to_string() })?
+                    .map_err(|e| BrokerError::CorruptLogDir {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?
                     .topics
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
@@ -87,10 +103,16 @@ impl TopicStore {
         if self.topics.contains_key(name) {
             return Err(BrokerError::TopicAlreadyExists(name.into()));
         }
-        if let Some(other) = self.topics.keys().find(|t| metric_name(t) == metric_name(name)) {
+        if let Some(other) = self
+            .topics
+            .keys()
+            .find(|t| metric_name(t) == metric_name(name))
+        {
             return Err(BrokerError::InvalidTopicName {
                 name: name.into(),
-                reason: format!("collides with existing topic '{other}' ('.' and '_' are treated alike in metric names)"),
+                reason: format!(
+                    "collides with existing topic '{other}' ('.' and '_' are treated alike in metric names)"
+                ),
             });
         }
         Ok(())
@@ -110,7 +132,9 @@ impl TopicStore {
     }
 
     fn persist(&self) -> Result<()> {
-        let file = TopicsFile { topics: self.topics.clone() };
+        let file = TopicsFile {
+            topics: self.topics.clone(),
+        };
         let bytes = serde_json::to_vec_pretty(&file).expect("topics serialize");
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
@@ -135,7 +159,15 @@ mod tests {
         for ok in ["orders", "a.b_c-d", "X9", &"x".repeat(249)] {
             validate_topic_name(ok).unwrap();
         }
-        for bad in ["", ".", "..", "has space", "ümlaut", "a/b", &"x".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "ümlaut",
+            "a/b",
+            &"x".repeat(250),
+        ] {
             assert!(validate_topic_name(bad).is_err(), "{bad} should be refused");
         }
     }
@@ -144,11 +176,21 @@ mod tests {
     fn store_persists_and_refuses_duplicates_and_collisions() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = TopicStore::open(dir.path()).unwrap();
-        let meta = TopicMeta { partitions: 3, replication_factor: 1, configs: BTreeMap::new() };
+        let meta = TopicMeta {
+            partitions: 3,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
         store.check_new("a.b").unwrap();
         store.insert("a.b", meta.clone()).unwrap();
-        assert!(matches!(store.check_new("a.b"), Err(BrokerError::TopicAlreadyExists(_))));
-        assert!(matches!(store.check_new("a_b"), Err(BrokerError::InvalidTopicName { .. })));
+        assert!(matches!(
+            store.check_new("a.b"),
+            Err(BrokerError::TopicAlreadyExists(_))
+        ));
+        assert!(matches!(
+            store.check_new("a_b"),
+            Err(BrokerError::InvalidTopicName { .. })
+        ));
         let reopened = TopicStore::open(dir.path()).unwrap();
         assert_eq!(reopened.get("a.b"), Some(&meta));
     }

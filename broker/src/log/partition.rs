@@ -45,7 +45,10 @@ struct LogState {
 
 impl LogState {
     fn active(&self) -> &Arc<Segment> {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 }
 
@@ -69,17 +72,26 @@ pub fn now_ms() -> i64 {
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, validating the active segment.
     /// Returns the log and the number of bytes cut from a bad tail.
-    pub fn open(topic: &str, partition: u32, dir: &Path, config: Arc<LogConfig>) -> Result<(PartitionLog, u64)> {
+    pub fn open(
+        topic: &str,
+        partition: u32,
+        dir: &Path,
+        config: Arc<LogConfig>,
+    ) -> Result<(PartitionLog, u64)> {
         std::fs::create_dir_all(dir).storage(|| format!("creating {}", dir.display()))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).storage(|| format!("listing {}", dir.display()))? {
-            let name = entry.storage(|| format!("listing {}", dir.display()))?.file_name();
+            let name = entry
+                .storage(|| format!("listing {}", dir.display()))?
+                .file_name();
             let name = name.to_string_lossy();
             if let Some(stem) = name.strip_suffix(".log") {
-                let base = stem.parse::<i64>().map_err(|_| BrokerError::CorruptLogDir {
-                    path: dir.to_path_buf(),
-                    reason: format!("unexpected segment file {name}"),
-                })?;
+                let base = stem
+                    .parse::<i64>()
+                    .map_err(|_| BrokerError::CorruptLogDir {
+                        path: dir.to_path_buf(),
+                        reason: format!("unexpected segment file {name}"),
+                    })?;
                 bases.push(base);
             }
             if name.ends_with(".tmp") {
@@ -93,8 +105,12 @@ impl PartitionLog {
         for (i, &base) in bases.iter().enumerate() {
             // Older segments were synced with their indexes when they rolled;
             // the active one is always checked batch by batch.
-            let (segment, Recovery { truncated_bytes, .. }) =
-                Segment::open(dir, base, i == last, config.index_interval_bytes)?;
+            let (
+                segment,
+                Recovery {
+                    truncated_bytes, ..
+                },
+            ) = Segment::open(dir, base, i == last, config.index_interval_bytes)?;
             truncated += truncated_bytes;
             segments.insert(base, Arc::new(segment));
         }
@@ -102,14 +118,22 @@ impl PartitionLog {
             segments.insert(0, Arc::new(Segment::create(dir, 0)?));
         }
         let log_start_offset = *segments.keys().next().expect("one segment");
-        let next_offset = segments.values().next_back().expect("one segment").next_offset();
+        let next_offset = segments
+            .values()
+            .next_back()
+            .expect("one segment")
+            .next_offset();
         let (high_watermark, _) = watch::channel(next_offset);
         let log = PartitionLog {
             topic: topic.to_string(),
             partition,
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
-            state: Mutex::new(LogState { segments, log_start_offset, next_offset }),
+            state: Mutex::new(LogState {
+                segments,
+                log_start_offset,
+                next_offset,
+            }),
             high_watermark,
             dirty: AtomicBool::new(false),
         };
@@ -140,8 +164,14 @@ impl PartitionLog {
                 self.roll(&mut state, base_offset)?;
             }
             batch::assign_offset(&mut bytes, base_offset, leader_epoch);
-            let stamped = BatchHeader { base_offset, leader_epoch, ..header };
-            state.active().append(&bytes, &stamped, config.index_interval_bytes, now)?;
+            let stamped = BatchHeader {
+                base_offset,
+                leader_epoch,
+                ..header
+            };
+            state
+                .active()
+                .append(&bytes, &stamped, config.index_interval_bytes, now)?;
             state.next_offset = stamped.next_offset();
             AppendInfo {
                 base_offset,
@@ -155,7 +185,14 @@ impl PartitionLog {
         Ok(info)
     }
 
-    fn should_roll(&self, state: &LogState, config: &LogConfig, len: usize, h: &BatchHeader, now: i64) -> bool {
+    fn should_roll(
+        &self,
+        state: &LogState,
+        config: &LogConfig,
+        len: usize,
+        h: &BatchHeader,
+        now: i64,
+    ) -> bool {
         let active = state.active();
         if active.size() == 0 {
             return false;
@@ -163,7 +200,9 @@ impl PartitionLog {
         let too_big = active.size() + len as u64 > config.segment_bytes;
         let first = active.first_append_ms();
         let too_old = first >= 0 && now - first > config.segment_ms;
-        let offsets_overflow = state.next_offset + i64::from(h.last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
+        let offsets_overflow = state.next_offset + i64::from(h.last_offset_delta)
+            - active.base_offset
+            >= i64::from(u32::MAX);
         too_big || too_old || offsets_overflow
     }
 
@@ -193,8 +232,16 @@ impl PartitionLog {
                     log_end: hw,
                 });
             }
-            let from = state.segments.range(..=offset).next_back().map_or(state.log_start_offset, |(b, _)| *b);
-            let segs: Vec<_> = state.segments.range(from..).map(|(_, s)| s.clone()).collect();
+            let from = state
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(state.log_start_offset, |(b, _)| *b);
+            let segs: Vec<_> = state
+                .segments
+                .range(from..)
+                .map(|(_, s)| s.clone())
+                .collect();
             (segs, state.log_start_offset, hw)
         };
         let slack = self.config().index_interval_bytes;
@@ -207,7 +254,11 @@ impl PartitionLog {
                 }
             }
         }
-        Ok(ReadResult { records, high_watermark, log_start_offset })
+        Ok(ReadResult {
+            records,
+            high_watermark,
+            log_start_offset,
+        })
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -228,7 +279,13 @@ impl PartitionLog {
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.state.lock().expect("log lock").segments.values().map(|s| s.size()).sum()
+        self.state
+            .lock()
+            .expect("log lock")
+            .segments
+            .values()
+            .map(|s| s.size())
+            .sum()
     }
 
     pub fn segment_count(&self) -> usize {
@@ -240,7 +297,10 @@ impl PartitionLog {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let (segments, hw) = {
             let state = self.state.lock().expect("log lock");
-            (state.segments.values().cloned().collect::<Vec<_>>(), *self.high_watermark.borrow())
+            (
+                state.segments.values().cloned().collect::<Vec<_>>(),
+                *self.high_watermark.borrow(),
+            )
         };
         for segment in segments {
             if segment.max_timestamp() < timestamp {
@@ -258,21 +318,24 @@ impl PartitionLog {
                         return Ok(None);
                     }
                     if h.max_timestamp >= timestamp {
-                        let exact = batch::first_record_at_or_after(&chunk[at..at + h.size], timestamp);
+                        let exact =
+                            batch::first_record_at_or_after(&chunk[at..at + h.size], timestamp);
                         return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
                     }
                 }
                 if consumed == 0 {
                     // One batch larger than the chunk.
-                    let size = batch::peek_size(&chunk).map_err(|f| BrokerError::CorruptLogDir {
-                        path: segment.log_path(),
-                        reason: f.to_string(),
-                    })?;
+                    let size =
+                        batch::peek_size(&chunk).map_err(|f| BrokerError::CorruptLogDir {
+                            path: segment.log_path(),
+                            reason: f.to_string(),
+                        })?;
                     let whole = segment.read_at(pos, size)?;
-                    let h = batch::parse_header(&whole).map_err(|f| BrokerError::CorruptLogDir {
-                        path: segment.log_path(),
-                        reason: f.to_string(),
-                    })?;
+                    let h =
+                        batch::parse_header(&whole).map_err(|f| BrokerError::CorruptLogDir {
+                            path: segment.log_path(),
+                            reason: f.to_string(),
+                        })?;
                     if h.max_timestamp >= timestamp && h.base_offset < hw {
                         let exact = batch::first_record_at_or_after(&whole, timestamp);
                         return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
@@ -310,7 +373,8 @@ impl PartitionLog {
                 let expired = config.retention_ms > 0
                     && segment.max_timestamp() >= 0
                     && now - segment.max_timestamp() > config.retention_ms;
-                let too_big = config.retention_bytes >= 0 && total - segment.size() >= config.retention_bytes as u64;
+                let too_big = config.retention_bytes >= 0
+                    && total - segment.size() >= config.retention_bytes as u64;
                 let empty_old = segment.size() == 0;
                 if !(expired || too_big || empty_old) {
                     break;
@@ -322,7 +386,8 @@ impl PartitionLog {
                 state.segments.remove(&segment.base_offset);
             }
             if !doomed.is_empty() {
-                state.log_start_offset = *state.segments.keys().next().expect("active segment stays");
+                state.log_start_offset =
+                    *state.segments.keys().next().expect("active segment stays");
             }
             doomed
         };
@@ -359,7 +424,8 @@ mod tests {
 
     fn append_n(log: &PartitionLog, batches: usize, per_batch: i32, ts: i64) {
         for _ in 0..batches {
-            log.append(BytesMut::from(&make_batch(per_batch, ts, 50)[..]), 0).unwrap();
+            log.append(BytesMut::from(&make_batch(per_batch, ts, 50)[..]), 0)
+                .unwrap();
         }
     }
 
@@ -392,7 +458,11 @@ mod tests {
         let r = log.read(503, 1).unwrap();
         let (_, h) = batch::iter_headers(&r.records).next().unwrap();
         assert_eq!(h.base_offset, 500);
-        assert_eq!(batch::iter_headers(&r.records).count(), 1, "max_bytes=1 still returns one whole batch");
+        assert_eq!(
+            batch::iter_headers(&r.records).count(),
+            1,
+            "max_bytes=1 still returns one whole batch"
+        );
         // At the end: empty; past it: a clear error with the range.
         assert!(log.read(1000, 1 << 20).unwrap().records.is_empty());
         let err = log.read(1001, 1 << 20).unwrap_err().to_string();
@@ -412,7 +482,10 @@ mod tests {
         assert_eq!(log.log_end_offset(), 150);
         append_n(&log, 1, 3, 1000);
         assert_eq!(read_all(&log, 0).len(), 51);
-        assert_eq!(read_all(&log, 100), (33..51).map(|i| i * 3).collect::<Vec<_>>());
+        assert_eq!(
+            read_all(&log, 100),
+            (33..51).map(|i| i * 3).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -437,7 +510,9 @@ mod tests {
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), 9 * batch_len);
         assert_eq!(read_all(&log, 0).len(), 9);
         // Appends continue where the valid log ends.
-        let info = log.append(BytesMut::from(&make_batch(3, 1000, 50)[..]), 0).unwrap();
+        let info = log
+            .append(BytesMut::from(&make_batch(3, 1000, 50)[..]), 0)
+            .unwrap();
         assert_eq!(info.base_offset, 27);
     }
 
@@ -456,7 +531,10 @@ mod tests {
         assert!(log.size_bytes() <= 4096 + 2048, "size {}", log.size_bytes());
         let start = log.log_start_offset();
         assert!(start > 0);
-        assert!(log.read(0, 100).is_err(), "deleted offsets are out of range");
+        assert!(
+            log.read(0, 100).is_err(),
+            "deleted offsets are out of range"
+        );
         assert_eq!(read_all(&log, start).first(), Some(&start));
         // Age: everything but the active segment is older than 5 s.
         c.retention_bytes = -1;
@@ -472,7 +550,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
         for i in 0..100 {
-            log.append(BytesMut::from(&make_batch(2, 1000 + i * 10, 50)[..]), 0).unwrap();
+            log.append(BytesMut::from(&make_batch(2, 1000 + i * 10, 50)[..]), 0)
+                .unwrap();
         }
         assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
         assert_eq!(log.offset_for_timestamp(1500).unwrap(), Some((100, 1500)));
@@ -487,12 +566,18 @@ mod tests {
         let mut bad = make_batch(2, 0, 10);
         let n = bad.len();
         bad[n - 1] ^= 1;
-        assert!(matches!(log.append(BytesMut::from(&bad[..]), 0), Err(BrokerError::CorruptMessage(_))));
+        assert!(matches!(
+            log.append(BytesMut::from(&bad[..]), 0),
+            Err(BrokerError::CorruptMessage(_))
+        ));
         let mut c = (*log.config()).clone();
         c.max_message_bytes = 100;
         log.set_config(Arc::new(c));
         let big = make_batch(10, 0, 100);
-        assert!(matches!(log.append(BytesMut::from(&big[..]), 0), Err(BrokerError::MessageTooLarge { .. })));
+        assert!(matches!(
+            log.append(BytesMut::from(&big[..]), 0),
+            Err(BrokerError::MessageTooLarge { .. })
+        ));
         assert_eq!(log.log_end_offset(), 0);
         assert_eq!(log.size_bytes(), 0);
     }

@@ -11,7 +11,10 @@ pub(super) fn handle(broker: &Broker, req: MetadataRequest) -> Result<MetadataRe
     let topics = if req.topics.is_empty() {
         broker.list_topics()?
     } else {
-        req.topics.iter().map(|t| broker.describe_topic(t)).collect::<Result<Vec<_>, _>>()?
+        req.topics
+            .iter()
+            .map(|t| broker.describe_topic(t))
+            .collect::<Result<Vec<_>, _>>()?
     };
     Ok(MetadataResponse {
         brokers: vec![BrokerInfo {

@@ -11,12 +11,17 @@ use crate::config::FlushPolicy;
 use crate::error::BrokerError;
 use crate::log::batch;
 
-pub(super) async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceResponse, Status> {
+pub(super) async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+) -> Result<ProduceResponse, Status> {
     let mut targets = Vec::with_capacity(req.partitions.len());
     for part in req.partitions {
-        let log = broker.partition(&part.topic, part.partition).inspect_err(|_| {
-            broker.metrics.failed_produce.inc_by(&part.topic, 1);
-        })?;
+        let log = broker
+            .partition(&part.topic, part.partition)
+            .inspect_err(|_| {
+                broker.metrics.failed_produce.inc_by(&part.topic, 1);
+            })?;
         let max = log.config().max_message_bytes as usize;
         if let Err(err) = batch::validate_produced(&part.records, max) {
             broker.metrics.failed_produce.inc_by(&part.topic, 1);
@@ -30,9 +35,17 @@ pub(super) async fn handle(broker: &Broker, req: ProduceRequest) -> Result<Produ
         let len = part.records.len() as u64;
         // The request owns the only reference to its bytes, so this is
         // normally free; otherwise one copy.
-        let bytes = part.records.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
-        let info = log.append(bytes, 0).inspect_err(|_| broker.metrics.failed_produce.inc_by(&part.topic, 1))?;
-        broker.metrics.messages_in.inc_by(&part.topic, (info.last_offset - info.base_offset + 1) as u64);
+        let bytes = part
+            .records
+            .try_into_mut()
+            .unwrap_or_else(|b| BytesMut::from(&b[..]));
+        let info = log
+            .append(bytes, 0)
+            .inspect_err(|_| broker.metrics.failed_produce.inc_by(&part.topic, 1))?;
+        broker.metrics.messages_in.inc_by(
+            &part.topic,
+            (info.last_offset - info.base_offset + 1) as u64,
+        );
         broker.metrics.bytes_in.inc_by(&part.topic, len);
         results.push(PartitionProduceResult {
             topic: part.topic,
@@ -50,12 +63,16 @@ pub(super) async fn handle(broker: &Broker, req: ProduceRequest) -> Result<Produ
             .await
             .map_err(|e| Status::internal(format!("flush task failed: {e}")))??;
     }
-    Ok(ProduceResponse { partitions: results })
+    Ok(ProduceResponse {
+        partitions: results,
+    })
 }
 
 fn annotate(err: BrokerError, topic: &str, partition: u32) -> BrokerError {
     match err {
-        BrokerError::CorruptMessage(why) => BrokerError::CorruptMessage(format!("{topic}-{partition}: {why}")),
+        BrokerError::CorruptMessage(why) => {
+            BrokerError::CorruptMessage(format!("{topic}-{partition}: {why}"))
+        }
         other => other,
     }
 }

@@ -10,7 +10,9 @@ use crate::error::BrokerError;
 impl BrokerError {
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => {
+                ErrorCode::UnknownTopicOrPartition
+            }
             BrokerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
             BrokerError::InvalidTopicName { .. } => ErrorCode::InvalidTopicName,
             BrokerError::InvalidConfig { .. } | BrokerError::Config(_) => ErrorCode::InvalidConfig,
@@ -20,7 +22,9 @@ impl BrokerError {
             BrokerError::CorruptMessage(_) => ErrorCode::CorruptMessage,
             BrokerError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => ErrorCode::StorageError,
+            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => {
+                ErrorCode::StorageError
+            }
         }
     }
 
@@ -44,10 +48,22 @@ impl From<BrokerError> for Status {
         let mut status = Status::new(err.grpc_code(), message);
         let meta = status.metadata_mut();
         let name = err.error_code().as_str_name();
-        meta.insert(error_metadata::ERROR_CODE, name.parse().expect("ascii error name"));
-        if let BrokerError::OffsetOutOfRange { log_start, log_end, .. } = &err {
-            meta.insert(error_metadata::LOG_START_OFFSET, log_start.to_string().parse().expect("digits"));
-            meta.insert(error_metadata::LOG_END_OFFSET, log_end.to_string().parse().expect("digits"));
+        meta.insert(
+            error_metadata::ERROR_CODE,
+            name.parse().expect("ascii error name"),
+        );
+        if let BrokerError::OffsetOutOfRange {
+            log_start, log_end, ..
+        } = &err
+        {
+            meta.insert(
+                error_metadata::LOG_START_OFFSET,
+                log_start.to_string().parse().expect("digits"),
+            );
+            meta.insert(
+                error_metadata::LOG_END_OFFSET,
+                log_end.to_string().parse().expect("digits"),
+            );
         }
         status
     }
@@ -68,7 +84,16 @@ mod tests {
         });
         assert_eq!(status.code(), Code::OutOfRange);
         assert!(status.message().contains("5..10"), "{}", status.message());
-        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_OUT_OF_RANGE");
-        assert_eq!(status.metadata().get(error_metadata::LOG_END_OFFSET).unwrap(), "10");
+        assert_eq!(
+            status.metadata().get(error_metadata::ERROR_CODE).unwrap(),
+            "OFFSET_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            status
+                .metadata()
+                .get(error_metadata::LOG_END_OFFSET)
+                .unwrap(),
+            "10"
+        );
     }
 }

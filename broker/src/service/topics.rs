@@ -8,7 +8,10 @@ use tonic::Status;
 use crate::broker::{Broker, SINGLE_NODE_ID, TopicView};
 use crate::error::BrokerError;
 
-pub(super) fn create(broker: &Broker, req: CreateTopicRequest) -> Result<CreateTopicResponse, Status> {
+pub(super) fn create(
+    broker: &Broker,
+    req: CreateTopicRequest,
+) -> Result<CreateTopicResponse, Status> {
     let mut configs = BTreeMap::new();
     for entry in req.configs {
         if configs.insert(entry.key.clone(), entry.value).is_some() {
@@ -21,20 +24,32 @@ pub(super) fn create(broker: &Broker, req: CreateTopicRequest) -> Result<CreateT
         }
     }
     let view = broker.create_topic(&req.name, req.partitions, req.replication_factor, configs)?;
-    Ok(CreateTopicResponse { topic: Some(describe_view(broker, &view)) })
+    Ok(CreateTopicResponse {
+        topic: Some(describe_view(broker, &view)),
+    })
 }
 
 pub(super) fn list(broker: &Broker) -> Result<ListTopicsResponse, Status> {
     let topics = broker.list_topics()?;
-    Ok(ListTopicsResponse { topics: topics.iter().map(|v| describe_view(broker, v)).collect() })
+    Ok(ListTopicsResponse {
+        topics: topics.iter().map(|v| describe_view(broker, v)).collect(),
+    })
 }
 
-pub(super) fn describe(broker: &Broker, req: DescribeTopicRequest) -> Result<DescribeTopicResponse, Status> {
+pub(super) fn describe(
+    broker: &Broker,
+    req: DescribeTopicRequest,
+) -> Result<DescribeTopicResponse, Status> {
     let view = broker.describe_topic(&req.name)?;
-    Ok(DescribeTopicResponse { topic: Some(describe_view(broker, &view)) })
+    Ok(DescribeTopicResponse {
+        topic: Some(describe_view(broker, &view)),
+    })
 }
 
-pub(super) fn delete(broker: &Broker, req: DeleteTopicRequest) -> Result<DeleteTopicResponse, Status> {
+pub(super) fn delete(
+    broker: &Broker,
+    req: DeleteTopicRequest,
+) -> Result<DeleteTopicResponse, Status> {
     broker.delete_topic(&req.name)?;
     Ok(DeleteTopicResponse {})
 }
@@ -43,7 +58,12 @@ pub(super) fn describe_view(_broker: &Broker, view: &TopicView) -> TopicDescript
     TopicDescription {
         name: view.name.clone(),
         replication_factor: view.meta.replication_factor,
-        configs: view.config.entries().into_iter().map(|(key, value)| TopicConfigEntry { key, value }).collect(),
+        configs: view
+            .config
+            .entries()
+            .into_iter()
+            .map(|(key, value)| TopicConfigEntry { key, value })
+            .collect(),
         partitions: view
             .partitions
             .iter()
@@ -57,7 +77,11 @@ pub(super) fn describe_view(_broker: &Broker, view: &TopicView) -> TopicDescript
                 log_end_offset: log.log_end_offset(),
                 high_watermark: log.high_watermark(),
                 size_bytes: log.size_bytes(),
-                data_dir: log.dir().parent().map(|d| d.display().to_string()).unwrap_or_default(),
+                data_dir: log
+                    .dir()
+                    .parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
             })
             .collect(),
     }

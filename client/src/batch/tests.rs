@@ -1,0 +1,275 @@
+//! Round trips, CRC checks, and a cross-check against the `kafka-protocol`
+//! crate's encoder and decoder in both directions.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::*;
+
+fn sample_records() -> Vec<Record> {
+    vec![
+        Record {
+            key: Some(Bytes::from_static(b"key-1")),
+            value: Bytes::from_static(b"hello"),
+            timestamp_ms: 1_700_000_000_000,
+            headers: vec![],
+        },
+        Record {
+            key: None,
+            value: Bytes::from(vec![7u8; 300]),
+            timestamp_ms: 1_700_000_000_005,
+            headers: vec![
+                Header {
+                    key: "trace".into(),
+                    value: Some(Bytes::from_static(b"abc")),
+                },
+                Header {
+                    key: "empty".into(),
+                    value: None,
+                },
+            ],
+        },
+        Record {
+            key: Some(Bytes::new()),
+            value: Bytes::new(),
+            timestamp_ms: 1_700_000_100_000,
+            headers: vec![],
+        },
+    ]
+}
+
+fn decoded(records: &[Record], base_offset: i64) -> Vec<DecodedRecord> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| DecodedRecord {
+            offset: base_offset + i as i64,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+        })
+        .collect()
+}
+
+fn to_kafka(records: &[Record]) -> Vec<kafka_protocol::records::Record> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut headers = kafka_protocol::indexmap::IndexMap::new();
+            for h in &r.headers {
+                headers.insert(StrBytes::from_string(h.key.clone()), h.value.clone());
+            }
+            kafka_protocol::records::Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // offset - sequence constant keeps one batch; base sequence -1.
+                sequence: i as i32 - 1,
+                timestamp: r.timestamp_ms,
+                key: r.key.clone(),
+                value: Some(r.value.clone()),
+                headers,
+            }
+        })
+        .collect()
+}
+
+fn kafka_encode(records: &[kafka_protocol::records::Record]) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records, &options).unwrap();
+    buf.to_vec()
+}
+
+/// Sets the base offset of a batch, as the broker does (outside the CRC).
+fn with_base_offset(mut batch: Vec<u8>, base: i64) -> Vec<u8> {
+    batch[0..8].copy_from_slice(&base.to_be_bytes());
+    batch
+}
+
+#[test]
+fn round_trip() {
+    let records = sample_records();
+    let batch = Bytes::from(with_base_offset(encode_batch(&records), 42));
+    assert_eq!(decode_batches(&batch).unwrap(), decoded(&records, 42));
+    assert_eq!(next_offset(&batch).unwrap(), Some(45));
+}
+
+#[test]
+fn encoding_is_byte_identical_to_kafka_protocol() {
+    let records = sample_records();
+    assert_eq!(encode_batch(&records), kafka_encode(&to_kafka(&records)));
+}
+
+#[test]
+fn kafka_protocol_decodes_our_batches() {
+    let records = sample_records();
+    let mut batch = Bytes::from(with_base_offset(encode_batch(&records), 100));
+    let set = RecordBatchDecoder::decode(&mut batch).unwrap();
+    assert_eq!(set.records.len(), records.len());
+    for (i, (theirs, ours)) in set.records.iter().zip(&records).enumerate() {
+        assert_eq!(theirs.offset, 100 + i as i64);
+        assert_eq!(theirs.timestamp, ours.timestamp_ms);
+        assert_eq!(theirs.key, ours.key);
+        assert_eq!(theirs.value.as_ref(), Some(&ours.value));
+        assert_eq!(theirs.headers.len(), ours.headers.len());
+        assert_eq!(theirs.producer_id, -1);
+        assert_eq!(theirs.sequence, -1 + i as i32);
+    }
+}
+
+#[test]
+fn we_decode_kafka_protocol_batches() {
+    let records = sample_records();
+    let batch = with_base_offset(kafka_encode(&to_kafka(&records)), 7);
+    assert_eq!(
+        decode_batches(&Bytes::from(batch)).unwrap(),
+        decoded(&records, 7)
+    );
+}
+
+#[test]
+fn concatenated_batches_skip_records_below_min_offset() {
+    let records = sample_records();
+    let mut data = with_base_offset(encode_batch(&records), 10);
+    data.extend(with_base_offset(encode_batch(&records), 13));
+    let data = Bytes::from(data);
+    let mut out = Vec::new();
+    let next = decode_batches_into(&data, 12, &mut out).unwrap();
+    assert_eq!(next, Some(16));
+    let offsets: Vec<i64> = out.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![12, 13, 14, 15]);
+    assert_eq!(out[0].value, records[2].value);
+}
+
+#[test]
+fn bad_crc_is_reported() {
+    let mut batch = encode_batch(&sample_records());
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    let err = decode_batches(&Bytes::from(batch)).unwrap_err();
+    assert!(matches!(err, ClientError::CorruptBatch(_)));
+    assert!(err.to_string().contains("CRC mismatch"), "{err}");
+}
+
+#[test]
+fn truncated_batch_is_reported() {
+    let batch = encode_batch(&sample_records());
+    let err = decode_batches(&Bytes::from(batch[..batch.len() - 3].to_vec())).unwrap_err();
+    assert!(err.to_string().contains("length"), "{err}");
+}
+
+#[test]
+fn empty_input_decodes_to_nothing() {
+    assert_eq!(
+        decode_batches_into(&Bytes::new(), 0, &mut Vec::new()).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn record_size_is_an_upper_bound() {
+    for record in sample_records() {
+        let mut builder = BatchBuilder::with_capacity(0);
+        let before = builder.size_bytes();
+        builder.append(
+            record.timestamp_ms,
+            record.key.as_deref(),
+            &record.value,
+            &record.headers,
+        );
+        let bound =
+            BatchBuilder::record_size(record.key.as_deref(), &record.value, &record.headers);
+        assert!(builder.size_bytes() - before <= bound);
+    }
+}
+
+#[test]
+fn varint_lengths() {
+    for value in [
+        0i64,
+        1,
+        -1,
+        63,
+        -64,
+        64,
+        -65,
+        8191,
+        8192,
+        i32::MAX as i64,
+        i64::MIN,
+        i64::MAX,
+    ] {
+        let mut buf = Vec::new();
+        put_varlong(&mut buf, value);
+        assert_eq!(buf.len(), varlong_len(value), "{value}");
+    }
+}
+
+/// Throughput of both codecs for 100-byte records:
+/// `cargo test -p kmon-client --release -- --ignored codec_throughput --nocapture`
+#[test]
+#[ignore]
+fn codec_throughput() {
+    use std::time::Instant;
+    const RECORDS: usize = 10_000; // ~1.1 MB per batch
+    const ROUNDS: usize = 100;
+    let value = Bytes::from(vec![b'x'; 100]);
+    let records: Vec<Record> = (0..RECORDS)
+        .map(|i| Record {
+            key: None,
+            value: value.clone(),
+            timestamp_ms: 1_700_000_000_000 + i as i64,
+            headers: vec![],
+        })
+        .collect();
+    let total = (RECORDS * ROUNDS) as f64;
+    let rate = |start: Instant| total / start.elapsed().as_secs_f64() / 1e6;
+
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        let mut builder = BatchBuilder::with_capacity(1 << 20);
+        for (i, _) in records.iter().enumerate() {
+            builder.append(1_700_000_000_000 + i as i64, None, &value, &[]);
+        }
+        std::hint::black_box(builder.finish());
+    }
+    println!("kmon encode:           {:6.2} M records/s", rate(start));
+
+    let theirs = to_kafka(&records);
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::black_box(kafka_encode(&theirs));
+    }
+    println!("kafka-protocol encode: {:6.2} M records/s", rate(start));
+
+    let batch = Bytes::from(encode_batch(&records));
+    let start = Instant::now();
+    let mut out = Vec::with_capacity(RECORDS);
+    for _ in 0..ROUNDS {
+        out.clear();
+        decode_batches_into(&batch, 0, &mut out).unwrap();
+        std::hint::black_box(&out);
+    }
+    println!("kmon decode:           {:6.2} M records/s", rate(start));
+
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        let mut buf = batch.clone();
+        std::hint::black_box(RecordBatchDecoder::decode(&mut buf).unwrap());
+    }
+    println!("kafka-protocol decode: {:6.2} M records/s", rate(start));
+}

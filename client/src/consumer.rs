@@ -1,0 +1,284 @@
+//! The consumer: explicit partition assignment, long-poll fetches.
+//!
+//! Each [`Consumer::poll`] returns the records of one Fetch response. As
+//! soon as a response arrives, the next fetch is started (positions are
+//! read from the batch headers) while the records are decoded, so the
+//! network round trip overlaps decoding.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kmon_proto::v1 as pb;
+use tokio::task::JoinHandle;
+
+use crate::admin::Admin;
+use crate::batch::{self, DecodedRecord};
+use crate::connection::{self, KmonClient};
+use crate::error::ClientError;
+use crate::types::{ConsumerRecord, OffsetSpec};
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Any broker, `HOST:PORT`.
+    pub bootstrap: String,
+    /// Long-poll bound: the broker answers after this even with no data.
+    pub max_wait: Duration,
+    /// The broker answers as soon as this many bytes are available.
+    pub min_bytes: u32,
+    /// Bound on one response.
+    pub max_bytes: u32,
+    /// Bound per partition in one response.
+    pub partition_max_bytes: u32,
+    /// Added to `max_wait` to bound a fetch round trip.
+    pub request_timeout: Duration,
+}
+
+impl ConsumerConfig {
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        ConsumerConfig {
+            bootstrap: bootstrap.into(),
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 32 << 20,
+            partition_max_bytes: 8 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Reads assigned partitions in order; see the module docs.
+#[derive(Debug)]
+pub struct Consumer {
+    client: KmonClient,
+    admin: Admin,
+    config: ConsumerConfig,
+    assignments: Vec<Assignment>,
+    prefetch: Option<JoinHandle<FetchResult>>,
+    last_round_trip: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct Assignment {
+    topic: Arc<str>,
+    partition: u32,
+    position: i64,
+    high_watermark: Option<i64>,
+}
+
+type FetchResult = Result<(pb::FetchResponse, Duration), ClientError>;
+
+impl Consumer {
+    pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
+        let client = connection::connect(&config.bootstrap).await?;
+        Ok(Consumer {
+            admin: Admin::from_client(client.clone()),
+            client,
+            config,
+            assignments: Vec::new(),
+            prefetch: None,
+            last_round_trip: None,
+        })
+    }
+
+    /// An admin client on the same connection.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
+    /// Reads `topic`-`partition` from `offset` (replacing an earlier
+    /// assignment of that partition).
+    pub fn assign(&mut self, topic: &str, partition: u32, offset: i64) {
+        self.cancel_prefetch();
+        match self.find_mut(topic, partition) {
+            Some(assignment) => assignment.position = offset,
+            None => self.assignments.push(Assignment {
+                topic: topic.into(),
+                partition,
+                position: offset,
+                high_watermark: None,
+            }),
+        }
+    }
+
+    /// Resolves `spec` with ListOffsets and assigns from there; returns the
+    /// starting offset.
+    pub async fn assign_at(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<i64, ClientError> {
+        let resolved = self.admin.list_offset(topic, partition, spec).await?;
+        let offset = match resolved.offset {
+            Some(offset) => offset,
+            // No record at or after the timestamp: start at the end.
+            None => self
+                .admin
+                .list_offset(topic, partition, OffsetSpec::Latest)
+                .await?
+                .offset
+                .unwrap_or(0),
+        };
+        self.assign(topic, partition, offset);
+        Ok(offset)
+    }
+
+    /// Stops reading a partition.
+    pub fn unassign(&mut self, topic: &str, partition: u32) {
+        self.cancel_prefetch();
+        self.assignments
+            .retain(|a| !(&*a.topic == topic && a.partition == partition));
+    }
+
+    /// The offset of the next record to be returned for a partition.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<i64> {
+        self.find(topic, partition).map(|a| a.position)
+    }
+
+    /// The high watermark the last fetch reported for a partition.
+    pub fn high_watermark(&self, topic: &str, partition: u32) -> Option<i64> {
+        self.find(topic, partition).and_then(|a| a.high_watermark)
+    }
+
+    /// `(topic, partition, position)` of every assignment.
+    pub fn assignments(&self) -> impl Iterator<Item = (&str, u32, i64)> {
+        self.assignments
+            .iter()
+            .map(|a| (&*a.topic, a.partition, a.position))
+    }
+
+    /// Round trip of the fetch whose records the last `poll` returned.
+    pub fn last_round_trip(&self) -> Option<Duration> {
+        self.last_round_trip
+    }
+
+    /// Fetches once (waiting up to `max_wait` for data) and returns the
+    /// records at or after each partition's position, in offset order per
+    /// partition. An empty vector means no new data arrived in time.
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.assignments.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "the consumer has no assigned partitions".into(),
+            ));
+        }
+        let fetched = match self.prefetch.take() {
+            Some(handle) => handle.await.unwrap_or_else(|err| {
+                Err(ClientError::InvalidArgument(format!(
+                    "fetch task failed: {err}"
+                )))
+            }),
+            None => fetch(self.client.clone(), self.fetch_request(), &self.config).await,
+        };
+        let (response, round_trip) = fetched?;
+        self.last_round_trip = Some(round_trip);
+
+        // Advance positions from the batch headers, start the next fetch,
+        // then decode.
+        let mut work = Vec::with_capacity(response.partitions.len());
+        for result in response.partitions {
+            let Some(index) = self
+                .assignments
+                .iter()
+                .position(|a| *a.topic == result.topic && a.partition == result.partition)
+            else {
+                continue;
+            };
+            let data: Bytes = result.records;
+            let assignment = &mut self.assignments[index];
+            assignment.high_watermark = Some(result.high_watermark);
+            let from = assignment.position;
+            if let Some(next) = batch::next_offset(&data)? {
+                assignment.position = assignment.position.max(next);
+            }
+            work.push((index, from, data));
+        }
+        self.prefetch = Some(tokio::spawn(fetch(
+            self.client.clone(),
+            self.fetch_request(),
+            &self.config,
+        )));
+
+        let mut records = Vec::new();
+        let mut decoded: Vec<DecodedRecord> = Vec::new();
+        for (index, from, data) in work {
+            decoded.clear();
+            if let Err(err) = batch::decode_batches_into(&data, from, &mut decoded) {
+                self.cancel_prefetch();
+                self.assignments[index].position = from;
+                return Err(err);
+            }
+            let assignment = &self.assignments[index];
+            records.reserve(decoded.len());
+            records.extend(decoded.drain(..).map(|r| ConsumerRecord {
+                topic: assignment.topic.clone(),
+                partition: assignment.partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            }));
+        }
+        Ok(records)
+    }
+
+    fn fetch_request(&self) -> pb::FetchRequest {
+        pb::FetchRequest {
+            partitions: self
+                .assignments
+                .iter()
+                .map(|a| pb::FetchPartition {
+                    topic: a.topic.to_string(),
+                    partition: a.partition,
+                    offset: a.position,
+                    max_bytes: self.config.partition_max_bytes,
+                })
+                .collect(),
+            max_wait_ms: self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32,
+            min_bytes: self.config.min_bytes,
+            max_bytes: self.config.max_bytes,
+        }
+    }
+
+    fn cancel_prefetch(&mut self) {
+        if let Some(handle) = self.prefetch.take() {
+            handle.abort();
+        }
+    }
+
+    fn find(&self, topic: &str, partition: u32) -> Option<&Assignment> {
+        self.assignments
+            .iter()
+            .find(|a| &*a.topic == topic && a.partition == partition)
+    }
+
+    fn find_mut(&mut self, topic: &str, partition: u32) -> Option<&mut Assignment> {
+        self.assignments
+            .iter_mut()
+            .find(|a| &*a.topic == topic && a.partition == partition)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.cancel_prefetch();
+    }
+}
+
+fn fetch(
+    mut client: KmonClient,
+    request: pb::FetchRequest,
+    config: &ConsumerConfig,
+) -> impl std::future::Future<Output = FetchResult> + Send + 'static {
+    let timeout = config.max_wait + config.request_timeout;
+    async move {
+        let start = Instant::now();
+        match tokio::time::timeout(timeout, client.fetch(request)).await {
+            Err(_) => Err(ClientError::Timeout(timeout)),
+            Ok(Err(status)) => Err(ClientError::from(status)),
+            Ok(Ok(response)) => Ok((response.into_inner(), start.elapsed())),
+        }
+    }
+}

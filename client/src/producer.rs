@@ -1,0 +1,705 @@
+//! The batching producer.
+//!
+//! ```text
+//! send() ──► accumulator (per partition: open batch → queued batches)
+//!                 │  a batch closes when full, on linger expiry or flush
+//!                 ▼
+//!            sender task ──► ProduceRequest (one batch per partition,
+//!                 ▲           several partitions per request, up to
+//!                 │           max_in_flight requests pipelined)
+//!                 └────────── completion: resolves the batch's handles
+//! ```
+//!
+//! Records are encoded straight into their partition's open batch
+//! ([`BatchBuilder`]); a record costs one short mutex hold and no
+//! allocation. Every record of a batch shares the batch's completion
+//! state; a [`RecordHandle`] is that state plus the record's index.
+//!
+//! Ordering: at most `max_in_flight_per_partition` batches of a partition
+//! are in flight (1 by default, because the broker may run concurrent
+//! requests in any order), and batches are dispatched in the order they
+//! were closed. Nothing is retried. When a batch fails, the batches of that
+//! partition not yet sent fail too ([`ClientError::EarlierBatchFailed`]),
+//! so a partition never holds a record sent after one that was lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kmon_proto::v1 as pb;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::admin::Admin;
+use crate::batch::{BATCH_HEADER_LEN, BatchBuilder};
+use crate::connection::{self, KmonClient};
+use crate::error::ClientError;
+use crate::partitioner::{StickyPartitioner, partition_for_key};
+use crate::types::{Acks, RecordMetadata};
+
+/// Producer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Any broker, `HOST:PORT`.
+    pub bootstrap: String,
+    pub acks: Acks,
+    /// How long a batch waits for more records before it is sent.
+    pub linger: Duration,
+    /// A batch is sent once it reaches this many bytes.
+    pub batch_size: usize,
+    /// Produce requests in flight at once (pipelining across partitions).
+    pub max_in_flight: usize,
+    /// Batches of one partition in flight at once. Above 1, batches of a
+    /// partition may be appended out of order if the broker runs requests
+    /// concurrently.
+    pub max_in_flight_per_partition: usize,
+    /// Bound on one produce request's record bytes.
+    pub max_request_size: usize,
+    /// `send` waits while this many bytes are buffered or in flight.
+    pub buffer_memory: usize,
+    pub request_timeout: Duration,
+}
+
+impl ProducerConfig {
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        ProducerConfig {
+            bootstrap: bootstrap.into(),
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 1 << 20,
+            max_in_flight: 5,
+            max_in_flight_per_partition: 1,
+            max_request_size: 16 << 20,
+            buffer_memory: 32 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sends records in batches; see the module docs. Dropping the producer
+/// still sends what was buffered; use [`Producer::flush`] to wait for it.
+#[derive(Debug)]
+pub struct Producer {
+    shared: Arc<Shared>,
+}
+
+/// Resolves to where a record landed once its batch is acknowledged.
+/// `.await` it, or ask [`RecordHandle::try_result`] without waiting.
+#[derive(Debug, Clone)]
+pub struct RecordHandle {
+    batch: Arc<BatchState>,
+    index: u32,
+    partition: u32,
+}
+
+impl Producer {
+    /// Connects to the bootstrap broker and starts the sender task.
+    pub async fn connect(config: ProducerConfig) -> Result<Self, ClientError> {
+        if config.batch_size == 0 || config.max_in_flight == 0 {
+            return Err(ClientError::InvalidArgument(
+                "batch_size and max_in_flight must be at least 1".into(),
+            ));
+        }
+        let client = connection::connect(&config.bootstrap).await?;
+        let shared = Arc::new(Shared {
+            admin: Admin::from_client(client.clone()),
+            client,
+            config,
+            accumulator: Mutex::new(Accumulator::default()),
+            wake_sender: Notify::new(),
+            space_freed: Notify::new(),
+            buffered: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(run_sender(shared.clone()));
+        Ok(Producer { shared })
+    }
+
+    /// Sends one record. Keyed records go to Kafka's murmur2 partition,
+    /// keyless ones to the topic's sticky partition. Returns once the
+    /// record is buffered; await the handle for the acknowledgement.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Bytes,
+    ) -> Result<RecordHandle, ClientError> {
+        self.send_to(topic, None, key.as_deref(), &value).await
+    }
+
+    /// Sends one record to an explicit partition (or the partitioner's
+    /// choice if `None`). Key and value are copied into the batch.
+    pub async fn send_to(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<RecordHandle, ClientError> {
+        self.wait_for_space().await;
+        self.ensure_topic(topic).await?;
+        let mut acc = self.shared.lock();
+        acc.append(&self.shared, topic, partition, now_ms(), key, value)
+    }
+
+    /// Sends many records of one topic under one lock: the fastest path.
+    pub async fn send_batch<'a, I>(
+        &self,
+        topic: &str,
+        records: I,
+    ) -> Result<Vec<RecordHandle>, ClientError>
+    where
+        I: IntoIterator<Item = (Option<&'a [u8]>, &'a [u8])>,
+    {
+        self.wait_for_space().await;
+        self.ensure_topic(topic).await?;
+        let timestamp = now_ms();
+        let mut acc = self.shared.lock();
+        records
+            .into_iter()
+            .map(|(key, value)| acc.append(&self.shared, topic, None, timestamp, key, value))
+            .collect()
+    }
+
+    /// Number of partitions of `topic` (fetched once, then cached).
+    pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        self.ensure_topic(topic).await?;
+        let acc = self.shared.lock();
+        Ok(acc.topics[topic].partitions.len() as u32)
+    }
+
+    /// Sends every buffered batch now and waits until everything sent so
+    /// far is acknowledged; returns the first failure, if any.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        let pending = self.shared.lock().close_all_and_collect();
+        self.shared.wake_sender.notify_one();
+        let mut first_error = None;
+        for batch in pending {
+            if let Err(err) = &batch.wait().await.result {
+                first_error.get_or_insert_with(|| err.clone());
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn ensure_topic(&self, topic: &str) -> Result<(), ClientError> {
+        if self.shared.lock().topics.contains_key(topic) {
+            return Ok(());
+        }
+        let description = self.shared.admin.describe_topic(topic).await?;
+        let count = description.partitions.len();
+        if count == 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "topic {topic:?} has no partitions"
+            )));
+        }
+        let mut acc = self.shared.lock();
+        acc.topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| TopicState {
+                name: topic.into(),
+                partitions: (0..count).map(|_| PartitionState::default()).collect(),
+                sticky: StickyPartitioner::default(),
+            });
+        Ok(())
+    }
+
+    async fn wait_for_space(&self) {
+        let limit = self.shared.config.buffer_memory;
+        while self.shared.buffered.load(Ordering::Acquire) >= limit {
+            let freed = self.shared.space_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.shared.buffered.load(Ordering::Acquire) < limit {
+                break;
+            }
+            freed.await;
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake_sender.notify_one();
+    }
+}
+
+impl RecordHandle {
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// Whether this record opened its batch (its send → ack time is the
+    /// batch's [`RecordHandle::batch_latency`]).
+    pub fn is_first_in_batch(&self) -> bool {
+        self.index == 0
+    }
+
+    /// The result, if the batch has completed.
+    pub fn try_result(&self) -> Option<Result<RecordMetadata, ClientError>> {
+        self.batch.outcome.get().map(|outcome| self.result(outcome))
+    }
+
+    /// Time from the batch's first record to its acknowledgement, once
+    /// acknowledged.
+    pub fn batch_latency(&self) -> Option<Duration> {
+        self.batch
+            .outcome
+            .get()
+            .map(|outcome| outcome.at.duration_since(self.batch.created))
+    }
+
+    /// Waits for the acknowledgement.
+    pub async fn wait(self) -> Result<RecordMetadata, ClientError> {
+        let outcome = self.batch.wait().await;
+        self.result(outcome)
+    }
+
+    fn result(&self, outcome: &Outcome) -> Result<RecordMetadata, ClientError> {
+        let base = outcome.result.clone()?;
+        Ok(RecordMetadata {
+            partition: self.partition,
+            offset: if base < 0 {
+                -1
+            } else {
+                base + i64::from(self.index)
+            },
+        })
+    }
+}
+
+impl IntoFuture for RecordHandle {
+    type Output = Result<RecordMetadata, ClientError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.wait())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ProducerConfig,
+    client: KmonClient,
+    admin: Admin,
+    accumulator: Mutex<Accumulator>,
+    /// Batches closed, a batch opened (new linger deadline), a request done.
+    wake_sender: Notify,
+    space_freed: Notify,
+    /// Record bytes buffered or in flight.
+    buffered: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Accumulator> {
+        // A panic while holding the lock leaves consistent-enough state.
+        self.accumulator
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// Completion of one batch, shared by its records' handles.
+#[derive(Debug)]
+struct BatchState {
+    created: Instant,
+    outcome: OnceLock<Outcome>,
+    done: Notify,
+}
+
+#[derive(Debug)]
+struct Outcome {
+    /// The base offset.
+    result: Result<i64, ClientError>,
+    at: Instant,
+}
+
+impl BatchState {
+    fn new() -> Arc<Self> {
+        Arc::new(BatchState {
+            created: Instant::now(),
+            outcome: OnceLock::new(),
+            done: Notify::new(),
+        })
+    }
+
+    fn complete(&self, result: Result<i64, ClientError>) {
+        let _ = self.outcome.set(Outcome {
+            result,
+            at: Instant::now(),
+        });
+        self.done.notify_waiters();
+    }
+
+    async fn wait(&self) -> &Outcome {
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return outcome;
+            }
+            done.await;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Accumulator {
+    topics: HashMap<String, TopicState>,
+}
+
+#[derive(Debug)]
+struct TopicState {
+    name: Arc<str>,
+    partitions: Vec<PartitionState>,
+    sticky: StickyPartitioner,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    open: Option<OpenBatch>,
+    /// Closed batches waiting to be sent, oldest first.
+    queued: VecDeque<ClosedBatch>,
+    in_flight: Vec<Arc<BatchState>>,
+}
+
+#[derive(Debug)]
+struct OpenBatch {
+    builder: BatchBuilder,
+    state: Arc<BatchState>,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct ClosedBatch {
+    data: Vec<u8>,
+    state: Arc<BatchState>,
+}
+
+/// A batch on its way to the broker.
+struct Outgoing {
+    topic: Arc<str>,
+    partition: u32,
+    batch: ClosedBatch,
+}
+
+impl PartitionState {
+    fn close_open(&mut self) -> bool {
+        match self.open.take() {
+            Some(open) => {
+                self.queued.push_back(ClosedBatch {
+                    data: open.builder.finish(),
+                    state: open.state,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails every batch not yet sent (after an earlier one failed);
+    /// returns the record bytes released.
+    fn fail_unsent(&mut self, topic: &str, partition: u32, cause: &ClientError) -> usize {
+        self.close_open();
+        let mut released = 0;
+        for batch in self.queued.drain(..) {
+            released += batch.data.len() - BATCH_HEADER_LEN;
+            batch.state.complete(Err(ClientError::EarlierBatchFailed {
+                topic: topic.to_owned(),
+                partition,
+                cause: Box::new(cause.clone()),
+            }));
+        }
+        released
+    }
+}
+
+impl Accumulator {
+    fn append(
+        &mut self,
+        shared: &Shared,
+        topic: &str,
+        partition: Option<u32>,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<RecordHandle, ClientError> {
+        let config = &shared.config;
+        let state = self
+            .topics
+            .get_mut(topic)
+            .expect("ensure_topic ran before append");
+        let count = state.partitions.len() as u32;
+        let explicit = partition;
+        let mut partition = match (partition, key) {
+            (Some(p), _) if p < count => p,
+            (Some(p), _) => {
+                return Err(ClientError::InvalidArgument(format!(
+                    "topic {topic:?} has {count} partitions, there is no partition {p}"
+                )));
+            }
+            (None, Some(key)) => partition_for_key(key, count),
+            (None, None) => state.sticky.partition(count),
+        };
+        let record_size = BatchBuilder::record_size(key, value, &[]);
+        if record_size + BATCH_HEADER_LEN > config.max_request_size {
+            return Err(ClientError::InvalidArgument(format!(
+                "a record of {record_size} bytes exceeds max_request_size ({} bytes)",
+                config.max_request_size
+            )));
+        }
+        let mut wake = false;
+        let mut slot = &mut state.partitions[partition as usize];
+        if key.is_none()
+            && explicit.is_none()
+            && slot
+                .open
+                .as_ref()
+                .is_some_and(|open| open.builder.size_bytes() + record_size > config.batch_size)
+        {
+            // Like Kafka's abortOnNewBatch: a keyless record that would open
+            // a new batch goes to the next sticky partition instead.
+            slot.close_open();
+            state.sticky.batch_closed(partition, count);
+            wake = true;
+            partition = state.sticky.partition(count);
+            slot = &mut state.partitions[partition as usize];
+        }
+        if let Some(open) = &slot.open
+            && open.builder.size_bytes() + record_size > config.batch_size
+        {
+            slot.close_open();
+            state.sticky.batch_closed(partition, count);
+            wake = true;
+        }
+        let open = slot.open.get_or_insert_with(|| {
+            wake = true;
+            OpenBatch {
+                builder: BatchBuilder::with_capacity(
+                    config.batch_size.max(record_size + BATCH_HEADER_LEN),
+                ),
+                state: BatchState::new(),
+                deadline: Instant::now() + config.linger,
+            }
+        });
+        let before = open.builder.size_bytes();
+        let index = open.builder.append(timestamp_ms, key, value, &[]);
+        shared
+            .buffered
+            .fetch_add(open.builder.size_bytes() - before, Ordering::AcqRel);
+        let handle = RecordHandle {
+            batch: open.state.clone(),
+            index,
+            partition,
+        };
+        if open.builder.size_bytes() >= config.batch_size {
+            slot.close_open();
+            state.sticky.batch_closed(partition, count);
+            wake = true;
+        }
+        if wake {
+            shared.wake_sender.notify_one();
+        }
+        Ok(handle)
+    }
+
+    /// Closes every open batch; returns the state of every batch not yet
+    /// acknowledged.
+    fn close_all_and_collect(&mut self) -> Vec<Arc<BatchState>> {
+        let mut pending = Vec::new();
+        for topic in self.topics.values_mut() {
+            let count = topic.partitions.len() as u32;
+            for (partition, slot) in topic.partitions.iter_mut().enumerate() {
+                if slot.close_open() {
+                    topic.sticky.batch_closed(partition as u32, count);
+                }
+                pending.extend(slot.in_flight.iter().cloned());
+                pending.extend(slot.queued.iter().map(|b| b.state.clone()));
+            }
+        }
+        pending
+    }
+
+    /// Closes batches whose linger expired (all of them if `close_all`),
+    /// and takes sendable batches into at most `max_requests` requests.
+    /// Returns the requests and the next linger deadline.
+    fn collect(
+        &mut self,
+        config: &ProducerConfig,
+        max_requests: usize,
+        close_all: bool,
+    ) -> (Vec<Vec<Outgoing>>, Option<Instant>) {
+        let now = Instant::now();
+        let mut deadline: Option<Instant> = None;
+        let mut requests = Vec::new();
+        let mut current: Vec<Outgoing> = Vec::new();
+        let mut current_size = 0;
+        for topic in self.topics.values_mut() {
+            let count = topic.partitions.len() as u32;
+            for (index, slot) in topic.partitions.iter_mut().enumerate() {
+                let partition = index as u32;
+                if let Some(open) = &slot.open {
+                    if close_all || open.deadline <= now {
+                        slot.close_open();
+                        topic.sticky.batch_closed(partition, count);
+                    } else {
+                        deadline = Some(deadline.map_or(open.deadline, |d| d.min(open.deadline)));
+                    }
+                }
+                if slot.queued.is_empty()
+                    || slot.in_flight.len() >= config.max_in_flight_per_partition
+                    || requests.len() >= max_requests
+                {
+                    continue;
+                }
+                let size = slot.queued[0].data.len();
+                if !current.is_empty() && current_size + size > config.max_request_size {
+                    requests.push(std::mem::take(&mut current));
+                    current_size = 0;
+                    if requests.len() >= max_requests {
+                        continue;
+                    }
+                }
+                let batch = slot.queued.pop_front().expect("checked non-empty");
+                slot.in_flight.push(batch.state.clone());
+                current_size += size;
+                current.push(Outgoing {
+                    topic: topic.name.clone(),
+                    partition,
+                    batch,
+                });
+            }
+        }
+        if !current.is_empty() {
+            requests.push(current);
+        }
+        (requests, deadline)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.topics.values().all(|t| {
+            t.partitions
+                .iter()
+                .all(|p| p.open.is_none() && p.queued.is_empty() && p.in_flight.is_empty())
+        })
+    }
+}
+
+async fn run_sender(shared: Arc<Shared>) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
+    loop {
+        let closed = shared.closed.load(Ordering::Acquire);
+        let (requests, deadline) = {
+            let mut acc = shared.lock();
+            if closed && acc.is_idle() {
+                return;
+            }
+            acc.collect(&shared.config, permits.available_permits(), closed)
+        };
+        if !requests.is_empty() {
+            for batches in requests {
+                let permit = permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                tokio::spawn(send_request(shared.clone(), batches, permit));
+            }
+            continue;
+        }
+        match deadline {
+            Some(deadline) => {
+                tokio::select! {
+                    () = shared.wake_sender.notified() => {}
+                    () = tokio::time::sleep_until(deadline.into()) => {}
+                }
+            }
+            None => shared.wake_sender.notified().await,
+        }
+    }
+}
+
+async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: OwnedSemaphorePermit) {
+    let config = &shared.config;
+    let mut states = Vec::with_capacity(batches.len());
+    let mut partitions = Vec::with_capacity(batches.len());
+    for outgoing in batches {
+        let bytes = outgoing.batch.data.len() - BATCH_HEADER_LEN;
+        states.push((
+            outgoing.topic.clone(),
+            outgoing.partition,
+            outgoing.batch.state,
+            bytes,
+        ));
+        partitions.push(pb::PartitionRecords {
+            topic: outgoing.topic.to_string(),
+            partition: outgoing.partition,
+            records: outgoing.batch.data.into(),
+        });
+    }
+    let request = pb::ProduceRequest {
+        acks: pb::Acks::from(config.acks).into(),
+        timeout_ms: config.request_timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+        partitions,
+    };
+    let mut client = shared.client.clone();
+    let response = match tokio::time::timeout(config.request_timeout, client.produce(request)).await
+    {
+        Err(_) => Err(ClientError::Timeout(config.request_timeout)),
+        Ok(Err(status)) => Err(ClientError::from(status)),
+        Ok(Ok(response)) => Ok(response.into_inner()),
+    };
+    let mut released = 0;
+    let mut results = Vec::with_capacity(states.len());
+    {
+        let mut acc = shared.lock();
+        for (topic, partition, state, bytes) in states {
+            released += bytes;
+            let result = match &response {
+                Err(err) => Err(err.clone()),
+                Ok(response) => response
+                    .partitions
+                    .iter()
+                    .find(|r| r.partition == partition && *r.topic == *topic)
+                    .map(|r| r.base_offset)
+                    .ok_or_else(|| {
+                        ClientError::InvalidArgument(format!(
+                            "the broker's produce response has no result for {topic}-{partition}"
+                        ))
+                    }),
+            };
+            if let Some(slot) = acc
+                .topics
+                .get_mut(&*topic)
+                .and_then(|t| t.partitions.get_mut(partition as usize))
+            {
+                slot.in_flight.retain(|s| !Arc::ptr_eq(s, &state));
+                if let Err(err) = &result {
+                    released += slot.fail_unsent(&topic, partition, err);
+                }
+            }
+            results.push((state, result));
+        }
+    }
+    for (state, result) in results {
+        state.complete(result);
+    }
+    shared.buffered.fetch_sub(released, Ordering::AcqRel);
+    shared.space_freed.notify_waiters();
+    shared.wake_sender.notify_one();
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests;

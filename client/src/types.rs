@@ -1,0 +1,106 @@
+//! The client's domain types; `convert` maps them to and from the
+//! generated protobuf types.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::batch::Header;
+
+/// How many replicas must have a batch before the broker acknowledges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// acks=0: do not wait for the log write (the broker still answers).
+    None,
+    /// acks=1: the leader has written the batch.
+    Leader,
+    /// acks=all: every in-sync replica has the batch.
+    #[default]
+    All,
+}
+
+/// Which offset `ListOffsets` resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (the offset the next record will get).
+    Latest,
+    /// The first offset whose record timestamp is >= this (ms).
+    Timestamp(i64),
+}
+
+/// A resolved offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffset {
+    pub topic: String,
+    pub partition: u32,
+    /// `None` when no record has a timestamp >= the one asked for.
+    pub offset: Option<i64>,
+    pub timestamp_ms: i64,
+}
+
+/// A topic, its effective configs and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub replication_factor: u32,
+    /// Every config key with its effective value (defaults included).
+    pub configs: Vec<(String, String)>,
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// One partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    pub partition: u32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub size_bytes: u64,
+    /// Data directory holding the partition on its leader.
+    pub data_dir: String,
+}
+
+/// A broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub address: String,
+    pub metrics_address: String,
+    pub fault_domain: String,
+    pub update_domain: String,
+    pub alive: bool,
+}
+
+/// Brokers, controller and topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMetadata {
+    pub brokers: Vec<BrokerInfo>,
+    pub controller_id: i32,
+    pub topics: Vec<TopicDescription>,
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub partition: u32,
+    /// -1 with acks=0 when the broker did not report an offset.
+    pub offset: i64,
+}
+
+/// A record returned by the consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<Header>,
+}

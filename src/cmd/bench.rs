@@ -1,0 +1,250 @@
+//! `kmon bench produce|consume`: throughput and latency.
+//!
+//! Each prints one summary line, e.g.
+//! `produce: 1000000 records, 100 bytes each, 1.62M records/s, 162.0 MB/s,
+//! latency p50 3.1 ms p99 9.8 ms p99.9 12.0 ms` (on one line). Produce
+//! latency is per batch, from its first record's send to its
+//! acknowledgement; consume latency is per fetch round trip.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use kmon_client::{Acks, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig};
+
+use super::ClientArgs;
+use super::produce::parse_acks;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Produce N records of a given size to an existing topic.
+    Produce(ProduceBenchArgs),
+    /// Consume N records of a topic from its earliest offsets.
+    Consume(ConsumeBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProduceBenchArgs {
+    #[arg(long)]
+    topic: String,
+    /// Records to send.
+    #[arg(long)]
+    records: u64,
+    /// Value size in bytes (keyless records).
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// Acknowledgement level: 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    acks: Acks,
+    /// Batch size in bytes (producer default if unset).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Linger in milliseconds (producer default if unset).
+    #[arg(long)]
+    linger_ms: Option<u64>,
+    /// Produce requests in flight (producer default if unset).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsumeBenchArgs {
+    #[arg(long)]
+    topic: String,
+    /// Records to read.
+    #[arg(long)]
+    records: u64,
+    /// Give up when no record arrives for this long.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+}
+
+pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Produce(args) => produce(client, args).await,
+        BenchCommand::Consume(args) => consume(client, args).await,
+    }
+}
+
+/// Records handed to the producer per `send_batch` call.
+const CHUNK: u64 = 1000;
+
+async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new(client.bootstrap);
+    config.acks = args.acks;
+    if let Some(batch_size) = args.batch_size {
+        config.batch_size = batch_size;
+    }
+    if let Some(linger_ms) = args.linger_ms {
+        config.linger = Duration::from_millis(linger_ms);
+    }
+    if let Some(max_in_flight) = args.max_in_flight {
+        config.max_in_flight = max_in_flight;
+    }
+    let producer = Producer::connect(config).await?;
+    producer
+        .partition_count(&args.topic)
+        .await
+        .with_context(|| format!("cannot produce to topic {:?}", args.topic))?;
+    let value: Vec<u8> = (0..args.record_size)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let progress = progress_bar(args.records);
+
+    let start = Instant::now();
+    let mut first_in_batch = Vec::new();
+    let mut sent = 0;
+    while sent < args.records {
+        let n = CHUNK.min(args.records - sent);
+        let handles = producer
+            .send_batch(&args.topic, (0..n).map(|_| (None, value.as_slice())))
+            .await?;
+        first_in_batch.extend(handles.into_iter().filter(|h| h.is_first_in_batch()));
+        sent += n;
+        progress.set_position(sent);
+    }
+    producer.flush().await.context("producing failed")?;
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+
+    let latencies = first_in_batch
+        .iter()
+        .filter_map(|h| h.batch_latency())
+        .collect();
+    println!(
+        "produce: {}",
+        summary(args.records, args.record_size, elapsed, latencies)
+    );
+    Ok(())
+}
+
+async fn consume(client: ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result<()> {
+    let mut consumer = Consumer::connect(ConsumerConfig::new(client.bootstrap)).await?;
+    let topic = consumer
+        .admin()
+        .describe_topic(&args.topic)
+        .await
+        .with_context(|| format!("cannot consume topic {:?}", args.topic))?;
+    for partition in &topic.partitions {
+        consumer
+            .assign_at(&args.topic, partition.partition, OffsetSpec::Earliest)
+            .await?;
+    }
+    let progress = progress_bar(args.records);
+
+    let start = Instant::now();
+    let mut received = 0u64;
+    let mut bytes = 0u64;
+    let mut latencies = Vec::new();
+    let mut last_progress = Instant::now();
+    while received < args.records {
+        let records = consumer.poll().await?;
+        if let Some(round_trip) = consumer.last_round_trip() {
+            latencies.push(round_trip);
+        }
+        if records.is_empty() {
+            if last_progress.elapsed() > args.idle_timeout {
+                bail!(
+                    "only {received} of {} records arrived; none in the last {:?}",
+                    args.records,
+                    args.idle_timeout
+                );
+            }
+            continue;
+        }
+        last_progress = Instant::now();
+        let take = records.len().min((args.records - received) as usize);
+        bytes += records[..take]
+            .iter()
+            .map(|r| r.value.len() as u64)
+            .sum::<u64>();
+        received += take as u64;
+        progress.set_position(received);
+    }
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+    let record_size = bytes.checked_div(received).unwrap_or(0) as usize;
+    println!(
+        "consume: {}",
+        summary(received, record_size, elapsed, latencies)
+    );
+    Ok(())
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// `N records, S bytes each, R records/s, T MB/s, latency p50 .. p99 .. p99.9 ..`
+fn summary(
+    records: u64,
+    record_size: usize,
+    elapsed: Duration,
+    mut latencies: Vec<Duration>,
+) -> String {
+    let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
+    let rate = records as f64 / seconds;
+    let megabytes = records as f64 * record_size as f64 / 1e6 / seconds;
+    latencies.sort();
+    let percentile = |q: f64| {
+        if latencies.is_empty() {
+            return "n/a".to_owned();
+        }
+        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        format!("{:.1} ms", latencies[rank - 1].as_secs_f64() * 1e3)
+    };
+    format!(
+        "{records} records, {record_size} bytes each, {}, {megabytes:.1} MB/s, \
+         latency p50 {} p99 {} p99.9 {}",
+        format_rate(rate),
+        percentile(0.5),
+        percentile(0.99),
+        percentile(0.999)
+    )
+}
+
+fn format_rate(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2}M records/s", rate / 1e6)
+    } else if rate >= 1e3 {
+        format!("{:.1}K records/s", rate / 1e3)
+    } else {
+        format!("{rate:.0} records/s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_is_greppable() {
+        let latencies = (1..=1000).map(Duration::from_millis).collect();
+        let line = summary(1_000_000, 100, Duration::from_millis(617), latencies);
+        assert_eq!(
+            line,
+            "1000000 records, 100 bytes each, 1.62M records/s, 162.1 MB/s, \
+             latency p50 500.0 ms p99 990.0 ms p99.9 999.0 ms"
+        );
+    }
+
+    #[test]
+    fn summary_without_latencies() {
+        let line = summary(10, 5, Duration::from_secs(1), Vec::new());
+        assert!(
+            line.ends_with("latency p50 n/a p99 n/a p99.9 n/a"),
+            "{line}"
+        );
+    }
+}
