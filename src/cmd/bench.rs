@@ -23,6 +23,8 @@ pub(crate) enum BenchCommand {
     Produce(ProduceBenchArgs),
     /// Consume N records of a topic from its earliest offsets.
     Consume(ConsumeBenchArgs),
+    /// Time a broker's start over a large log, and its idle memory.
+    Startup(super::bench_startup::StartupArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +67,7 @@ pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Re
     match command {
         BenchCommand::Produce(args) => produce(client, args).await,
         BenchCommand::Consume(args) => consume(client, args).await,
+        BenchCommand::Startup(args) => super::bench_startup::run(args).await,
     }
 }
 

@@ -38,7 +38,10 @@ pub(crate) struct StartupArgs {
 pub(crate) async fn run(args: StartupArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     if data_dir.exists() {
-        anyhow::bail!("{} exists; pass a new directory (it is removed afterwards)", data_dir.display());
+        anyhow::bail!(
+            "{} exists; pass a new directory (it is removed afterwards)",
+            data_dir.display()
+        );
     }
     let result = tokio::task::spawn_blocking(move || measure(&args)).await?;
     if !result.as_ref().map(|keep| *keep).unwrap_or(false) {
@@ -49,7 +52,11 @@ pub(crate) async fn run(args: StartupArgs) -> anyhow::Result<()> {
 
 fn measure(args: &StartupArgs) -> anyhow::Result<bool> {
     let written = write_log(args)?;
-    eprintln!("wrote {:.0} MiB of log in {} partitions", written as f64 / (1 << 20) as f64, args.partitions);
+    eprintln!(
+        "wrote {:.0} MiB of log in {} partitions",
+        written as f64 / (1 << 20) as f64,
+        args.partitions
+    );
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..args.runs {
@@ -84,7 +91,14 @@ fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
     let log_config = Arc::new(config.default_log_config());
     std::fs::create_dir_all(&args.data_dir)?;
     let mut store = TopicStore::open(&args.data_dir)?;
-    store.insert("bench", TopicMeta { partitions: args.partitions, replication_factor: 1, configs: Default::default() })?;
+    store.insert(
+        "bench",
+        TopicMeta {
+            partitions: args.partitions,
+            replication_factor: 1,
+            configs: Default::default(),
+        },
+    )?;
     let records: Vec<kmon_client::batch::Record> = (0..9000)
         .map(|i| kmon_client::batch::Record {
             key: None,
@@ -97,7 +111,15 @@ fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
     let target = args.size_mb << 20;
     let mut written = 0u64;
     let logs: Vec<PartitionLog> = (0..args.partitions)
-        .map(|p| PartitionLog::open("bench", p, &args.data_dir.join(format!("bench-{p}")), log_config.clone()).map(|(l, _)| l))
+        .map(|p| {
+            PartitionLog::open(
+                "bench",
+                p,
+                &args.data_dir.join(format!("bench-{p}")),
+                log_config.clone(),
+            )
+            .map(|(l, _)| l)
+        })
         .collect::<Result<_, _>>()?;
     'fill: loop {
         for log in &logs {
@@ -119,7 +141,14 @@ fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
 fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["broker", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -140,7 +169,8 @@ fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
         anyhow::bail!("broker exited before it was ready");
     }
     std::thread::sleep(Duration::from_secs(1));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let rss_kb = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

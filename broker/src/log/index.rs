@@ -48,7 +48,7 @@ impl OffsetIndex {
     /// Decodes an index file; `None` if it is not a well-formed index for a
     /// log of `log_size` bytes (the caller then rebuilds it).
     pub fn decode(bytes: &[u8], log_size: u64) -> Option<Self> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let mut index = OffsetIndex::default();
@@ -116,7 +116,7 @@ impl TimeIndex {
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % 12 != 0 {
+        if !bytes.len().is_multiple_of(12) {
             return None;
         }
         let mut index = TimeIndex::default();

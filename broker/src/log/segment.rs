@@ -121,24 +121,24 @@ impl Segment {
             let times = std::fs::read(&time_path)
                 .ok()
                 .and_then(|b| TimeIndex::decode(&b));
-            if let (Some(offsets), Some(times)) = (offsets, times) {
-                if segment.load_tail_facts(offsets.last())? {
-                    if let Some(ts) = times.last_timestamp() {
-                        segment.max_timestamp.fetch_max(ts, Ordering::AcqRel);
-                    }
-                    {
-                        let mut idx = segment.indexes.write().expect("index lock");
-                        idx.offsets = offsets;
-                        idx.times = times;
-                    }
-                    return Ok((
-                        segment,
-                        Recovery {
-                            valid_bytes: file_size,
-                            truncated_bytes: 0,
-                        },
-                    ));
+            if let (Some(offsets), Some(times)) = (offsets, times)
+                && segment.load_tail_facts(offsets.last())?
+            {
+                if let Some(ts) = times.last_timestamp() {
+                    segment.max_timestamp.fetch_max(ts, Ordering::AcqRel);
                 }
+                {
+                    let mut idx = segment.indexes.write().expect("index lock");
+                    idx.offsets = offsets;
+                    idx.times = times;
+                }
+                return Ok((
+                    segment,
+                    Recovery {
+                        valid_bytes: file_size,
+                        truncated_bytes: 0,
+                    },
+                ));
             }
         }
         let recovery = segment.scan(file_size, index_interval, recover)?;
