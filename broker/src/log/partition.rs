@@ -546,6 +546,24 @@ mod tests {
     }
 
     #[test]
+    fn active_segment_rolls_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = (*config(1 << 20)).clone();
+        c.segment_ms = 30;
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), Arc::new(c)).unwrap();
+        append_n(&log, 3, 2, now_ms());
+        assert_eq!(log.segment_count(), 1, "young segment keeps growing");
+        let rolled_after = std::time::Instant::now();
+        while log.segment_count() == 1 {
+            assert!(rolled_after.elapsed() < std::time::Duration::from_secs(5), "segment never rolled by age");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            append_n(&log, 1, 2, now_ms());
+        }
+        assert!(rolled_after.elapsed() >= std::time::Duration::from_millis(30));
+        assert_eq!(read_all(&log, 0).len() as i64 * 2, log.log_end_offset());
+    }
+
+    #[test]
     fn offset_for_timestamp_finds_first_newer_record() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
