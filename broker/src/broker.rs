@@ -1,195 +1,176 @@
-//! The broker's state and its operations in domain terms: topics, the logs
-//! of their partitions, metrics. The gRPC layer (`service`) only converts
-//! to and from the wire types.
+//! The broker's state and its operations in domain terms: topics (through
+//! the metadata quorum), the partitions it hosts, metrics. The gRPC layer
+//! (`service`) only converts to and from the wire types.
+//!
+//! Which operation goes where:
+//!
+//! | operation                         | goes to                                  |
+//! |-----------------------------------|------------------------------------------|
+//! | create / delete topic             | metadata quorum (Raft log), any broker   |
+//! | register, fence, unfence broker   | metadata quorum                          |
+//! | ISR shrink / expand               | metadata quorum, proposed by the leader  |
+//! | describe / list topics, Metadata  | local copy of the metadata, any broker   |
+//! | produce, fetch, list offsets      | the partition leader                     |
+//! | replica fetch, offset for epoch   | the partition leader (from followers)    |
+//! | heartbeat                         | the active controller (Raft leader)      |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{BrokerConfig, LogConfig};
+use crate::controller::Controller;
+use crate::controller::state::{ClusterState, CommandOutcome, MetadataCommand, TopicRecord};
 use crate::error::{BrokerError, Result};
 use crate::log::{LogManager, PartitionLog};
 use crate::metrics::BrokerMetrics;
-use crate::topics::{MAX_PARTITIONS, TopicMeta, TopicStore};
+use crate::replication::ReplicaManager;
+use crate::replication::lifecycle::Liveness;
+use crate::topics::{MAX_PARTITIONS, check_new_topic};
 
-/// The id of the only broker of a single-node cluster.
-pub const SINGLE_NODE_ID: i32 = 0;
+/// How long a topic admin call waits for its change to reach this broker's
+/// copy of the metadata.
+const METADATA_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
     pub logs: Arc<LogManager>,
     pub metrics: Arc<BrokerMetrics>,
-    topics: Mutex<TopicStore>,
+    pub controller: Controller,
+    pub replicas: Arc<ReplicaManager>,
+    pub liveness: Arc<Liveness>,
     default_log_config: LogConfig,
     /// Addresses actually bound (the config may ask for port 0).
     pub address: SocketAddr,
     pub metrics_address: SocketAddr,
 }
 
-/// A topic as `describe` reports it.
+/// A topic as `describe` reports it: the metadata plus, for partitions
+/// hosted here, the local log.
 #[derive(Debug, Clone)]
 pub struct TopicView {
     pub name: String,
-    pub meta: TopicMeta,
+    pub record: TopicRecord,
     pub config: LogConfig,
-    pub partitions: Vec<Arc<PartitionLog>>,
+    pub local_logs: BTreeMap<u32, Arc<PartitionLog>>,
+    /// Set on creation when placement had to relax a domain constraint.
+    pub placement_note: Option<String>,
 }
 
 impl Broker {
-    /// Opens the topic store and recovers every partition log.
-    pub fn open(
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
         config: BrokerConfig,
+        logs: Arc<LogManager>,
+        controller: Controller,
+        replicas: Arc<ReplicaManager>,
+        liveness: Arc<Liveness>,
         address: SocketAddr,
         metrics_address: SocketAddr,
-    ) -> Result<Broker> {
-        config.validate()?;
-        let default_log_config = config.default_log_config();
-        let first_dir = &config.data_dirs[0];
-        std::fs::create_dir_all(first_dir).map_err(|source| BrokerError::Storage {
-            context: format!("creating {}", first_dir.display()),
-            source,
-        })?;
-        let topics = TopicStore::open(first_dir)?;
-        let configs: BTreeMap<String, Arc<LogConfig>> = topics
-            .iter()
-            .map(|(name, meta)| {
-                Ok((
-                    name.clone(),
-                    Arc::new(default_log_config.with_overrides(&meta.configs)?),
-                ))
-            })
-            .collect::<Result<_>>()?;
-        let logs = LogManager::open(&config.data_dirs, |topic| configs.get(topic).cloned())?;
-        // Partitions whose directory is missing (a lost disk) come back empty
-        // rather than leaving the topic unusable; say so loudly.
-        for (name, meta) in topics.iter() {
-            for partition in 0..meta.partitions {
-                if logs.get(name, partition).is_none() {
-                    tracing::warn!(topic = %name, partition, "partition log missing on disk: recreating it empty");
-                    logs.create(name, partition, configs[name].clone())?;
-                }
-            }
-        }
-        Ok(Broker {
+    ) -> Broker {
+        Broker {
+            default_log_config: config.default_log_config(),
             config,
-            logs: Arc::new(logs),
+            logs,
             metrics: Arc::new(BrokerMetrics::new()),
-            topics: Mutex::new(topics),
-            default_log_config,
+            controller,
+            replicas,
+            liveness,
             address,
             metrics_address,
-        })
+        }
     }
 
-    pub fn create_topic(
+    pub fn metadata(&self) -> Arc<ClusterState> {
+        self.controller.state().borrow().clone()
+    }
+
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: u32,
         replication_factor: u32,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicView> {
-        let mut topics = self.topics.lock().expect("topics lock");
-        topics.check_new(name)?;
-        let partitions = if partitions == 0 {
-            self.config.num_partitions
-        } else {
-            partitions
-        };
+        check_new_topic(name, self.metadata().topics.keys())?;
+        let partitions = if partitions == 0 { self.config.num_partitions } else { partitions };
         if partitions > MAX_PARTITIONS {
             return Err(BrokerError::InvalidPartitions(partitions));
         }
-        let replication_factor = if replication_factor == 0 {
-            self.config.default_replication_factor
-        } else {
-            replication_factor
-        };
-        // A single-node cluster has one broker to hold replicas.
-        if replication_factor > 1 {
-            return Err(BrokerError::InvalidReplicationFactor {
-                requested: replication_factor,
-                available: 1,
+        let replication_factor =
+            if replication_factor == 0 { self.config.default_replication_factor } else { replication_factor };
+        let log_config = self.default_log_config.with_overrides(&configs)?;
+        if log_config.min_insync_replicas > replication_factor {
+            return Err(BrokerError::InvalidConfig {
+                key: "min.insync.replicas".into(),
+                value: log_config.min_insync_replicas.to_string(),
+                reason: format!("larger than the replication factor {replication_factor}: acks=all could never succeed"),
             });
         }
-        let log_config = Arc::new(self.default_log_config.with_overrides(&configs)?);
-        let meta = TopicMeta {
-            partitions,
-            replication_factor,
-            configs,
+        let command =
+            MetadataCommand::CreateTopic { name: name.into(), partitions, replication_factor, configs };
+        let outcome = self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??;
+        let placement_note = match outcome {
+            CommandOutcome::TopicCreated { placement_note } => placement_note,
+            _ => None,
         };
-        // Metadata first: a crash between the two leaves a topic whose logs
-        // are recreated empty at start-up, never logs without a topic.
-        topics.insert(name, meta.clone())?;
-        let mut logs = Vec::with_capacity(partitions as usize);
-        for partition in 0..partitions {
-            logs.push(self.logs.create(name, partition, log_config.clone())?);
+        if let Some(note) = &placement_note {
+            tracing::warn!(topic = %name, %note, "placement relaxed a domain constraint");
         }
-        tracing::info!(topic = %name, partitions, "created topic");
-        Ok(TopicView {
-            name: name.into(),
-            meta,
-            config: (*log_config).clone(),
-            partitions: logs,
-        })
+        self.wait_for_metadata(|state| state.topics.contains_key(name)).await?;
+        let mut view = self.describe_topic(name)?;
+        view.placement_note = placement_note;
+        tracing::info!(topic = %name, partitions, replication_factor, "created topic");
+        Ok(view)
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<()> {
-        let mut topics = self.topics.lock().expect("topics lock");
-        let meta = topics
-            .remove(name)?
-            .ok_or_else(|| BrokerError::UnknownTopic(name.into()))?;
-        for partition in 0..meta.partitions {
-            self.logs.delete(name, partition)?;
-        }
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let command = MetadataCommand::DeleteTopic { name: name.into() };
+        self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??;
+        self.wait_for_metadata(|state| !state.topics.contains_key(name)).await?;
         tracing::info!(topic = %name, "deleted topic");
         Ok(())
     }
 
-    pub fn describe_topic(&self, name: &str) -> Result<TopicView> {
-        let meta = self.topics.lock().expect("topics lock").get(name).cloned();
-        let meta = meta.ok_or_else(|| BrokerError::UnknownTopic(name.into()))?;
-        self.view(name, meta)
-    }
-
-    pub fn list_topics(&self) -> Result<Vec<TopicView>> {
-        let metas: Vec<(String, TopicMeta)> = self
-            .topics
-            .lock()
-            .expect("topics lock")
-            .iter()
-            .map(|(n, m)| (n.clone(), m.clone()))
-            .collect();
-        metas
-            .into_iter()
-            .map(|(name, meta)| self.view(&name, meta))
-            .collect()
-    }
-
-    fn view(&self, name: &str, meta: TopicMeta) -> Result<TopicView> {
-        let config = self.default_log_config.with_overrides(&meta.configs)?;
-        let partitions = (0..meta.partitions)
-            .filter_map(|p| self.logs.get(name, p))
-            .collect();
-        Ok(TopicView {
-            name: name.into(),
-            meta,
-            config,
-            partitions,
-        })
-    }
-
-    /// The log of a partition this broker leads.
-    pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<PartitionLog>> {
-        if let Some(log) = self.logs.get(topic, partition) {
-            return Ok(log);
-        }
-        match self.topics.lock().expect("topics lock").get(topic) {
-            Some(meta) => Err(BrokerError::UnknownPartition {
-                topic: topic.into(),
-                partition,
-                partitions: meta.partitions,
+    /// Waits until this broker's copy of the metadata satisfies `done`.
+    async fn wait_for_metadata(&self, done: impl Fn(&ClusterState) -> bool) -> Result<()> {
+        let mut state = self.controller.state();
+        let wait = async {
+            loop {
+                if done(&state.borrow_and_update()) {
+                    return true;
+                }
+                if state.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        match tokio::time::timeout(METADATA_PROPAGATION_TIMEOUT, wait).await {
+            Ok(true) => Ok(()),
+            _ => Err(BrokerError::RequestTimedOut {
+                what: "the metadata change to reach this broker".into(),
+                waited_ms: METADATA_PROPAGATION_TIMEOUT.as_millis() as u64,
             }),
-            None => Err(BrokerError::UnknownTopic(topic.into())),
         }
+    }
+
+    pub fn describe_topic(&self, name: &str) -> Result<TopicView> {
+        let state = self.metadata();
+        let record = state.topics.get(name).ok_or_else(|| BrokerError::UnknownTopic(name.into()))?;
+        Ok(self.view(name, record))
+    }
+
+    pub fn list_topics(&self) -> Vec<TopicView> {
+        let state = self.metadata();
+        state.topics.iter().map(|(name, record)| self.view(name, record)).collect()
+    }
+
+    fn view(&self, name: &str, record: &TopicRecord) -> TopicView {
+        let config = self.default_log_config.with_overrides(&record.configs).unwrap_or(self.default_log_config.clone());
+        let local_logs =
+            (0..record.partitions.len() as u32).filter_map(|p| self.logs.get(name, p).map(|l| (p, l))).collect();
+        TopicView { name: name.into(), record: record.clone(), config, local_logs, placement_note: None }
     }
 }

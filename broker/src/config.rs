@@ -19,6 +19,29 @@ use crate::error::{BrokerError, Result};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
+    /// This broker's id in the cluster (node.id).
+    pub broker_id: i32,
+    /// Fault domain: brokers that fail together (power, network).
+    pub fault_domain: String,
+    /// Update domain: brokers rebooted together for maintenance.
+    pub update_domain: String,
+    /// Voters of the metadata quorum, `id@host:port,...` (the brokers' gRPC
+    /// addresses). Empty: this broker is a single-node cluster on its own.
+    pub controller_voters: String,
+    /// A broker that has not heartbeated for this long is fenced and its
+    /// partitions get new leaders (broker.session.timeout.ms).
+    pub broker_session_timeout_ms: u64,
+    /// How often a broker heartbeats the active controller.
+    pub broker_heartbeat_interval_ms: u64,
+    /// A follower that has not caught up for this long leaves the ISR
+    /// (replica.lag.time.max.ms).
+    pub replica_lag_time_max_ms: u64,
+    /// Long-poll bound of follower fetches (replica.fetch.wait.max.ms).
+    pub replica_fetch_wait_max_ms: u32,
+    /// Bytes per follower fetch (replica.fetch.max.bytes).
+    pub replica_fetch_max_bytes: u32,
+    /// Default `min.insync.replicas` of new topics.
+    pub min_insync_replicas: u32,
     /// Data directories. A new partition goes to the least used one.
     pub data_dirs: Vec<PathBuf>,
     /// gRPC listen address (port 0 picks a free port; the bound address is
@@ -58,6 +81,16 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
+            broker_id: 1,
+            fault_domain: "FD0".into(),
+            update_domain: "UD0".into(),
+            controller_voters: String::new(),
+            broker_session_timeout_ms: 2_000,
+            broker_heartbeat_interval_ms: 250,
+            replica_lag_time_max_ms: 10_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 8 << 20,
+            min_insync_replicas: 1,
             data_dirs: vec![PathBuf::from("kmon-data")],
             listen: "127.0.0.1:9092".into(),
             metrics_listen: "127.0.0.1:9644".into(),
@@ -102,15 +135,9 @@ impl BrokerConfig {
         if self.data_dirs.is_empty() {
             return bad("data_dirs", "at least one data directory is needed".into());
         }
-        for (key, addr) in [
-            ("listen", &self.listen),
-            ("metrics_listen", &self.metrics_listen),
-        ] {
+        for (key, addr) in [("listen", &self.listen), ("metrics_listen", &self.metrics_listen)] {
             if addr.parse::<SocketAddr>().is_err() {
-                return bad(
-                    key,
-                    format!("'{addr}' is not HOST:PORT with a numeric host"),
-                );
+                return bad(key, format!("'{addr}' is not HOST:PORT with a numeric host"));
             }
         }
         self.default_log_config().validate_all()?;
@@ -119,6 +146,16 @@ impl BrokerConfig {
         }
         if self.log_retention_check_interval_ms == 0 {
             return bad("log_retention_check_interval_ms", "must be > 0".into());
+        }
+        if self.broker_id < 0 {
+            return bad("broker_id", "must be >= 0".into());
+        }
+        self.voters()?;
+        if self.broker_heartbeat_interval_ms == 0 || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms {
+            return bad(
+                "broker_session_timeout_ms",
+                "must be larger than broker_heartbeat_interval_ms (and the interval > 0)".into(),
+            );
         }
         if self.num_partitions == 0 {
             return bad("num_partitions", "must be > 0".into());
@@ -135,10 +172,28 @@ impl BrokerConfig {
             retention_bytes: self.log_retention_bytes,
             max_message_bytes: self.message_max_bytes,
             index_interval_bytes: self.log_index_interval_bytes,
-            min_insync_replicas: 1,
+            min_insync_replicas: self.min_insync_replicas,
             unclean_leader_election: false,
             cleanup_policy: "delete".into(),
         }
+    }
+
+    /// The quorum's voters: id → gRPC address. Empty when this broker runs
+    /// alone (it is then its own single voter).
+    pub fn voters(&self) -> Result<BTreeMap<i32, String>> {
+        let mut voters = BTreeMap::new();
+        for entry in self.controller_voters.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = |why: &str| {
+                BrokerError::Config(format!("controller_voters: '{entry}' {why} (expected id@host:port, comma-separated)"))
+            };
+            let (id, addr) = entry.split_once('@').ok_or_else(|| bad("has no '@'"))?;
+            let id: i32 = id.parse().map_err(|_| bad("has a non-numeric id"))?;
+            addr.parse::<SocketAddr>().map_err(|_| bad("has an address that is not HOST:PORT"))?;
+            if voters.insert(id, addr.to_string()).is_some() {
+                return Err(bad("repeats an id"));
+            }
+        }
+        Ok(voters)
     }
 
     pub fn flush_interval(&self) -> Duration {
@@ -186,17 +241,9 @@ impl LogConfig {
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let invalid = |reason: &str| BrokerError::InvalidConfig {
-            key: key.into(),
-            value: value.into(),
-            reason: reason.into(),
-        };
-        let int = || {
-            value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| invalid("not an integer"))
-        };
+        let invalid =
+            |reason: &str| BrokerError::InvalidConfig { key: key.into(), value: value.into(), reason: reason.into() };
+        let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
         match key {
             "cleanup.policy" => {
                 if value != "delete" {
@@ -205,19 +252,14 @@ impl LogConfig {
                 self.cleanup_policy = value.into();
             }
             "max.message.bytes" => {
-                self.max_message_bytes =
-                    u32::try_from(int()?).map_err(|_| invalid("must be between 0 and 2^32-1"))?
+                self.max_message_bytes = u32::try_from(int()?).map_err(|_| invalid("must be between 0 and 2^32-1"))?
             }
             "min.insync.replicas" => {
-                self.min_insync_replicas =
-                    u32::try_from(int()?).map_err(|_| invalid("must be >= 1"))?
+                self.min_insync_replicas = u32::try_from(int()?).map_err(|_| invalid("must be >= 1"))?
             }
             "retention.bytes" => self.retention_bytes = int()?,
             "retention.ms" => self.retention_ms = int()?,
-            "segment.bytes" => {
-                self.segment_bytes =
-                    u64::try_from(int()?).map_err(|_| invalid("must be positive"))?
-            }
+            "segment.bytes" => self.segment_bytes = u64::try_from(int()?).map_err(|_| invalid("must be positive"))?,
             "segment.ms" => self.segment_ms = int()?,
             "segment.index.bytes" => {
                 // Accepted for compatibility; kmon's indexes grow as needed.
@@ -234,10 +276,7 @@ impl LogConfig {
                 return Err(BrokerError::InvalidConfig {
                     key: key.into(),
                     value: value.into(),
-                    reason: format!(
-                        "unknown topic config; known keys: {}",
-                        TOPIC_CONFIG_KEYS.join(", ")
-                    ),
+                    reason: format!("unknown topic config; known keys: {}", TOPIC_CONFIG_KEYS.join(", ")),
                 });
             }
         }
@@ -246,49 +285,25 @@ impl LogConfig {
 
     fn validate_all(&self) -> Result<()> {
         let invalid = |key: &str, value: String, reason: &str| {
-            Err(BrokerError::InvalidConfig {
-                key: key.into(),
-                value,
-                reason: reason.into(),
-            })
+            Err(BrokerError::InvalidConfig { key: key.into(), value, reason: reason.into() })
         };
         if self.segment_bytes < 1024 || self.segment_bytes > (1 << 31) - 1 {
-            return invalid(
-                "segment.bytes",
-                self.segment_bytes.to_string(),
-                "must be between 1024 and 2147483647",
-            );
+            return invalid("segment.bytes", self.segment_bytes.to_string(), "must be between 1024 and 2147483647");
         }
         if self.segment_ms < 1 {
             return invalid("segment.ms", self.segment_ms.to_string(), "must be >= 1");
         }
         if self.retention_ms < -1 || self.retention_ms == 0 {
-            return invalid(
-                "retention.ms",
-                self.retention_ms.to_string(),
-                "must be -1 (forever) or > 0",
-            );
+            return invalid("retention.ms", self.retention_ms.to_string(), "must be -1 (forever) or > 0");
         }
         if self.retention_bytes < -1 {
-            return invalid(
-                "retention.bytes",
-                self.retention_bytes.to_string(),
-                "must be -1 (no limit) or >= 0",
-            );
+            return invalid("retention.bytes", self.retention_bytes.to_string(), "must be -1 (no limit) or >= 0");
         }
         if self.max_message_bytes < 64 {
-            return invalid(
-                "max.message.bytes",
-                self.max_message_bytes.to_string(),
-                "must be >= 64",
-            );
+            return invalid("max.message.bytes", self.max_message_bytes.to_string(), "must be >= 64");
         }
         if self.min_insync_replicas < 1 {
-            return invalid(
-                "min.insync.replicas",
-                self.min_insync_replicas.to_string(),
-                "must be >= 1",
-            );
+            return invalid("min.insync.replicas", self.min_insync_replicas.to_string(), "must be >= 1");
         }
         if self.index_interval_bytes == 0 {
             return invalid("log_index_interval_bytes", "0".into(), "must be > 0");
@@ -344,18 +359,10 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("retention.ms".to_string(), "abc".to_string());
         let err = base.with_overrides(&o).unwrap_err().to_string();
-        assert!(
-            err.contains("retention.ms=abc") && err.contains("not an integer"),
-            "{err}"
-        );
+        assert!(err.contains("retention.ms=abc") && err.contains("not an integer"), "{err}");
         o.clear();
         o.insert("retention.mss".to_string(), "1".to_string());
-        assert!(
-            base.with_overrides(&o)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown topic config")
-        );
+        assert!(base.with_overrides(&o).unwrap_err().to_string().contains("unknown topic config"));
         o.clear();
         o.insert("segment.bytes".to_string(), "4096".to_string());
         assert_eq!(base.with_overrides(&o).unwrap().segment_bytes, 4096);

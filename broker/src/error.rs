@@ -7,24 +7,14 @@ use std::path::PathBuf;
 pub enum BrokerError {
     #[error("unknown topic '{0}'")]
     UnknownTopic(String),
-    #[error(
-        "unknown partition {partition} of topic '{topic}' (it has {partitions} partitions: 0..{partitions})"
-    )]
-    UnknownPartition {
-        topic: String,
-        partition: u32,
-        partitions: u32,
-    },
+    #[error("unknown partition {partition} of topic '{topic}' (it has {partitions} partitions: 0..{partitions})")]
+    UnknownPartition { topic: String, partition: u32, partitions: u32 },
     #[error("topic '{0}' already exists")]
     TopicAlreadyExists(String),
     #[error("invalid topic name '{name}': {reason}")]
     InvalidTopicName { name: String, reason: String },
     #[error("invalid config {key}={value}: {reason}")]
-    InvalidConfig {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    InvalidConfig { key: String, value: String, reason: String },
     #[error("invalid partition count {0}: must be between 1 and 100000")]
     InvalidPartitions(u32),
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]
@@ -36,13 +26,7 @@ pub enum BrokerError {
     #[error(
         "offset {offset} is out of range for {topic}-{partition}: valid offsets are {log_start}..{log_end} (log start offset to log end offset)"
     )]
-    OffsetOutOfRange {
-        topic: String,
-        partition: u32,
-        offset: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+    OffsetOutOfRange { topic: String, partition: u32, offset: i64, log_start: i64, log_end: i64 },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("storage error: {context}")]
@@ -55,6 +39,31 @@ pub enum BrokerError {
     Config(String),
     #[error("log directory {path} is corrupt: {reason}")]
     CorruptLogDir { path: PathBuf, reason: String },
+    #[error("this broker is not the leader of {topic}-{partition}{}", leader_hint(.leader))]
+    NotLeader { topic: String, partition: u32, leader: Option<String> },
+    #[error(
+        "not enough in-sync replicas for {topic}-{partition}: {isr} in sync, min.insync.replicas = {min}; nothing was written"
+    )]
+    NotEnoughReplicas { topic: String, partition: u32, isr: usize, min: u32 },
+    #[error(
+        "{topic}-{partition}: written to the leader, but the in-sync replicas fell to {isr} (min.insync.replicas = {min}) before it was replicated"
+    )]
+    NotEnoughReplicasAfterAppend { topic: String, partition: u32, isr: usize, min: u32 },
+    #[error("{topic}-{partition}: fenced leader epoch {requested} (current {current})")]
+    FencedLeaderEpoch { topic: String, partition: u32, requested: i32, current: i32 },
+    #[error("timed out after {waited_ms} ms waiting for {what}")]
+    RequestTimedOut { what: String, waited_ms: u64 },
+    #[error("cluster metadata: {0}")]
+    Metadata(#[from] crate::controller::state::MetadataError),
+    #[error("metadata quorum: {0}")]
+    Controller(String),
+}
+
+fn leader_hint(leader: &Option<String>) -> String {
+    match leader {
+        Some(address) => format!(" (the leader is at {address})"),
+        None => " (no leader right now: an election may be in progress)".into(),
+    }
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
@@ -66,9 +75,6 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn storage(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| BrokerError::Storage {
-            context: context(),
-            source,
-        })
+        self.map_err(|source| BrokerError::Storage { context: context(), source })
     }
 }

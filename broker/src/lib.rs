@@ -9,7 +9,11 @@
 //! ```
 //!
 //! - [`server`]: `run(config, shutdown)`: bind, recover, serve, stop.
-//! - [`broker`]: the broker's state and operations in domain terms.
+//! - [`broker`]: the broker's state and operations in domain terms, and the
+//!   table of which operation goes to the quorum and which to a leader.
+//! - [`controller`]: the metadata quorum (openraft) and its state machine.
+//! - [`replication`]: ISR replication: replica manager, follower fetchers,
+//!   broker lifecycle (register, heartbeat, fencing).
 //! - [`service`]: the gRPC API, one file per RPC; errors → status in one place.
 //! - [`log`]: segmented partition logs, indexes, recovery, retention.
 //! - [`topics`]: topic metadata and Kafka's topic name rules.
@@ -19,9 +23,11 @@
 
 pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod error;
 pub mod log;
 pub mod metrics;
+pub mod replication;
 pub mod server;
 pub mod service;
 pub mod topics;

@@ -36,9 +36,7 @@ pub struct TopicCounter(Family<Labels, Counter>);
 
 impl TopicCounter {
     pub fn inc_by(&self, topic: &str, n: u64) {
-        self.0
-            .get_or_create(&vec![("topic", topic.to_string())])
-            .inc_by(n);
+        self.0.get_or_create(&vec![("topic", topic.to_string())]).inc_by(n);
         self.0.get_or_create(&Vec::new()).inc_by(n);
     }
 }
@@ -92,63 +90,21 @@ impl BrokerMetrics {
             "Records appended (BrokerTopicMetrics MessagesInPerSec)",
             m.messages_in.0.clone(),
         );
-        registry.register(
-            BYTES_IN,
-            "Bytes produced (BrokerTopicMetrics BytesInPerSec)",
-            m.bytes_in.0.clone(),
-        );
-        registry.register(
-            BYTES_OUT,
-            "Bytes fetched (BrokerTopicMetrics BytesOutPerSec)",
-            m.bytes_out.0.clone(),
-        );
-        registry.register(
-            FAILED_PRODUCE,
-            "Failed produce requests",
-            m.failed_produce.0.clone(),
-        );
-        registry.register(
-            FAILED_FETCH,
-            "Failed fetch requests",
-            m.failed_fetch.0.clone(),
-        );
-        registry.register(
-            REQUESTS,
-            "Requests by type (RequestMetrics RequestsPerSec)",
-            m.requests.clone(),
-        );
-        registry.register(
-            PARTITION_COUNT,
-            "Partitions on this broker",
-            m.partition_count.clone(),
-        );
-        registry.register(
-            LEADER_COUNT,
-            "Partitions this broker leads",
-            m.leader_count.clone(),
-        );
-        registry.register(
-            LOG_SIZE,
-            "Bytes of log on disk (Log Size)",
-            m.log_size.clone(),
-        );
-        registry.register(
-            LOG_START_OFFSET,
-            "Log start offset (Log LogStartOffset)",
-            m.log_start.clone(),
-        );
-        registry.register(
-            LOG_END_OFFSET,
-            "Log end offset (Log LogEndOffset)",
-            m.log_end.clone(),
-        );
+        registry.register(BYTES_IN, "Bytes produced (BrokerTopicMetrics BytesInPerSec)", m.bytes_in.0.clone());
+        registry.register(BYTES_OUT, "Bytes fetched (BrokerTopicMetrics BytesOutPerSec)", m.bytes_out.0.clone());
+        registry.register(FAILED_PRODUCE, "Failed produce requests", m.failed_produce.0.clone());
+        registry.register(FAILED_FETCH, "Failed fetch requests", m.failed_fetch.0.clone());
+        registry.register(REQUESTS, "Requests by type (RequestMetrics RequestsPerSec)", m.requests.clone());
+        registry.register(PARTITION_COUNT, "Partitions on this broker", m.partition_count.clone());
+        registry.register(LEADER_COUNT, "Partitions this broker leads", m.leader_count.clone());
+        registry.register(LOG_SIZE, "Bytes of log on disk (Log Size)", m.log_size.clone());
+        registry.register(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)", m.log_start.clone());
+        registry.register(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)", m.log_end.clone());
         BrokerMetrics { registry, ..m }
     }
 
     pub fn request(&self, name: &'static str) {
-        self.requests
-            .get_or_create(&vec![("request", name.to_string())])
-            .inc();
+        self.requests.get_or_create(&vec![("request", name.to_string())]).inc();
     }
 
     /// Refreshes the log gauges and renders everything.
@@ -160,19 +116,10 @@ impl BrokerMetrics {
         self.log_start.clear();
         self.log_end.clear();
         for log in all {
-            let labels = vec![
-                ("topic", log.topic.clone()),
-                ("partition", log.partition.to_string()),
-            ];
-            self.log_size
-                .get_or_create(&labels)
-                .set(log.size_bytes() as i64);
-            self.log_start
-                .get_or_create(&labels)
-                .set(log.log_start_offset());
-            self.log_end
-                .get_or_create(&labels)
-                .set(log.log_end_offset());
+            let labels = vec![("topic", log.topic.clone()), ("partition", log.partition.to_string())];
+            self.log_size.get_or_create(&labels).set(log.size_bytes() as i64);
+            self.log_start.get_or_create(&labels).set(log.log_start_offset());
+            self.log_end.get_or_create(&labels).set(log.log_end_offset());
         }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("encoding to a String cannot fail");
@@ -195,16 +142,11 @@ pub async fn serve(
             let logs = logs.clone();
             async move {
                 (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
+                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
                     metrics.render(&logs),
                 )
             }
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

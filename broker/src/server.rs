@@ -1,6 +1,7 @@
-//! Starting and stopping a broker: bind, recover logs, serve gRPC and
-//! `/metrics`, run the flush and retention loops, and on shutdown flush
-//! every log.
+//! Starting and stopping a broker, as one readable sequence: bind, recover
+//! logs, join the metadata quorum, serve gRPC (client API, quorum,
+//! replication) and `/metrics`, register, then run the background loops
+//! until shutdown flushes every log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,98 +14,178 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, FlushPolicy};
+use crate::controller::state::BrokerRecord;
+use crate::controller::{Controller, ControllerConfig};
 use crate::error::{BrokerError, Result};
+use crate::log::LogManager;
 use crate::metrics;
+use crate::replication::ReplicaManager;
+use crate::replication::lifecycle::{self, Liveness};
 use crate::service::KmonService;
+use crate::service::replication::ReplicationService;
 
-/// The line a broker prints on standard output once it serves, so scripts
-/// and tests can learn the ports it bound.
+/// The line a broker prints on standard output once it serves and has
+/// registered, so scripts and tests can learn the ports it bound.
 pub const READY_PREFIX: &str = "kmon broker ready";
+/// Where the metadata quorum keeps its Raft log and snapshots, inside the
+/// first data directory.
+pub const METADATA_DIR: &str = "__cluster_metadata";
 
 /// Runs a broker until `shutdown` is cancelled.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()> {
     config.validate()?;
-    let bind = |addr: &str| {
-        let addr = addr.to_string();
-        async move {
-            TcpListener::bind(&addr)
-                .await
-                .map_err(|source| BrokerError::Storage {
-                    context: format!("binding {addr}"),
-                    source,
-                })
-        }
-    };
     let grpc_listener = bind(&config.listen).await?;
     let metrics_listener = bind(&config.metrics_listen).await?;
-    let address = grpc_listener
-        .local_addr()
-        .map_err(|source| BrokerError::Storage {
-            context: "local address".into(),
-            source,
-        })?;
-    let metrics_address = metrics_listener
-        .local_addr()
-        .map_err(|source| BrokerError::Storage {
-            context: "local address".into(),
-            source,
-        })?;
+    let address = local_addr(&grpc_listener)?;
+    let metrics_address = local_addr(&metrics_listener)?;
 
+    // 1. Recover every partition log found on disk (whatever the metadata
+    //    says later, nothing stored is dropped here).
     let started = std::time::Instant::now();
-    let broker =
-        tokio::task::spawn_blocking(move || Broker::open(config, address, metrics_address))
-            .await
-            .expect("recovery task panicked")?;
-    let broker = Arc::new(broker);
-    tracing::info!(
-        partitions = broker.logs.all().len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "logs recovered"
-    );
+    let data_dirs = config.data_dirs.clone();
+    let default_log_config = Arc::new(config.default_log_config());
+    let logs = tokio::task::spawn_blocking(move || LogManager::open(&data_dirs, |_| Some(default_log_config.clone())))
+        .await
+        .expect("recovery task panicked")?;
+    let logs = Arc::new(logs);
+    tracing::info!(partitions = logs.all().len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
 
+    // 2. Join the metadata quorum (alone, when no voters are configured).
+    let mut voters = config.voters()?;
+    if voters.is_empty() {
+        voters.insert(config.broker_id, address.to_string());
+    }
+    let controller = Controller::start(ControllerConfig {
+        node_id: config.broker_id,
+        voters: voters.clone(),
+        dir: config.data_dirs[0].join(METADATA_DIR),
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 400,
+        election_timeout_max_ms: 800,
+    })
+    .await
+    .map_err(|e| BrokerError::Controller(e.to_string()))?;
+
+    // 3. The broker itself.
+    let replicas = Arc::new(ReplicaManager::new(config.clone(), logs.clone(), controller.clone(), shutdown.clone()));
+    let liveness = Arc::new(Liveness::default());
+    let broker = Arc::new(Broker::new(
+        config.clone(),
+        logs,
+        controller.clone(),
+        replicas.clone(),
+        liveness.clone(),
+        address,
+        metrics_address,
+    ));
+
+    // 4. Serve: the client API, the quorum and replication share the port.
     let tasks = TaskTracker::new();
-    tasks.spawn(flush_loop(broker.clone(), shutdown.clone()));
-    tasks.spawn(retention_loop(broker.clone(), shutdown.clone()));
-    tasks.spawn({
-        let (metrics, logs, shutdown) = (
-            broker.metrics.clone(),
-            broker.logs.clone(),
-            shutdown.clone(),
-        );
-        async move {
-            if let Err(err) = metrics::serve(metrics_listener, metrics, logs, shutdown).await {
-                tracing::error!(error = %err, "metrics server failed");
-            }
-        }
-    });
-
-    println!("{READY_PREFIX} grpc={address} metrics={metrics_address}");
-    tracing::info!(%address, %metrics_address, "broker serving");
-
     let incoming = TcpListenerStream::new(grpc_listener).map(|conn| {
         if let Ok(stream) = &conn {
             let _ = stream.set_nodelay(true);
         }
         conn
     });
-    let served = tonic::transport::Server::builder()
+    let grpc = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .add_service(KmonService::new(broker.clone(), shutdown.clone()).into_server())
-        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
-        .await;
+        .add_service(controller.service())
+        .add_service(ReplicationService::new(broker.clone()).into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+    let grpc = tokio::spawn(grpc);
+    tasks.spawn({
+        let (metrics, logs, shutdown) = (broker.metrics.clone(), broker.logs.clone(), shutdown.clone());
+        async move {
+            if let Err(err) = metrics::serve(metrics_listener, metrics, logs, shutdown).await {
+                tracing::error!(error = %err, "metrics server failed");
+            }
+        }
+    });
+    tasks.spawn(replicas.clone().metadata_loop());
+    tasks.spawn(replicas.clone().isr_shrink_loop());
+    tasks.spawn(lifecycle::fencing_loop(
+        controller.clone(),
+        liveness.clone(),
+        Duration::from_millis(config.broker_session_timeout_ms),
+        shutdown.clone(),
+    ));
+    tasks.spawn(learner_loop(controller.clone(), voters.keys().copied().collect(), shutdown.clone()));
+    tasks.spawn(flush_loop(broker.clone(), shutdown.clone()));
+    tasks.spawn(retention_loop(broker.clone(), shutdown.clone()));
+
+    // 5. Register, then heartbeat.
+    let record = BrokerRecord {
+        id: config.broker_id,
+        address: address.to_string(),
+        metrics_address: metrics_address.to_string(),
+        fault_domain: config.fault_domain.clone(),
+        update_domain: config.update_domain.clone(),
+        fenced: false,
+    };
+    if lifecycle::register(&controller, record, &shutdown).await {
+        tasks.spawn(lifecycle::heartbeat_loop(
+            controller.clone(),
+            liveness,
+            config.broker_id,
+            Duration::from_millis(config.broker_heartbeat_interval_ms),
+            shutdown.clone(),
+        ));
+        println!("{READY_PREFIX} grpc={address} metrics={metrics_address} id={}", config.broker_id);
+        tracing::info!(%address, %metrics_address, broker = config.broker_id, "broker serving");
+    }
+
+    let served = grpc.await.expect("gRPC server task panicked");
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    controller.shutdown().await;
     let logs = broker.logs.clone();
-    tokio::task::spawn_blocking(move || logs.close_all())
-        .await
-        .expect("close task panicked");
+    tokio::task::spawn_blocking(move || logs.close_all()).await.expect("close task panicked");
     tracing::info!("broker stopped");
-    served.map_err(|e| BrokerError::Storage {
-        context: format!("gRPC server: {e}"),
-        source: std::io::Error::other(e),
-    })
+    served.map_err(|e| BrokerError::Storage { context: format!("gRPC server: {e}"), source: std::io::Error::other(e) })
+}
+
+async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| BrokerError::Storage { context: format!("binding {addr}"), source })
+}
+
+fn local_addr(listener: &TcpListener) -> Result<std::net::SocketAddr> {
+    listener.local_addr().map_err(|source| BrokerError::Storage { context: "local address".into(), source })
+}
+
+/// On the active controller: brokers beyond the voters join the quorum as
+/// learners, so they get the metadata too.
+async fn learner_loop(controller: Controller, voters: std::collections::BTreeSet<i32>, shutdown: CancellationToken) {
+    let mut added = std::collections::BTreeSet::new();
+    let mut state = controller.state();
+    loop {
+        if controller.is_leader() {
+            let brokers: Vec<(i32, String)> = state
+                .borrow_and_update()
+                .brokers
+                .values()
+                .filter(|b| !voters.contains(&b.id) && !added.contains(&b.id))
+                .map(|b| (b.id, b.address.clone()))
+                .collect();
+            for (id, address) in brokers {
+                match controller.add_learner(id, address).await {
+                    Ok(()) => {
+                        added.insert(id);
+                    }
+                    Err(err) => tracing::warn!(broker = id, error = %err, "adding learner failed"),
+                }
+            }
+        } else {
+            added.clear();
+        }
+        tokio::select! {
+            _ = state.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn flush_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
@@ -125,9 +206,7 @@ async fn flush_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
 }
 
 async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        broker.config.log_retention_check_interval_ms,
-    ));
+    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.log_retention_check_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -1,27 +1,47 @@
 //! Topic administration, offsets and cluster metadata.
+//!
+//! Topic calls and `Metadata` go to any broker; `ListOffsets` goes to each
+//! partition's leader and is retried on leader changes (see `router`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kmon_proto::v1 as pb;
 
-use crate::connection::{self, KmonClient};
+use crate::connection::KmonClient;
 use crate::convert::offset_spec;
 use crate::error::ClientError;
+use crate::router::Router;
 use crate::types::{ClusterMetadata, OffsetSpec, PartitionOffset, TopicDescription};
 
-/// Admin client. Cheap to clone (shares one connection).
+/// How long `list_offsets` keeps retrying leader errors.
+const LEADER_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Admin client. Cheap to clone (shares the connections and the metadata
+/// cache).
 #[derive(Debug, Clone)]
 pub struct Admin {
-    client: KmonClient,
+    router: Arc<Router>,
 }
 
 impl Admin {
-    /// Connects to a broker (`HOST:PORT`).
+    /// Connects to a broker (`HOST:PORT`); the others are found through
+    /// `Metadata`.
     pub async fn connect(bootstrap: &str) -> Result<Self, ClientError> {
-        Ok(Admin::from_client(connection::connect(bootstrap).await?))
+        Ok(Admin {
+            router: Router::connect(bootstrap).await?,
+        })
     }
 
-    /// Wraps an existing connection.
+    /// Wraps an existing connection (used as the bootstrap broker).
     pub fn from_client(client: KmonClient) -> Self {
-        Admin { client }
+        Admin {
+            router: Router::from_client(client),
+        }
+    }
+
+    pub(crate) fn from_router(router: Arc<Router>) -> Self {
+        Admin { router }
     }
 
     /// Creates a topic; `replication_factor` 0 means the broker default.
@@ -41,18 +61,24 @@ impl Admin {
                 .map(|(key, value)| pb::TopicConfigEntry { key, value })
                 .collect(),
         };
-        let response = self.client.clone().create_topic(request).await?;
-        topic_from(response.into_inner().topic, name)
+        let response = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.create_topic(request).await }
+            })
+            .await?;
+        topic_from(response.topic, name)
     }
 
     pub async fn list_topics(&self) -> Result<Vec<TopicDescription>, ClientError> {
         let response = self
-            .client
-            .clone()
-            .list_topics(pb::ListTopicsRequest {})
+            .router
+            .any_broker(|mut client| async move {
+                client.list_topics(pb::ListTopicsRequest {}).await
+            })
             .await?;
         Ok(response
-            .into_inner()
             .topics
             .into_iter()
             .map(Into::into)
@@ -63,44 +89,67 @@ impl Admin {
         let request = pb::DescribeTopicRequest {
             name: name.to_owned(),
         };
-        let response = self.client.clone().describe_topic(request).await?;
-        topic_from(response.into_inner().topic, name)
+        let response = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.describe_topic(request).await }
+            })
+            .await?;
+        topic_from(response.topic, name)
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
         let request = pb::DeleteTopicRequest {
             name: name.to_owned(),
         };
-        self.client.clone().delete_topic(request).await?;
+        self.router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.delete_topic(request).await }
+            })
+            .await?;
         Ok(())
     }
 
-    /// Resolves offsets of several partitions in one request.
+    /// Resolves offsets of several partitions: one request per partition
+    /// leader, retried on leader changes for up to 30 s.
     pub async fn list_offsets(
         &self,
         partitions: &[(&str, u32, OffsetSpec)],
     ) -> Result<Vec<PartitionOffset>, ClientError> {
-        let request = pb::ListOffsetsRequest {
-            partitions: partitions
-                .iter()
-                .map(|&(topic, partition, spec)| {
-                    let (spec, timestamp_ms) = offset_spec(spec);
-                    pb::ListOffsetsPartition {
-                        topic: topic.to_owned(),
-                        partition,
-                        spec: spec.into(),
-                        timestamp_ms,
-                    }
-                })
-                .collect(),
-        };
-        let response = self.client.clone().list_offsets(request).await?;
-        Ok(response
-            .into_inner()
-            .partitions
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let items: Vec<pb::ListOffsetsPartition> = partitions
+            .iter()
+            .map(|&(topic, partition, spec)| {
+                let (spec, timestamp_ms) = offset_spec(spec);
+                pb::ListOffsetsPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    spec: spec.into(),
+                    timestamp_ms,
+                }
+            })
+            .collect();
+        for &(topic, _, _) in partitions {
+            // Loads the leaders of topics not yet in the cache.
+            self.router.partition_count(topic).await?;
+        }
+        let deadline = Instant::now() + LEADER_RETRY_TIMEOUT;
+        let offsets = self
+            .router
+            .call_leaders(
+                items,
+                |p: &pb::ListOffsetsPartition| (p.topic.as_str(), p.partition),
+                deadline,
+                |mut client, partitions| async move {
+                    let response = client
+                        .list_offsets(pb::ListOffsetsRequest { partitions })
+                        .await?;
+                    Ok(response.into_inner().partitions)
+                },
+            )
+            .await?;
+        Ok(offsets.into_iter().map(Into::into).collect())
     }
 
     /// Resolves one partition's offset.
@@ -123,11 +172,7 @@ impl Admin {
 
     /// Brokers and topics; an empty `topics` asks for every topic.
     pub async fn metadata(&self, topics: &[&str]) -> Result<ClusterMetadata, ClientError> {
-        let request = pb::MetadataRequest {
-            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
-        };
-        let response = self.client.clone().metadata(request).await?;
-        Ok(response.into_inner().into())
+        self.router.metadata(topics).await
     }
 }
 

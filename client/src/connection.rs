@@ -1,6 +1,7 @@
-//! Opening a gRPC channel to a broker.
+//! Opening gRPC channels to brokers, and the pool that reuses them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -43,4 +44,44 @@ pub async fn connect(bootstrap: &str) -> Result<KmonClient, ClientError> {
     Ok(kmon_proto::v1::kmon_client::KmonClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE))
+}
+
+/// One channel per broker address, reused by every request to that broker
+/// (a tonic channel multiplexes concurrent requests over HTTP/2).
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    clients: Mutex<HashMap<String, KmonClient>>,
+}
+
+impl Pool {
+    /// The pooled client for `address`, connecting on first use.
+    pub(crate) async fn get(&self, address: &str) -> Result<KmonClient, ClientError> {
+        if let Some(client) = self.lock().get(address) {
+            return Ok(client.clone());
+        }
+        // Connect without holding the lock; a concurrent connect to the same
+        // address just replaces an equivalent channel.
+        let client = connect(address).await?;
+        self.lock()
+            .entry(address.to_owned())
+            .or_insert(client.clone());
+        Ok(client)
+    }
+
+    /// Adds an existing client under `address`.
+    pub(crate) fn insert(&self, address: &str, client: KmonClient) {
+        self.lock().insert(address.to_owned(), client);
+    }
+
+    /// Drops the channel to `address` (after a transport failure), so the
+    /// next request reconnects.
+    pub(crate) fn evict(&self, address: &str) {
+        self.lock().remove(address);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KmonClient>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
 }

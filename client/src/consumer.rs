@@ -1,21 +1,35 @@
 //! The consumer: explicit partition assignment, long-poll fetches.
 //!
-//! Each [`Consumer::poll`] returns the records of one Fetch response. As
-//! soon as a response arrives, the next fetch is started (positions are
-//! read from the batch headers) while the records are decoded, so the
-//! network round trip overlaps decoding.
+//! Each partition is fetched from its leader: one Fetch per leader broker
+//! per poll, sent concurrently. Each [`Consumer::poll`] returns the records
+//! of one fetch round: as soon as one leader answers with data, the
+//! answers already there are taken too and the other (long-polling)
+//! requests are dropped; their partitions are fetched again next round
+//! from the same positions. As soon as a round completes, the next one is
+//! started (positions are read from the batch headers) while the records
+//! are decoded, so the network round trip overlaps decoding.
+//!
+//! Leader errors (NOT_LEADER_OR_FOLLOWER, an unreachable broker, no leader
+//! known; see `retry`) refresh the metadata. A round in which no leader
+//! answered is retried with backoff (50 ms doubling to 1 s) until
+//! `max_wait + request_timeout`, then `poll` returns the last error.
+//! Positions only move forward with records returned, so nothing is
+//! skipped or repeated across retries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use kmon_proto::v1 as pb;
 use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
 use crate::batch::{self, DecodedRecord};
-use crate::connection::{self, KmonClient};
 use crate::error::ClientError;
+use crate::retry::{self, Backoff};
+use crate::router::Router;
 use crate::types::{ConsumerRecord, OffsetSpec};
 
 /// Consumer settings.
@@ -51,7 +65,7 @@ impl ConsumerConfig {
 /// Reads assigned partitions in order; see the module docs.
 #[derive(Debug)]
 pub struct Consumer {
-    client: KmonClient,
+    router: Arc<Router>,
     admin: Admin,
     config: ConsumerConfig,
     assignments: Vec<Assignment>,
@@ -71,10 +85,10 @@ type FetchResult = Result<(pb::FetchResponse, Duration), ClientError>;
 
 impl Consumer {
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
-        let client = connection::connect(&config.bootstrap).await?;
+        let router = Router::connect(&config.bootstrap).await?;
         Ok(Consumer {
-            admin: Admin::from_client(client.clone()),
-            client,
+            admin: Admin::from_router(router.clone()),
+            router,
             config,
             assignments: Vec::new(),
             prefetch: None,
@@ -169,7 +183,7 @@ impl Consumer {
                     "fetch task failed: {err}"
                 )))
             }),
-            None => fetch(self.client.clone(), self.fetch_request(), &self.config).await,
+            None => fetch(self.router.clone(), self.fetch_partitions(), &self.config).await,
         };
         let (response, round_trip) = fetched?;
         self.last_round_trip = Some(round_trip);
@@ -195,8 +209,8 @@ impl Consumer {
             work.push((index, from, data));
         }
         self.prefetch = Some(tokio::spawn(fetch(
-            self.client.clone(),
-            self.fetch_request(),
+            self.router.clone(),
+            self.fetch_partitions(),
             &self.config,
         )));
 
@@ -224,22 +238,16 @@ impl Consumer {
         Ok(records)
     }
 
-    fn fetch_request(&self) -> pb::FetchRequest {
-        pb::FetchRequest {
-            partitions: self
-                .assignments
-                .iter()
-                .map(|a| pb::FetchPartition {
-                    topic: a.topic.to_string(),
-                    partition: a.partition,
-                    offset: a.position,
-                    max_bytes: self.config.partition_max_bytes,
-                })
-                .collect(),
-            max_wait_ms: self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32,
-            min_bytes: self.config.min_bytes,
-            max_bytes: self.config.max_bytes,
-        }
+    fn fetch_partitions(&self) -> Vec<pb::FetchPartition> {
+        self.assignments
+            .iter()
+            .map(|a| pb::FetchPartition {
+                topic: a.topic.to_string(),
+                partition: a.partition,
+                offset: a.position,
+                max_bytes: self.config.partition_max_bytes,
+            })
+            .collect()
     }
 
     fn cancel_prefetch(&mut self) {
@@ -267,18 +275,120 @@ impl Drop for Consumer {
     }
 }
 
+fn partition_of(p: &pb::FetchPartition) -> (&str, u32) {
+    (&p.topic, p.partition)
+}
+
+/// One fetch round (see the module docs): the merged answers of the
+/// leaders, and the round trip.
 fn fetch(
-    mut client: KmonClient,
-    request: pb::FetchRequest,
+    router: Arc<Router>,
+    partitions: Vec<pb::FetchPartition>,
     config: &ConsumerConfig,
 ) -> impl std::future::Future<Output = FetchResult> + Send + 'static {
     let timeout = config.max_wait + config.request_timeout;
+    let max_wait_ms = config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32;
+    let (min_bytes, max_bytes) = (config.min_bytes, config.max_bytes);
     async move {
         let start = Instant::now();
-        match tokio::time::timeout(timeout, client.fetch(request)).await {
-            Err(_) => Err(ClientError::Timeout(timeout)),
-            Ok(Err(status)) => Err(ClientError::from(status)),
-            Ok(Ok(response)) => Ok((response.into_inner(), start.elapsed())),
+        let deadline = start + timeout;
+        let seen = router.cache().generation();
+        if partitions.iter().any(|p| {
+            router
+                .cache()
+                .leader_address(&p.topic, p.partition)
+                .is_none()
+        }) {
+            // First fetch of a topic: load its leaders.
+            router.refresh_after_error(seen).await;
+        }
+        let mut pending = partitions;
+        let mut backoff = Backoff::default();
+        loop {
+            let seen = router.cache().generation();
+            let (groups, leaderless) = router.group_by_leader(pending, partition_of);
+            let mut attempts: FuturesUnordered<_> = groups
+                .into_iter()
+                .map(|(address, partitions)| {
+                    let router = &router;
+                    async move {
+                        let request = pb::FetchRequest {
+                            partitions: partitions.clone(),
+                            max_wait_ms,
+                            min_bytes,
+                            max_bytes,
+                        };
+                        let result = match router.client(&address).await {
+                            Err(err) => Err(err),
+                            Ok(mut client) => {
+                                match tokio::time::timeout(timeout, client.fetch(request)).await {
+                                    Err(_) => Err(ClientError::Timeout(timeout)),
+                                    Ok(Err(status)) => Err(ClientError::from(status)),
+                                    Ok(Ok(response)) => Ok(response.into_inner()),
+                                }
+                            }
+                        };
+                        (address, partitions, result)
+                    }
+                })
+                .collect();
+            let mut merged = Vec::new();
+            let mut answered = false;
+            let mut retry: Vec<pb::FetchPartition> = Vec::new();
+            let mut last_error = None;
+            let mut have_data = false;
+            loop {
+                let next = if have_data {
+                    // Take the answers already there, drop the long polls.
+                    match attempts.next().now_or_never() {
+                        Some(next) => next,
+                        None => break,
+                    }
+                } else {
+                    attempts.next().await
+                };
+                let Some((address, partitions, result)) = next else {
+                    break;
+                };
+                match result {
+                    Ok(response) => {
+                        answered = true;
+                        have_data |= response.partitions.iter().any(|p| !p.records.is_empty());
+                        merged.extend(response.partitions);
+                    }
+                    Err(err) if retry::is_retriable(&err) => {
+                        router.learn_from(&address, &err, partitions.iter().map(partition_of));
+                        retry.extend(partitions);
+                        last_error = Some(err);
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            drop(attempts);
+            if let Some(first) = leaderless.first() {
+                last_error.get_or_insert_with(|| ClientError::LeaderNotAvailable {
+                    topic: first.topic.clone(),
+                    partition: first.partition,
+                });
+                retry.extend(leaderless);
+            }
+            let Some(err) = last_error else {
+                return Ok((pb::FetchResponse { partitions: merged }, start.elapsed()));
+            };
+            if answered {
+                // Some leaders answered: return that, and route the others
+                // right next round.
+                router.refresh_after_error(seen).await;
+                return Ok((pb::FetchResponse { partitions: merged }, start.elapsed()));
+            }
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, ?delay, "retrying fetch");
+            tokio::time::sleep(delay).await;
+            router.refresh_after_error(seen).await;
+            pending = retry;
         }
     }
 }

@@ -51,6 +51,11 @@ pub enum ClientError {
         cause: Box<ClientError>,
     },
 
+    /// No leader is known for the partition (offline, an election in
+    /// progress, or the metadata has not caught up yet).
+    #[error("no leader is available for {topic}-{partition}")]
+    LeaderNotAvailable { topic: String, partition: u32 },
+
     /// The producer was dropped before the record was acknowledged.
     #[error("the producer was closed before the record was acknowledged")]
     ProducerClosed,
@@ -83,6 +88,12 @@ impl ClientError {
             ClientError::EarlierBatchFailed { cause, .. } => cause.code(),
             _ => None,
         }
+    }
+
+    /// Whether trying again (after a metadata refresh) may succeed: leader
+    /// changes, unavailable brokers, timeouts. See `retry` for the table.
+    pub fn is_retriable(&self) -> bool {
+        crate::retry::is_retriable(self)
     }
 }
 

@@ -1,6 +1,10 @@
 //! kmon's client library, used by the `kmon` CLI and the integration tests.
 //!
-//! - [`connection`]: opens a tonic channel to a bootstrap broker.
+//! - [`connection`]: opens tonic channels; a pool keeps one per broker.
+//! - `router`: which broker gets a request (any broker for admin and
+//!   metadata, the partition leader for produce/fetch/offsets), over a
+//!   `metadata` cache of brokers and partition leaders; `retry` says
+//!   which failures are retried and with what backoff.
 //! - [`admin`]: topics, offsets ([`OffsetSpec`]) and cluster metadata.
 //! - [`producer`]: [`Producer`] batches records per partition and pipelines
 //!   produce requests; [`partitioner`] picks partitions the way Kafka's
@@ -14,8 +18,9 @@
 //!   `From` impl that reads the stable `kmon-error` name.
 //!
 //! Data flow: `Producer::send` → partitioner → accumulator (encodes into a
-//! batch) → sender task → Produce RPC; Fetch RPC → `batch` decoder →
-//! `Consumer::poll` → [`ConsumerRecord`]s.
+//! batch) → sender task (groups batches by leader) → Produce RPC to each
+//! leader, retried after a metadata refresh on leader errors; Fetch RPC
+//! per leader → `batch` decoder → `Consumer::poll` → [`ConsumerRecord`]s.
 
 pub mod admin;
 pub mod batch;
@@ -23,8 +28,11 @@ pub mod connection;
 pub mod consumer;
 mod convert;
 pub mod error;
+mod metadata;
 pub mod partitioner;
 pub mod producer;
+mod retry;
+mod router;
 pub mod types;
 
 pub use admin::Admin;

@@ -4,9 +4,12 @@
 //! send() ──► accumulator (per partition: open batch → queued batches)
 //!                 │  a batch closes when full, on linger expiry or flush
 //!                 ▼
-//!            sender task ──► ProduceRequest (one batch per partition,
-//!                 ▲           several partitions per request, up to
+//!            sender task ──► ProduceRequest per leader broker (one batch
+//!                 ▲           per partition, several partitions of the
+//!                 │           same leader per request, up to
 //!                 │           max_in_flight requests pipelined)
+//!                 │              │ retriable failure: backoff, refresh
+//!                 │              │ metadata, resend to the new leader
 //!                 └────────── completion: resolves the batch's handles
 //! ```
 //!
@@ -15,12 +18,40 @@
 //! allocation. Every record of a batch shares the batch's completion
 //! state; a [`RecordHandle`] is that state plus the record's index.
 //!
+//! Routing: each batch goes to its partition's leader, as the client's
+//! metadata cache knows it (refreshed from `Metadata` when a topic is first
+//! used and after routing errors). Batches are grouped per leader: one
+//! ProduceRequest per leader broker.
+//!
+//! Retries: a batch that fails with a retriable error (NOT_LEADER_OR_FOLLOWER,
+//! UNKNOWN_TOPIC_OR_PARTITION just after a creation, NOT_ENOUGH_REPLICAS,
+//! REQUEST_TIMED_OUT, an unreachable or dead broker, a timed-out request,
+//! no leader known; see `retry`) is sent again after a backoff (50 ms
+//! doubling to 1 s) and a metadata refresh, to whichever broker then leads
+//! the partition, until `delivery_timeout` has passed since the batch was
+//! opened; it then fails with the last error (its code kept, e.g.
+//! NOT_ENOUGH_REPLICAS). Other errors (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
+//! INVALID_*) fail the batch at once.
+//!
 //! Ordering: at most `max_in_flight_per_partition` batches of a partition
 //! are in flight (1 by default, because the broker may run concurrent
 //! requests in any order), and batches are dispatched in the order they
-//! were closed. Nothing is retried. When a batch fails, the batches of that
-//! partition not yet sent fail too ([`ClientError::EarlierBatchFailed`]),
+//! were closed. A batch being retried stays in flight, so with the default
+//! of 1 the next batch of its partition waits for it: the partition's
+//! order holds across retries (with more than 1 in flight, a retried batch
+//! can land after a later one). When a batch fails for good, the batches of
+//! that partition not yet sent fail too ([`ClientError::EarlierBatchFailed`]),
 //! so a partition never holds a record sent after one that was lost.
+//!
+//! Delivery guarantee: there is no idempotent producer yet (no producer id
+//! or sequence numbers), so a retry cannot tell "not written" from "written,
+//! but the acknowledgement was lost" (a leader that died after appending, a
+//! timeout, a connection reset). A retried batch may therefore be written
+//! twice: delivery is at-least-once, and a duplicate batch lands right after
+//! its first copy or after a leader change. The other way round holds with
+//! acks=all: a batch the producer reports as acknowledged is on every
+//! in-sync replica, so it survives the loss of the leader (acks=1 can lose
+//! acknowledged records when the leader dies before followers copied them).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, IntoFuture};
@@ -30,14 +61,17 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use kmon_proto::v1 as pb;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::Admin;
 use crate::batch::{BATCH_HEADER_LEN, BatchBuilder};
-use crate::connection::{self, KmonClient};
 use crate::error::ClientError;
 use crate::partitioner::{StickyPartitioner, partition_for_key};
+use crate::retry::{self, Backoff};
+use crate::router::Router;
 use crate::types::{Acks, RecordMetadata};
 
 /// Producer settings.
@@ -60,7 +94,12 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// `send` waits while this many bytes are buffered or in flight.
     pub buffer_memory: usize,
+    /// Bound on one produce request's round trip (a timed-out request is
+    /// retried).
     pub request_timeout: Duration,
+    /// How long a batch may take from opening to acknowledgement, retries
+    /// included; past it the batch fails with its last error.
+    pub delivery_timeout: Duration,
 }
 
 impl ProducerConfig {
@@ -75,6 +114,7 @@ impl ProducerConfig {
             max_request_size: 16 << 20,
             buffer_memory: 32 << 20,
             request_timeout: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -103,10 +143,9 @@ impl Producer {
                 "batch_size and max_in_flight must be at least 1".into(),
             ));
         }
-        let client = connection::connect(&config.bootstrap).await?;
+        let router = Router::connect(&config.bootstrap).await?;
         let shared = Arc::new(Shared {
-            admin: Admin::from_client(client.clone()),
-            client,
+            router,
             config,
             accumulator: Mutex::new(Accumulator::default()),
             wake_sender: Notify::new(),
@@ -171,6 +210,11 @@ impl Producer {
         Ok(acc.topics[topic].partitions.len() as u32)
     }
 
+    /// An admin client sharing the producer's connections and metadata.
+    pub fn admin(&self) -> Admin {
+        Admin::from_router(self.shared.router.clone())
+    }
+
     /// Sends every buffered batch now and waits until everything sent so
     /// far is acknowledged; returns the first failure, if any.
     pub async fn flush(&self) -> Result<(), ClientError> {
@@ -189,8 +233,7 @@ impl Producer {
         if self.shared.lock().topics.contains_key(topic) {
             return Ok(());
         }
-        let description = self.shared.admin.describe_topic(topic).await?;
-        let count = description.partitions.len();
+        let count = self.shared.router.partition_count(topic).await? as usize;
         if count == 0 {
             return Err(ClientError::InvalidArgument(format!(
                 "topic {topic:?} has no partitions"
@@ -284,8 +327,7 @@ impl IntoFuture for RecordHandle {
 #[derive(Debug)]
 struct Shared {
     config: ProducerConfig,
-    client: KmonClient,
-    admin: Admin,
+    router: Arc<Router>,
     accumulator: Mutex<Accumulator>,
     /// Batches closed, a batch opened (new linger deadline), a request done.
     wake_sender: Notify,
@@ -527,19 +569,24 @@ impl Accumulator {
     }
 
     /// Closes batches whose linger expired (all of them if `close_all`),
-    /// and takes sendable batches into at most `max_requests` requests.
-    /// Returns the requests and the next linger deadline.
+    /// and takes sendable batches into at most `max_requests` requests,
+    /// each for one leader (`leader_of`; partitions without a known leader
+    /// share requests, which look the leader up again). Returns the
+    /// requests and the next linger deadline.
     fn collect(
         &mut self,
         config: &ProducerConfig,
         max_requests: usize,
         close_all: bool,
+        leader_of: &dyn Fn(&str, u32) -> Option<i32>,
     ) -> (Vec<Vec<Outgoing>>, Option<Instant>) {
         let now = Instant::now();
         let mut deadline: Option<Instant> = None;
         let mut requests = Vec::new();
-        let mut current: Vec<Outgoing> = Vec::new();
-        let mut current_size = 0;
+        // Per leader: the request being filled and its size.
+        let mut filling: HashMap<Option<i32>, (Vec<Outgoing>, usize)> = HashMap::new();
+        // Requests made or being filled.
+        let mut started = 0;
         for topic in self.topics.values_mut() {
             let count = topic.partitions.len() as u32;
             for (index, slot) in topic.partitions.iter_mut().enumerate() {
@@ -554,21 +601,27 @@ impl Accumulator {
                 }
                 if slot.queued.is_empty()
                     || slot.in_flight.len() >= config.max_in_flight_per_partition
-                    || requests.len() >= max_requests
                 {
                     continue;
                 }
                 let size = slot.queued[0].data.len();
-                if !current.is_empty() && current_size + size > config.max_request_size {
-                    requests.push(std::mem::take(&mut current));
-                    current_size = 0;
-                    if requests.len() >= max_requests {
+                let (current, current_size) = filling
+                    .entry(leader_of(&topic.name, partition).filter(|id| *id >= 0))
+                    .or_default();
+                let full = !current.is_empty() && *current_size + size > config.max_request_size;
+                if current.is_empty() || full {
+                    if started >= max_requests {
                         continue;
+                    }
+                    started += 1;
+                    if full {
+                        requests.push(std::mem::take(current));
+                        *current_size = 0;
                     }
                 }
                 let batch = slot.queued.pop_front().expect("checked non-empty");
                 slot.in_flight.push(batch.state.clone());
-                current_size += size;
+                *current_size += size;
                 current.push(Outgoing {
                     topic: topic.name.clone(),
                     partition,
@@ -576,9 +629,12 @@ impl Accumulator {
                 });
             }
         }
-        if !current.is_empty() {
-            requests.push(current);
-        }
+        requests.extend(
+            filling
+                .into_values()
+                .map(|(request, _)| request)
+                .filter(|request| !request.is_empty()),
+        );
         (requests, deadline)
     }
 
@@ -600,7 +656,16 @@ async fn run_sender(shared: Arc<Shared>) {
             if closed && acc.is_idle() {
                 return;
             }
-            acc.collect(&shared.config, permits.available_permits(), closed)
+            let cache = shared.router.cache();
+            let leader_of = |topic: &str, partition: u32| {
+                cache.leader(topic, partition).map(|leader| leader.id)
+            };
+            acc.collect(
+                &shared.config,
+                permits.available_permits(),
+                closed,
+                &leader_of,
+            )
         };
         if !requests.is_empty() {
             for batches in requests {
@@ -625,71 +690,157 @@ async fn run_sender(shared: Arc<Shared>) {
     }
 }
 
-async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: OwnedSemaphorePermit) {
-    let config = &shared.config;
-    let mut states = Vec::with_capacity(batches.len());
-    let mut partitions = Vec::with_capacity(batches.len());
-    for outgoing in batches {
-        let bytes = outgoing.batch.data.len() - BATCH_HEADER_LEN;
-        states.push((
-            outgoing.topic.clone(),
-            outgoing.partition,
-            outgoing.batch.state,
-            bytes,
-        ));
-        partitions.push(pb::PartitionRecords {
-            topic: outgoing.topic.to_string(),
-            partition: outgoing.partition,
-            records: outgoing.batch.data.into(),
-        });
+/// A batch between its first send and its completion.
+struct InFlight {
+    topic: Arc<str>,
+    partition: u32,
+    records: Bytes,
+    state: Arc<BatchState>,
+}
+
+impl InFlight {
+    fn partition(&self) -> (&str, u32) {
+        (&self.topic, self.partition)
     }
+}
+
+/// Sends the batches to their leaders and retries the retriable failures
+/// (see the module docs) until each batch is acknowledged, fails, or
+/// reaches its delivery timeout. Each batch completes as soon as its own
+/// request does.
+async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: OwnedSemaphorePermit) {
+    let router = &shared.router;
+    let mut pending: Vec<InFlight> = batches
+        .into_iter()
+        .map(|outgoing| InFlight {
+            topic: outgoing.topic,
+            partition: outgoing.partition,
+            records: Bytes::from(outgoing.batch.data),
+            state: outgoing.batch.state,
+        })
+        .collect();
+    let mut backoff = Backoff::default();
+    loop {
+        let seen = router.cache().generation();
+        let (groups, leaderless) = router.group_by_leader(pending, InFlight::partition);
+        let mut attempts: FuturesUnordered<_> = groups
+            .into_iter()
+            .map(|(address, batches)| produce_to(&shared, address, batches))
+            .collect();
+        let mut retry: Vec<(InFlight, ClientError)> = Vec::new();
+        while let Some((address, batches, response)) = attempts.next().await {
+            match response {
+                Ok(response) => {
+                    for batch in batches {
+                        let result = response
+                            .partitions
+                            .iter()
+                            .find(|r| r.partition == batch.partition && *r.topic == *batch.topic)
+                            .map(|r| r.base_offset)
+                            .ok_or_else(|| {
+                                ClientError::InvalidArgument(format!(
+                                    "the broker's produce response has no result for {}-{}",
+                                    batch.topic, batch.partition
+                                ))
+                            });
+                        finish(&shared, batch, result);
+                    }
+                }
+                Err(err) if retry::is_retriable(&err) => {
+                    router.learn_from(&address, &err, batches.iter().map(InFlight::partition));
+                    retry.extend(batches.into_iter().map(|batch| (batch, err.clone())));
+                }
+                Err(err) => {
+                    for batch in batches {
+                        finish(&shared, batch, Err(err.clone()));
+                    }
+                }
+            }
+        }
+        drop(attempts);
+        retry.extend(leaderless.into_iter().map(|batch| {
+            let err = ClientError::LeaderNotAvailable {
+                topic: batch.topic.to_string(),
+                partition: batch.partition,
+            };
+            (batch, err)
+        }));
+        if retry.is_empty() {
+            return;
+        }
+        let delay = backoff.next_delay();
+        let retry_at = Instant::now() + delay;
+        pending = Vec::with_capacity(retry.len());
+        for (batch, err) in retry {
+            if retry_at >= batch.state.created + shared.config.delivery_timeout {
+                tracing::debug!(topic = %batch.topic, partition = batch.partition, error = %err,
+                    "delivery timeout reached");
+                finish(&shared, batch, Err(err));
+            } else {
+                tracing::debug!(topic = %batch.topic, partition = batch.partition, error = %err,
+                    ?delay, "retrying produce");
+                pending.push(batch);
+            }
+        }
+        if pending.is_empty() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        router.refresh_after_error(seen).await;
+    }
+}
+
+/// One ProduceRequest to one leader.
+async fn produce_to(
+    shared: &Shared,
+    address: String,
+    batches: Vec<InFlight>,
+) -> (String, Vec<InFlight>, Result<pb::ProduceResponse, ClientError>) {
+    let config = &shared.config;
     let request = pb::ProduceRequest {
         acks: pb::Acks::from(config.acks).into(),
         timeout_ms: config.request_timeout.as_millis().min(u128::from(u32::MAX)) as u32,
-        partitions,
+        partitions: batches
+            .iter()
+            .map(|batch| pb::PartitionRecords {
+                topic: batch.topic.to_string(),
+                partition: batch.partition,
+                records: batch.records.clone(),
+            })
+            .collect(),
     };
-    let mut client = shared.client.clone();
-    let response = match tokio::time::timeout(config.request_timeout, client.produce(request)).await
-    {
-        Err(_) => Err(ClientError::Timeout(config.request_timeout)),
-        Ok(Err(status)) => Err(ClientError::from(status)),
-        Ok(Ok(response)) => Ok(response.into_inner()),
+    let response = match shared.router.client(&address).await {
+        Err(err) => Err(err),
+        Ok(mut client) => {
+            match tokio::time::timeout(config.request_timeout, client.produce(request)).await {
+                Err(_) => Err(ClientError::Timeout(config.request_timeout)),
+                Ok(Err(status)) => Err(ClientError::from(status)),
+                Ok(Ok(response)) => Ok(response.into_inner()),
+            }
+        }
     };
-    let mut released = 0;
-    let mut results = Vec::with_capacity(states.len());
+    (address, batches, response)
+}
+
+/// Completes a batch: it leaves the in-flight set (letting the next batch
+/// of its partition go), a failure fails the partition's unsent batches,
+/// and its bytes are released.
+fn finish(shared: &Shared, batch: InFlight, result: Result<i64, ClientError>) {
+    let mut released = batch.records.len() - BATCH_HEADER_LEN;
     {
         let mut acc = shared.lock();
-        for (topic, partition, state, bytes) in states {
-            released += bytes;
-            let result = match &response {
-                Err(err) => Err(err.clone()),
-                Ok(response) => response
-                    .partitions
-                    .iter()
-                    .find(|r| r.partition == partition && *r.topic == *topic)
-                    .map(|r| r.base_offset)
-                    .ok_or_else(|| {
-                        ClientError::InvalidArgument(format!(
-                            "the broker's produce response has no result for {topic}-{partition}"
-                        ))
-                    }),
-            };
-            if let Some(slot) = acc
-                .topics
-                .get_mut(&*topic)
-                .and_then(|t| t.partitions.get_mut(partition as usize))
-            {
-                slot.in_flight.retain(|s| !Arc::ptr_eq(s, &state));
-                if let Err(err) = &result {
-                    released += slot.fail_unsent(&topic, partition, err);
-                }
+        if let Some(slot) = acc
+            .topics
+            .get_mut(&*batch.topic)
+            .and_then(|t| t.partitions.get_mut(batch.partition as usize))
+        {
+            slot.in_flight.retain(|s| !Arc::ptr_eq(s, &batch.state));
+            if let Err(err) = &result {
+                released += slot.fail_unsent(&batch.topic, batch.partition, err);
             }
-            results.push((state, result));
         }
     }
-    for (state, result) in results {
-        state.complete(result);
-    }
+    batch.state.complete(result);
     shared.buffered.fetch_sub(released, Ordering::AcqRel);
     shared.space_freed.notify_waiters();
     shared.wake_sender.notify_one();

@@ -2,12 +2,32 @@
 //!
 //! - [`v1`]: the client API (topics, produce, fetch, offsets, metadata),
 //!   generated from `proto/kmon.proto` by protox + tonic-prost-build.
+//! - [`controller`]: the brokers' internal controller quorum (Raft), from
+//!   `proto/controller.proto`; kept apart from the client API.
+//! - [`replication`]: followers pulling from leaders, leader-epoch
+//!   truncation and broker heartbeats, from `proto/replication.proto`.
 //! - [`error_metadata`]: the status metadata keys every error carries.
 #![allow(unreachable_pub, clippy::all)]
 
 /// Generated client API.
 pub mod v1 {
     tonic::include_proto!("kmon.v1");
+}
+
+/// Generated internal protocol of the controller quorum (Raft messages as
+/// serde_json payloads).
+pub mod controller {
+    pub mod v1 {
+        tonic::include_proto!("kmon.controller.v1");
+    }
+}
+
+/// Generated internal protocol between brokers: replica fetch, leader-epoch
+/// truncation, heartbeats.
+pub mod replication {
+    pub mod v1 {
+        tonic::include_proto!("kmon.replication.v1");
+    }
 }
 
 /// Keys of the gRPC status metadata that kmon puts on every error.

@@ -14,7 +14,6 @@ use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use kmon_broker::BrokerConfig;
 use kmon_broker::log::PartitionLog;
-use kmon_broker::topics::{TopicMeta, TopicStore};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct StartupArgs {
@@ -90,15 +89,6 @@ fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
     let config = BrokerConfig::default();
     let log_config = Arc::new(config.default_log_config());
     std::fs::create_dir_all(&args.data_dir)?;
-    let mut store = TopicStore::open(&args.data_dir)?;
-    store.insert(
-        "bench",
-        TopicMeta {
-            partitions: args.partitions,
-            replication_factor: 1,
-            configs: Default::default(),
-        },
-    )?;
     let records: Vec<kmon_client::batch::Record> = (0..9000)
         .map(|i| kmon_client::batch::Record {
             key: None,

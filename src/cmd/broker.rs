@@ -20,6 +20,18 @@ pub(crate) struct BrokerArgs {
     /// TOML configuration file (see --print-default-config).
     #[arg(long, env = "KMON_CONFIG")]
     config: Option<PathBuf>,
+    /// This broker's id in the cluster.
+    #[arg(long = "id", env = "KMON_BROKER_ID")]
+    broker_id: Option<i32>,
+    /// Fault domain (brokers that fail together), e.g. FD0.
+    #[arg(long, env = "KMON_FAULT_DOMAIN")]
+    fault_domain: Option<String>,
+    /// Update domain (brokers rebooted together), e.g. UD0.
+    #[arg(long, env = "KMON_UPDATE_DOMAIN")]
+    update_domain: Option<String>,
+    /// Metadata quorum voters, `id@host:port,...` (empty: a cluster of one).
+    #[arg(long, env = "KMON_CONTROLLER_VOTERS")]
+    controller_voters: Option<String>,
     /// fsync policy: `interval` (default) or `always`.
     #[arg(long, value_parser = ["interval", "always"])]
     flush_policy: Option<String>,
@@ -43,6 +55,18 @@ impl BrokerArgs {
         }
         if let Some(metrics_listen) = self.metrics_listen {
             config.metrics_listen = metrics_listen;
+        }
+        if let Some(id) = self.broker_id {
+            config.broker_id = id;
+        }
+        if let Some(fd) = self.fault_domain {
+            config.fault_domain = fd;
+        }
+        if let Some(ud) = self.update_domain {
+            config.update_domain = ud;
+        }
+        if let Some(voters) = self.controller_voters {
+            config.controller_voters = voters;
         }
         if let Some(policy) = self.flush_policy {
             config.log_flush_policy = toml::Value::String(policy).try_into()?;

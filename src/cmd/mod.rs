@@ -5,6 +5,7 @@ mod bench_startup;
 mod broker;
 mod consume;
 mod produce;
+mod status;
 mod topic;
 mod up;
 
@@ -37,6 +38,13 @@ enum Command {
     Broker(broker::BrokerArgs),
     /// Run a local cluster on embedded defaults.
     Up(up::UpArgs),
+    /// Show the controller, the brokers and partition health.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: status::StatusArgs,
+    },
     /// Create, list, describe and delete topics.
     Topic {
         #[command(flatten)]
@@ -81,6 +89,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Broker(args) => broker::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Status { client, args } => status::run(client, args).await,
         Command::Topic { client, command } => topic::run(client, command).await,
         Command::Produce { client, args } => produce::run(client, args).await,
         Command::Consume { client, args } => consume::run(client, args).await,

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use kmon_client::{Admin, TopicDescription};
+use serde::Serialize;
 
 use super::ClientArgs;
 
@@ -23,8 +24,14 @@ pub(crate) enum TopicCommand {
     },
     /// List topic names.
     List,
-    /// Show a topic's partitions and configs.
-    Describe { name: String },
+    /// Show a topic's partitions (replicas out of the ISR are marked) and
+    /// configs.
+    Describe {
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a topic and its data.
     Delete { name: String },
 }
@@ -56,12 +63,16 @@ pub(crate) async fn run(client: ClientArgs, command: TopicCommand) -> anyhow::Re
                 println!("{}", topic.name);
             }
         }
-        TopicCommand::Describe { name } => {
+        TopicCommand::Describe { name, json } => {
             let topic = admin
                 .describe_topic(&name)
                 .await
                 .with_context(|| format!("cannot describe topic {name:?}"))?;
-            print!("{}", render_description(&topic));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&TopicJson::from(&topic))?);
+            } else {
+                print!("{}", render_description(&topic));
+            }
         }
         TopicCommand::Delete { name } => {
             admin
@@ -81,6 +92,74 @@ fn parse_config(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `topic describe --json`; field order is the output order (the required
+/// keys first, extra ones after).
+#[derive(Debug, Serialize)]
+struct TopicJson<'a> {
+    topic: &'a str,
+    partitions: Vec<PartitionJson<'a>>,
+    replication_factor: u32,
+    configs: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct PartitionJson<'a> {
+    partition: u32,
+    /// -1 when offline.
+    leader: i32,
+    replicas: &'a [i32],
+    isr: &'a [i32],
+    leader_epoch: i32,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: i64,
+    size_bytes: u64,
+}
+
+impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
+    fn from(topic: &'a TopicDescription) -> Self {
+        TopicJson {
+            topic: &topic.name,
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|p| PartitionJson {
+                    partition: p.partition,
+                    leader: p.leader,
+                    replicas: &p.replicas,
+                    isr: &p.isr,
+                    leader_epoch: p.leader_epoch,
+                    log_start_offset: p.log_start_offset,
+                    log_end_offset: p.log_end_offset,
+                    high_watermark: p.high_watermark,
+                    size_bytes: p.size_bytes,
+                })
+                .collect(),
+            replication_factor: topic.replication_factor,
+            configs: topic
+                .configs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// Replica ids, a `*` after those missing from the ISR.
+fn replicas_marked(replicas: &[i32], isr: &[i32]) -> String {
+    replicas
+        .iter()
+        .map(|r| {
+            if isr.contains(r) {
+                r.to_string()
+            } else {
+                format!("{r}*")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn render_description(topic: &TopicDescription) -> String {
     let ids = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     let mut rows = vec![[
@@ -96,8 +175,12 @@ fn render_description(topic: &TopicDescription) -> String {
     for p in &topic.partitions {
         rows.push([
             p.partition.to_string(),
-            p.leader.to_string(),
-            ids(&p.replicas),
+            if p.leader < 0 {
+                "none".to_owned()
+            } else {
+                p.leader.to_string()
+            },
+            replicas_marked(&p.replicas, &p.isr),
             ids(&p.isr),
             p.log_start_offset.to_string(),
             p.log_end_offset.to_string(),
@@ -105,26 +188,19 @@ fn render_description(topic: &TopicDescription) -> String {
             human_bytes(p.size_bytes),
         ]);
     }
-    let mut widths = [0; 8];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
     let mut out = format!(
         "Topic: {}  Partitions: {}  ReplicationFactor: {}\n\n",
         topic.name,
         topic.partitions.len(),
         topic.replication_factor
     );
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
+    out.push_str(&super::status::render_rows(&rows));
+    if topic
+        .partitions
+        .iter()
+        .any(|p| p.replicas.iter().any(|r| !p.isr.contains(r)))
+    {
+        out.push_str("\n* replica not in the ISR (out of sync)\n");
     }
     if !topic.configs.is_empty() {
         out.push_str("\nConfigs:\n");
@@ -193,8 +269,22 @@ mod tests {
         };
         let text = render_description(&topic);
         assert!(text.contains("Topic: orders  Partitions: 1  ReplicationFactor: 3"));
-        assert!(text.contains("1,2,3"));
+        assert!(text.contains("1,2,3*"), "{text}");
+        assert!(text.contains("* replica not in the ISR"), "{text}");
         assert!(text.contains("2.0 KiB"));
         assert!(text.contains("retention.ms=604800000"));
+
+        let json = serde_json::to_value(TopicJson::from(&topic)).unwrap();
+        assert_eq!(json["topic"], "orders");
+        assert_eq!(
+            json["partitions"][0],
+            serde_json::json!({
+                "partition": 0, "leader": 1, "replicas": [1, 2, 3], "isr": [1, 2],
+                "leader_epoch": 0, "log_start_offset": 0, "log_end_offset": 42,
+                "high_watermark": 40, "size_bytes": 2048,
+            })
+        );
+        let text = serde_json::to_string(&TopicJson::from(&topic)).unwrap();
+        assert!(text.starts_with(r#"{"topic":"orders","partitions":[{"partition":0,"leader":1,"replicas":[1,2,3],"isr":[1,2]"#), "{text}");
     }
 }

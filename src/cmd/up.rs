@@ -1,41 +1,595 @@
-//! `kmon up`: a local cluster on embedded defaults. Today that is one
-//! broker on 127.0.0.1:9092 with its data under `./kmon-data`; it grows
-//! into a multi-broker cluster with its node agent with replication.
+//! `kmon up`: a local multi-broker cluster, one `kmon broker` child process
+//! per broker.
+//!
+//! Broker `i` (1-based) listens on gRPC port `base_port + i - 1` and
+//! metrics port `base_metrics_port + i - 1` of 127.0.0.1, keeps its data in
+//! `DIR/broker-i` and logs (its stderr) to `DIR/broker-i.log`. The first
+//! `min(N, 3)` brokers are the controller voters; the others get the same
+//! `--controller-voters` and join as learners. Fault and update domains
+//! follow the layout (see [`Layout`]).
+//!
+//! The layout is written to `DIR/cluster.toml` on first start; a later
+//! `kmon up` on the same DIR reads it back and restarts the same cluster
+//! (same ids, ports, domains). Changing the broker count of an existing
+//! cluster is refused for now.
+//!
+//! Start-up: spawn every broker, wait for each one's
+//! `kmon broker ready ...` line, then poll `Metadata` until there is a
+//! controller and every broker is alive (deadline 60 s). Shutdown (Ctrl-C
+//! or SIGTERM): SIGTERM to every broker, up to 10 s for each to exit, then
+//! SIGKILL. A broker that dies on its own is reported; the others keep
+//! running.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use kmon_broker::BrokerConfig;
-use tokio_util::sync::CancellationToken;
+use anyhow::{Context, bail};
+use kmon_client::Admin;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
+
+const HOST: &str = "127.0.0.1";
+const LAYOUT_FILE: &str = "cluster.toml";
+const READY_PREFIX: &str = "kmon broker ready";
+const MAX_VOTERS: usize = 3;
+/// Bound on start-up: every broker ready, a controller, all alive.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a broker gets to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often children are checked for an unexpected exit.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
-    /// Where the cluster keeps its data.
-    #[arg(long, default_value = "kmon-data")]
+    /// Where the cluster keeps its data, logs and `cluster.toml`.
+    #[arg(long, env = "KMON_DATA_DIR", default_value = "kmon-data")]
     data_dir: PathBuf,
-    /// gRPC address of the (first) broker.
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    /// Number of brokers (first start: default 3; later: must match).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    brokers: Option<u32>,
+    /// gRPC port of broker 1; broker i gets PORT+i-1 (default 9092).
+    #[arg(long)]
+    base_port: Option<u16>,
+    /// Metrics port of broker 1; broker i gets PORT+i-1 (default 9644).
+    #[arg(long)]
+    base_metrics_port: Option<u16>,
+    /// How brokers are spread over fault and update domains.
+    #[arg(long, value_enum)]
+    layout: Option<Layout>,
+    /// Number of fault domains (default 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    fault_domains: Option<u32>,
+    /// Number of update domains (default 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    update_domains: Option<u32>,
+}
+
+/// How brokers are placed on the fault domain × update domain grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Layout {
+    /// Walk the grid's diagonals: for shift in 0..U, for fd in 0..F:
+    /// (fd, (fd + shift) % U). With 3×3: 1 FD0/UD0, 2 FD1/UD1, 3 FD2/UD2,
+    /// 4 FD0/UD1, ... so any F consecutive brokers span every fault domain
+    /// and, when F == U, every update domain too.
+    Diagonal,
+    /// Row by row: for ud in 0..U, for fd in 0..F: (fd, ud).
+    Rows,
+}
+
+/// `DIR/cluster.toml`: the cluster as first started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterLayout {
+    /// The layout the domains were assigned with (informational).
+    layout: Layout,
+    /// `ID@HOST:PORT,...` of the controller voters.
+    controller_voters: String,
+    brokers: Vec<BrokerLayout>,
+}
+
+/// One broker of `cluster.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrokerLayout {
+    id: u32,
+    /// gRPC `HOST:PORT`.
     listen: String,
-    /// /metrics address of the (first) broker.
-    #[arg(long, default_value = "127.0.0.1:9644")]
+    /// Metrics `HOST:PORT`.
     metrics_listen: String,
+    fault_domain: String,
+    update_domain: String,
+    /// Data directory, relative to the cluster's directory.
+    data_dir: PathBuf,
+}
+
+/// Fault and update domain numbers of the first `count` brokers.
+fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
+    let cycle: Vec<(u32, u32)> = match layout {
+        Layout::Diagonal => (0..update_domains)
+            .flat_map(|shift| (0..fault_domains).map(move |fd| (fd, (fd + shift) % update_domains)))
+            .collect(),
+        Layout::Rows => (0..update_domains)
+            .flat_map(|ud| (0..fault_domains).map(move |fd| (fd, ud)))
+            .collect(),
+    };
+    cycle.into_iter().cycle().take(count).collect()
+}
+
+impl ClusterLayout {
+    fn new(args: &UpArgs) -> anyhow::Result<Self> {
+        let count = args.brokers.unwrap_or(3) as usize;
+        let base_port = args.base_port.unwrap_or(9092);
+        let base_metrics_port = args.base_metrics_port.unwrap_or(9644);
+        let layout = args.layout.unwrap_or(Layout::Diagonal);
+        let port = |base: u16, index: usize, what: &str| {
+            u16::try_from(usize::from(base) + index)
+                .with_context(|| format!("{what} port {base}+{index} is above 65535"))
+        };
+        let mut brokers = Vec::with_capacity(count);
+        let grid = domains(
+            layout,
+            count,
+            args.fault_domains.unwrap_or(3),
+            args.update_domains.unwrap_or(3),
+        );
+        for (index, (fd, ud)) in grid.into_iter().enumerate() {
+            let id = index as u32 + 1;
+            brokers.push(BrokerLayout {
+                id,
+                listen: format!("{HOST}:{}", port(base_port, index, "gRPC")?),
+                metrics_listen: format!("{HOST}:{}", port(base_metrics_port, index, "metrics")?),
+                fault_domain: format!("FD{fd}"),
+                update_domain: format!("UD{ud}"),
+                data_dir: PathBuf::from(format!("broker-{id}")),
+            });
+        }
+        let controller_voters = brokers
+            .iter()
+            .take(MAX_VOTERS)
+            .map(|b| format!("{}@{}", b.id, b.listen))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cluster = ClusterLayout {
+            layout,
+            controller_voters,
+            brokers,
+        };
+        cluster.check()?;
+        Ok(cluster)
+    }
+
+    /// Ports must not collide (gRPC and metrics ranges may overlap).
+    fn check(&self) -> anyhow::Result<()> {
+        let mut seen = BTreeSet::new();
+        for b in &self.brokers {
+            for address in [&b.listen, &b.metrics_listen] {
+                if !seen.insert(address) {
+                    bail!("address {address} would be used twice; choose other base ports");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `DIR/cluster.toml`, or writes it on first start.
+    fn load_or_create(args: &UpArgs) -> anyhow::Result<Self> {
+        let path = args.data_dir.join(LAYOUT_FILE);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let cluster: ClusterLayout = toml::from_str(&text)
+                .with_context(|| format!("cannot parse {}", path.display()))?;
+            if let Some(wanted) = args.brokers
+                && wanted as usize != cluster.brokers.len()
+            {
+                bail!(
+                    "the cluster in {} has {} brokers, not {wanted}: changing the broker count \
+                     of an existing cluster is not supported yet (drop --brokers to restart it \
+                     as it is, or use another --data-dir)",
+                    args.data_dir.display(),
+                    cluster.brokers.len()
+                );
+            }
+            if args.base_port.is_some()
+                || args.base_metrics_port.is_some()
+                || args.layout.is_some()
+                || args.fault_domains.is_some()
+                || args.update_domains.is_some()
+            {
+                eprintln!(
+                    "kmon up: restarting the cluster as stored in {}; layout and port flags are ignored",
+                    path.display()
+                );
+            }
+            return Ok(cluster);
+        }
+        let cluster = ClusterLayout::new(args)?;
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+        let text = format!(
+            "# Written by `kmon up` on first start; `kmon up` on this directory restarts\n\
+             # the same cluster from it.\n{}",
+            toml::to_string(&cluster)?
+        );
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(cluster)
+    }
+}
+
+/// A running `kmon broker` child.
+struct BrokerChild {
+    layout: BrokerLayout,
+    log: PathBuf,
+    child: Child,
+    /// Set once its exit was seen.
+    exited: Option<ExitStatus>,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     crate::cmd::init_logging();
-    let config = BrokerConfig {
-        data_dirs: vec![args.data_dir.join("broker-0")],
-        listen: args.listen,
-        metrics_listen: args.metrics_listen,
-        ..BrokerConfig::default()
+    let cluster = ClusterLayout::load_or_create(&args)?;
+    let exe = std::env::current_exe().context("cannot find the kmon executable")?;
+    let deadline = Instant::now() + START_DEADLINE;
+
+    // Signals first, so a Ctrl-C during start-up also stops the children.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+
+    let mut children = Vec::with_capacity(cluster.brokers.len());
+    let mut ready = Vec::with_capacity(cluster.brokers.len());
+    for broker in &cluster.brokers {
+        match spawn(&exe, &args.data_dir, &cluster, broker) {
+            Ok((child, ready_line)) => {
+                children.push(child);
+                ready.push(ready_line);
+            }
+            Err(err) => {
+                stop_all(&mut children).await;
+                return Err(err);
+            }
+        }
+    }
+
+    let started = tokio::select! {
+        result = wait_until_up(&cluster, &mut children, ready, deadline) => result,
+        _ = term.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
+        _ = int.recv() => Err(anyhow::anyhow!("interrupted during start-up")),
     };
-    eprintln!(
-        "kmon up: broker 0 on {} (metrics {}), data in {}; Ctrl-C to stop",
-        config.listen,
-        config.metrics_listen,
-        config.data_dirs[0].display()
+    if let Err(err) = started {
+        stop_all(&mut children).await;
+        return Err(err);
+    }
+
+    println!("kmon cluster up: bootstrap {}", cluster.brokers[0].listen);
+    print!("{}", render_table(&cluster));
+    println!(
+        "data and logs in {}; Ctrl-C to stop",
+        args.data_dir.display()
     );
-    let shutdown = CancellationToken::new();
-    tokio::spawn(super::broker::cancel_on_signal(shutdown.clone()));
-    kmon_broker::run(config, shutdown).await?;
+
+    let mut watch = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = watch.tick() => report_exits(&mut children),
+        }
+    }
+    eprintln!("kmon up: stopping {} brokers", children.len());
+    stop_all(&mut children).await;
     Ok(())
+}
+
+/// Starts one broker; the receiver gets its ready line.
+fn spawn(
+    exe: &Path,
+    dir: &Path,
+    cluster: &ClusterLayout,
+    broker: &BrokerLayout,
+) -> anyhow::Result<(BrokerChild, tokio::sync::oneshot::Receiver<String>)> {
+    let data_dir = dir.join(&broker.data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let log = dir.join(format!("broker-{}.log", broker.id));
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut child = Command::new(exe)
+        .arg("broker")
+        .args(["--id", &broker.id.to_string()])
+        .args(["--fault-domain", &broker.fault_domain])
+        .args(["--update-domain", &broker.update_domain])
+        .args(["--controller-voters", &cluster.controller_voters])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--listen", &broker.listen])
+        .args(["--metrics-listen", &broker.metrics_listen])
+        .env_remove("KMON_BOOTSTRAP")
+        .env_remove("KMON_DATA_DIR")
+        .env_remove("KMON_LISTEN")
+        .env_remove("KMON_METRICS_LISTEN")
+        .env_remove("KMON_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        // Its own process group: a terminal's Ctrl-C reaches only `kmon
+        // up`, which then stops the brokers one clean SIGTERM each.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start broker {}", broker.id))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut lines = BufReader::new(stdout).lines();
+        // Keep reading after the ready line so the pipe never fills.
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with(READY_PREFIX)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    Ok((
+        BrokerChild {
+            layout: broker.clone(),
+            log,
+            child,
+            exited: None,
+        },
+        rx,
+    ))
+}
+
+/// Every broker printed its ready line, then `Metadata` shows a
+/// controller and every broker alive.
+async fn wait_until_up(
+    cluster: &ClusterLayout,
+    children: &mut [BrokerChild],
+    ready: Vec<tokio::sync::oneshot::Receiver<String>>,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    for (child, ready) in children.iter_mut().zip(ready) {
+        let id = child.layout.id;
+        tokio::select! {
+            line = ready => {
+                if line.is_err() {
+                    let status = child.child.wait().await?;
+                    bail!("broker {id} exited ({status}) before it was ready{}", log_tail(&child.log));
+                }
+            }
+            status = child.child.wait() => {
+                let status = status?;
+                bail!("broker {id} exited ({status}) before it was ready{}", log_tail(&child.log));
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
+                bail!("broker {id} was not ready within {START_DEADLINE:?}{}", log_tail(&child.log));
+            }
+        }
+    }
+
+    let bootstrap = &cluster.brokers[0].listen;
+    let wanted: BTreeSet<i32> = cluster.brokers.iter().map(|b| b.id as i32).collect();
+    let mut last = String::from("no answer yet");
+    loop {
+        match Admin::connect(bootstrap).await {
+            Ok(admin) => match admin.metadata(&[]).await {
+                Ok(metadata) => {
+                    let alive: BTreeSet<i32> = metadata
+                        .brokers
+                        .iter()
+                        .filter(|b| b.alive)
+                        .map(|b| b.id)
+                        .collect();
+                    if metadata.controller_id >= 0 && wanted.is_subset(&alive) {
+                        return Ok(());
+                    }
+                    let missing: Vec<String> =
+                        wanted.difference(&alive).map(i32::to_string).collect();
+                    last = format!(
+                        "controller {}, brokers not alive yet: {}",
+                        if metadata.controller_id >= 0 {
+                            metadata.controller_id.to_string()
+                        } else {
+                            "none".into()
+                        },
+                        if missing.is_empty() {
+                            "none".into()
+                        } else {
+                            missing.join(",")
+                        }
+                    );
+                }
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        for child in children.iter_mut() {
+            if let Some(status) = child.child.try_wait()? {
+                bail!(
+                    "broker {} exited ({status}) during start-up{}",
+                    child.layout.id,
+                    log_tail(&child.log)
+                );
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("the cluster did not come up within {START_DEADLINE:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reports brokers that exited on their own (once each).
+fn report_exits(children: &mut [BrokerChild]) {
+    for child in children.iter_mut().filter(|c| c.exited.is_none()) {
+        if let Ok(Some(status)) = child.child.try_wait() {
+            child.exited = Some(status);
+            eprintln!(
+                "kmon up: broker {} ({}) exited unexpectedly ({status}); the others keep running{}",
+                child.layout.id,
+                child.layout.listen,
+                log_tail(&child.log)
+            );
+        }
+    }
+}
+
+/// SIGTERM to every broker, then up to [`STOP_GRACE`] for each to exit,
+/// then SIGKILL.
+async fn stop_all(children: &mut [BrokerChild]) {
+    for child in children.iter_mut() {
+        if let Ok(None) = child.child.try_wait()
+            && let Some(pid) = child.child.id()
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    for child in children.iter_mut() {
+        let id = child.layout.id;
+        match tokio::time::timeout_at(deadline.into(), child.child.wait()).await {
+            Ok(Ok(status)) if child.exited.is_none() => {
+                eprintln!("kmon up: broker {id} stopped ({status})");
+            }
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("kmon up: broker {id} did not stop within {STOP_GRACE:?}; killing it");
+                let _ = child.child.kill().await;
+            }
+        }
+    }
+}
+
+/// The last lines of a broker's log, for an error message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(10)..];
+    if tail.is_empty() {
+        format!(" (log: {})", log.display())
+    } else {
+        format!("; last lines of {}:\n{}", log.display(), tail.join("\n"))
+    }
+}
+
+fn render_table(cluster: &ClusterLayout) -> String {
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "GRPC".to_owned(),
+        "METRICS".to_owned(),
+        "FD".to_owned(),
+        "UD".to_owned(),
+        "ROLE".to_owned(),
+    ]];
+    for (index, b) in cluster.brokers.iter().enumerate() {
+        rows.push([
+            b.id.to_string(),
+            b.listen.clone(),
+            b.metrics_listen.clone(),
+            b.fault_domain.clone(),
+            b.update_domain.clone(),
+            if index < MAX_VOTERS { "voter" } else { "learner" }.to_owned(),
+        ]);
+    }
+    super::status::render_rows(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(brokers: Option<u32>) -> UpArgs {
+        UpArgs {
+            data_dir: PathBuf::from("unused"),
+            brokers,
+            base_port: None,
+            base_metrics_port: None,
+            layout: None,
+            fault_domains: None,
+            update_domains: None,
+        }
+    }
+
+    #[test]
+    fn diagonal_walk_of_a_3x3_grid() {
+        let grid = domains(Layout::Diagonal, 10, 3, 3);
+        assert_eq!(
+            grid,
+            [
+                (0, 0),
+                (1, 1),
+                (2, 2),
+                (0, 1),
+                (1, 2),
+                (2, 0),
+                (0, 2),
+                (1, 0),
+                (2, 1),
+                (0, 0)
+            ]
+        );
+        assert_eq!(
+            domains(Layout::Diagonal, 4, 2, 3),
+            [(0, 0), (1, 1), (0, 1), (1, 2)]
+        );
+        assert_eq!(domains(Layout::Rows, 4, 3, 2), [(0, 0), (1, 0), (2, 0), (0, 1)]);
+    }
+
+    #[test]
+    fn layout_ports_voters_and_domains() {
+        let cluster = ClusterLayout::new(&args(Some(5))).unwrap();
+        assert_eq!(
+            cluster.controller_voters,
+            "1@127.0.0.1:9092,2@127.0.0.1:9093,3@127.0.0.1:9094"
+        );
+        let b5 = &cluster.brokers[4];
+        assert_eq!(b5.id, 5);
+        assert_eq!(b5.listen, "127.0.0.1:9096");
+        assert_eq!(b5.metrics_listen, "127.0.0.1:9648");
+        assert_eq!((b5.fault_domain.as_str(), b5.update_domain.as_str()), ("FD1", "UD2"));
+        assert_eq!(b5.data_dir, PathBuf::from("broker-5"));
+
+        let one = ClusterLayout::new(&args(Some(1))).unwrap();
+        assert_eq!(one.controller_voters, "1@127.0.0.1:9092");
+        assert_eq!(ClusterLayout::new(&args(None)).unwrap().brokers.len(), 3);
+    }
+
+    #[test]
+    fn colliding_ports_are_refused() {
+        let mut overlap = args(Some(3));
+        overlap.base_metrics_port = Some(9093);
+        let err = ClusterLayout::new(&overlap).unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:9093"), "{err}");
+        let mut high = args(Some(3));
+        high.base_port = Some(65535);
+        assert!(ClusterLayout::new(&high).is_err());
+    }
+
+    #[test]
+    fn cluster_toml_round_trips_and_a_count_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = args(Some(4));
+        first.data_dir = dir.path().join("c");
+        let created = ClusterLayout::load_or_create(&first).unwrap();
+        let mut again = args(None);
+        again.data_dir = first.data_dir.clone();
+        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), created);
+        again.brokers = Some(5);
+        let err = ClusterLayout::load_or_create(&again).unwrap_err();
+        assert!(err.to_string().contains("has 4 brokers, not 5"), "{err}");
+    }
 }

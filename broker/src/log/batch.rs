@@ -76,21 +76,12 @@ impl std::fmt::Display for BatchFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BatchFault::Truncated { needed, available } => {
-                write!(
-                    f,
-                    "batch truncated: needs {needed} bytes, {available} present"
-                )
+                write!(f, "batch truncated: needs {needed} bytes, {available} present")
             }
-            BatchFault::BadMagic(m) => write!(
-                f,
-                "unsupported record batch magic {m} (only v2 is accepted)"
-            ),
+            BatchFault::BadMagic(m) => write!(f, "unsupported record batch magic {m} (only v2 is accepted)"),
             BatchFault::BadLength(l) => write!(f, "invalid batch length {l}"),
             BatchFault::BadCrc { stored, computed } => {
-                write!(
-                    f,
-                    "CRC-32C mismatch: batch says {stored:#010x}, content gives {computed:#010x}"
-                )
+                write!(f, "CRC-32C mismatch: batch says {stored:#010x}, content gives {computed:#010x}")
             }
             BatchFault::BadOffsets(why) => write!(f, "{why}"),
         }
@@ -111,10 +102,7 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 /// bytes, without checking anything else.
 pub fn peek_size(bytes: &[u8]) -> Result<usize, BatchFault> {
     if bytes.len() < LOG_OVERHEAD {
-        return Err(BatchFault::Truncated {
-            needed: LOG_OVERHEAD,
-            available: bytes.len(),
-        });
+        return Err(BatchFault::Truncated { needed: LOG_OVERHEAD, available: bytes.len() });
     }
     let len = i32_at(bytes, 8);
     if len < (HEADER_LEN - LOG_OVERHEAD) as i32 {
@@ -128,10 +116,7 @@ pub fn peek_size(bytes: &[u8]) -> Result<usize, BatchFault> {
 pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchFault> {
     let size = peek_size(bytes)?;
     if bytes.len() < HEADER_LEN {
-        return Err(BatchFault::Truncated {
-            needed: HEADER_LEN,
-            available: bytes.len(),
-        });
+        return Err(BatchFault::Truncated { needed: HEADER_LEN, available: bytes.len() });
     }
     if bytes[16] != MAGIC_V2 {
         return Err(BatchFault::BadMagic(bytes[16]));
@@ -152,10 +137,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchFault> {
 pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchFault> {
     let header = parse_header(bytes)?;
     if bytes.len() < header.size {
-        return Err(BatchFault::Truncated {
-            needed: header.size,
-            available: bytes.len(),
-        });
+        return Err(BatchFault::Truncated { needed: header.size, available: bytes.len() });
     }
     let stored = u32::from_be_bytes(bytes[17..21].try_into().expect("4 bytes"));
     let computed = crc32c::crc32c(&bytes[CRC_START..header.size]);
@@ -169,24 +151,15 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchFault> {
         )));
     }
     if header.base_offset < 0 {
-        return Err(BatchFault::BadOffsets(format!(
-            "negative base offset {}",
-            header.base_offset
-        )));
+        return Err(BatchFault::BadOffsets(format!("negative base offset {}", header.base_offset)));
     }
     Ok(header)
 }
 
 /// Checks a batch a producer sent: exactly one valid batch, with records.
-pub fn validate_produced(
-    bytes: &[u8],
-    max_message_bytes: usize,
-) -> Result<BatchHeader, BrokerError> {
+pub fn validate_produced(bytes: &[u8], max_message_bytes: usize) -> Result<BatchHeader, BrokerError> {
     if bytes.len() > max_message_bytes {
-        return Err(BrokerError::MessageTooLarge {
-            size: bytes.len(),
-            max: max_message_bytes,
-        });
+        return Err(BrokerError::MessageTooLarge { size: bytes.len(), max: max_message_bytes });
     }
     let header = validate(bytes).map_err(|fault| BrokerError::CorruptMessage(fault.to_string()))?;
     if header.size != bytes.len() {
@@ -197,9 +170,7 @@ pub fn validate_produced(
         )));
     }
     if header.records_count == 0 {
-        return Err(BrokerError::CorruptMessage(
-            "record batch holds no records".into(),
-        ));
+        return Err(BrokerError::CorruptMessage("record batch holds no records".into()));
     }
     if header.last_offset_delta != header.records_count - 1 {
         return Err(BrokerError::CorruptMessage(format!(
@@ -342,27 +313,15 @@ pub(crate) mod tests {
         let last = b.len() - 3;
         b[last] ^= 0xff;
         assert!(matches!(validate(&b), Err(BatchFault::BadCrc { .. })));
-        assert!(matches!(
-            validate_produced(&b, 1 << 20),
-            Err(BrokerError::CorruptMessage(_))
-        ));
+        assert!(matches!(validate_produced(&b, 1 << 20), Err(BrokerError::CorruptMessage(_))));
     }
 
     #[test]
     fn oversized_and_truncated_batches_are_refused() {
         let b = make_batch(10, 0, 100);
-        assert!(matches!(
-            validate_produced(&b, 100),
-            Err(BrokerError::MessageTooLarge { .. })
-        ));
-        assert!(matches!(
-            validate(&b[..b.len() - 1]),
-            Err(BatchFault::Truncated { .. })
-        ));
-        assert!(matches!(
-            validate(&b[..5]),
-            Err(BatchFault::Truncated { .. })
-        ));
+        assert!(matches!(validate_produced(&b, 100), Err(BrokerError::MessageTooLarge { .. })));
+        assert!(matches!(validate(&b[..b.len() - 1]), Err(BatchFault::Truncated { .. })));
+        assert!(matches!(validate(&b[..5]), Err(BatchFault::Truncated { .. })));
     }
 
     #[test]

@@ -16,11 +16,7 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     pub fn push(&mut self, relative_offset: u32, position: u32) {
-        debug_assert!(
-            self.entries
-                .last()
-                .is_none_or(|&(o, p)| o < relative_offset && p < position)
-        );
+        debug_assert!(self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position));
         self.entries.push((relative_offset, position));
     }
 
@@ -55,12 +51,7 @@ impl OffsetIndex {
         for chunk in bytes.chunks_exact(8) {
             let o = u32::from_be_bytes(chunk[0..4].try_into().ok()?);
             let p = u32::from_be_bytes(chunk[4..8].try_into().ok()?);
-            if u64::from(p) >= log_size
-                || index
-                    .entries
-                    .last()
-                    .is_some_and(|&(lo, lp)| lo >= o || lp >= p)
-            {
+            if u64::from(p) >= log_size || index.entries.last().is_some_and(|&(lo, lp)| lo >= o || lp >= p) {
                 return None;
             }
             index.entries.push((o, p));
@@ -85,11 +76,7 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     pub fn push(&mut self, timestamp: i64, relative_offset: u32) {
-        if self
-            .entries
-            .last()
-            .is_none_or(|&(t, o)| timestamp > t && relative_offset > o)
-        {
+        if self.entries.last().is_none_or(|&(t, o)| timestamp > t && relative_offset > o) {
             self.entries.push((timestamp, relative_offset));
         }
     }
@@ -123,11 +110,7 @@ impl TimeIndex {
         for chunk in bytes.chunks_exact(12) {
             let t = i64::from_be_bytes(chunk[0..8].try_into().ok()?);
             let o = u32::from_be_bytes(chunk[8..12].try_into().ok()?);
-            if index
-                .entries
-                .last()
-                .is_some_and(|&(lt, lo)| lt >= t || lo >= o)
-            {
+            if index.entries.last().is_some_and(|&(lt, lo)| lt >= t || lo >= o) {
                 return None;
             }
             index.entries.push((t, o));
@@ -151,10 +134,7 @@ mod tests {
         assert_eq!(idx.lookup(25), 8200);
         let back = OffsetIndex::decode(&idx.encode(), 10_000).unwrap();
         assert_eq!(back.lookup(25), 8200);
-        assert!(
-            OffsetIndex::decode(&idx.encode(), 5000).is_none(),
-            "position past the log end"
-        );
+        assert!(OffsetIndex::decode(&idx.encode(), 5000).is_none(), "position past the log end");
         assert!(OffsetIndex::decode(&idx.encode()[..7], 10_000).is_none());
     }
 

@@ -36,8 +36,7 @@ impl LogManager {
     ) -> Result<LogManager> {
         let mut found = Vec::new();
         for dir in data_dirs {
-            std::fs::create_dir_all(dir)
-                .storage(|| format!("creating data dir {}", dir.display()))?;
+            std::fs::create_dir_all(dir).storage(|| format!("creating data dir {}", dir.display()))?;
             for entry in std::fs::read_dir(dir).storage(|| format!("listing {}", dir.display()))? {
                 let entry = entry.storage(|| format!("listing {}", dir.display()))?;
                 let name = entry.file_name().to_string_lossy().to_string();
@@ -54,15 +53,11 @@ impl LogManager {
                 }
             }
         }
-        let results: Vec<Result<Option<(PartitionKey, PartitionLog)>>> = std::thread::scope(
-            |scope| {
-                let workers = std::thread::available_parallelism()
-                    .map_or(2, |n| n.get())
-                    .min(8);
-                let chunks: Vec<Vec<(PartitionKey, PathBuf)>> = (0..workers)
-                    .map(|w| found.iter().skip(w).step_by(workers).cloned().collect())
-                    .collect();
-                let handles: Vec<_> = chunks
+        let results: Vec<Result<Option<(PartitionKey, PartitionLog)>>> = std::thread::scope(|scope| {
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+            let chunks: Vec<Vec<(PartitionKey, PathBuf)>> =
+                (0..workers).map(|w| found.iter().skip(w).step_by(workers).cloned().collect()).collect();
+            let handles: Vec<_> = chunks
                 .into_iter()
                 .map(|chunk| {
                     let config_for = &config_for;
@@ -88,49 +83,28 @@ impl LogManager {
                     })
                 })
                 .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("recovery thread"))
-                    .collect()
-            },
-        );
+            handles.into_iter().flat_map(|h| h.join().expect("recovery thread")).collect()
+        });
         let mut logs = HashMap::new();
         for result in results {
             if let Some((key, log)) = result? {
                 logs.insert(key, Arc::new(log));
             }
         }
-        Ok(LogManager {
-            data_dirs: data_dirs.to_vec(),
-            logs: RwLock::new(logs),
-        })
+        Ok(LogManager { data_dirs: data_dirs.to_vec(), logs: RwLock::new(logs) })
     }
 
     pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<PartitionLog>> {
-        self.logs
-            .read()
-            .expect("logs lock")
-            .get(&(topic.to_string(), partition))
-            .cloned()
+        self.logs.read().expect("logs lock").get(&(topic.to_string(), partition)).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<PartitionLog>> {
-        self.logs
-            .read()
-            .expect("logs lock")
-            .values()
-            .cloned()
-            .collect()
+        self.logs.read().expect("logs lock").values().cloned().collect()
     }
 
     /// Creates an empty partition log in the least used data directory
     /// (fewest bytes of logs, then fewest partitions).
-    pub fn create(
-        &self,
-        topic: &str,
-        partition: u32,
-        config: Arc<LogConfig>,
-    ) -> Result<Arc<PartitionLog>> {
+    pub fn create(&self, topic: &str, partition: u32, config: Arc<LogConfig>) -> Result<Arc<PartitionLog>> {
         let mut logs = self.logs.write().expect("logs lock");
         if let Some(existing) = logs.get(&(topic.to_string(), partition)) {
             return Ok(existing.clone());
@@ -145,33 +119,19 @@ impl LogManager {
 
     fn least_used_dir(&self, logs: &HashMap<PartitionKey, Arc<PartitionLog>>) -> &Path {
         let usage = |dir: &Path| {
-            let mine: Vec<_> = logs
-                .values()
-                .filter(|l| l.dir().parent() == Some(dir))
-                .collect();
+            let mine: Vec<_> = logs.values().filter(|l| l.dir().parent() == Some(dir)).collect();
             (mine.iter().map(|l| l.size_bytes()).sum::<u64>(), mine.len())
         };
-        self.data_dirs
-            .iter()
-            .min_by_key(|dir| usage(dir))
-            .expect("at least one data dir")
+        self.data_dirs.iter().min_by_key(|dir| usage(dir)).expect("at least one data dir")
     }
 
     /// Removes a partition's log: renamed first (atomic), then deleted.
     pub fn delete(&self, topic: &str, partition: u32) -> Result<()> {
-        let log = self
-            .logs
-            .write()
-            .expect("logs lock")
-            .remove(&(topic.to_string(), partition));
+        let log = self.logs.write().expect("logs lock").remove(&(topic.to_string(), partition));
         if let Some(log) = log {
-            let doomed = log
-                .dir()
-                .with_file_name(format!("{topic}-{partition}.{}-delete", now_ms()));
-            std::fs::rename(log.dir(), &doomed)
-                .storage(|| format!("renaming {}", log.dir().display()))?;
-            std::fs::remove_dir_all(&doomed)
-                .storage(|| format!("removing {}", doomed.display()))?;
+            let doomed = log.dir().with_file_name(format!("{topic}-{partition}.{}-delete", now_ms()));
+            std::fs::rename(log.dir(), &doomed).storage(|| format!("renaming {}", log.dir().display()))?;
+            std::fs::remove_dir_all(&doomed).storage(|| format!("removing {}", doomed.display()))?;
         }
         Ok(())
     }
@@ -217,10 +177,7 @@ mod tests {
     #[test]
     fn partition_dir_names() {
         assert_eq!(parse_partition_dir("orders-3"), Some(("orders".into(), 3)));
-        assert_eq!(
-            parse_partition_dir("my-topic-12"),
-            Some(("my-topic".into(), 12))
-        );
+        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
         assert_eq!(parse_partition_dir("orders-3.1700-delete"), None);
         assert_eq!(parse_partition_dir("orders"), None);
         assert_eq!(parse_partition_dir("-3"), None);

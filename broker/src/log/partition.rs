@@ -45,12 +45,22 @@ struct LogState {
 
 impl LogState {
     fn active(&self) -> &Arc<Segment> {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a log always has an active segment")
+        self.segments.values().next_back().expect("a log always has an active segment")
     }
 }
+
+/// Which offsets a read may return: consumers see up to the high
+/// watermark, follower replicas up to the log end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBound {
+    HighWatermark,
+    LogEnd,
+}
+
+/// File holding the high watermark, written on flush and close.
+const HIGH_WATERMARK_FILE: &str = "high-watermark";
+/// File holding the leader epoch cache: `epoch start_offset` per line.
+const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -59,39 +69,44 @@ pub struct PartitionLog {
     dir: PathBuf,
     config: RwLock<Arc<LogConfig>>,
     state: Mutex<LogState>,
+    /// Log end offset: wakes follower fetches and acks=all waiters.
+    end_offset: watch::Sender<i64>,
+    /// Offsets below it are on every in-sync replica: consumers read up to it.
     high_watermark: watch::Sender<i64>,
+    /// (leader epoch, first offset written in it), ascending.
+    epochs: Mutex<Vec<(i32, i64)>>,
     dirty: AtomicBool,
 }
 
+/// Writes a small file so that a crash leaves the old or the new content.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().storage(|| format!("writing {}", path.display()))
+}
+
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, validating the active segment.
     /// Returns the log and the number of bytes cut from a bad tail.
-    pub fn open(
-        topic: &str,
-        partition: u32,
-        dir: &Path,
-        config: Arc<LogConfig>,
-    ) -> Result<(PartitionLog, u64)> {
+    pub fn open(topic: &str, partition: u32, dir: &Path, config: Arc<LogConfig>) -> Result<(PartitionLog, u64)> {
         std::fs::create_dir_all(dir).storage(|| format!("creating {}", dir.display()))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).storage(|| format!("listing {}", dir.display()))? {
-            let name = entry
-                .storage(|| format!("listing {}", dir.display()))?
-                .file_name();
+            let name = entry.storage(|| format!("listing {}", dir.display()))?.file_name();
             let name = name.to_string_lossy();
             if let Some(stem) = name.strip_suffix(".log") {
-                let base = stem
-                    .parse::<i64>()
-                    .map_err(|_| BrokerError::CorruptLogDir {
-                        path: dir.to_path_buf(),
-                        reason: format!("unexpected segment file {name}"),
-                    })?;
+                let base = stem.parse::<i64>().map_err(|_| BrokerError::CorruptLogDir {
+                    path: dir.to_path_buf(),
+                    reason: format!("unexpected segment file {name}"),
+                })?;
                 bases.push(base);
             }
             if name.ends_with(".tmp") {
@@ -105,12 +120,8 @@ impl PartitionLog {
         for (i, &base) in bases.iter().enumerate() {
             // Older segments were synced with their indexes when they rolled;
             // the active one is always checked batch by batch.
-            let (
-                segment,
-                Recovery {
-                    truncated_bytes, ..
-                },
-            ) = Segment::open(dir, base, i == last, config.index_interval_bytes)?;
+            let (segment, Recovery { truncated_bytes, .. }) =
+                Segment::open(dir, base, i == last, config.index_interval_bytes)?;
             truncated += truncated_bytes;
             segments.insert(base, Arc::new(segment));
         }
@@ -118,23 +129,33 @@ impl PartitionLog {
             segments.insert(0, Arc::new(Segment::create(dir, 0)?));
         }
         let log_start_offset = *segments.keys().next().expect("one segment");
-        let next_offset = segments
-            .values()
-            .next_back()
-            .expect("one segment")
-            .next_offset();
-        let (high_watermark, _) = watch::channel(next_offset);
+        let next_offset = segments.values().next_back().expect("one segment").next_offset();
+        let hw = std::fs::read_to_string(dir.join(HIGH_WATERMARK_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+            .clamp(log_start_offset, next_offset);
+        let mut epochs: Vec<(i32, i64)> = std::fs::read_to_string(dir.join(LEADER_EPOCH_FILE))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (e, o) = l.split_once(' ')?;
+                Some((e.parse().ok()?, o.parse().ok()?))
+            })
+            .collect();
+        // Epochs that start beyond the (possibly truncated) log end are gone.
+        epochs.retain(|&(_, start)| start < next_offset);
+        let (end_offset, _) = watch::channel(next_offset);
+        let (high_watermark, _) = watch::channel(hw);
         let log = PartitionLog {
             topic: topic.to_string(),
             partition,
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
-            state: Mutex::new(LogState {
-                segments,
-                log_start_offset,
-                next_offset,
-            }),
+            state: Mutex::new(LogState { segments, log_start_offset, next_offset }),
+            end_offset,
             high_watermark,
+            epochs: Mutex::new(epochs),
             dirty: AtomicBool::new(false),
         };
         Ok((log, truncated))
@@ -164,15 +185,10 @@ impl PartitionLog {
                 self.roll(&mut state, base_offset)?;
             }
             batch::assign_offset(&mut bytes, base_offset, leader_epoch);
-            let stamped = BatchHeader {
-                base_offset,
-                leader_epoch,
-                ..header
-            };
-            state
-                .active()
-                .append(&bytes, &stamped, config.index_interval_bytes, now)?;
+            let stamped = BatchHeader { base_offset, leader_epoch, ..header };
+            state.active().append(&bytes, &stamped, config.index_interval_bytes, now)?;
             state.next_offset = stamped.next_offset();
+            self.note_epoch(leader_epoch, base_offset)?;
             AppendInfo {
                 base_offset,
                 last_offset: stamped.last_offset(),
@@ -181,18 +197,142 @@ impl PartitionLog {
             }
         };
         self.dirty.store(true, Ordering::Release);
-        self.high_watermark.send_replace(info.last_offset + 1);
+        self.end_offset.send_replace(info.last_offset + 1);
         Ok(info)
     }
+    /// Appends batches a follower fetched from its leader, offsets and
+    /// epochs as the leader assigned them. Each batch is CRC-checked and
+    /// must start at the log end offset.
+    pub fn append_replicated(&self, bytes: &[u8]) -> Result<usize> {
+        let config = self.config();
+        let now = now_ms();
+        let mut appended = 0;
+        {
+            let mut state = self.state.lock().expect("log lock");
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let header = batch::validate(&bytes[pos..]).map_err(|f| {
+                    BrokerError::CorruptMessage(format!("replicated batch for {}-{}: {f}", self.topic, self.partition))
+                })?;
+                if header.base_offset != state.next_offset {
+                    return Err(BrokerError::InvalidRequest(format!(
+                        "replicated batch for {}-{} starts at {}, log end is {}",
+                        self.topic, self.partition, header.base_offset, state.next_offset
+                    )));
+                }
+                if self.should_roll(&state, &config, header.size, &header, now) {
+                    self.roll(&mut state, header.base_offset)?;
+                }
+                state.active().append(&bytes[pos..pos + header.size], &header, config.index_interval_bytes, now)?;
+                state.next_offset = header.next_offset();
+                self.note_epoch(header.leader_epoch, header.base_offset)?;
+                pos += header.size;
+                appended += 1;
+            }
+            if appended > 0 {
+                self.end_offset.send_replace(state.next_offset);
+            }
+        }
+        if appended > 0 {
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(appended)
+    }
 
-    fn should_roll(
-        &self,
-        state: &LogState,
-        config: &LogConfig,
-        len: usize,
-        h: &BatchHeader,
-        now: i64,
-    ) -> bool {
+    /// Records that `epoch` starts at `offset` if it is newer than the last
+    /// known epoch (persisted: followers truncate by it after a failover).
+    fn note_epoch(&self, epoch: i32, offset: i64) -> Result<()> {
+        let mut epochs = self.epochs.lock().expect("epoch lock");
+        if epochs.last().is_none_or(|&(last, _)| epoch > last) {
+            epochs.push((epoch, offset));
+            self.write_epochs(&epochs)?;
+        }
+        Ok(())
+    }
+
+    fn write_epochs(&self, epochs: &[(i32, i64)]) -> Result<()> {
+        let text: String = epochs.iter().map(|(e, o)| format!("{e} {o}\n")).collect();
+        write_atomically(&self.dir.join(LEADER_EPOCH_FILE), text.as_bytes())
+    }
+
+    /// The newest leader epoch in this log, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().expect("epoch lock").last().map(|&(e, _)| e)
+    }
+
+    /// Kafka's OffsetForLeaderEpoch: the largest epoch <= `epoch` this log
+    /// knows and the offset where it ended (the next epoch's start, or the
+    /// log end). `None` when the log knows no epoch that old.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let epochs = self.epochs.lock().expect("epoch lock").clone();
+        let i = epochs.partition_point(|&(e, _)| e <= epoch);
+        if i == 0 {
+            return None;
+        }
+        let end = epochs.get(i).map_or_else(|| self.log_end_offset(), |&(_, start)| start);
+        Some((epochs[i - 1].0, end))
+    }
+
+    /// Removes every record at or after `offset` (a follower dropping what
+    /// its new leader does not have). Batches are atomic: one that reaches
+    /// `offset` goes whole. Returns the new log end offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64> {
+        let config = self.config();
+        let new_end = {
+            let mut state = self.state.lock().expect("log lock");
+            if offset >= state.next_offset {
+                return Ok(state.next_offset);
+            }
+            let offset = offset.max(state.log_start_offset);
+            // Whole segments starting after `offset` go; keep at least one.
+            let doomed: Vec<i64> = state.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+            for base in doomed {
+                if state.segments.len() > 1
+                    && let Some(segment) = state.segments.remove(&base)
+                {
+                    segment.delete_files()?;
+                }
+            }
+            let active = state.active().clone();
+            let end = active.truncate_from(offset, config.index_interval_bytes)?;
+            state.next_offset = end;
+            end
+        };
+        let epochs = {
+            let mut epochs = self.epochs.lock().expect("epoch lock");
+            epochs.retain(|&(_, start)| start < new_end);
+            epochs.clone()
+        };
+        self.write_epochs(&epochs)?;
+        self.end_offset.send_replace(new_end);
+        self.high_watermark.send_if_modified(|hw| {
+            let changed = *hw > new_end;
+            *hw = (*hw).min(new_end);
+            changed
+        });
+        self.dirty.store(true, Ordering::Release);
+        tracing::info!(topic = %self.topic, partition = self.partition, new_end, "truncated log");
+        Ok(new_end)
+    }
+
+    /// Moves the high watermark forward (never past the log end).
+    pub fn set_high_watermark(&self, hw: i64) {
+        let hw = hw.min(self.log_end_offset());
+        self.high_watermark.send_if_modified(|current| {
+            let advance = hw > *current;
+            if advance {
+                *current = hw;
+            }
+            advance
+        });
+    }
+
+    /// Notified whenever the log end offset moves (leader side of replication).
+    pub fn subscribe_end(&self) -> watch::Receiver<i64> {
+        self.end_offset.subscribe()
+    }
+
+    fn should_roll(&self, state: &LogState, config: &LogConfig, len: usize, h: &BatchHeader, now: i64) -> bool {
         let active = state.active();
         if active.size() == 0 {
             return false;
@@ -200,9 +340,8 @@ impl PartitionLog {
         let too_big = active.size() + len as u64 > config.segment_bytes;
         let first = active.first_append_ms();
         let too_old = first >= 0 && now - first > config.segment_ms;
-        let offsets_overflow = state.next_offset + i64::from(h.last_offset_delta)
-            - active.base_offset
-            >= i64::from(u32::MAX);
+        let offsets_overflow =
+            state.next_offset + i64::from(h.last_offset_delta) - active.base_offset >= i64::from(u32::MAX);
         too_big || too_old || offsets_overflow
     }
 
@@ -220,45 +359,42 @@ impl PartitionLog {
 
     /// Reads batches from `offset`, up to the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
-        let (segments, log_start_offset, high_watermark) = {
+        self.read_bounded(offset, max_bytes, ReadBound::HighWatermark)
+    }
+
+    /// Reads batches from `offset` up to `bound`.
+    pub fn read_bounded(&self, offset: i64, max_bytes: usize, bound: ReadBound) -> Result<ReadResult> {
+        let (segments, log_start_offset, high_watermark, upper) = {
             let state = self.state.lock().expect("log lock");
             let hw = *self.high_watermark.borrow();
-            if offset < state.log_start_offset || offset > hw {
+            let upper = match bound {
+                ReadBound::HighWatermark => hw,
+                ReadBound::LogEnd => state.next_offset,
+            };
+            if offset < state.log_start_offset || offset > upper {
                 return Err(BrokerError::OffsetOutOfRange {
                     topic: self.topic.clone(),
                     partition: self.partition,
                     offset,
                     log_start: state.log_start_offset,
-                    log_end: hw,
+                    log_end: upper,
                 });
             }
-            let from = state
-                .segments
-                .range(..=offset)
-                .next_back()
-                .map_or(state.log_start_offset, |(b, _)| *b);
-            let segs: Vec<_> = state
-                .segments
-                .range(from..)
-                .map(|(_, s)| s.clone())
-                .collect();
-            (segs, state.log_start_offset, hw)
+            let from = state.segments.range(..=offset).next_back().map_or(state.log_start_offset, |(b, _)| *b);
+            let segs: Vec<_> = state.segments.range(from..).map(|(_, s)| s.clone()).collect();
+            (segs, state.log_start_offset, hw, upper)
         };
         let slack = self.config().index_interval_bytes;
         let mut records = Bytes::new();
-        if offset < high_watermark {
+        if offset < upper {
             for segment in segments {
-                if let Some(found) = segment.read(offset, high_watermark, max_bytes, slack)? {
+                if let Some(found) = segment.read(offset, upper, max_bytes, slack)? {
                     records = found;
                     break;
                 }
             }
         }
-        Ok(ReadResult {
-            records,
-            high_watermark,
-            log_start_offset,
-        })
+        Ok(ReadResult { records, high_watermark, log_start_offset })
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -279,13 +415,7 @@ impl PartitionLog {
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.state
-            .lock()
-            .expect("log lock")
-            .segments
-            .values()
-            .map(|s| s.size())
-            .sum()
+        self.state.lock().expect("log lock").segments.values().map(|s| s.size()).sum()
     }
 
     pub fn segment_count(&self) -> usize {
@@ -297,10 +427,7 @@ impl PartitionLog {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let (segments, hw) = {
             let state = self.state.lock().expect("log lock");
-            (
-                state.segments.values().cloned().collect::<Vec<_>>(),
-                *self.high_watermark.borrow(),
-            )
+            (state.segments.values().cloned().collect::<Vec<_>>(), *self.high_watermark.borrow())
         };
         for segment in segments {
             if segment.max_timestamp() < timestamp {
@@ -318,24 +445,17 @@ impl PartitionLog {
                         return Ok(None);
                     }
                     if h.max_timestamp >= timestamp {
-                        let exact =
-                            batch::first_record_at_or_after(&chunk[at..at + h.size], timestamp);
+                        let exact = batch::first_record_at_or_after(&chunk[at..at + h.size], timestamp);
                         return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
                     }
                 }
                 if consumed == 0 {
                     // One batch larger than the chunk.
-                    let size =
-                        batch::peek_size(&chunk).map_err(|f| BrokerError::CorruptLogDir {
-                            path: segment.log_path(),
-                            reason: f.to_string(),
-                        })?;
+                    let size = batch::peek_size(&chunk)
+                        .map_err(|f| BrokerError::CorruptLogDir { path: segment.log_path(), reason: f.to_string() })?;
                     let whole = segment.read_at(pos, size)?;
-                    let h =
-                        batch::parse_header(&whole).map_err(|f| BrokerError::CorruptLogDir {
-                            path: segment.log_path(),
-                            reason: f.to_string(),
-                        })?;
+                    let h = batch::parse_header(&whole)
+                        .map_err(|f| BrokerError::CorruptLogDir { path: segment.log_path(), reason: f.to_string() })?;
                     if h.max_timestamp >= timestamp && h.base_offset < hw {
                         let exact = batch::first_record_at_or_after(&whole, timestamp);
                         return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
@@ -356,6 +476,7 @@ impl PartitionLog {
                 self.dirty.store(true, Ordering::Release);
                 return Err(e);
             }
+            self.checkpoint_high_watermark()?;
         }
         Ok(())
     }
@@ -373,8 +494,7 @@ impl PartitionLog {
                 let expired = config.retention_ms > 0
                     && segment.max_timestamp() >= 0
                     && now - segment.max_timestamp() > config.retention_ms;
-                let too_big = config.retention_bytes >= 0
-                    && total - segment.size() >= config.retention_bytes as u64;
+                let too_big = config.retention_bytes >= 0 && total - segment.size() >= config.retention_bytes as u64;
                 let empty_old = segment.size() == 0;
                 if !(expired || too_big || empty_old) {
                     break;
@@ -386,8 +506,7 @@ impl PartitionLog {
                 state.segments.remove(&segment.base_offset);
             }
             if !doomed.is_empty() {
-                state.log_start_offset =
-                    *state.segments.keys().next().expect("active segment stays");
+                state.log_start_offset = *state.segments.keys().next().expect("active segment stays");
             }
             doomed
         };
@@ -405,7 +524,13 @@ impl PartitionLog {
     pub fn close(&self) -> Result<()> {
         let active = self.state.lock().expect("log lock").active().clone();
         active.flush()?;
-        active.write_indexes()
+        active.write_indexes()?;
+        self.checkpoint_high_watermark()
+    }
+
+    fn checkpoint_high_watermark(&self) -> Result<()> {
+        let hw = *self.high_watermark.borrow();
+        write_atomically(&self.dir.join(HIGH_WATERMARK_FILE), hw.to_string().as_bytes())
     }
 }
 
@@ -424,9 +549,14 @@ mod tests {
 
     fn append_n(log: &PartitionLog, batches: usize, per_batch: i32, ts: i64) {
         for _ in 0..batches {
-            log.append(BytesMut::from(&make_batch(per_batch, ts, 50)[..]), 0)
-                .unwrap();
+            let info = log.append(BytesMut::from(&make_batch(per_batch, ts, 50)[..]), 0).unwrap();
+            commit(log, info);
         }
+    }
+
+    /// A single replica: everything appended is committed.
+    fn commit(log: &PartitionLog, info: AppendInfo) {
+        log.set_high_watermark(info.last_offset + 1);
     }
 
     /// Reads everything from `from`, returning the base offset of each batch.
@@ -458,11 +588,7 @@ mod tests {
         let r = log.read(503, 1).unwrap();
         let (_, h) = batch::iter_headers(&r.records).next().unwrap();
         assert_eq!(h.base_offset, 500);
-        assert_eq!(
-            batch::iter_headers(&r.records).count(),
-            1,
-            "max_bytes=1 still returns one whole batch"
-        );
+        assert_eq!(batch::iter_headers(&r.records).count(), 1, "max_bytes=1 still returns one whole batch");
         // At the end: empty; past it: a clear error with the range.
         assert!(log.read(1000, 1 << 20).unwrap().records.is_empty());
         let err = log.read(1001, 1 << 20).unwrap_err().to_string();
@@ -482,10 +608,7 @@ mod tests {
         assert_eq!(log.log_end_offset(), 150);
         append_n(&log, 1, 3, 1000);
         assert_eq!(read_all(&log, 0).len(), 51);
-        assert_eq!(
-            read_all(&log, 100),
-            (33..51).map(|i| i * 3).collect::<Vec<_>>()
-        );
+        assert_eq!(read_all(&log, 100), (33..51).map(|i| i * 3).collect::<Vec<_>>());
     }
 
     #[test]
@@ -508,11 +631,10 @@ mod tests {
         assert_eq!(truncated, batch_len + 40);
         assert_eq!(log.log_end_offset(), 27);
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), 9 * batch_len);
+        log.set_high_watermark(log.log_end_offset());
         assert_eq!(read_all(&log, 0).len(), 9);
         // Appends continue where the valid log ends.
-        let info = log
-            .append(BytesMut::from(&make_batch(3, 1000, 50)[..]), 0)
-            .unwrap();
+        let info = log.append(BytesMut::from(&make_batch(3, 1000, 50)[..]), 0).unwrap();
         assert_eq!(info.base_offset, 27);
     }
 
@@ -531,10 +653,7 @@ mod tests {
         assert!(log.size_bytes() <= 4096 + 2048, "size {}", log.size_bytes());
         let start = log.log_start_offset();
         assert!(start > 0);
-        assert!(
-            log.read(0, 100).is_err(),
-            "deleted offsets are out of range"
-        );
+        assert!(log.read(0, 100).is_err(), "deleted offsets are out of range");
         assert_eq!(read_all(&log, start).first(), Some(&start));
         // Age: everything but the active segment is older than 5 s.
         c.retention_bytes = -1;
@@ -543,6 +662,52 @@ mod tests {
         log.apply_retention(now_ms()).unwrap();
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.log_end_offset(), 300, "retention never moves the end");
+    }
+
+    #[test]
+    fn truncation_and_leader_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(2048)).unwrap();
+        for epoch in 0..3 {
+            for _ in 0..10 {
+                let info = log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), epoch).unwrap();
+                commit(&log, info);
+            }
+        }
+        assert_eq!(log.log_end_offset(), 120);
+        assert_eq!(log.latest_epoch(), Some(2));
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 40)));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 80)));
+        assert_eq!(log.end_offset_for_epoch(7), Some((2, 120)));
+        let segments = log.segment_count();
+        // Mid-batch: the whole batch holding offset 50 goes.
+        assert_eq!(log.truncate_to(50).unwrap(), 48);
+        assert!(log.segment_count() < segments);
+        assert_eq!(log.high_watermark(), 48);
+        assert_eq!(log.latest_epoch(), Some(1));
+        assert_eq!(log.end_offset_for_epoch(5), Some((1, 48)));
+        assert_eq!(read_all(&log, 0).len(), 12);
+        // Appends continue at the new end; everything survives a reopen.
+        let info = log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 3).unwrap();
+        assert_eq!(info.base_offset, 48);
+        commit(&log, info);
+        log.close().unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(2048)).unwrap();
+        assert_eq!(log.log_end_offset(), 52);
+        assert_eq!(log.high_watermark(), 52);
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 48)));
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, 52)));
+        // A follower's replicated batches keep the leader's offsets and epochs.
+        let dir2 = tempfile::tempdir().unwrap();
+        let (follower, _) = PartitionLog::open("t", 0, dir2.path(), config(2048)).unwrap();
+        while follower.log_end_offset() < log.log_end_offset() {
+            let chunk = log.read(follower.log_end_offset(), 1 << 20).unwrap().records;
+            follower.append_replicated(&chunk).unwrap();
+        }
+        let chunk = log.read(0, 1 << 20).unwrap().records;
+        assert_eq!(follower.end_offset_for_epoch(1), Some((1, 48)));
+        assert!(follower.append_replicated(&chunk).is_err(), "non-contiguous batches are refused");
     }
 
     #[test]
@@ -568,8 +733,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = PartitionLog::open("t", 0, dir.path(), config(4096)).unwrap();
         for i in 0..100 {
-            log.append(BytesMut::from(&make_batch(2, 1000 + i * 10, 50)[..]), 0)
-                .unwrap();
+            let info = log.append(BytesMut::from(&make_batch(2, 1000 + i * 10, 50)[..]), 0).unwrap();
+            commit(&log, info);
         }
         assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
         assert_eq!(log.offset_for_timestamp(1500).unwrap(), Some((100, 1500)));
@@ -584,18 +749,12 @@ mod tests {
         let mut bad = make_batch(2, 0, 10);
         let n = bad.len();
         bad[n - 1] ^= 1;
-        assert!(matches!(
-            log.append(BytesMut::from(&bad[..]), 0),
-            Err(BrokerError::CorruptMessage(_))
-        ));
+        assert!(matches!(log.append(BytesMut::from(&bad[..]), 0), Err(BrokerError::CorruptMessage(_))));
         let mut c = (*log.config()).clone();
         c.max_message_bytes = 100;
         log.set_config(Arc::new(c));
         let big = make_batch(10, 0, 100);
-        assert!(matches!(
-            log.append(BytesMut::from(&big[..]), 0),
-            Err(BrokerError::MessageTooLarge { .. })
-        ));
+        assert!(matches!(log.append(BytesMut::from(&big[..]), 0), Err(BrokerError::MessageTooLarge { .. })));
         assert_eq!(log.log_end_offset(), 0);
         assert_eq!(log.size_bytes(), 0);
     }

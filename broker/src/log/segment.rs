@@ -60,11 +60,7 @@ pub struct Recovery {
 impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         let stem = file_stem(base_offset);
-        (
-            dir.join(format!("{stem}.log")),
-            dir.join(format!("{stem}.index")),
-            dir.join(format!("{stem}.timeindex")),
-        )
+        (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
     }
 
     /// Creates a new, empty segment.
@@ -97,30 +93,18 @@ impl Segment {
     /// CRC-checked, the indexes are rebuilt, and a torn or corrupt tail is
     /// cut off. Without it, the index files are trusted when well formed
     /// (they were written and synced when the segment rolled).
-    pub fn open(
-        dir: &Path,
-        base_offset: i64,
-        recover: bool,
-        index_interval: u32,
-    ) -> Result<(Segment, Recovery)> {
+    pub fn open(dir: &Path, base_offset: i64, recover: bool, index_interval: u32) -> Result<(Segment, Recovery)> {
         let (log, index_path, time_path) = Self::paths(dir, base_offset);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&log)
             .storage(|| format!("opening segment {}", log.display()))?;
-        let file_size = file
-            .metadata()
-            .storage(|| format!("stat {}", log.display()))?
-            .len();
+        let file_size = file.metadata().storage(|| format!("stat {}", log.display()))?.len();
         let segment = Self::from_parts(dir, base_offset, file, file_size);
         if !recover {
-            let offsets = std::fs::read(&index_path)
-                .ok()
-                .and_then(|b| OffsetIndex::decode(&b, file_size.max(1)));
-            let times = std::fs::read(&time_path)
-                .ok()
-                .and_then(|b| TimeIndex::decode(&b));
+            let offsets = std::fs::read(&index_path).ok().and_then(|b| OffsetIndex::decode(&b, file_size.max(1)));
+            let times = std::fs::read(&time_path).ok().and_then(|b| TimeIndex::decode(&b));
             if let (Some(offsets), Some(times)) = (offsets, times)
                 && segment.load_tail_facts(offsets.last())?
             {
@@ -132,13 +116,7 @@ impl Segment {
                     idx.offsets = offsets;
                     idx.times = times;
                 }
-                return Ok((
-                    segment,
-                    Recovery {
-                        valid_bytes: file_size,
-                        truncated_bytes: 0,
-                    },
-                ));
+                return Ok((segment, Recovery { valid_bytes: file_size, truncated_bytes: 0 }));
             }
         }
         let recovery = segment.scan(file_size, index_interval, recover)?;
@@ -173,6 +151,8 @@ impl Segment {
         let mut expected_min_offset = self.base_offset;
         let mut idx = Indexes::default();
         self.next_offset.store(self.base_offset, Ordering::Relaxed);
+        self.max_timestamp.store(-1, Ordering::Relaxed);
+        self.first_append_ms.store(-1, Ordering::Relaxed);
         while pos < file_size {
             let chunk = self.read_at(pos, SCAN_CHUNK.min((file_size - pos) as usize))?;
             let mut at = 0usize;
@@ -182,9 +162,8 @@ impl Segment {
                 let Ok(size) = batch::peek_size(rest) else {
                     // A header cut by the chunk's end is re-read; anything
                     // else (a short file end or a bad length) ends the log.
-                    let cut_by_chunk = rest.len() < batch::LOG_OVERHEAD
-                        && at > 0
-                        && pos + (chunk.len() as u64) < file_size;
+                    let cut_by_chunk =
+                        rest.len() < batch::LOG_OVERHEAD && at > 0 && pos + (chunk.len() as u64) < file_size;
                     stop = !cut_by_chunk;
                     break;
                 };
@@ -217,31 +196,15 @@ impl Segment {
         *self.indexes.write().expect("index lock") = idx;
         let truncated = file_size - pos;
         if truncated > 0 {
-            self.file
-                .set_len(pos)
-                .storage(|| format!("truncating {}", self.log_path().display()))?;
-            self.file
-                .sync_all()
-                .storage(|| format!("syncing {}", self.log_path().display()))?;
+            self.file.set_len(pos).storage(|| format!("truncating {}", self.log_path().display()))?;
+            self.file.sync_all().storage(|| format!("syncing {}", self.log_path().display()))?;
         }
         self.size.store(pos, Ordering::Release);
-        Ok(Recovery {
-            valid_bytes: pos,
-            truncated_bytes: truncated,
-        })
+        Ok(Recovery { valid_bytes: pos, truncated_bytes: truncated })
     }
 
-    fn check(
-        &self,
-        bytes: &[u8],
-        check_crc: bool,
-        expected_min_offset: i64,
-    ) -> Option<BatchHeader> {
-        let header = if check_crc {
-            batch::validate(bytes).ok()?
-        } else {
-            batch::parse_header(bytes).ok()?
-        };
+    fn check(&self, bytes: &[u8], check_crc: bool, expected_min_offset: i64) -> Option<BatchHeader> {
+        let header = if check_crc { batch::validate(bytes).ok()? } else { batch::parse_header(bytes).ok()? };
         if header.base_offset < expected_min_offset {
             return None;
         }
@@ -253,11 +216,9 @@ impl Segment {
 
     fn note_batch(&self, h: &BatchHeader) {
         self.next_offset.store(h.next_offset(), Ordering::Release);
-        self.max_timestamp
-            .fetch_max(h.max_timestamp, Ordering::AcqRel);
+        self.max_timestamp.fetch_max(h.max_timestamp, Ordering::AcqRel);
         if self.first_append_ms.load(Ordering::Relaxed) < 0 {
-            self.first_append_ms
-                .store(h.max_timestamp, Ordering::Relaxed);
+            self.first_append_ms.store(h.max_timestamp, Ordering::Relaxed);
         }
     }
 
@@ -265,10 +226,7 @@ impl Segment {
         if idx.bytes_since_entry >= u64::from(index_interval) {
             let rel = (h.base_offset - self.base_offset) as u32;
             idx.offsets.push(rel, position as u32);
-            let max_so_far = self
-                .max_timestamp
-                .load(Ordering::Acquire)
-                .max(h.max_timestamp);
+            let max_so_far = self.max_timestamp.load(Ordering::Acquire).max(h.max_timestamp);
             idx.times.push(max_so_far, rel);
             idx.bytes_since_entry = 0;
         }
@@ -278,17 +236,9 @@ impl Segment {
 
     /// Appends one batch (offsets already assigned). Caller holds the
     /// partition's append lock.
-    pub fn append(
-        &self,
-        bytes: &[u8],
-        header: &BatchHeader,
-        index_interval: u32,
-        now_ms: i64,
-    ) -> Result<()> {
+    pub fn append(&self, bytes: &[u8], header: &BatchHeader, index_interval: u32, now_ms: i64) -> Result<()> {
         let position = self.size.load(Ordering::Acquire);
-        self.file
-            .write_all_at(bytes, position)
-            .storage(|| format!("appending to {}", self.log_path().display()))?;
+        self.file.write_all_at(bytes, position).storage(|| format!("appending to {}", self.log_path().display()))?;
         if self.first_append_ms.load(Ordering::Relaxed) < 0 {
             self.first_append_ms.store(now_ms, Ordering::Relaxed);
         }
@@ -296,9 +246,29 @@ impl Segment {
             let mut idx = self.indexes.write().expect("index lock");
             self.index_batch(&mut idx, header, position, index_interval);
         }
-        self.size
-            .store(position + bytes.len() as u64, Ordering::Release);
+        self.size.store(position + bytes.len() as u64, Ordering::Release);
         Ok(())
+    }
+
+    /// Cuts the segment before the batch holding `offset` (batches are
+    /// atomic: a batch that starts below `offset` but reaches it goes too).
+    /// Returns the segment's new next offset.
+    pub fn truncate_from(&self, offset: i64, index_interval: u32) -> Result<i64> {
+        let size = self.size();
+        let mut pos = self.lookup_position(offset);
+        while pos < size {
+            let head = self.read_at(pos, batch::HEADER_LEN)?;
+            let Ok(h) = batch::parse_header(&head) else { break };
+            if h.last_offset() >= offset {
+                break;
+            }
+            pos += h.size as u64;
+        }
+        let pos = pos.min(size);
+        self.file.set_len(pos).storage(|| format!("truncating {}", self.log_path().display()))?;
+        self.size.store(pos, Ordering::Release);
+        self.scan(pos, index_interval, false)?;
+        Ok(self.next_offset())
     }
 
     pub fn size(&self) -> u64 {
@@ -355,23 +325,14 @@ impl Segment {
     /// Reads whole batches holding offsets >= `offset` and < `max_offset`:
     /// at most `max_bytes` of them, but always the first whole batch so a
     /// consumer can make progress. `None` when the segment has none.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_offset: i64,
-        max_bytes: usize,
-        index_slack: u32,
-    ) -> Result<Option<Bytes>> {
+    pub fn read(&self, offset: i64, max_offset: i64, max_bytes: usize, index_slack: u32) -> Result<Option<Bytes>> {
         let size = self.size();
         let mut at = self.lookup_position(offset);
         if at >= size {
             return Ok(None);
         }
         let span = |at: u64, at_least: usize| ((size - at) as usize).min(max_bytes.max(at_least));
-        let mut chunk = self.read_at(
-            at,
-            span(at, batch::HEADER_LEN).saturating_add(index_slack as usize),
-        )?;
+        let mut chunk = self.read_at(at, span(at, batch::HEADER_LEN).saturating_add(index_slack as usize))?;
         let mut pos = 0usize;
         // Skip the batches between the index entry and `offset`.
         loop {
@@ -412,9 +373,7 @@ impl Segment {
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .storage(|| format!("syncing {}", self.log_path().display()))
+        self.file.sync_data().storage(|| format!("syncing {}", self.log_path().display()))
     }
 
     /// Writes both index files (atomically: temp file + rename) and syncs them.

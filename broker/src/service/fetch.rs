@@ -25,20 +25,15 @@ pub(super) async fn handle(
         .iter()
         .map(|p| {
             broker
-                .partition(&p.topic, p.partition)
+                .replicas
+                .leader_log(&p.topic, p.partition)
                 .inspect_err(|_| broker.metrics.failed_fetch.inc_by(&p.topic, 1))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let wait = Duration::from_millis(u64::from(
-        req.max_wait_ms.min(broker.config.fetch_max_wait_ms),
-    ));
+    let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(broker.config.fetch_max_wait_ms)));
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(1) as usize;
-    let max_bytes = if req.max_bytes == 0 {
-        DEFAULT_MAX_BYTES
-    } else {
-        req.max_bytes as usize
-    };
+    let max_bytes = if req.max_bytes == 0 { DEFAULT_MAX_BYTES } else { req.max_bytes as usize };
     // Subscribe before the first read so no append slips between them.
     let mut watchers: Vec<_> = logs.iter().map(|l| l.subscribe()).collect();
     loop {
@@ -48,15 +43,9 @@ pub(super) async fn handle(
         let mut total = 0usize;
         let mut results = Vec::with_capacity(logs.len());
         for (log, p) in logs.iter().zip(&req.partitions) {
-            let part_max = if p.max_bytes == 0 {
-                DEFAULT_PARTITION_MAX_BYTES
-            } else {
-                p.max_bytes as usize
-            };
+            let part_max = if p.max_bytes == 0 { DEFAULT_PARTITION_MAX_BYTES } else { p.max_bytes as usize };
             let budget = part_max.min(max_bytes.saturating_sub(total)).max(1);
-            let read = log
-                .read(p.offset, budget)
-                .inspect_err(|_| broker.metrics.failed_fetch.inc_by(&p.topic, 1))?;
+            let read = log.read(p.offset, budget).inspect_err(|_| broker.metrics.failed_fetch.inc_by(&p.topic, 1))?;
             total += read.records.len();
             results.push(PartitionFetchResult {
                 topic: p.topic.clone(),
@@ -69,18 +58,12 @@ pub(super) async fn handle(
         if total >= min_bytes || Instant::now() >= deadline || logs.is_empty() {
             for r in &results {
                 if !r.records.is_empty() {
-                    broker
-                        .metrics
-                        .bytes_out
-                        .inc_by(&r.topic, r.records.len() as u64);
+                    broker.metrics.bytes_out.inc_by(&r.topic, r.records.len() as u64);
                 }
             }
-            return Ok(FetchResponse {
-                partitions: results,
-            });
+            return Ok(FetchResponse { partitions: results });
         }
-        let any_changed =
-            futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        let any_changed = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             _ = any_changed => {}
             _ = tokio::time::sleep_until(deadline) => {}

@@ -6,26 +6,16 @@ use tonic::Status;
 
 use crate::broker::Broker;
 
-pub(super) fn handle(
-    broker: &Broker,
-    req: ListOffsetsRequest,
-) -> Result<ListOffsetsResponse, Status> {
+pub(super) fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffsetsResponse, Status> {
     let mut out = Vec::with_capacity(req.partitions.len());
     for p in req.partitions {
-        let log = broker.partition(&p.topic, p.partition)?;
+        let log = broker.replicas.leader_log(&p.topic, p.partition)?;
         let (offset, timestamp_ms) = match p.spec() {
             OffsetSpec::Earliest => (log.log_start_offset(), -1),
             OffsetSpec::Latest => (log.high_watermark(), -1),
-            OffsetSpec::Timestamp => log
-                .offset_for_timestamp(p.timestamp_ms)?
-                .unwrap_or((-1, -1)),
+            OffsetSpec::Timestamp => log.offset_for_timestamp(p.timestamp_ms)?.unwrap_or((-1, -1)),
         };
-        out.push(PartitionOffset {
-            topic: p.topic,
-            partition: p.partition,
-            offset,
-            timestamp_ms,
-        });
+        out.push(PartitionOffset { topic: p.topic, partition: p.partition, offset, timestamp_ms });
     }
     Ok(ListOffsetsResponse { partitions: out })
 }

@@ -1,31 +1,33 @@
-//! Metadata: the brokers and every partition's leader. A single-node
-//! cluster is its own controller.
+//! Metadata: the brokers, the active controller and every partition's
+//! leader, answered from this broker's local copy of the metadata.
 
 use kmon_proto::v1::*;
 use tonic::Status;
 
 use super::topics::describe_view;
-use crate::broker::{Broker, SINGLE_NODE_ID};
+use crate::broker::Broker;
 
 pub(super) fn handle(broker: &Broker, req: MetadataRequest) -> Result<MetadataResponse, Status> {
+    let state = broker.metadata();
     let topics = if req.topics.is_empty() {
-        broker.list_topics()?
+        broker.list_topics()
     } else {
-        req.topics
-            .iter()
-            .map(|t| broker.describe_topic(t))
-            .collect::<Result<Vec<_>, _>>()?
+        req.topics.iter().map(|t| broker.describe_topic(t)).collect::<Result<Vec<_>, _>>()?
     };
     Ok(MetadataResponse {
-        brokers: vec![BrokerInfo {
-            id: SINGLE_NODE_ID,
-            address: broker.address.to_string(),
-            metrics_address: broker.metrics_address.to_string(),
-            fault_domain: String::new(),
-            update_domain: String::new(),
-            alive: true,
-        }],
-        controller_id: SINGLE_NODE_ID,
-        topics: topics.iter().map(|v| describe_view(broker, v)).collect(),
+        brokers: state
+            .brokers
+            .values()
+            .map(|b| BrokerInfo {
+                id: b.id,
+                address: b.address.clone(),
+                metrics_address: b.metrics_address.clone(),
+                fault_domain: b.fault_domain.clone(),
+                update_domain: b.update_domain.clone(),
+                alive: !b.fenced,
+            })
+            .collect(),
+        controller_id: broker.controller.leader_id().unwrap_or(-1),
+        topics: topics.iter().map(describe_view).collect(),
     })
 }

@@ -6,6 +6,7 @@ mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
+pub mod replication;
 pub mod status;
 mod topics;
 
@@ -34,26 +35,18 @@ impl KmonService {
     }
 
     pub fn into_server(self) -> KmonServer<Self> {
-        KmonServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        KmonServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 
 #[tonic::async_trait]
 impl Kmon for KmonService {
-    async fn create_topic(
-        &self,
-        req: Request<CreateTopicRequest>,
-    ) -> Result<Response<CreateTopicResponse>, Status> {
+    async fn create_topic(&self, req: Request<CreateTopicRequest>) -> Result<Response<CreateTopicResponse>, Status> {
         self.broker.metrics.request("CreateTopics");
-        topics::create(&self.broker, req.into_inner()).map(Response::new)
+        topics::create(&self.broker, req.into_inner()).await.map(Response::new)
     }
 
-    async fn list_topics(
-        &self,
-        _req: Request<ListTopicsRequest>,
-    ) -> Result<Response<ListTopicsResponse>, Status> {
+    async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
         self.broker.metrics.request("Metadata");
         topics::list(&self.broker).map(Response::new)
     }
@@ -66,43 +59,27 @@ impl Kmon for KmonService {
         topics::describe(&self.broker, req.into_inner()).map(Response::new)
     }
 
-    async fn delete_topic(
-        &self,
-        req: Request<DeleteTopicRequest>,
-    ) -> Result<Response<DeleteTopicResponse>, Status> {
+    async fn delete_topic(&self, req: Request<DeleteTopicRequest>) -> Result<Response<DeleteTopicResponse>, Status> {
         self.broker.metrics.request("DeleteTopics");
-        topics::delete(&self.broker, req.into_inner()).map(Response::new)
+        topics::delete(&self.broker, req.into_inner()).await.map(Response::new)
     }
 
-    async fn produce(
-        &self,
-        req: Request<ProduceRequest>,
-    ) -> Result<Response<ProduceResponse>, Status> {
+    async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
         self.broker.metrics.request("Produce");
-        produce::handle(&self.broker, req.into_inner())
-            .await
-            .map(Response::new)
+        produce::handle(&self.broker, req.into_inner()).await.map(Response::new)
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         self.broker.metrics.request("Fetch");
-        fetch::handle(&self.broker, req.into_inner(), &self.shutdown)
-            .await
-            .map(Response::new)
+        fetch::handle(&self.broker, req.into_inner(), &self.shutdown).await.map(Response::new)
     }
 
-    async fn list_offsets(
-        &self,
-        req: Request<ListOffsetsRequest>,
-    ) -> Result<Response<ListOffsetsResponse>, Status> {
+    async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
         self.broker.metrics.request("ListOffsets");
         list_offsets::handle(&self.broker, req.into_inner()).map(Response::new)
     }
 
-    async fn metadata(
-        &self,
-        req: Request<MetadataRequest>,
-    ) -> Result<Response<MetadataResponse>, Status> {
+    async fn metadata(&self, req: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
         self.broker.metrics.request("Metadata");
         metadata::handle(&self.broker, req.into_inner()).map(Response::new)
     }

@@ -5,14 +5,13 @@ use kmon_proto::error_metadata;
 use kmon_proto::v1::ErrorCode;
 use tonic::{Code, Status};
 
+use crate::controller::state::MetadataError;
 use crate::error::BrokerError;
 
 impl BrokerError {
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => {
-                ErrorCode::UnknownTopicOrPartition
-            }
+            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => ErrorCode::UnknownTopicOrPartition,
             BrokerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
             BrokerError::InvalidTopicName { .. } => ErrorCode::InvalidTopicName,
             BrokerError::InvalidConfig { .. } | BrokerError::Config(_) => ErrorCode::InvalidConfig,
@@ -22,9 +21,22 @@ impl BrokerError {
             BrokerError::CorruptMessage(_) => ErrorCode::CorruptMessage,
             BrokerError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => {
-                ErrorCode::StorageError
-            }
+            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => ErrorCode::StorageError,
+            BrokerError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+            BrokerError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+            BrokerError::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NotEnoughReplicasAfterAppend,
+            BrokerError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+            BrokerError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
+            BrokerError::Controller(_) => ErrorCode::NotController,
+            BrokerError::Metadata(e) => match e {
+                MetadataError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+                MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. } => {
+                    ErrorCode::UnknownTopicOrPartition
+                }
+                MetadataError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
+                MetadataError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+                _ => ErrorCode::InvalidRequest,
+            },
         }
     }
 
@@ -34,6 +46,16 @@ impl BrokerError {
             BrokerError::TopicAlreadyExists(_) => Code::AlreadyExists,
             BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
             BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => Code::Internal,
+            BrokerError::NotLeader { .. } | BrokerError::Controller(_) => Code::Unavailable,
+            BrokerError::NotEnoughReplicas { .. } | BrokerError::NotEnoughReplicasAfterAppend { .. } => {
+                Code::Unavailable
+            }
+            BrokerError::FencedLeaderEpoch { .. } => Code::FailedPrecondition,
+            BrokerError::RequestTimedOut { .. } => Code::DeadlineExceeded,
+            BrokerError::Metadata(MetadataError::TopicAlreadyExists(_)) => Code::AlreadyExists,
+            BrokerError::Metadata(MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. }) => {
+                Code::NotFound
+            }
             _ => Code::InvalidArgument,
         }
     }
@@ -48,22 +70,10 @@ impl From<BrokerError> for Status {
         let mut status = Status::new(err.grpc_code(), message);
         let meta = status.metadata_mut();
         let name = err.error_code().as_str_name();
-        meta.insert(
-            error_metadata::ERROR_CODE,
-            name.parse().expect("ascii error name"),
-        );
-        if let BrokerError::OffsetOutOfRange {
-            log_start, log_end, ..
-        } = &err
-        {
-            meta.insert(
-                error_metadata::LOG_START_OFFSET,
-                log_start.to_string().parse().expect("digits"),
-            );
-            meta.insert(
-                error_metadata::LOG_END_OFFSET,
-                log_end.to_string().parse().expect("digits"),
-            );
+        meta.insert(error_metadata::ERROR_CODE, name.parse().expect("ascii error name"));
+        if let BrokerError::OffsetOutOfRange { log_start, log_end, .. } = &err {
+            meta.insert(error_metadata::LOG_START_OFFSET, log_start.to_string().parse().expect("digits"));
+            meta.insert(error_metadata::LOG_END_OFFSET, log_end.to_string().parse().expect("digits"));
         }
         status
     }
@@ -84,16 +94,7 @@ mod tests {
         });
         assert_eq!(status.code(), Code::OutOfRange);
         assert!(status.message().contains("5..10"), "{}", status.message());
-        assert_eq!(
-            status.metadata().get(error_metadata::ERROR_CODE).unwrap(),
-            "OFFSET_OUT_OF_RANGE"
-        );
-        assert_eq!(
-            status
-                .metadata()
-                .get(error_metadata::LOG_END_OFFSET)
-                .unwrap(),
-            "10"
-        );
+        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_OUT_OF_RANGE");
+        assert_eq!(status.metadata().get(error_metadata::LOG_END_OFFSET).unwrap(), "10");
     }
 }

@@ -5,13 +5,10 @@ use std::collections::BTreeMap;
 use kmon_proto::v1::*;
 use tonic::Status;
 
-use crate::broker::{Broker, SINGLE_NODE_ID, TopicView};
+use crate::broker::{Broker, TopicView};
 use crate::error::BrokerError;
 
-pub(super) fn create(
-    broker: &Broker,
-    req: CreateTopicRequest,
-) -> Result<CreateTopicResponse, Status> {
+pub(super) async fn create(broker: &Broker, req: CreateTopicRequest) -> Result<CreateTopicResponse, Status> {
     let mut configs = BTreeMap::new();
     for entry in req.configs {
         if configs.insert(entry.key.clone(), entry.value).is_some() {
@@ -23,65 +20,50 @@ pub(super) fn create(
             .into());
         }
     }
-    let view = broker.create_topic(&req.name, req.partitions, req.replication_factor, configs)?;
-    Ok(CreateTopicResponse {
-        topic: Some(describe_view(broker, &view)),
-    })
+    let view = broker.create_topic(&req.name, req.partitions, req.replication_factor, configs).await?;
+    Ok(CreateTopicResponse { topic: Some(describe_view(&view)), placement_note: view.placement_note.unwrap_or_default() })
 }
 
 pub(super) fn list(broker: &Broker) -> Result<ListTopicsResponse, Status> {
-    let topics = broker.list_topics()?;
-    Ok(ListTopicsResponse {
-        topics: topics.iter().map(|v| describe_view(broker, v)).collect(),
-    })
+    Ok(ListTopicsResponse { topics: broker.list_topics().iter().map(describe_view).collect() })
 }
 
-pub(super) fn describe(
-    broker: &Broker,
-    req: DescribeTopicRequest,
-) -> Result<DescribeTopicResponse, Status> {
+pub(super) fn describe(broker: &Broker, req: DescribeTopicRequest) -> Result<DescribeTopicResponse, Status> {
     let view = broker.describe_topic(&req.name)?;
-    Ok(DescribeTopicResponse {
-        topic: Some(describe_view(broker, &view)),
-    })
+    Ok(DescribeTopicResponse { topic: Some(describe_view(&view)) })
 }
 
-pub(super) fn delete(
-    broker: &Broker,
-    req: DeleteTopicRequest,
-) -> Result<DeleteTopicResponse, Status> {
-    broker.delete_topic(&req.name)?;
+pub(super) async fn delete(broker: &Broker, req: DeleteTopicRequest) -> Result<DeleteTopicResponse, Status> {
+    broker.delete_topic(&req.name).await?;
     Ok(DeleteTopicResponse {})
 }
 
-pub(super) fn describe_view(_broker: &Broker, view: &TopicView) -> TopicDescription {
+/// Metadata for every partition; offsets and size only where this broker
+/// hosts the partition (-1 elsewhere).
+pub(super) fn describe_view(view: &TopicView) -> TopicDescription {
     TopicDescription {
         name: view.name.clone(),
-        replication_factor: view.meta.replication_factor,
-        configs: view
-            .config
-            .entries()
-            .into_iter()
-            .map(|(key, value)| TopicConfigEntry { key, value })
-            .collect(),
+        replication_factor: view.record.replication_factor,
+        configs: view.config.entries().into_iter().map(|(key, value)| TopicConfigEntry { key, value }).collect(),
         partitions: view
+            .record
             .partitions
             .iter()
-            .map(|log| PartitionDescription {
-                partition: log.partition,
-                leader: SINGLE_NODE_ID,
-                leader_epoch: 0,
-                replicas: vec![SINGLE_NODE_ID],
-                isr: vec![SINGLE_NODE_ID],
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
-                high_watermark: log.high_watermark(),
-                size_bytes: log.size_bytes(),
-                data_dir: log
-                    .dir()
-                    .parent()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
+            .enumerate()
+            .map(|(index, p)| {
+                let log = view.local_logs.get(&(index as u32));
+                PartitionDescription {
+                    partition: index as u32,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    log_start_offset: log.map_or(-1, |l| l.log_start_offset()),
+                    log_end_offset: log.map_or(-1, |l| l.log_end_offset()),
+                    high_watermark: log.map_or(-1, |l| l.high_watermark()),
+                    size_bytes: log.map_or(0, |l| l.size_bytes()),
+                    data_dir: log.and_then(|l| l.dir().parent()).map(|d| d.display().to_string()).unwrap_or_default(),
+                }
             })
             .collect(),
     }

@@ -7,8 +7,7 @@ fn shared(config: ProducerConfig) -> Shared {
     let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
     let client = kmon_proto::v1::kmon_client::KmonClient::new(channel);
     Shared {
-        admin: Admin::from_client(client.clone()),
-        client,
+        router: Router::from_client(client),
         config,
         accumulator: Mutex::new(Accumulator::default()),
         wake_sender: Notify::new(),
@@ -27,6 +26,10 @@ fn with_topic(shared: &Shared, name: &str, partitions: usize) {
             sticky: StickyPartitioner::default(),
         },
     );
+}
+
+fn no_leader(_: &str, _: u32) -> Option<i32> {
+    None
 }
 
 fn config() -> ProducerConfig {
@@ -95,17 +98,17 @@ async fn collect_keeps_one_batch_per_partition_in_flight() {
     }
     // Each record fills its own batch: 3 queued per partition.
     assert_eq!(acc.topics["t"].partitions[0].queued.len(), 3);
-    let (requests, _) = acc.collect(&config, 5, false);
+    let (requests, _) = acc.collect(&config, 5, false, &no_leader);
     // One batch per partition; the request size limit splits them.
     assert_eq!(requests.len(), 2);
     assert!(requests.iter().all(|r| r.len() == 1));
     // Nothing more until those complete.
-    let (again, _) = acc.collect(&config, 5, false);
+    let (again, _) = acc.collect(&config, 5, false, &no_leader);
     assert!(again.is_empty());
     for slot in &mut acc.topics.get_mut("t").unwrap().partitions {
         slot.in_flight.clear();
     }
-    let (third, _) = acc.collect(&config, 1, false);
+    let (third, _) = acc.collect(&config, 1, false, &no_leader);
     assert_eq!(third.len(), 1, "max_requests bounds the requests");
 }
 
@@ -117,11 +120,11 @@ async fn linger_closes_open_batches_and_reports_the_deadline() {
     with_topic(&shared, "t", 1);
     let mut acc = shared.lock();
     acc.append(&shared, "t", None, 1, None, b"x").unwrap();
-    let (requests, deadline) = acc.collect(&config, 5, false);
+    let (requests, deadline) = acc.collect(&config, 5, false, &no_leader);
     assert!(requests.is_empty());
     assert!(deadline.is_some());
     std::thread::sleep(Duration::from_millis(60));
-    let (requests, deadline) = acc.collect(&config, 5, false);
+    let (requests, deadline) = acc.collect(&config, 5, false, &no_leader);
     assert_eq!(requests.len(), 1);
     assert!(deadline.is_none());
 }

@@ -1,0 +1,387 @@
+//! The replica manager: which partitions this broker hosts and in which
+//! role, driven by the cluster metadata; the leader side of produce and
+//! fetch; ISR changes proposed to the controller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio_util::sync::CancellationToken;
+
+use super::fetcher;
+use super::partition::{HostedPartition, IsrProposal, Role};
+use crate::config::{BrokerConfig, LogConfig};
+use crate::controller::Controller;
+use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADER};
+use crate::error::{BrokerError, Result};
+use crate::log::partition::ReadBound;
+use crate::log::{AppendInfo, LogManager, PartitionLog, ReadResult};
+
+/// How many replicas must hold a batch before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequiredAcks {
+    None,
+    Leader,
+    All,
+}
+
+#[derive(Debug)]
+pub struct ReplicaManager {
+    pub broker_id: BrokerId,
+    logs: Arc<LogManager>,
+    default_log_config: LogConfig,
+    partitions: RwLock<HashMap<(String, u32), Arc<HostedPartition>>>,
+    controller: Controller,
+    config: BrokerConfig,
+    shutdown: CancellationToken,
+    /// Topics of the last metadata applied: a topic that disappears from
+    /// it was deleted and its local logs go too.
+    known_topics: RwLock<BTreeMap<String, u32>>,
+}
+
+impl ReplicaManager {
+    pub fn new(config: BrokerConfig, logs: Arc<LogManager>, controller: Controller, shutdown: CancellationToken) -> Self {
+        ReplicaManager {
+            broker_id: config.broker_id,
+            default_log_config: config.default_log_config(),
+            logs,
+            partitions: RwLock::new(HashMap::new()),
+            controller,
+            config,
+            shutdown,
+            known_topics: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<HostedPartition>> {
+        self.partitions.read().expect("partitions lock").get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn hosted(&self) -> Vec<Arc<HostedPartition>> {
+        self.partitions.read().expect("partitions lock").values().cloned().collect()
+    }
+
+    fn log_config(&self, configs: &BTreeMap<String, String>) -> Arc<LogConfig> {
+        // Overrides were validated before the topic was created; fall back
+        // to defaults rather than refuse to host a partition.
+        Arc::new(self.default_log_config.with_overrides(configs).unwrap_or_else(|_| self.default_log_config.clone()))
+    }
+
+    /// Brings the hosted partitions in line with the metadata: create logs
+    /// for new assignments, switch roles on leader changes, delete logs of
+    /// deleted topics.
+    pub fn apply_metadata(self: &Arc<Self>, state: &ClusterState) {
+        let me = self.broker_id;
+        for (name, topic) in &state.topics {
+            let config = self.log_config(&topic.configs);
+            for (index, record) in topic.partitions.iter().enumerate() {
+                if !record.replicas.contains(&me) {
+                    continue;
+                }
+                let partition = index as u32;
+                let hosted = match self.ensure_hosted(name, partition, config.clone()) {
+                    Ok(hosted) => hosted,
+                    Err(err) => {
+                        tracing::error!(topic = %name, partition, error = %err, "cannot open partition log");
+                        continue;
+                    }
+                };
+                if record.leader == me {
+                    let was_leader = matches!(*hosted.role.lock().expect("role"), Role::Leader(_));
+                    hosted.stop_fetcher();
+                    hosted.apply_leader(me, record);
+                    if !was_leader {
+                        tracing::info!(topic = %name, partition, epoch = record.leader_epoch, "became leader");
+                    }
+                } else if record.leader == NO_LEADER {
+                    hosted.stop_fetcher();
+                    *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: record.leader_epoch };
+                } else {
+                    let same = matches!(
+                        *hosted.role.lock().expect("role"),
+                        Role::Follower { leader, leader_epoch } if leader == record.leader && leader_epoch == record.leader_epoch
+                    );
+                    let leader_address = state.brokers.get(&record.leader).map(|b| b.address.clone());
+                    if !same && let Some(address) = leader_address {
+                        hosted.stop_fetcher();
+                        *hosted.role.lock().expect("role") =
+                            Role::Follower { leader: record.leader, leader_epoch: record.leader_epoch };
+                        let token = self.shutdown.child_token();
+                        *hosted.fetcher.lock().expect("fetcher") = Some(token.clone());
+                        tokio::spawn(fetcher::run(
+                            self.clone(),
+                            hosted.clone(),
+                            address,
+                            record.leader_epoch,
+                            token,
+                        ));
+                    }
+                }
+            }
+        }
+        // Deleted topics: stop and remove their local partitions.
+        let current: BTreeMap<String, u32> =
+            state.topics.iter().map(|(n, t)| (n.clone(), t.partitions.len() as u32)).collect();
+        let deleted: Vec<(String, u32)> = {
+            let mut known = self.known_topics.write().expect("known lock");
+            let deleted = known.iter().filter(|(n, _)| !current.contains_key(*n)).map(|(n, c)| (n.clone(), *c)).collect();
+            *known = current;
+            deleted
+        };
+        for (topic, count) in deleted {
+            for partition in 0..count {
+                if let Some(hosted) = self.partitions.write().expect("partitions lock").remove(&(topic.clone(), partition))
+                {
+                    hosted.stop_fetcher();
+                }
+                if let Err(err) = self.logs.delete(&topic, partition) {
+                    tracing::error!(%topic, partition, error = %err, "deleting partition log failed");
+                }
+            }
+            tracing::info!(%topic, "removed local logs of deleted topic");
+        }
+    }
+
+    fn ensure_hosted(&self, topic: &str, partition: u32, config: Arc<LogConfig>) -> Result<Arc<HostedPartition>> {
+        if let Some(hosted) = self.get(topic, partition) {
+            if *hosted.log.config() != *config {
+                hosted.log.set_config(config);
+            }
+            return Ok(hosted);
+        }
+        let log = match self.logs.get(topic, partition) {
+            Some(log) => {
+                log.set_config(config);
+                log
+            }
+            None => self.logs.create(topic, partition, config)?,
+        };
+        let hosted = Arc::new(HostedPartition::new(topic, partition, log));
+        self.partitions.write().expect("partitions lock").insert((topic.to_string(), partition), hosted.clone());
+        Ok(hosted)
+    }
+
+    fn not_leader(&self, topic: &str, partition: u32) -> BrokerError {
+        let state = self.controller.state().borrow().clone();
+        let leader = state
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+            .map(|p| p.leader)
+            .filter(|l| *l != NO_LEADER)
+            .and_then(|l| state.brokers.get(&l))
+            .map(|b| b.address.clone());
+        if state.topics.get(topic).is_none() {
+            return BrokerError::UnknownTopic(topic.into());
+        }
+        if let Some(t) = state.topics.get(topic)
+            && partition as usize >= t.partitions.len()
+        {
+            return BrokerError::UnknownPartition {
+                topic: topic.into(),
+                partition,
+                partitions: t.partitions.len() as u32,
+            };
+        }
+        BrokerError::NotLeader { topic: topic.into(), partition, leader }
+    }
+
+    /// The log of a partition this broker leads (for client reads/writes).
+    pub fn leader_log(&self, topic: &str, partition: u32) -> Result<Arc<PartitionLog>> {
+        match self.get(topic, partition) {
+            Some(hosted) if matches!(*hosted.role.lock().expect("role"), Role::Leader(_)) => Ok(hosted.log.clone()),
+            _ => Err(self.not_leader(topic, partition)),
+        }
+    }
+
+    /// Checks a produce target before anything is written.
+    pub fn check_produce(&self, topic: &str, partition: u32, acks: RequiredAcks) -> Result<Arc<HostedPartition>> {
+        let hosted = self.get(topic, partition).ok_or_else(|| self.not_leader(topic, partition))?;
+        let Some(state) = hosted.leader_state() else {
+            return Err(self.not_leader(topic, partition));
+        };
+        let min = hosted.log.config().min_insync_replicas;
+        if acks == RequiredAcks::All && (state.isr.len() as u32) < min {
+            return Err(BrokerError::NotEnoughReplicas { topic: topic.into(), partition, isr: state.isr.len(), min });
+        }
+        Ok(hosted)
+    }
+
+    /// Appends a produced batch as leader; with acks=all waits until every
+    /// in-sync replica has it (the high watermark passes it).
+    pub async fn append(
+        &self,
+        hosted: &HostedPartition,
+        batch: BytesMut,
+        acks: RequiredAcks,
+        timeout: Duration,
+    ) -> Result<AppendInfo> {
+        let state = hosted.leader_state().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
+        let mut hw = hosted.log.subscribe();
+        let info = hosted.log.append(batch, state.leader_epoch)?;
+        hosted.update_high_watermark();
+        if acks != RequiredAcks::All {
+            return Ok(info);
+        }
+        let target = info.last_offset + 1;
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                if *hw.borrow_and_update() >= target {
+                    return true;
+                }
+                tokio::select! {
+                    changed = hw.changed() => if changed.is_err() { return false },
+                    _ = self.shutdown.cancelled() => return false,
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(true) => {}
+            _ => {
+                return Err(BrokerError::RequestTimedOut {
+                    what: format!(
+                        "the in-sync replicas of {}-{} to replicate offset {}",
+                        hosted.topic, hosted.partition, info.last_offset
+                    ),
+                    waited_ms: timeout.as_millis() as u64,
+                });
+            }
+        }
+        let min = hosted.log.config().min_insync_replicas;
+        let isr = hosted.leader_state().map_or(0, |s| s.isr.len());
+        if (isr as u32) < min {
+            return Err(BrokerError::NotEnoughReplicasAfterAppend {
+                topic: hosted.topic.clone(),
+                partition: hosted.partition,
+                isr,
+                min,
+            });
+        }
+        Ok(info)
+    }
+
+    /// Leader side of a follower's fetch.
+    pub async fn replica_fetch(
+        self: &Arc<Self>,
+        replica: BrokerId,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        leader_epoch: i32,
+        max_bytes: usize,
+        max_wait: Duration,
+    ) -> Result<ReadResult> {
+        let hosted = self.get(topic, partition).ok_or_else(|| self.not_leader(topic, partition))?;
+        let state = hosted.leader_state().ok_or_else(|| self.not_leader(topic, partition))?;
+        if leader_epoch != state.leader_epoch {
+            return Err(BrokerError::FencedLeaderEpoch {
+                topic: topic.into(),
+                partition,
+                requested: leader_epoch,
+                current: state.leader_epoch,
+            });
+        }
+        if !state.replicas.contains(&replica) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "broker {replica} is not a replica of {topic}-{partition}"
+            )));
+        }
+        let mut end = hosted.log.subscribe_end();
+        if let Some(proposal) = hosted.on_follower_fetch(replica, offset) {
+            self.propose_isr(hosted.clone(), proposal);
+        }
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            end.borrow_and_update();
+            let read = hosted.log.read_bounded(offset, max_bytes, ReadBound::LogEnd)?;
+            if !read.records.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(read);
+            }
+            tokio::select! {
+                _ = end.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = self.shutdown.cancelled() => return Ok(read),
+            }
+        }
+    }
+
+    /// Leader side of OffsetForLeaderEpoch.
+    pub fn end_offset_for_epoch(&self, topic: &str, partition: u32, epoch: i32) -> Result<(i32, i64)> {
+        let hosted = self.get(topic, partition).ok_or_else(|| self.not_leader(topic, partition))?;
+        if hosted.leader_state().is_none() {
+            return Err(self.not_leader(topic, partition));
+        }
+        Ok(hosted.log.end_offset_for_epoch(epoch).unwrap_or((-1, hosted.log.log_end_offset())))
+    }
+
+    /// Proposes an ISR change through the controller, in the background.
+    pub fn propose_isr(&self, hosted: Arc<HostedPartition>, proposal: IsrProposal) {
+        let controller = self.controller.clone();
+        let me = self.broker_id;
+        tokio::spawn(async move {
+            tracing::info!(
+                topic = %hosted.topic, partition = hosted.partition, isr = ?proposal.isr,
+                "proposing ISR change"
+            );
+            let command = MetadataCommand::AlterIsr {
+                topic: hosted.topic.clone(),
+                partition: hosted.partition,
+                leader: me,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                isr: proposal.isr,
+            };
+            match controller.write(command).await {
+                Ok(Ok(_)) => {} // the new ISR arrives with the metadata
+                Ok(Err(refused)) => {
+                    tracing::info!(topic = %hosted.topic, partition = hosted.partition, reason = %refused, "ISR change refused");
+                    hosted.isr_change_failed();
+                }
+                Err(err) => {
+                    tracing::warn!(topic = %hosted.topic, partition = hosted.partition, error = %err, "ISR change failed");
+                    hosted.isr_change_failed();
+                }
+            }
+        });
+    }
+
+    /// Shrinks the ISR of led partitions whose followers fell behind.
+    pub async fn isr_shrink_loop(self: Arc<Self>) {
+        let max_lag = Duration::from_millis(self.config.replica_lag_time_max_ms);
+        let mut tick = tokio::time::interval(max_lag / 4);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            for hosted in self.hosted() {
+                if let Some(proposal) = hosted.lagging_followers(max_lag) {
+                    self.propose_isr(hosted.clone(), proposal);
+                }
+            }
+        }
+    }
+
+    /// Re-applies the metadata whenever it changes.
+    pub async fn metadata_loop(self: Arc<Self>) {
+        let mut state = self.controller.state();
+        loop {
+            let current = state.borrow_and_update().clone();
+            self.apply_metadata(&current);
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() { return },
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    pub fn fetch_config(&self) -> (usize, Duration) {
+        (self.config.replica_fetch_max_bytes as usize, Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)))
+    }
+}

@@ -1,0 +1,225 @@
+//! One hosted partition: its log and its role (leader, follower, offline).
+//!
+//! As leader it tracks every follower's log end offset (learned from the
+//! offsets they fetch at) and keeps the high watermark at the smallest log
+//! end offset in the ISR. It decides when a follower has caught up (ISR
+//! expand) or fallen behind for too long (ISR shrink); the changes
+//! themselves go through the controller.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::state::{BrokerId, PartitionRecord};
+use crate::log::PartitionLog;
+
+#[derive(Debug, Clone)]
+pub struct FollowerProgress {
+    /// The follower's log end offset: the offset of its last fetch.
+    pub log_end_offset: i64,
+    /// The leader's log end offset when that fetch arrived.
+    pub leader_end_at_last_fetch: i64,
+    /// Last time the follower had everything the leader had at its
+    /// previous fetch (Kafka's lastCaughtUpTimeMs).
+    pub last_caught_up: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderState {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub followers: HashMap<BrokerId, FollowerProgress>,
+    /// The log end offset when this broker became leader: a follower must
+    /// reach it before it may join the ISR.
+    pub epoch_start_offset: i64,
+    /// An ISR change is on its way through the controller.
+    pub isr_change_pending: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Role {
+    Leader(LeaderState),
+    Follower { leader: BrokerId, leader_epoch: i32 },
+    Offline { leader_epoch: i32 },
+}
+
+#[derive(Debug)]
+pub struct HostedPartition {
+    pub topic: String,
+    pub partition: u32,
+    pub log: Arc<PartitionLog>,
+    pub role: Mutex<Role>,
+    /// Stops the follower fetch loop when the role changes.
+    pub fetcher: Mutex<Option<CancellationToken>>,
+}
+
+/// What the leader should propose after a follower's fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<BrokerId>,
+}
+
+impl HostedPartition {
+    pub fn new(topic: &str, partition: u32, log: Arc<PartitionLog>) -> Self {
+        HostedPartition {
+            topic: topic.into(),
+            partition,
+            log,
+            role: Mutex::new(Role::Offline { leader_epoch: -1 }),
+            fetcher: Mutex::new(None),
+        }
+    }
+
+    pub fn leader_state(&self) -> Option<LeaderState> {
+        match &*self.role.lock().expect("role lock") {
+            Role::Leader(state) => Some(state.clone()),
+            _ => None,
+        }
+    }
+
+    /// Becomes (or stays) leader per the metadata record.
+    pub fn apply_leader(&self, me: BrokerId, record: &PartitionRecord) {
+        let mut role = self.role.lock().expect("role lock");
+        match &mut *role {
+            Role::Leader(state) if state.leader_epoch == record.leader_epoch => {
+                state.isr = record.isr.clone();
+                state.replicas = record.replicas.clone();
+                state.partition_epoch = record.partition_epoch;
+                state.isr_change_pending = false;
+            }
+            _ => {
+                let now = Instant::now();
+                let leo = self.log.log_end_offset();
+                let followers = record
+                    .replicas
+                    .iter()
+                    .filter(|r| **r != me)
+                    .map(|r| {
+                        // Unknown until the follower fetches; ISR members get
+                        // the benefit of the doubt for one lag period.
+                        let progress = FollowerProgress {
+                            log_end_offset: -1,
+                            leader_end_at_last_fetch: leo,
+                            last_caught_up: now,
+                        };
+                        (*r, progress)
+                    })
+                    .collect();
+                *role = Role::Leader(LeaderState {
+                    leader_epoch: record.leader_epoch,
+                    partition_epoch: record.partition_epoch,
+                    replicas: record.replicas.clone(),
+                    isr: record.isr.clone(),
+                    followers,
+                    epoch_start_offset: leo,
+                    isr_change_pending: false,
+                });
+            }
+        }
+        drop(role);
+        self.update_high_watermark();
+    }
+
+    /// High watermark = smallest log end offset in the ISR (the leader's
+    /// own included). Followers not heard from yet hold it back.
+    pub fn update_high_watermark(&self) {
+        let hw = {
+            let role = self.role.lock().expect("role lock");
+            let Role::Leader(state) = &*role else { return };
+            let mut hw = self.log.log_end_offset();
+            for member in &state.isr {
+                if let Some(progress) = state.followers.get(member) {
+                    if progress.log_end_offset < 0 {
+                        return; // not heard from yet
+                    }
+                    hw = hw.min(progress.log_end_offset);
+                }
+            }
+            hw
+        };
+        self.log.set_high_watermark(hw);
+    }
+
+    /// Records a follower's fetch at `offset`; returns an ISR expansion to
+    /// propose when the follower has caught up and is not in the ISR.
+    pub fn on_follower_fetch(&self, follower: BrokerId, offset: i64) -> Option<IsrProposal> {
+        let leader_end = self.log.log_end_offset();
+        let proposal = {
+            let mut role = self.role.lock().expect("role lock");
+            let Role::Leader(state) = &mut *role else { return None };
+            let progress = state.followers.entry(follower).or_insert(FollowerProgress {
+                log_end_offset: -1,
+                leader_end_at_last_fetch: leader_end,
+                last_caught_up: Instant::now(),
+            });
+            let now = Instant::now();
+            if offset >= leader_end || offset >= progress.leader_end_at_last_fetch {
+                progress.last_caught_up = now;
+            }
+            progress.log_end_offset = offset;
+            progress.leader_end_at_last_fetch = leader_end;
+            let hw = self.log.high_watermark();
+            let caught_up = offset >= hw && offset >= state.epoch_start_offset;
+            if caught_up && !state.isr.contains(&follower) && !state.isr_change_pending {
+                state.isr_change_pending = true;
+                let mut isr = state.isr.clone();
+                isr.push(follower);
+                Some(IsrProposal { leader_epoch: state.leader_epoch, partition_epoch: state.partition_epoch, isr })
+            } else {
+                None
+            }
+        };
+        self.update_high_watermark();
+        proposal
+    }
+
+    /// Followers in the ISR that have not caught up within `max_lag`:
+    /// returns the shrunk ISR to propose, if any.
+    pub fn lagging_followers(&self, max_lag: Duration) -> Option<IsrProposal> {
+        let mut role = self.role.lock().expect("role lock");
+        let Role::Leader(state) = &mut *role else { return None };
+        if state.isr_change_pending {
+            return None;
+        }
+        let now = Instant::now();
+        let leader_end = self.log.log_end_offset();
+        let lagging: Vec<BrokerId> = state
+            .isr
+            .iter()
+            .copied()
+            .filter(|member| {
+                state.followers.get(member).is_some_and(|p| {
+                    p.log_end_offset < leader_end && now.duration_since(p.last_caught_up) > max_lag
+                })
+            })
+            .collect();
+        if lagging.is_empty() {
+            return None;
+        }
+        state.isr_change_pending = true;
+        Some(IsrProposal {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: state.isr.iter().copied().filter(|m| !lagging.contains(m)).collect(),
+        })
+    }
+
+    /// An ISR proposal failed (stale epoch, no controller): allow another.
+    pub fn isr_change_failed(&self) {
+        if let Role::Leader(state) = &mut *self.role.lock().expect("role lock") {
+            state.isr_change_pending = false;
+        }
+    }
+
+    pub fn stop_fetcher(&self) {
+        if let Some(token) = self.fetcher.lock().expect("fetcher lock").take() {
+            token.cancel();
+        }
+    }
+}
