@@ -10,39 +10,19 @@ use bytes::Bytes;
 use common::*;
 use kmon_client::{Acks, Admin, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig};
 
-async fn consume_all(
-    bootstrap: &str,
-    topic: &str,
-    partitions: u32,
-) -> Vec<kmon_client::ConsumerRecord> {
+async fn consume_all(bootstrap: &str, topic: &str, partitions: u32) -> Vec<kmon_client::ConsumerRecord> {
     let admin = Admin::connect(bootstrap).await.unwrap();
-    let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap))
-        .await
-        .unwrap();
+    let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap)).await.unwrap();
     let mut ends = HashMap::new();
     for p in 0..partitions {
-        consumer
-            .assign_at(topic, p, OffsetSpec::Earliest)
-            .await
-            .unwrap();
-        let end = admin
-            .list_offset(topic, p, OffsetSpec::Latest)
-            .await
-            .unwrap()
-            .offset
-            .unwrap();
+        consumer.assign_at(topic, p, OffsetSpec::Earliest).await.unwrap();
+        let end = admin.list_offset(topic, p, OffsetSpec::Latest).await.unwrap().offset.unwrap();
         ends.insert(p, end);
     }
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while ends
-        .iter()
-        .any(|(p, end)| consumer.position(topic, *p).unwrap() < *end)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "consume did not reach the end offsets"
-        );
+    while ends.iter().any(|(p, end)| consumer.position(topic, *p).unwrap() < *end) {
+        assert!(Instant::now() < deadline, "consume did not reach the end offsets");
         out.extend(consumer.poll().await.unwrap());
     }
     out
@@ -53,14 +33,9 @@ async fn hundred_thousand_records_round_trip_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
     let admin = Admin::connect(&broker.bootstrap()).await.unwrap();
-    admin
-        .create_topic("round-trip", 4, 1, vec![])
-        .await
-        .unwrap();
+    admin.create_topic("round-trip", 4, 1, vec![]).await.unwrap();
 
-    let producer = Producer::connect(ProducerConfig::new(broker.bootstrap()))
-        .await
-        .unwrap();
+    let producer = Producer::connect(ProducerConfig::new(broker.bootstrap())).await.unwrap();
     let n = 100_000u32;
     let mut handles = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -72,12 +47,7 @@ async fn hundred_thousand_records_round_trip_unchanged() {
     let mut acked = HashMap::new();
     for (i, h) in handles.into_iter().enumerate() {
         let meta = h.wait().await.unwrap();
-        assert!(
-            acked
-                .insert((meta.partition, meta.offset), i as u32)
-                .is_none(),
-            "two records at one offset"
-        );
+        assert!(acked.insert((meta.partition, meta.offset), i as u32).is_none(), "two records at one offset");
     }
 
     let records = consume_all(&broker.bootstrap(), "round-trip", 4).await;
@@ -85,17 +55,11 @@ async fn hundred_thousand_records_round_trip_unchanged() {
     let mut last_per_key: HashMap<Bytes, u32> = HashMap::new();
     for r in &records {
         let i = acked[&(r.partition, r.offset)];
-        assert_eq!(
-            r.value,
-            Bytes::from(format!("value-{i:08}-{}", "x".repeat((i % 50) as usize)))
-        );
+        assert_eq!(r.value, Bytes::from(format!("value-{i:08}-{}", "x".repeat((i % 50) as usize))));
         let key = r.key.clone().unwrap();
         assert_eq!(key, Bytes::from(format!("key-{}", i % 1000)));
         // Same key → same partition (Kafka's murmur2), in send order.
-        assert_eq!(
-            r.partition,
-            kmon_client::partitioner::partition_for_key(&key, 4)
-        );
+        assert_eq!(r.partition, kmon_client::partitioner::partition_for_key(&key, 4));
         if let Some(prev) = last_per_key.insert(key, i) {
             assert!(prev < i, "records of one key out of order: {prev} then {i}");
         }
@@ -112,30 +76,8 @@ fn cli_produce_consume_keeps_order_per_key() {
     for i in 0..3000 {
         input.push_str(&format!("customer-{}:event-{i}\n", i % 7));
     }
-    kmon_ok(
-        &b,
-        &[
-            "produce",
-            "--topic",
-            "orders",
-            "--key-separator",
-            ":",
-            "--acks",
-            "all",
-        ],
-        &input,
-    );
-    let out = kmon_ok(
-        &b,
-        &[
-            "consume",
-            "--topic",
-            "orders",
-            "--from-beginning",
-            "--print-key",
-        ],
-        "",
-    );
+    kmon_ok(&b, &["produce", "--topic", "orders", "--key-separator", ":", "--acks", "all"], &input);
+    let out = kmon_ok(&b, &["consume", "--topic", "orders", "--from-beginning", "--print-key"], "");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3000);
     let mut last: HashMap<&str, usize> = HashMap::new();
@@ -148,42 +90,20 @@ fn cli_produce_consume_keeps_order_per_key() {
         }
     }
     // One partition, read from an offset, bounded count.
-    let out = kmon_ok(
-        &b,
-        &[
-            "consume",
-            "--topic",
-            "orders",
-            "--partition",
-            "0",
-            "--offset",
-            "5",
-            "--max-records",
-            "3",
-        ],
-        "",
-    );
+    let out =
+        kmon_ok(&b, &["consume", "--topic", "orders", "--partition", "0", "--offset", "5", "--max-records", "3"], "");
     assert_eq!(out.lines().count(), 3);
     // describe shows the partitions and their end offsets add up.
     let described = kmon_ok(&b, &["topic", "describe", "orders"], "");
     assert!(described.contains("orders"), "{described}");
-    assert!(
-        kmon_ok(&b, &["topic", "list"], "")
-            .lines()
-            .any(|l| l.contains("orders"))
-    );
+    assert!(kmon_ok(&b, &["topic", "list"], "").lines().any(|l| l.contains("orders")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_produce_with_fsync_always_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(&dir.path().join("data"), &["--flush-policy", "always"]);
-    Admin::connect(&broker.bootstrap())
-        .await
-        .unwrap()
-        .create_topic("durable", 2, 1, vec![])
-        .await
-        .unwrap();
+    Admin::connect(&broker.bootstrap()).await.unwrap().create_topic("durable", 2, 1, vec![]).await.unwrap();
 
     let mut config = ProducerConfig::new(broker.bootstrap());
     config.acks = Acks::Leader;
@@ -223,16 +143,9 @@ async fn sigkill_during_produce_with_fsync_always_loses_no_acknowledged_record()
     }
     broker.restart();
     let records = consume_all(&broker.bootstrap(), "durable", 2).await;
-    let stored: HashMap<(u32, i64), Bytes> = records
-        .into_iter()
-        .map(|r| ((r.partition, r.offset), r.value))
-        .collect();
+    let stored: HashMap<(u32, i64), Bytes> = records.into_iter().map(|r| ((r.partition, r.offset), r.value)).collect();
     for (partition, offset, value) in &acked {
-        assert_eq!(
-            stored.get(&(*partition, *offset)),
-            Some(value),
-            "acknowledged record {partition}/{offset} lost"
-        );
+        assert_eq!(stored.get(&(*partition, *offset)), Some(value), "acknowledged record {partition}/{offset} lost");
     }
 }
 
@@ -241,60 +154,36 @@ async fn garbage_over_segment_tail_is_cut_and_the_rest_served() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut broker = BrokerProcess::start(&data, &[]);
-    Admin::connect(&broker.bootstrap())
-        .await
-        .unwrap()
-        .create_topic("torn", 1, 1, vec![])
-        .await
-        .unwrap();
+    Admin::connect(&broker.bootstrap()).await.unwrap().create_topic("torn", 1, 1, vec![]).await.unwrap();
     let mut config = ProducerConfig::new(broker.bootstrap());
     config.linger = Duration::ZERO;
     let producer = Producer::connect(config).await.unwrap();
     // 50 batches of 10 records.
     for b in 0..50 {
-        let values: Vec<Vec<u8>> = (0..10)
-            .map(|i| format!("rec-{}", b * 10 + i).into_bytes())
-            .collect();
-        let handles = producer
-            .send_batch("torn", values.iter().map(|v| (None, v.as_slice())))
-            .await
-            .unwrap();
+        let values: Vec<Vec<u8>> = (0..10).map(|i| format!("rec-{}", b * 10 + i).into_bytes()).collect();
+        let handles = producer.send_batch("torn", values.iter().map(|v| (None, v.as_slice()))).await.unwrap();
         producer.flush().await.unwrap();
         for h in handles {
             h.wait().await.unwrap();
         }
     }
     broker.terminate();
-    let segment = segment_files(&data.join("torn-0"))
-        .pop()
-        .expect("a segment");
+    let segment = segment_files(&data.join("torn-0")).pop().expect("a segment");
     let mut bytes = std::fs::read(&segment).unwrap();
     let len = bytes.len();
     bytes[len - 16..].copy_from_slice(b"GARBAGE!GARBAGE!");
     std::fs::write(&segment, &bytes).unwrap();
 
     broker.restart();
-    assert!(
-        broker.stderr().contains("truncated_bytes"),
-        "the broker logs what it cut:\n{}",
-        broker.stderr()
-    );
+    assert!(broker.stderr().contains("truncated_bytes"), "the broker logs what it cut:\n{}", broker.stderr());
     let records = consume_all(&broker.bootstrap(), "torn", 1).await;
-    assert_eq!(
-        records.len(),
-        490,
-        "the last (damaged) batch is gone, the rest is served"
-    );
+    assert_eq!(records.len(), 490, "the last (damaged) batch is gone, the rest is served");
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.offset, i as i64);
         assert_eq!(r.value, Bytes::from(format!("rec-{i}")));
     }
     // New records continue after the valid log.
-    let h = producer_for(&broker)
-        .await
-        .send("torn", None, Bytes::from_static(b"after"))
-        .await
-        .unwrap();
+    let h = producer_for(&broker).await.send("torn", None, Bytes::from_static(b"after")).await.unwrap();
     assert_eq!(h.wait().await.unwrap().offset, 490);
 }
 
@@ -312,75 +201,30 @@ async fn retention_removes_old_segments() {
     let data = dir.path().join("data");
     let broker = BrokerProcess::start(&data, &["--config", config_file.to_str().unwrap()]);
     let admin = Admin::connect(&broker.bootstrap()).await.unwrap();
-    let configs = vec![
-        ("segment.bytes".to_string(), "2048".to_string()),
-        ("retention.bytes".to_string(), "8192".to_string()),
-    ];
-    admin
-        .create_topic("short-lived", 1, 1, configs)
-        .await
-        .unwrap();
+    let configs =
+        vec![("segment.bytes".to_string(), "2048".to_string()), ("retention.bytes".to_string(), "8192".to_string())];
+    admin.create_topic("short-lived", 1, 1, configs).await.unwrap();
     let producer = producer_for(&broker).await;
     for i in 0..200 {
-        let h = producer
-            .send("short-lived", None, Bytes::from(vec![b'r'; 100 + i % 3]))
-            .await
-            .unwrap();
+        let h = producer.send("short-lived", None, Bytes::from(vec![b'r'; 100 + i % 3])).await.unwrap();
         producer.flush().await.unwrap();
         h.wait().await.unwrap();
     }
     let partition_dir = data.join("short-lived-0");
     let on_disk = || -> u64 {
-        segment_files(&partition_dir)
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
+        segment_files(&partition_dir).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
     };
-    let end = admin
-        .list_offset("short-lived", 0, OffsetSpec::Latest)
-        .await
-        .unwrap()
-        .offset
-        .unwrap();
+    let end = admin.list_offset("short-lived", 0, OffsetSpec::Latest).await.unwrap().offset.unwrap();
     assert_eq!(end, 200, "about 20 KB were written");
     // retention.bytes keeps the log within one segment of 8 KiB.
-    wait_for(
-        "retention to delete segments",
-        Duration::from_secs(30),
-        || (on_disk() <= 8192 + 2048).then_some(()),
-    );
-    let start = admin
-        .list_offset("short-lived", 0, OffsetSpec::Earliest)
-        .await
-        .unwrap()
-        .offset
-        .unwrap();
+    wait_for("retention to delete segments", Duration::from_secs(30), || (on_disk() <= 8192 + 2048).then_some(()));
+    let start = admin.list_offset("short-lived", 0, OffsetSpec::Earliest).await.unwrap().offset.unwrap();
     assert!(start > 0);
-    let first_file = segment_files(&partition_dir)[0]
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .parse::<i64>()
-        .unwrap();
-    assert_eq!(
-        first_file, start,
-        "log start offset is the first remaining segment"
-    );
+    let first_file = segment_files(&partition_dir)[0].file_stem().unwrap().to_string_lossy().parse::<i64>().unwrap();
+    assert_eq!(first_file, start, "log start offset is the first remaining segment");
     // Reading below the start is a clear error naming the range.
-    let err = kmon_err(
-        &broker.bootstrap(),
-        &[
-            "consume",
-            "--topic",
-            "short-lived",
-            "--partition",
-            "0",
-            "--offset",
-            "0",
-        ],
-        "",
-    );
+    let err =
+        kmon_err(&broker.bootstrap(), &["consume", "--topic", "short-lived", "--partition", "0", "--offset", "0"], "");
     assert!(err.contains(&format!("{start}..200")), "{err}");
 }
 
@@ -388,12 +232,7 @@ async fn retention_removes_old_segments() {
 async fn long_poll_fetch_returns_as_soon_as_data_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
-    Admin::connect(&broker.bootstrap())
-        .await
-        .unwrap()
-        .create_topic("poll", 1, 1, vec![])
-        .await
-        .unwrap();
+    Admin::connect(&broker.bootstrap()).await.unwrap().create_topic("poll", 1, 1, vec![]).await.unwrap();
     let mut config = ConsumerConfig::new(broker.bootstrap());
     config.max_wait = Duration::from_secs(20);
     let mut consumer = Consumer::connect(config).await.unwrap();
@@ -408,21 +247,12 @@ async fn long_poll_fetch_returns_as_soon_as_data_arrives() {
     assert!(!waiting.is_finished(), "an idle fetch must wait for data");
     let producer = producer_for(&broker).await;
     let produced_at = Instant::now();
-    producer
-        .send("poll", None, Bytes::from_static(b"wake up"))
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    producer.send("poll", None, Bytes::from_static(b"wake up")).await.unwrap().wait().await.unwrap();
     let (records, waited) = waiting.await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].value, Bytes::from_static(b"wake up"));
     assert!(waited >= Duration::from_millis(300));
-    assert!(
-        produced_at.elapsed() < Duration::from_secs(10),
-        "fetch answered long before its 20 s max wait"
-    );
+    assert!(produced_at.elapsed() < Duration::from_secs(10), "fetch answered long before its 20 s max wait");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,9 +262,7 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
     let admin = Admin::connect(&broker.bootstrap()).await.unwrap();
     admin.create_topic("timed", 1, 1, vec![]).await.unwrap();
     let mut raw =
-        kmon_proto::v1::kmon_client::KmonClient::connect(format!("http://{}", broker.bootstrap()))
-            .await
-            .unwrap();
+        kmon_proto::v1::kmon_client::KmonClient::connect(format!("http://{}", broker.bootstrap())).await.unwrap();
     // Ten batches of three records with known timestamps: 1000, 1010, ... per record.
     for b in 0..10i64 {
         let records: Vec<kmon_client::batch::Record> = (0..3)
@@ -464,16 +292,8 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
     assert_eq!(at(OffsetSpec::Earliest).await.offset, Some(0));
     assert_eq!(at(OffsetSpec::Latest).await.offset, Some(30));
     let found = at(OffsetSpec::Timestamp(1125)).await;
-    assert_eq!(
-        found.offset,
-        Some(13),
-        "first record at or after 1125 ms is the 14th (1130 ms)"
-    );
+    assert_eq!(found.offset, Some(13), "first record at or after 1125 ms is the 14th (1130 ms)");
     assert_eq!(found.timestamp_ms, 1130);
     assert_eq!(at(OffsetSpec::Timestamp(0)).await.offset, Some(0));
-    assert_eq!(
-        at(OffsetSpec::Timestamp(5000)).await.offset,
-        None,
-        "no record that new"
-    );
+    assert_eq!(at(OffsetSpec::Timestamp(5000)).await.offset, None, "no record that new");
 }

@@ -106,11 +106,12 @@ impl Broker {
             return Err(BrokerError::InvalidConfig {
                 key: "min.insync.replicas".into(),
                 value: log_config.min_insync_replicas.to_string(),
-                reason: format!("larger than the replication factor {replication_factor}: acks=all could never succeed"),
+                reason: format!(
+                    "larger than the replication factor {replication_factor}: acks=all could never succeed"
+                ),
             });
         }
-        let command =
-            MetadataCommand::CreateTopic { name: name.into(), partitions, replication_factor, configs };
+        let command = MetadataCommand::CreateTopic { name: name.into(), partitions, replication_factor, configs };
         let outcome = self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??;
         let placement_note = match outcome {
             CommandOutcome::TopicCreated { placement_note } => placement_note,

@@ -151,7 +151,8 @@ impl BrokerConfig {
             return bad("broker_id", "must be >= 0".into());
         }
         self.voters()?;
-        if self.broker_heartbeat_interval_ms == 0 || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms {
+        if self.broker_heartbeat_interval_ms == 0 || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
             return bad(
                 "broker_session_timeout_ms",
                 "must be larger than broker_heartbeat_interval_ms (and the interval > 0)".into(),
@@ -184,7 +185,9 @@ impl BrokerConfig {
         let mut voters = BTreeMap::new();
         for entry in self.controller_voters.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let bad = |why: &str| {
-                BrokerError::Config(format!("controller_voters: '{entry}' {why} (expected id@host:port, comma-separated)"))
+                BrokerError::Config(format!(
+                    "controller_voters: '{entry}' {why} (expected id@host:port, comma-separated)"
+                ))
             };
             let (id, addr) = entry.split_once('@').ok_or_else(|| bad("has no '@'"))?;
             let id: i32 = id.parse().map_err(|_| bad("has a non-numeric id"))?;

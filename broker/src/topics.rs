@@ -36,7 +36,9 @@ pub fn check_new_topic<'a>(name: &str, existing: impl Iterator<Item = &'a String
         if metric_name(other) == metric_name(name) {
             return Err(BrokerError::InvalidTopicName {
                 name: name.into(),
-                reason: format!("collides with existing topic '{other}' ('.' and '_' are treated alike in metric names)"),
+                reason: format!(
+                    "collides with existing topic '{other}' ('.' and '_' are treated alike in metric names)"
+                ),
             });
         }
     }

@@ -28,16 +28,12 @@ impl Admin {
     /// Connects to a broker (`HOST:PORT`); the others are found through
     /// `Metadata`.
     pub async fn connect(bootstrap: &str) -> Result<Self, ClientError> {
-        Ok(Admin {
-            router: Router::connect(bootstrap).await?,
-        })
+        Ok(Admin { router: Router::connect(bootstrap).await? })
     }
 
     /// Wraps an existing connection (used as the bootstrap broker).
     pub fn from_client(client: KmonClient) -> Self {
-        Admin {
-            router: Router::from_client(client),
-        }
+        Admin { router: Router::from_client(client) }
     }
 
     pub(crate) fn from_router(router: Arc<Router>) -> Self {
@@ -56,10 +52,7 @@ impl Admin {
             name: name.to_owned(),
             partitions,
             replication_factor,
-            configs: configs
-                .into_iter()
-                .map(|(key, value)| pb::TopicConfigEntry { key, value })
-                .collect(),
+            configs: configs.into_iter().map(|(key, value)| pb::TopicConfigEntry { key, value }).collect(),
         };
         let response = self
             .router
@@ -74,21 +67,13 @@ impl Admin {
     pub async fn list_topics(&self) -> Result<Vec<TopicDescription>, ClientError> {
         let response = self
             .router
-            .any_broker(|mut client| async move {
-                client.list_topics(pb::ListTopicsRequest {}).await
-            })
+            .any_broker(|mut client| async move { client.list_topics(pb::ListTopicsRequest {}).await })
             .await?;
-        Ok(response
-            .topics
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(response.topics.into_iter().map(Into::into).collect())
     }
 
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, ClientError> {
-        let request = pb::DescribeTopicRequest {
-            name: name.to_owned(),
-        };
+        let request = pb::DescribeTopicRequest { name: name.to_owned() };
         let response = self
             .router
             .any_broker(|mut client| {
@@ -100,9 +85,7 @@ impl Admin {
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
-        let request = pb::DeleteTopicRequest {
-            name: name.to_owned(),
-        };
+        let request = pb::DeleteTopicRequest { name: name.to_owned() };
         self.router
             .any_broker(|mut client| {
                 let request = request.clone();
@@ -122,12 +105,7 @@ impl Admin {
             .iter()
             .map(|&(topic, partition, spec)| {
                 let (spec, timestamp_ms) = offset_spec(spec);
-                pb::ListOffsetsPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    spec: spec.into(),
-                    timestamp_ms,
-                }
+                pb::ListOffsetsPartition { topic: topic.to_owned(), partition, spec: spec.into(), timestamp_ms }
             })
             .collect();
         for &(topic, _, _) in partitions {
@@ -142,9 +120,7 @@ impl Admin {
                 |p: &pb::ListOffsetsPartition| (p.topic.as_str(), p.partition),
                 deadline,
                 |mut client, partitions| async move {
-                    let response = client
-                        .list_offsets(pb::ListOffsetsRequest { partitions })
-                        .await?;
+                    let response = client.list_offsets(pb::ListOffsetsRequest { partitions }).await?;
                     Ok(response.into_inner().partitions)
                 },
             )
@@ -164,9 +140,7 @@ impl Admin {
             .into_iter()
             .find(|p| p.topic == topic && p.partition == partition)
             .ok_or_else(|| {
-                ClientError::InvalidArgument(format!(
-                    "the broker returned no offset for {topic}-{partition}"
-                ))
+                ClientError::InvalidArgument(format!("the broker returned no offset for {topic}-{partition}"))
             })
     }
 
@@ -176,11 +150,8 @@ impl Admin {
     }
 }
 
-fn topic_from(
-    topic: Option<pb::TopicDescription>,
-    name: &str,
-) -> Result<TopicDescription, ClientError> {
-    topic.map(Into::into).ok_or_else(|| {
-        ClientError::InvalidArgument(format!("the broker's answer for topic {name:?} was empty"))
-    })
+fn topic_from(topic: Option<pb::TopicDescription>, name: &str) -> Result<TopicDescription, ClientError> {
+    topic
+        .map(Into::into)
+        .ok_or_else(|| ClientError::InvalidArgument(format!("the broker's answer for topic {name:?} was empty")))
 }

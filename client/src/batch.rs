@@ -100,12 +100,7 @@ impl BatchBuilder {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity.max(BATCH_HEADER_LEN));
         buf.resize(BATCH_HEADER_LEN, 0);
-        BatchBuilder {
-            buf,
-            records: 0,
-            base_timestamp: 0,
-            max_timestamp: i64::MIN,
-        }
+        BatchBuilder { buf, records: 0, base_timestamp: 0, max_timestamp: i64::MIN }
     }
 
     /// Number of records appended.
@@ -130,13 +125,7 @@ impl BatchBuilder {
     }
 
     /// Appends a record; returns its offset delta (index) in the batch.
-    pub fn append(
-        &mut self,
-        timestamp_ms: i64,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: &[Header],
-    ) -> u32 {
+    pub fn append(&mut self, timestamp_ms: i64, key: Option<&[u8]>, value: &[u8], headers: &[Header]) -> u32 {
         if self.records == 0 {
             self.base_timestamp = timestamp_ms;
         }
@@ -175,11 +164,7 @@ impl BatchBuilder {
         header[21..23].copy_from_slice(&0i16.to_be_bytes());
         header[23..27].copy_from_slice(&(self.records - 1).to_be_bytes());
         header[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
-        let max_timestamp = if self.records == 0 {
-            self.base_timestamp
-        } else {
-            self.max_timestamp
-        };
+        let max_timestamp = if self.records == 0 { self.base_timestamp } else { self.max_timestamp };
         header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
         header[43..51].copy_from_slice(&(-1i64).to_be_bytes());
         header[51..53].copy_from_slice(&(-1i16).to_be_bytes());
@@ -193,18 +178,10 @@ impl BatchBuilder {
 
 /// Encodes `records` as one batch.
 pub fn encode_batch(records: &[Record]) -> Vec<u8> {
-    let size = records
-        .iter()
-        .map(|r| BatchBuilder::record_size(r.key.as_deref(), &r.value, &r.headers))
-        .sum::<usize>();
+    let size = records.iter().map(|r| BatchBuilder::record_size(r.key.as_deref(), &r.value, &r.headers)).sum::<usize>();
     let mut builder = BatchBuilder::with_capacity(BATCH_HEADER_LEN + size);
     for record in records {
-        builder.append(
-            record.timestamp_ms,
-            record.key.as_deref(),
-            &record.value,
-            &record.headers,
-        );
+        builder.append(record.timestamp_ms, record.key.as_deref(), &record.value, &record.headers);
     }
     builder.finish()
 }
@@ -325,12 +302,7 @@ fn decode_records(
     out: &mut Vec<DecodedRecord>,
 ) -> Result<(), ClientError> {
     let end = batch_start + header.total_len;
-    let mut reader = Reader {
-        data,
-        position: batch_start + BATCH_HEADER_LEN,
-        end,
-        base_offset: header.base_offset,
-    };
+    let mut reader = Reader { data, position: batch_start + BATCH_HEADER_LEN, end, base_offset: header.base_offset };
     out.reserve(header.record_count.max(0) as usize);
     for _ in 0..header.record_count {
         let length = reader.varint()?;
@@ -351,11 +323,8 @@ fn decode_records(
         let header_count = reader.varint()?;
         let mut headers = Vec::new();
         for _ in 0..header_count.max(0) {
-            let key = reader
-                .nullable_bytes()?
-                .ok_or_else(|| reader.error("null header key"))?;
-            let key = String::from_utf8(key.to_vec())
-                .map_err(|_| reader.error("header key is not UTF-8"))?;
+            let key = reader.nullable_bytes()?.ok_or_else(|| reader.error("null header key"))?;
+            let key = String::from_utf8(key.to_vec()).map_err(|_| reader.error("header key is not UTF-8"))?;
             let value = reader.nullable_bytes()?;
             headers.push(Header { key, value });
         }
@@ -430,13 +399,7 @@ fn corrupt(message: String) -> ClientError {
     ClientError::CorruptBatch(message)
 }
 
-fn body_size(
-    timestamp_delta: i64,
-    offset_delta: i32,
-    key: Option<&[u8]>,
-    value: &[u8],
-    headers: &[Header],
-) -> usize {
+fn body_size(timestamp_delta: i64, offset_delta: i32, key: Option<&[u8]>, value: &[u8], headers: &[Header]) -> usize {
     let mut size = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
     size += nullable_len(key);
     size += varint_len(value.len() as i32) + value.len();

@@ -19,15 +19,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to `bootstrap` (`HOST:PORT`, or a full `http://` URI).
 pub async fn connect(bootstrap: &str) -> Result<KmonClient, ClientError> {
-    let uri = if bootstrap.contains("://") {
-        bootstrap.to_owned()
-    } else {
-        format!("http://{bootstrap}")
-    };
-    let endpoint = Endpoint::from_shared(uri).map_err(|err| ClientError::InvalidAddress {
-        address: bootstrap.to_owned(),
-        reason: err.to_string(),
-    })?;
+    let uri = if bootstrap.contains("://") { bootstrap.to_owned() } else { format!("http://{bootstrap}") };
+    let endpoint = Endpoint::from_shared(uri)
+        .map_err(|err| ClientError::InvalidAddress { address: bootstrap.to_owned(), reason: err.to_string() })?;
     let channel = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -37,10 +31,7 @@ pub async fn connect(bootstrap: &str) -> Result<KmonClient, ClientError> {
         .initial_connection_window_size(Some(32 << 20))
         .connect()
         .await
-        .map_err(|source| ClientError::Connect {
-            address: bootstrap.to_owned(),
-            source: Arc::new(source),
-        })?;
+        .map_err(|source| ClientError::Connect { address: bootstrap.to_owned(), source: Arc::new(source) })?;
     Ok(kmon_proto::v1::kmon_client::KmonClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE))
@@ -62,9 +53,7 @@ impl Pool {
         // Connect without holding the lock; a concurrent connect to the same
         // address just replaces an equivalent channel.
         let client = connect(address).await?;
-        self.lock()
-            .entry(address.to_owned())
-            .or_insert(client.clone());
+        self.lock().entry(address.to_owned()).or_insert(client.clone());
         Ok(client)
     }
 
@@ -80,8 +69,6 @@ impl Pool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KmonClient>> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.clients.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }

@@ -118,22 +118,12 @@ impl Consumer {
 
     /// Resolves `spec` with ListOffsets and assigns from there; returns the
     /// starting offset.
-    pub async fn assign_at(
-        &mut self,
-        topic: &str,
-        partition: u32,
-        spec: OffsetSpec,
-    ) -> Result<i64, ClientError> {
+    pub async fn assign_at(&mut self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<i64, ClientError> {
         let resolved = self.admin.list_offset(topic, partition, spec).await?;
         let offset = match resolved.offset {
             Some(offset) => offset,
             // No record at or after the timestamp: start at the end.
-            None => self
-                .admin
-                .list_offset(topic, partition, OffsetSpec::Latest)
-                .await?
-                .offset
-                .unwrap_or(0),
+            None => self.admin.list_offset(topic, partition, OffsetSpec::Latest).await?.offset.unwrap_or(0),
         };
         self.assign(topic, partition, offset);
         Ok(offset)
@@ -142,8 +132,7 @@ impl Consumer {
     /// Stops reading a partition.
     pub fn unassign(&mut self, topic: &str, partition: u32) {
         self.cancel_prefetch();
-        self.assignments
-            .retain(|a| !(&*a.topic == topic && a.partition == partition));
+        self.assignments.retain(|a| !(&*a.topic == topic && a.partition == partition));
     }
 
     /// The offset of the next record to be returned for a partition.
@@ -158,9 +147,7 @@ impl Consumer {
 
     /// `(topic, partition, position)` of every assignment.
     pub fn assignments(&self) -> impl Iterator<Item = (&str, u32, i64)> {
-        self.assignments
-            .iter()
-            .map(|a| (&*a.topic, a.partition, a.position))
+        self.assignments.iter().map(|a| (&*a.topic, a.partition, a.position))
     }
 
     /// Round trip of the fetch whose records the last `poll` returned.
@@ -173,16 +160,12 @@ impl Consumer {
     /// partition. An empty vector means no new data arrived in time.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         if self.assignments.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "the consumer has no assigned partitions".into(),
-            ));
+            return Err(ClientError::InvalidArgument("the consumer has no assigned partitions".into()));
         }
         let fetched = match self.prefetch.take() {
-            Some(handle) => handle.await.unwrap_or_else(|err| {
-                Err(ClientError::InvalidArgument(format!(
-                    "fetch task failed: {err}"
-                )))
-            }),
+            Some(handle) => handle
+                .await
+                .unwrap_or_else(|err| Err(ClientError::InvalidArgument(format!("fetch task failed: {err}")))),
             None => fetch(self.router.clone(), self.fetch_partitions(), &self.config).await,
         };
         let (response, round_trip) = fetched?;
@@ -192,10 +175,8 @@ impl Consumer {
         // then decode.
         let mut work = Vec::with_capacity(response.partitions.len());
         for result in response.partitions {
-            let Some(index) = self
-                .assignments
-                .iter()
-                .position(|a| *a.topic == result.topic && a.partition == result.partition)
+            let Some(index) =
+                self.assignments.iter().position(|a| *a.topic == result.topic && a.partition == result.partition)
             else {
                 continue;
             };
@@ -208,11 +189,7 @@ impl Consumer {
             }
             work.push((index, from, data));
         }
-        self.prefetch = Some(tokio::spawn(fetch(
-            self.router.clone(),
-            self.fetch_partitions(),
-            &self.config,
-        )));
+        self.prefetch = Some(tokio::spawn(fetch(self.router.clone(), self.fetch_partitions(), &self.config)));
 
         let mut records = Vec::new();
         let mut decoded: Vec<DecodedRecord> = Vec::new();
@@ -257,15 +234,11 @@ impl Consumer {
     }
 
     fn find(&self, topic: &str, partition: u32) -> Option<&Assignment> {
-        self.assignments
-            .iter()
-            .find(|a| &*a.topic == topic && a.partition == partition)
+        self.assignments.iter().find(|a| &*a.topic == topic && a.partition == partition)
     }
 
     fn find_mut(&mut self, topic: &str, partition: u32) -> Option<&mut Assignment> {
-        self.assignments
-            .iter_mut()
-            .find(|a| &*a.topic == topic && a.partition == partition)
+        self.assignments.iter_mut().find(|a| &*a.topic == topic && a.partition == partition)
     }
 }
 
@@ -293,12 +266,7 @@ fn fetch(
         let start = Instant::now();
         let deadline = start + timeout;
         let seen = router.cache().generation();
-        if partitions.iter().any(|p| {
-            router
-                .cache()
-                .leader_address(&p.topic, p.partition)
-                .is_none()
-        }) {
+        if partitions.iter().any(|p| router.cache().leader_address(&p.topic, p.partition).is_none()) {
             // First fetch of a topic: load its leaders.
             router.refresh_after_error(seen).await;
         }
@@ -312,21 +280,15 @@ fn fetch(
                 .map(|(address, partitions)| {
                     let router = &router;
                     async move {
-                        let request = pb::FetchRequest {
-                            partitions: partitions.clone(),
-                            max_wait_ms,
-                            min_bytes,
-                            max_bytes,
-                        };
+                        let request =
+                            pb::FetchRequest { partitions: partitions.clone(), max_wait_ms, min_bytes, max_bytes };
                         let result = match router.client(&address).await {
                             Err(err) => Err(err),
-                            Ok(mut client) => {
-                                match tokio::time::timeout(timeout, client.fetch(request)).await {
-                                    Err(_) => Err(ClientError::Timeout(timeout)),
-                                    Ok(Err(status)) => Err(ClientError::from(status)),
-                                    Ok(Ok(response)) => Ok(response.into_inner()),
-                                }
-                            }
+                            Ok(mut client) => match tokio::time::timeout(timeout, client.fetch(request)).await {
+                                Err(_) => Err(ClientError::Timeout(timeout)),
+                                Ok(Err(status)) => Err(ClientError::from(status)),
+                                Ok(Ok(response)) => Ok(response.into_inner()),
+                            },
                         };
                         (address, partitions, result)
                     }

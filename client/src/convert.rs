@@ -4,8 +4,7 @@
 use kmon_proto::v1 as pb;
 
 use crate::types::{
-    Acks, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionOffset,
-    TopicDescription,
+    Acks, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionOffset, TopicDescription,
 };
 
 impl From<Acks> for pb::Acks {

@@ -45,11 +45,7 @@ pub enum ClientError {
     /// A produce batch was not sent because an earlier batch of the same
     /// partition failed (sending it would have reordered the partition).
     #[error("not sent: an earlier batch of {topic}-{partition} failed: {cause}")]
-    EarlierBatchFailed {
-        topic: String,
-        partition: u32,
-        cause: Box<ClientError>,
-    },
+    EarlierBatchFailed { topic: String, partition: u32, cause: Box<ClientError> },
 
     /// No leader is known for the partition (offline, an election in
     /// progress, or the metadata has not caught up yet).
@@ -100,12 +96,7 @@ impl ClientError {
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
         let metadata = status.metadata();
-        let text = |key: &str| {
-            metadata
-                .get(key)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
+        let text = |key: &str| metadata.get(key).and_then(|value| value.to_str().ok()).map(str::to_owned);
         let number = |key: &str| text(key).and_then(|value| value.parse().ok());
         let code = text(error_metadata::ERROR_CODE)
             .and_then(|name| ErrorCode::from_str_name(&name))
@@ -132,19 +123,12 @@ mod tests {
     #[test]
     fn status_metadata_gives_the_code_and_message_is_kept() {
         let mut status = tonic::Status::out_of_range("offset 99 is out of range [0, 10)");
-        status.metadata_mut().insert(
-            error_metadata::ERROR_CODE,
-            "OFFSET_OUT_OF_RANGE".parse().unwrap(),
-        );
-        status
-            .metadata_mut()
-            .insert(error_metadata::LOG_END_OFFSET, "10".parse().unwrap());
+        status.metadata_mut().insert(error_metadata::ERROR_CODE, "OFFSET_OUT_OF_RANGE".parse().unwrap());
+        status.metadata_mut().insert(error_metadata::LOG_END_OFFSET, "10".parse().unwrap());
         let err = ClientError::from(status);
         assert_eq!(err.code(), Some(ErrorCode::OffsetOutOfRange));
         assert_eq!(err.to_string(), "offset 99 is out of range [0, 10)");
-        let ClientError::Server(server) = err else {
-            panic!()
-        };
+        let ClientError::Server(server) = err else { panic!() };
         assert_eq!(server.log_end_offset, Some(10));
         assert_eq!(server.log_start_offset, None);
     }

@@ -40,6 +40,6 @@ pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, ErrorCode, ServerError};
 pub use producer::{Producer, ProducerConfig, RecordHandle};
 pub use types::{
-    Acks, BrokerInfo, ClusterMetadata, ConsumerRecord, OffsetSpec, PartitionDescription,
-    PartitionOffset, RecordMetadata, TopicDescription,
+    Acks, BrokerInfo, ClusterMetadata, ConsumerRecord, OffsetSpec, PartitionDescription, PartitionOffset,
+    RecordMetadata, TopicDescription,
 };

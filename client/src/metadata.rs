@@ -37,26 +37,14 @@ impl MetadataCache {
     /// controller are replaced, topics missing from the answer are dropped
     /// (deleted), partitions keep the newer leader epoch.
     pub(crate) fn update(&mut self, metadata: ClusterMetadata) {
-        self.brokers = metadata
-            .brokers
-            .into_iter()
-            .map(|broker| (broker.id, broker))
-            .collect();
+        self.brokers = metadata.brokers.into_iter().map(|broker| (broker.id, broker)).collect();
         let mut topics = HashMap::with_capacity(metadata.topics.len());
         for topic in metadata.topics {
-            let count = topic
-                .partitions
-                .iter()
-                .map(|p| p.partition as usize + 1)
-                .max()
-                .unwrap_or(0);
+            let count = topic.partitions.iter().map(|p| p.partition as usize + 1).max().unwrap_or(0);
             let old = self.topics.get(&topic.name);
             let mut leaders = vec![OFFLINE; count];
             for p in &topic.partitions {
-                let new = Leader {
-                    id: p.leader,
-                    epoch: p.leader_epoch,
-                };
+                let new = Leader { id: p.leader, epoch: p.leader_epoch };
                 let known = old.and_then(|old| old.get(p.partition as usize));
                 leaders[p.partition as usize] = match known {
                     Some(known) if known.epoch > new.epoch => *known,
@@ -78,39 +66,24 @@ impl MetadataCache {
     }
 
     pub(crate) fn leader(&self, topic: &str, partition: u32) -> Option<Leader> {
-        self.topics
-            .get(topic)
-            .and_then(|leaders| leaders.get(partition as usize))
-            .copied()
+        self.topics.get(topic).and_then(|leaders| leaders.get(partition as usize)).copied()
     }
 
     /// The gRPC address of the partition's leader, if it has one and the
     /// broker is known.
     pub(crate) fn leader_address(&self, topic: &str, partition: u32) -> Option<&str> {
         let leader = self.leader(topic, partition)?;
-        self.brokers
-            .get(&leader.id)
-            .map(|broker| broker.address.as_str())
-            .filter(|address| !address.is_empty())
+        self.brokers.get(&leader.id).map(|broker| broker.address.as_str()).filter(|address| !address.is_empty())
     }
 
     /// A broker said `address` leads the partition (`kmon-leader` on
     /// NOT_LEADER_OR_FOLLOWER): believe it until the next update with a
     /// newer epoch. Returns whether the address is a known broker.
     pub(crate) fn apply_leader_hint(&mut self, topic: &str, partition: u32, address: &str) -> bool {
-        let Some(id) = self
-            .brokers
-            .values()
-            .find(|broker| broker.address == address)
-            .map(|broker| broker.id)
-        else {
+        let Some(id) = self.brokers.values().find(|broker| broker.address == address).map(|broker| broker.id) else {
             return false;
         };
-        match self
-            .topics
-            .get_mut(topic)
-            .and_then(|leaders| leaders.get_mut(partition as usize))
-        {
+        match self.topics.get_mut(topic).and_then(|leaders| leaders.get_mut(partition as usize)) {
             Some(leader) => {
                 leader.id = id;
                 true
@@ -123,11 +96,7 @@ impl MetadataCache {
     pub(crate) fn broker_addresses(&self) -> Vec<String> {
         let mut brokers: Vec<&BrokerInfo> = self.brokers.values().collect();
         brokers.sort_by_key(|broker| (!broker.alive, broker.id));
-        brokers
-            .into_iter()
-            .map(|broker| broker.address.clone())
-            .filter(|address| !address.is_empty())
-            .collect()
+        brokers.into_iter().map(|broker| broker.address.clone()).filter(|address| !address.is_empty()).collect()
     }
 }
 
@@ -182,10 +151,7 @@ mod tests {
     fn leaders_and_counts_come_from_the_answer() {
         let mut cache = MetadataCache::default();
         assert_eq!(cache.partition_count("t"), None);
-        cache.update(metadata(vec![(
-            "t",
-            vec![partition(1, 3, 0), partition(0, 2, 4), partition(2, -1, 1)],
-        )]));
+        cache.update(metadata(vec![("t", vec![partition(1, 3, 0), partition(0, 2, 4), partition(2, -1, 1)])]));
         assert_eq!(cache.generation(), 1);
         assert_eq!(cache.partition_count("t"), Some(3));
         assert_eq!(cache.leader_address("t", 0), Some("127.0.0.1:9093"));

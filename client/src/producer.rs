@@ -139,9 +139,7 @@ impl Producer {
     /// Connects to the bootstrap broker and starts the sender task.
     pub async fn connect(config: ProducerConfig) -> Result<Self, ClientError> {
         if config.batch_size == 0 || config.max_in_flight == 0 {
-            return Err(ClientError::InvalidArgument(
-                "batch_size and max_in_flight must be at least 1".into(),
-            ));
+            return Err(ClientError::InvalidArgument("batch_size and max_in_flight must be at least 1".into()));
         }
         let router = Router::connect(&config.bootstrap).await?;
         let shared = Arc::new(Shared {
@@ -160,12 +158,7 @@ impl Producer {
     /// Sends one record. Keyed records go to Kafka's murmur2 partition,
     /// keyless ones to the topic's sticky partition. Returns once the
     /// record is buffered; await the handle for the acknowledgement.
-    pub async fn send(
-        &self,
-        topic: &str,
-        key: Option<Bytes>,
-        value: Bytes,
-    ) -> Result<RecordHandle, ClientError> {
+    pub async fn send(&self, topic: &str, key: Option<Bytes>, value: Bytes) -> Result<RecordHandle, ClientError> {
         self.send_to(topic, None, key.as_deref(), &value).await
     }
 
@@ -185,11 +178,7 @@ impl Producer {
     }
 
     /// Sends many records of one topic under one lock: the fastest path.
-    pub async fn send_batch<'a, I>(
-        &self,
-        topic: &str,
-        records: I,
-    ) -> Result<Vec<RecordHandle>, ClientError>
+    pub async fn send_batch<'a, I>(&self, topic: &str, records: I) -> Result<Vec<RecordHandle>, ClientError>
     where
         I: IntoIterator<Item = (Option<&'a [u8]>, &'a [u8])>,
     {
@@ -197,10 +186,7 @@ impl Producer {
         self.ensure_topic(topic).await?;
         let timestamp = now_ms();
         let mut acc = self.shared.lock();
-        records
-            .into_iter()
-            .map(|(key, value)| acc.append(&self.shared, topic, None, timestamp, key, value))
-            .collect()
+        records.into_iter().map(|(key, value)| acc.append(&self.shared, topic, None, timestamp, key, value)).collect()
     }
 
     /// Number of partitions of `topic` (fetched once, then cached).
@@ -235,18 +221,14 @@ impl Producer {
         }
         let count = self.shared.router.partition_count(topic).await? as usize;
         if count == 0 {
-            return Err(ClientError::InvalidArgument(format!(
-                "topic {topic:?} has no partitions"
-            )));
+            return Err(ClientError::InvalidArgument(format!("topic {topic:?} has no partitions")));
         }
         let mut acc = self.shared.lock();
-        acc.topics
-            .entry(topic.to_owned())
-            .or_insert_with(|| TopicState {
-                name: topic.into(),
-                partitions: (0..count).map(|_| PartitionState::default()).collect(),
-                sticky: StickyPartitioner::default(),
-            });
+        acc.topics.entry(topic.to_owned()).or_insert_with(|| TopicState {
+            name: topic.into(),
+            partitions: (0..count).map(|_| PartitionState::default()).collect(),
+            sticky: StickyPartitioner::default(),
+        });
         Ok(())
     }
 
@@ -290,10 +272,7 @@ impl RecordHandle {
     /// Time from the batch's first record to its acknowledgement, once
     /// acknowledged.
     pub fn batch_latency(&self) -> Option<Duration> {
-        self.batch
-            .outcome
-            .get()
-            .map(|outcome| outcome.at.duration_since(self.batch.created))
+        self.batch.outcome.get().map(|outcome| outcome.at.duration_since(self.batch.created))
     }
 
     /// Waits for the acknowledgement.
@@ -306,11 +285,7 @@ impl RecordHandle {
         let base = outcome.result.clone()?;
         Ok(RecordMetadata {
             partition: self.partition,
-            offset: if base < 0 {
-                -1
-            } else {
-                base + i64::from(self.index)
-            },
+            offset: if base < 0 { -1 } else { base + i64::from(self.index) },
         })
     }
 }
@@ -340,9 +315,7 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Accumulator> {
         // A panic while holding the lock leaves consistent-enough state.
-        self.accumulator
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.accumulator.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -363,18 +336,11 @@ struct Outcome {
 
 impl BatchState {
     fn new() -> Arc<Self> {
-        Arc::new(BatchState {
-            created: Instant::now(),
-            outcome: OnceLock::new(),
-            done: Notify::new(),
-        })
+        Arc::new(BatchState { created: Instant::now(), outcome: OnceLock::new(), done: Notify::new() })
     }
 
     fn complete(&self, result: Result<i64, ClientError>) {
-        let _ = self.outcome.set(Outcome {
-            result,
-            at: Instant::now(),
-        });
+        let _ = self.outcome.set(Outcome { result, at: Instant::now() });
         self.done.notify_waiters();
     }
 
@@ -435,10 +401,7 @@ impl PartitionState {
     fn close_open(&mut self) -> bool {
         match self.open.take() {
             Some(open) => {
-                self.queued.push_back(ClosedBatch {
-                    data: open.builder.finish(),
-                    state: open.state,
-                });
+                self.queued.push_back(ClosedBatch { data: open.builder.finish(), state: open.state });
                 true
             }
             None => false,
@@ -473,10 +436,7 @@ impl Accumulator {
         value: &[u8],
     ) -> Result<RecordHandle, ClientError> {
         let config = &shared.config;
-        let state = self
-            .topics
-            .get_mut(topic)
-            .expect("ensure_topic ran before append");
+        let state = self.topics.get_mut(topic).expect("ensure_topic ran before append");
         let count = state.partitions.len() as u32;
         let explicit = partition;
         let mut partition = match (partition, key) {
@@ -500,10 +460,7 @@ impl Accumulator {
         let mut slot = &mut state.partitions[partition as usize];
         if key.is_none()
             && explicit.is_none()
-            && slot
-                .open
-                .as_ref()
-                .is_some_and(|open| open.builder.size_bytes() + record_size > config.batch_size)
+            && slot.open.as_ref().is_some_and(|open| open.builder.size_bytes() + record_size > config.batch_size)
         {
             // Like Kafka's abortOnNewBatch: a keyless record that would open
             // a new batch goes to the next sticky partition instead.
@@ -523,23 +480,15 @@ impl Accumulator {
         let open = slot.open.get_or_insert_with(|| {
             wake = true;
             OpenBatch {
-                builder: BatchBuilder::with_capacity(
-                    config.batch_size.max(record_size + BATCH_HEADER_LEN),
-                ),
+                builder: BatchBuilder::with_capacity(config.batch_size.max(record_size + BATCH_HEADER_LEN)),
                 state: BatchState::new(),
                 deadline: Instant::now() + config.linger,
             }
         });
         let before = open.builder.size_bytes();
         let index = open.builder.append(timestamp_ms, key, value, &[]);
-        shared
-            .buffered
-            .fetch_add(open.builder.size_bytes() - before, Ordering::AcqRel);
-        let handle = RecordHandle {
-            batch: open.state.clone(),
-            index,
-            partition,
-        };
+        shared.buffered.fetch_add(open.builder.size_bytes() - before, Ordering::AcqRel);
+        let handle = RecordHandle { batch: open.state.clone(), index, partition };
         if open.builder.size_bytes() >= config.batch_size {
             slot.close_open();
             state.sticky.batch_closed(partition, count);
@@ -599,15 +548,12 @@ impl Accumulator {
                         deadline = Some(deadline.map_or(open.deadline, |d| d.min(open.deadline)));
                     }
                 }
-                if slot.queued.is_empty()
-                    || slot.in_flight.len() >= config.max_in_flight_per_partition
-                {
+                if slot.queued.is_empty() || slot.in_flight.len() >= config.max_in_flight_per_partition {
                     continue;
                 }
                 let size = slot.queued[0].data.len();
-                let (current, current_size) = filling
-                    .entry(leader_of(&topic.name, partition).filter(|id| *id >= 0))
-                    .or_default();
+                let (current, current_size) =
+                    filling.entry(leader_of(&topic.name, partition).filter(|id| *id >= 0)).or_default();
                 let full = !current.is_empty() && *current_size + size > config.max_request_size;
                 if current.is_empty() || full {
                     if started >= max_requests {
@@ -622,28 +568,17 @@ impl Accumulator {
                 let batch = slot.queued.pop_front().expect("checked non-empty");
                 slot.in_flight.push(batch.state.clone());
                 *current_size += size;
-                current.push(Outgoing {
-                    topic: topic.name.clone(),
-                    partition,
-                    batch,
-                });
+                current.push(Outgoing { topic: topic.name.clone(), partition, batch });
             }
         }
-        requests.extend(
-            filling
-                .into_values()
-                .map(|(request, _)| request)
-                .filter(|request| !request.is_empty()),
-        );
+        requests.extend(filling.into_values().map(|(request, _)| request).filter(|request| !request.is_empty()));
         (requests, deadline)
     }
 
     fn is_idle(&self) -> bool {
-        self.topics.values().all(|t| {
-            t.partitions
-                .iter()
-                .all(|p| p.open.is_none() && p.queued.is_empty() && p.in_flight.is_empty())
-        })
+        self.topics
+            .values()
+            .all(|t| t.partitions.iter().all(|p| p.open.is_none() && p.queued.is_empty() && p.in_flight.is_empty()))
     }
 }
 
@@ -657,23 +592,12 @@ async fn run_sender(shared: Arc<Shared>) {
                 return;
             }
             let cache = shared.router.cache();
-            let leader_of = |topic: &str, partition: u32| {
-                cache.leader(topic, partition).map(|leader| leader.id)
-            };
-            acc.collect(
-                &shared.config,
-                permits.available_permits(),
-                closed,
-                &leader_of,
-            )
+            let leader_of = |topic: &str, partition: u32| cache.leader(topic, partition).map(|leader| leader.id);
+            acc.collect(&shared.config, permits.available_permits(), closed, &leader_of)
         };
         if !requests.is_empty() {
             for batches in requests {
-                let permit = permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
+                let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
                 tokio::spawn(send_request(shared.clone(), batches, permit));
             }
             continue;
@@ -723,10 +647,8 @@ async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: Owne
     loop {
         let seen = router.cache().generation();
         let (groups, leaderless) = router.group_by_leader(pending, InFlight::partition);
-        let mut attempts: FuturesUnordered<_> = groups
-            .into_iter()
-            .map(|(address, batches)| produce_to(&shared, address, batches))
-            .collect();
+        let mut attempts: FuturesUnordered<_> =
+            groups.into_iter().map(|(address, batches)| produce_to(&shared, address, batches)).collect();
         let mut retry: Vec<(InFlight, ClientError)> = Vec::new();
         while let Some((address, batches, response)) = attempts.next().await {
             match response {
@@ -759,10 +681,7 @@ async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: Owne
         }
         drop(attempts);
         retry.extend(leaderless.into_iter().map(|batch| {
-            let err = ClientError::LeaderNotAvailable {
-                topic: batch.topic.to_string(),
-                partition: batch.partition,
-            };
+            let err = ClientError::LeaderNotAvailable { topic: batch.topic.to_string(), partition: batch.partition };
             (batch, err)
         }));
         if retry.is_empty() {
@@ -811,13 +730,11 @@ async fn produce_to(
     };
     let response = match shared.router.client(&address).await {
         Err(err) => Err(err),
-        Ok(mut client) => {
-            match tokio::time::timeout(config.request_timeout, client.produce(request)).await {
-                Err(_) => Err(ClientError::Timeout(config.request_timeout)),
-                Ok(Err(status)) => Err(ClientError::from(status)),
-                Ok(Ok(response)) => Ok(response.into_inner()),
-            }
-        }
+        Ok(mut client) => match tokio::time::timeout(config.request_timeout, client.produce(request)).await {
+            Err(_) => Err(ClientError::Timeout(config.request_timeout)),
+            Ok(Err(status)) => Err(ClientError::from(status)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        },
     };
     (address, batches, response)
 }
@@ -829,10 +746,8 @@ fn finish(shared: &Shared, batch: InFlight, result: Result<i64, ClientError>) {
     let mut released = batch.records.len() - BATCH_HEADER_LEN;
     {
         let mut acc = shared.lock();
-        if let Some(slot) = acc
-            .topics
-            .get_mut(&*batch.topic)
-            .and_then(|t| t.partitions.get_mut(batch.partition as usize))
+        if let Some(slot) =
+            acc.topics.get_mut(&*batch.topic).and_then(|t| t.partitions.get_mut(batch.partition as usize))
         {
             slot.in_flight.retain(|s| !Arc::ptr_eq(s, &batch.state));
             if let Err(err) = &result {
@@ -847,9 +762,7 @@ fn finish(shared: &Shared, batch: InFlight, result: Result<i64, ClientError>) {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -81,9 +81,7 @@ pub(crate) struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            next: INITIAL_BACKOFF,
-        }
+        Backoff { next: INITIAL_BACKOFF }
     }
 }
 
@@ -123,28 +121,16 @@ mod tests {
             ErrorCode::RequestTimedOut,
             ErrorCode::StorageError,
         ] {
-            assert!(
-                is_retriable(&server(Some(code), tonic::Code::Unavailable)),
-                "{code:?}"
-            );
+            assert!(is_retriable(&server(Some(code), tonic::Code::Unavailable)), "{code:?}");
             assert!(!is_transport(&server(Some(code), tonic::Code::Unavailable)));
         }
         assert!(is_retriable(&server(None, tonic::Code::Unavailable)));
         assert!(is_transport(&server(None, tonic::Code::Unavailable)));
         assert!(is_retriable(&ClientError::Timeout(Duration::from_secs(1))));
         // Nothing listens on port 1: a real connect error.
-        let connect = tonic::transport::Endpoint::from_static("http://127.0.0.1:1")
-            .connect()
-            .await
-            .unwrap_err();
-        assert!(is_retriable(&ClientError::Connect {
-            address: "127.0.0.1:1".into(),
-            source: Arc::new(connect),
-        }));
-        assert!(is_retriable(&ClientError::LeaderNotAvailable {
-            topic: "t".into(),
-            partition: 0,
-        }));
+        let connect = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect().await.unwrap_err();
+        assert!(is_retriable(&ClientError::Connect { address: "127.0.0.1:1".into(), source: Arc::new(connect) }));
+        assert!(is_retriable(&ClientError::LeaderNotAvailable { topic: "t".into(), partition: 0 }));
     }
 
     #[test]
@@ -158,10 +144,7 @@ mod tests {
             ErrorCode::OffsetOutOfRange,
             ErrorCode::TopicAlreadyExists,
         ] {
-            assert!(
-                !is_retriable(&server(Some(code), tonic::Code::InvalidArgument)),
-                "{code:?}"
-            );
+            assert!(!is_retriable(&server(Some(code), tonic::Code::InvalidArgument)), "{code:?}");
         }
         assert!(!is_retriable(&server(None, tonic::Code::InvalidArgument)));
         assert!(!is_retriable(&server(None, tonic::Code::ResourceExhausted)));
@@ -172,9 +155,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_a_second() {
         let mut backoff = Backoff::default();
-        let delays: Vec<u64> = (0..8)
-            .map(|_| backoff.next_delay().as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = (0..8).map(|_| backoff.next_delay().as_millis() as u64).collect();
         assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
     }
 }

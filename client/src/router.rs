@@ -74,9 +74,7 @@ impl Router {
     }
 
     pub(crate) fn cache(&self) -> MutexGuard<'_, MetadataCache> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.cache.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// The pooled client for a broker address (as the cluster advertises
@@ -87,16 +85,13 @@ impl Router {
         {
             return Ok(fixed.clone());
         }
-        self.pool
-            .get(&reachable_address(address, &self.bootstrap))
-            .await
+        self.pool.get(&reachable_address(address, &self.bootstrap)).await
     }
 
     /// Forgets the connection to `address` if `err` says it is broken.
     pub(crate) fn note_failure(&self, address: &str, err: &ClientError) {
         if retry::is_transport(err) && !(self.fixed.is_some() && address == self.bootstrap) {
-            self.pool
-                .evict(&reachable_address(address, &self.bootstrap));
+            self.pool.evict(&reachable_address(address, &self.bootstrap));
         }
     }
 
@@ -110,11 +105,7 @@ impl Router {
         self.any_broker_within(ADMIN_TIMEOUT, &mut call).await
     }
 
-    async fn any_broker_within<T, F, Fut>(
-        &self,
-        timeout: Duration,
-        call: &mut F,
-    ) -> Result<T, ClientError>
+    async fn any_broker_within<T, F, Fut>(&self, timeout: Duration, call: &mut F) -> Result<T, ClientError>
     where
         F: FnMut(KmonClient) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -130,9 +121,7 @@ impl Router {
             let result = match self.client(&address).await {
                 Ok(client) => match tokio::time::timeout(timeout, call(client)).await {
                     Err(_) => Err(ClientError::Timeout(timeout)),
-                    Ok(result) => result
-                        .map(tonic::Response::into_inner)
-                        .map_err(ClientError::from),
+                    Ok(result) => result.map(tonic::Response::into_inner).map_err(ClientError::from),
                 },
                 Err(err) => Err(err),
             };
@@ -151,9 +140,7 @@ impl Router {
     /// Asks any broker for metadata; an empty `topics` means every topic,
     /// and such a full answer also refreshes the cache.
     pub(crate) async fn metadata(&self, topics: &[&str]) -> Result<ClusterMetadata, ClientError> {
-        let request = pb::MetadataRequest {
-            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
-        };
+        let request = pb::MetadataRequest { topics: topics.iter().map(|t| (*t).to_owned()).collect() };
         let response = self
             .any_broker_within(METADATA_TIMEOUT, &mut |mut client: KmonClient| {
                 let request = request.clone();
@@ -201,9 +188,7 @@ impl Router {
         if let Some(count) = self.cache().partition_count(topic) {
             return Ok(count);
         }
-        let request = pb::DescribeTopicRequest {
-            name: topic.to_owned(),
-        };
+        let request = pb::DescribeTopicRequest { name: topic.to_owned() };
         let response = self
             .any_broker(|mut client| {
                 let request = request.clone();
@@ -299,10 +284,7 @@ impl Router {
             }
             if let Some(first) = leaderless.first() {
                 let (topic, partition) = partition_of(first);
-                let err = ClientError::LeaderNotAvailable {
-                    topic: topic.to_owned(),
-                    partition,
-                };
+                let err = ClientError::LeaderNotAvailable { topic: topic.to_owned(), partition };
                 let entry = retry.get_or_insert_with(|| (Vec::new(), err));
                 entry.0.extend(leaderless);
             }
@@ -343,18 +325,9 @@ mod tests {
 
     #[test]
     fn unspecified_hosts_take_the_bootstrap_host() {
-        assert_eq!(
-            reachable_address("0.0.0.0:9093", "10.1.2.3:9092"),
-            "10.1.2.3:9093"
-        );
-        assert_eq!(
-            reachable_address("[::]:9093", "kmon-1:9092"),
-            "kmon-1:9093"
-        );
-        assert_eq!(
-            reachable_address("127.0.0.1:9093", "10.1.2.3:9092"),
-            "127.0.0.1:9093"
-        );
+        assert_eq!(reachable_address("0.0.0.0:9093", "10.1.2.3:9092"), "10.1.2.3:9093");
+        assert_eq!(reachable_address("[::]:9093", "kmon-1:9092"), "kmon-1:9093");
+        assert_eq!(reachable_address("127.0.0.1:9093", "10.1.2.3:9092"), "127.0.0.1:9093");
         assert_eq!(reachable_address("0.0.0.0:9093", ""), "0.0.0.0:9093");
     }
 }

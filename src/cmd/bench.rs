@@ -87,13 +87,8 @@ async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<(
         config.max_in_flight = max_in_flight;
     }
     let producer = Producer::connect(config).await?;
-    producer
-        .partition_count(&args.topic)
-        .await
-        .with_context(|| format!("cannot produce to topic {:?}", args.topic))?;
-    let value: Vec<u8> = (0..args.record_size)
-        .map(|i| b'a' + (i % 26) as u8)
-        .collect();
+    producer.partition_count(&args.topic).await.with_context(|| format!("cannot produce to topic {:?}", args.topic))?;
+    let value: Vec<u8> = (0..args.record_size).map(|i| b'a' + (i % 26) as u8).collect();
     let progress = progress_bar(args.records);
 
     let start = Instant::now();
@@ -101,9 +96,7 @@ async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<(
     let mut sent = 0;
     while sent < args.records {
         let n = CHUNK.min(args.records - sent);
-        let handles = producer
-            .send_batch(&args.topic, (0..n).map(|_| (None, value.as_slice())))
-            .await?;
+        let handles = producer.send_batch(&args.topic, (0..n).map(|_| (None, value.as_slice()))).await?;
         first_in_batch.extend(handles.into_iter().filter(|h| h.is_first_in_batch()));
         sent += n;
         progress.set_position(sent);
@@ -112,14 +105,8 @@ async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<(
     let elapsed = start.elapsed();
     progress.finish_and_clear();
 
-    let latencies = first_in_batch
-        .iter()
-        .filter_map(|h| h.batch_latency())
-        .collect();
-    println!(
-        "produce: {}",
-        summary(args.records, args.record_size, elapsed, latencies)
-    );
+    let latencies = first_in_batch.iter().filter_map(|h| h.batch_latency()).collect();
+    println!("produce: {}", summary(args.records, args.record_size, elapsed, latencies));
     Ok(())
 }
 
@@ -131,9 +118,7 @@ async fn consume(client: ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result<(
         .await
         .with_context(|| format!("cannot consume topic {:?}", args.topic))?;
     for partition in &topic.partitions {
-        consumer
-            .assign_at(&args.topic, partition.partition, OffsetSpec::Earliest)
-            .await?;
+        consumer.assign_at(&args.topic, partition.partition, OffsetSpec::Earliest).await?;
     }
     let progress = progress_bar(args.records);
 
@@ -149,30 +134,20 @@ async fn consume(client: ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result<(
         }
         if records.is_empty() {
             if last_progress.elapsed() > args.idle_timeout {
-                bail!(
-                    "only {received} of {} records arrived; none in the last {:?}",
-                    args.records,
-                    args.idle_timeout
-                );
+                bail!("only {received} of {} records arrived; none in the last {:?}", args.records, args.idle_timeout);
             }
             continue;
         }
         last_progress = Instant::now();
         let take = records.len().min((args.records - received) as usize);
-        bytes += records[..take]
-            .iter()
-            .map(|r| r.value.len() as u64)
-            .sum::<u64>();
+        bytes += records[..take].iter().map(|r| r.value.len() as u64).sum::<u64>();
         received += take as u64;
         progress.set_position(received);
     }
     let elapsed = start.elapsed();
     progress.finish_and_clear();
     let record_size = bytes.checked_div(received).unwrap_or(0) as usize;
-    println!(
-        "consume: {}",
-        summary(received, record_size, elapsed, latencies)
-    );
+    println!("consume: {}", summary(received, record_size, elapsed, latencies));
     Ok(())
 }
 
@@ -181,21 +156,14 @@ fn progress_bar(total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
-    {
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}") {
         bar.set_style(style);
     }
     bar
 }
 
 /// `N records, S bytes each, R records/s, T MB/s, latency p50 .. p99 .. p99.9 ..`
-fn summary(
-    records: u64,
-    record_size: usize,
-    elapsed: Duration,
-    mut latencies: Vec<Duration>,
-) -> String {
+fn summary(records: u64, record_size: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> String {
     let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
     let rate = records as f64 / seconds;
     let megabytes = records as f64 * record_size as f64 / 1e6 / seconds;
@@ -245,9 +213,6 @@ mod tests {
     #[test]
     fn summary_without_latencies() {
         let line = summary(10, 5, Duration::from_secs(1), Vec::new());
-        assert!(
-            line.ends_with("latency p50 n/a p99 n/a p99.9 n/a"),
-            "{line}"
-        );
+        assert!(line.ends_with("latency p50 n/a p99 n/a p99.9 n/a"), "{line}");
     }
 }

@@ -37,10 +37,7 @@ pub(crate) struct StartupArgs {
 pub(crate) async fn run(args: StartupArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     if data_dir.exists() {
-        anyhow::bail!(
-            "{} exists; pass a new directory (it is removed afterwards)",
-            data_dir.display()
-        );
+        anyhow::bail!("{} exists; pass a new directory (it is removed afterwards)", data_dir.display());
     }
     let result = tokio::task::spawn_blocking(move || measure(&args)).await?;
     if !result.as_ref().map(|keep| *keep).unwrap_or(false) {
@@ -51,11 +48,7 @@ pub(crate) async fn run(args: StartupArgs) -> anyhow::Result<()> {
 
 fn measure(args: &StartupArgs) -> anyhow::Result<bool> {
     let written = write_log(args)?;
-    eprintln!(
-        "wrote {:.0} MiB of log in {} partitions",
-        written as f64 / (1 << 20) as f64,
-        args.partitions
-    );
+    eprintln!("wrote {:.0} MiB of log in {} partitions", written as f64 / (1 << 20) as f64, args.partitions);
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..args.runs {
@@ -102,13 +95,8 @@ fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
     let mut written = 0u64;
     let logs: Vec<PartitionLog> = (0..args.partitions)
         .map(|p| {
-            PartitionLog::open(
-                "bench",
-                p,
-                &args.data_dir.join(format!("bench-{p}")),
-                log_config.clone(),
-            )
-            .map(|(l, _)| l)
+            PartitionLog::open("bench", p, &args.data_dir.join(format!("bench-{p}")), log_config.clone())
+                .map(|(l, _)| l)
         })
         .collect::<Result<_, _>>()?;
     'fill: loop {
@@ -131,14 +119,7 @@ fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
 fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "broker",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
+        .args(["broker", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -159,8 +140,7 @@ fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
         anyhow::bail!("broker exited before it was ready");
     }
     std::thread::sleep(Duration::from_secs(1));
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let rss_kb = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -92,10 +92,7 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
 /// SIGINT or SIGTERM starts a graceful shutdown; a second signal exits.
 pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

@@ -49,21 +49,14 @@ pub(crate) async fn run(client: ClientArgs, args: ConsumeArgs) -> anyhow::Result
         .with_context(|| format!("cannot read topic {:?}", args.topic))?;
     let partitions: Vec<u32> = match args.partition {
         Some(p) if topic.partitions.iter().any(|d| d.partition == p) => vec![p],
-        Some(p) => bail!(
-            "topic {:?} has no partition {p} (it has {})",
-            args.topic,
-            topic.partitions.len()
-        ),
+        Some(p) => bail!("topic {:?} has no partition {p} (it has {})", args.topic, topic.partitions.len()),
         None => topic.partitions.iter().map(|d| d.partition).collect(),
     };
 
     // End offsets, unless following.
     let mut ends: HashMap<u32, i64> = HashMap::new();
     if !args.follow {
-        let request: Vec<_> = partitions
-            .iter()
-            .map(|&p| (args.topic.as_str(), p, OffsetSpec::Latest))
-            .collect();
+        let request: Vec<_> = partitions.iter().map(|&p| (args.topic.as_str(), p, OffsetSpec::Latest)).collect();
         for offset in consumer.admin().list_offsets(&request).await? {
             ends.insert(offset.partition, offset.offset.unwrap_or(0));
         }
@@ -75,11 +68,7 @@ pub(crate) async fn run(client: ClientArgs, args: ConsumeArgs) -> anyhow::Result
                 consumer.assign(&args.topic, partition, offset);
                 offset
             }
-            None => {
-                consumer
-                    .assign_at(&args.topic, partition, OffsetSpec::Earliest)
-                    .await?
-            }
+            None => consumer.assign_at(&args.topic, partition, OffsetSpec::Earliest).await?,
         };
         if let Some(&end) = ends.get(&partition) {
             if start > end {
@@ -110,10 +99,7 @@ pub(crate) async fn run(client: ClientArgs, args: ConsumeArgs) -> anyhow::Result
             if printed >= max_records {
                 break;
             }
-            if ends
-                .get(&record.partition)
-                .is_some_and(|&end| record.offset >= end)
-            {
+            if ends.get(&record.partition).is_some_and(|&end| record.offset >= end) {
                 continue;
             }
             if args.print_key {

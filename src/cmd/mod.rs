@@ -23,12 +23,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ClientArgs {
     /// Any broker of the cluster.
-    #[arg(
-        long,
-        env = "KMON_BOOTSTRAP",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
+    #[arg(long, env = "KMON_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
     pub(crate) bootstrap: String,
 }
 
@@ -79,10 +74,7 @@ enum Command {
 pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {

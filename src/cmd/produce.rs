@@ -35,12 +35,7 @@ pub(crate) async fn run(client: ClientArgs, args: ProduceArgs) -> anyhow::Result
     let mut line_number = 0u64;
     let outcome = loop {
         line.clear();
-        if stdin
-            .read_until(b'\n', &mut line)
-            .await
-            .context("cannot read standard input")?
-            == 0
-        {
+        if stdin.read_until(b'\n', &mut line).await.context("cannot read standard input")? == 0 {
             break Ok(());
         }
         line_number += 1;
@@ -81,17 +76,11 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 }
 
 /// Splits a line into key and value at the first separator.
-fn split_key<'a>(
-    line: &'a [u8],
-    separator: Option<&str>,
-) -> Result<(Option<&'a [u8]>, &'a [u8]), ()> {
+fn split_key<'a>(line: &'a [u8], separator: Option<&str>) -> Result<(Option<&'a [u8]>, &'a [u8]), ()> {
     let Some(separator) = separator.map(str::as_bytes) else {
         return Ok((None, line));
     };
-    let at = line
-        .windows(separator.len())
-        .position(|window| window == separator)
-        .ok_or(())?;
+    let at = line.windows(separator.len()).position(|window| window == separator).ok_or(())?;
     Ok((Some(&line[..at]), &line[at + separator.len()..]))
 }
 
@@ -101,14 +90,8 @@ mod tests {
 
     #[test]
     fn keys_split_at_the_first_separator() {
-        assert_eq!(
-            split_key(b"k:v:w", Some(":")),
-            Ok((Some(&b"k"[..]), &b"v:w"[..]))
-        );
-        assert_eq!(
-            split_key(b"k::v", Some("::")),
-            Ok((Some(&b"k"[..]), &b"v"[..]))
-        );
+        assert_eq!(split_key(b"k:v:w", Some(":")), Ok((Some(&b"k"[..]), &b"v:w"[..])));
+        assert_eq!(split_key(b"k::v", Some("::")), Ok((Some(&b"k"[..]), &b"v"[..])));
         assert_eq!(split_key(b":v", Some(":")), Ok((Some(&b""[..]), &b"v"[..])));
         assert_eq!(split_key(b"novalue", Some(":")), Err(()));
         assert_eq!(split_key(b"a:b", None), Ok((None, &b"a:b"[..])));

@@ -77,11 +77,7 @@ pub(crate) async fn run(client: ClientArgs, args: StatusArgs) -> anyhow::Result<
 }
 
 fn render(status: &Status) -> String {
-    let controller = if status.controller_id >= 0 {
-        status.controller_id.to_string()
-    } else {
-        "none".to_owned()
-    };
+    let controller = if status.controller_id >= 0 { status.controller_id.to_string() } else { "none".to_owned() };
     let mut out = format!(
         "Controller: {controller}  Brokers: {} ({} alive)\n\
          Partitions: {}  Under-replicated: {}  Offline: {}\n\n",
@@ -127,11 +123,7 @@ pub(crate) fn render_rows<const N: usize>(rows: &[[String; N]]) -> String {
     }
     let mut out = String::new();
     for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -174,11 +166,7 @@ mod tests {
                 name: "t".into(),
                 replication_factor: 2,
                 configs: vec![],
-                partitions: vec![
-                    partition(1, &[1, 2], &[1, 2]),
-                    partition(1, &[1, 2], &[1]),
-                    partition(-1, &[2], &[]),
-                ],
+                partitions: vec![partition(1, &[1, 2], &[1, 2]), partition(1, &[1, 2], &[1]), partition(-1, &[2], &[])],
             }],
         }
     }

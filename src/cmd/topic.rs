@@ -39,12 +39,7 @@ pub(crate) enum TopicCommand {
 pub(crate) async fn run(client: ClientArgs, command: TopicCommand) -> anyhow::Result<()> {
     let admin = Admin::connect(&client.bootstrap).await?;
     match command {
-        TopicCommand::Create {
-            name,
-            partitions,
-            replication_factor,
-            configs,
-        } => {
+        TopicCommand::Create { name, partitions, replication_factor, configs } => {
             let topic = admin
                 .create_topic(&name, partitions, replication_factor.unwrap_or(0), configs)
                 .await
@@ -64,10 +59,7 @@ pub(crate) async fn run(client: ClientArgs, command: TopicCommand) -> anyhow::Re
             }
         }
         TopicCommand::Describe { name, json } => {
-            let topic = admin
-                .describe_topic(&name)
-                .await
-                .with_context(|| format!("cannot describe topic {name:?}"))?;
+            let topic = admin.describe_topic(&name).await.with_context(|| format!("cannot describe topic {name:?}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&TopicJson::from(&topic))?);
             } else {
@@ -75,10 +67,7 @@ pub(crate) async fn run(client: ClientArgs, command: TopicCommand) -> anyhow::Re
             }
         }
         TopicCommand::Delete { name } => {
-            admin
-                .delete_topic(&name)
-                .await
-                .with_context(|| format!("cannot delete topic {name:?}"))?;
+            admin.delete_topic(&name).await.with_context(|| format!("cannot delete topic {name:?}"))?;
             println!("deleted topic {name}");
         }
     }
@@ -136,28 +125,14 @@ impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
                 })
                 .collect(),
             replication_factor: topic.replication_factor,
-            configs: topic
-                .configs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
+            configs: topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         }
     }
 }
 
 /// Replica ids, a `*` after those missing from the ISR.
 fn replicas_marked(replicas: &[i32], isr: &[i32]) -> String {
-    replicas
-        .iter()
-        .map(|r| {
-            if isr.contains(r) {
-                r.to_string()
-            } else {
-                format!("{r}*")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    replicas.iter().map(|r| if isr.contains(r) { r.to_string() } else { format!("{r}*") }).collect::<Vec<_>>().join(",")
 }
 
 fn render_description(topic: &TopicDescription) -> String {
@@ -175,11 +150,7 @@ fn render_description(topic: &TopicDescription) -> String {
     for p in &topic.partitions {
         rows.push([
             p.partition.to_string(),
-            if p.leader < 0 {
-                "none".to_owned()
-            } else {
-                p.leader.to_string()
-            },
+            if p.leader < 0 { "none".to_owned() } else { p.leader.to_string() },
             replicas_marked(&p.replicas, &p.isr),
             ids(&p.isr),
             p.log_start_offset.to_string(),
@@ -195,11 +166,7 @@ fn render_description(topic: &TopicDescription) -> String {
         topic.replication_factor
     );
     out.push_str(&super::status::render_rows(&rows));
-    if topic
-        .partitions
-        .iter()
-        .any(|p| p.replicas.iter().any(|r| !p.isr.contains(r)))
-    {
+    if topic.partitions.iter().any(|p| p.replicas.iter().any(|r| !p.isr.contains(r))) {
         out.push_str("\n* replica not in the ISR (out of sync)\n");
     }
     if !topic.configs.is_empty() {
@@ -221,11 +188,7 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]
@@ -235,16 +198,9 @@ mod tests {
 
     #[test]
     fn config_needs_an_equals_sign() {
-        assert_eq!(
-            parse_config("retention.ms=1000").unwrap(),
-            ("retention.ms".to_owned(), "1000".to_owned())
-        );
+        assert_eq!(parse_config("retention.ms=1000").unwrap(), ("retention.ms".to_owned(), "1000".to_owned()));
         assert_eq!(parse_config("a=b=c").unwrap().1, "b=c");
-        assert!(
-            parse_config("retention.ms")
-                .unwrap_err()
-                .contains("KEY=VALUE")
-        );
+        assert!(parse_config("retention.ms").unwrap_err().contains("KEY=VALUE"));
         assert!(parse_config("=x").is_err());
     }
 
@@ -285,6 +241,11 @@ mod tests {
             })
         );
         let text = serde_json::to_string(&TopicJson::from(&topic)).unwrap();
-        assert!(text.starts_with(r#"{"topic":"orders","partitions":[{"partition":0,"leader":1,"replicas":[1,2,3],"isr":[1,2]"#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"topic":"orders","partitions":[{"partition":0,"leader":1,"replicas":[1,2,3],"isr":[1,2]"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -113,9 +113,7 @@ fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32
         Layout::Diagonal => (0..update_domains)
             .flat_map(|shift| (0..fault_domains).map(move |fd| (fd, (fd + shift) % update_domains)))
             .collect(),
-        Layout::Rows => (0..update_domains)
-            .flat_map(|ud| (0..fault_domains).map(move |fd| (fd, ud)))
-            .collect(),
+        Layout::Rows => (0..update_domains).flat_map(|ud| (0..fault_domains).map(move |fd| (fd, ud))).collect(),
     };
     cycle.into_iter().cycle().take(count).collect()
 }
@@ -131,12 +129,7 @@ impl ClusterLayout {
                 .with_context(|| format!("{what} port {base}+{index} is above 65535"))
         };
         let mut brokers = Vec::with_capacity(count);
-        let grid = domains(
-            layout,
-            count,
-            args.fault_domains.unwrap_or(3),
-            args.update_domains.unwrap_or(3),
-        );
+        let grid = domains(layout, count, args.fault_domains.unwrap_or(3), args.update_domains.unwrap_or(3));
         for (index, (fd, ud)) in grid.into_iter().enumerate() {
             let id = index as u32 + 1;
             brokers.push(BrokerLayout {
@@ -148,17 +141,9 @@ impl ClusterLayout {
                 data_dir: PathBuf::from(format!("broker-{id}")),
             });
         }
-        let controller_voters = brokers
-            .iter()
-            .take(MAX_VOTERS)
-            .map(|b| format!("{}@{}", b.id, b.listen))
-            .collect::<Vec<_>>()
-            .join(",");
-        let cluster = ClusterLayout {
-            layout,
-            controller_voters,
-            brokers,
-        };
+        let controller_voters =
+            brokers.iter().take(MAX_VOTERS).map(|b| format!("{}@{}", b.id, b.listen)).collect::<Vec<_>>().join(",");
+        let cluster = ClusterLayout { layout, controller_voters, brokers };
         cluster.check()?;
         Ok(cluster)
     }
@@ -180,10 +165,9 @@ impl ClusterLayout {
     fn load_or_create(args: &UpArgs) -> anyhow::Result<Self> {
         let path = args.data_dir.join(LAYOUT_FILE);
         if path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let cluster: ClusterLayout = toml::from_str(&text)
-                .with_context(|| format!("cannot parse {}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let cluster: ClusterLayout =
+                toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
             if let Some(wanted) = args.brokers
                 && wanted as usize != cluster.brokers.len()
             {
@@ -267,10 +251,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     println!("kmon cluster up: bootstrap {}", cluster.brokers[0].listen);
     print!("{}", render_table(&cluster));
-    println!(
-        "data and logs in {}; Ctrl-C to stop",
-        args.data_dir.display()
-    );
+    println!("data and logs in {}; Ctrl-C to stop", args.data_dir.display());
 
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
     loop {
@@ -293,8 +274,7 @@ fn spawn(
     broker: &BrokerLayout,
 ) -> anyhow::Result<(BrokerChild, tokio::sync::oneshot::Receiver<String>)> {
     let data_dir = dir.join(&broker.data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let log = dir.join(format!("broker-{}.log", broker.id));
     let stderr = std::fs::OpenOptions::new()
         .create(true)
@@ -339,15 +319,7 @@ fn spawn(
             }
         }
     });
-    Ok((
-        BrokerChild {
-            layout: broker.clone(),
-            log,
-            child,
-            exited: None,
-        },
-        rx,
-    ))
+    Ok((BrokerChild { layout: broker.clone(), log, child, exited: None }, rx))
 }
 
 /// Every broker printed its ready line, then `Metadata` shows a
@@ -379,34 +351,20 @@ async fn wait_until_up(
 
     let bootstrap = &cluster.brokers[0].listen;
     let wanted: BTreeSet<i32> = cluster.brokers.iter().map(|b| b.id as i32).collect();
-    let mut last = String::from("no answer yet");
+    let mut last;
     loop {
         match Admin::connect(bootstrap).await {
             Ok(admin) => match admin.metadata(&[]).await {
                 Ok(metadata) => {
-                    let alive: BTreeSet<i32> = metadata
-                        .brokers
-                        .iter()
-                        .filter(|b| b.alive)
-                        .map(|b| b.id)
-                        .collect();
+                    let alive: BTreeSet<i32> = metadata.brokers.iter().filter(|b| b.alive).map(|b| b.id).collect();
                     if metadata.controller_id >= 0 && wanted.is_subset(&alive) {
                         return Ok(());
                     }
-                    let missing: Vec<String> =
-                        wanted.difference(&alive).map(i32::to_string).collect();
+                    let missing: Vec<String> = wanted.difference(&alive).map(i32::to_string).collect();
                     last = format!(
                         "controller {}, brokers not alive yet: {}",
-                        if metadata.controller_id >= 0 {
-                            metadata.controller_id.to_string()
-                        } else {
-                            "none".into()
-                        },
-                        if missing.is_empty() {
-                            "none".into()
-                        } else {
-                            missing.join(",")
-                        }
+                        if metadata.controller_id >= 0 { metadata.controller_id.to_string() } else { "none".into() },
+                        if missing.is_empty() { "none".into() } else { missing.join(",") }
                     );
                 }
                 Err(err) => last = err.to_string(),
@@ -415,11 +373,7 @@ async fn wait_until_up(
         }
         for child in children.iter_mut() {
             if let Some(status) = child.child.try_wait()? {
-                bail!(
-                    "broker {} exited ({status}) during start-up{}",
-                    child.layout.id,
-                    log_tail(&child.log)
-                );
+                bail!("broker {} exited ({status}) during start-up{}", child.layout.id, log_tail(&child.log));
             }
         }
         if Instant::now() >= deadline {
@@ -527,35 +481,15 @@ mod tests {
     #[test]
     fn diagonal_walk_of_a_3x3_grid() {
         let grid = domains(Layout::Diagonal, 10, 3, 3);
-        assert_eq!(
-            grid,
-            [
-                (0, 0),
-                (1, 1),
-                (2, 2),
-                (0, 1),
-                (1, 2),
-                (2, 0),
-                (0, 2),
-                (1, 0),
-                (2, 1),
-                (0, 0)
-            ]
-        );
-        assert_eq!(
-            domains(Layout::Diagonal, 4, 2, 3),
-            [(0, 0), (1, 1), (0, 1), (1, 2)]
-        );
+        assert_eq!(grid, [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0), (0, 2), (1, 0), (2, 1), (0, 0)]);
+        assert_eq!(domains(Layout::Diagonal, 4, 2, 3), [(0, 0), (1, 1), (0, 1), (1, 2)]);
         assert_eq!(domains(Layout::Rows, 4, 3, 2), [(0, 0), (1, 0), (2, 0), (0, 1)]);
     }
 
     #[test]
     fn layout_ports_voters_and_domains() {
         let cluster = ClusterLayout::new(&args(Some(5))).unwrap();
-        assert_eq!(
-            cluster.controller_voters,
-            "1@127.0.0.1:9092,2@127.0.0.1:9093,3@127.0.0.1:9094"
-        );
+        assert_eq!(cluster.controller_voters, "1@127.0.0.1:9092,2@127.0.0.1:9093,3@127.0.0.1:9094");
         let b5 = &cluster.brokers[4];
         assert_eq!(b5.id, 5);
         assert_eq!(b5.listen, "127.0.0.1:9096");

@@ -42,11 +42,14 @@ impl BrokerProcess {
     }
 
     fn spawn(&mut self, listen: &str, metrics: &str) {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stderr_path)
-            .expect("stderr file");
+        let rx = self.spawn_child(listen, metrics);
+        self.wait_ready(rx);
+    }
+
+    /// Starts the process; the receiver gets its ready line.
+    fn spawn_child(&mut self, listen: &str, metrics: &str) -> mpsc::Receiver<String> {
+        let stderr =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_path).expect("stderr file");
         let mut cmd = Command::new(KMON);
         cmd.arg("broker");
         for dir in &self.data_dirs {
@@ -68,10 +71,15 @@ impl BrokerProcess {
                 }
             }
         });
+        self.child = Some(child);
+        rx
+    }
+
+    fn wait_ready(&mut self, rx: mpsc::Receiver<String>) {
         let line = match rx.recv_timeout(START_DEADLINE) {
             Ok(line) => line,
             Err(_) => {
-                let _ = child.kill();
+                self.kill();
                 panic!("broker did not become ready; stderr:\n{}", self.stderr());
             }
         };
@@ -83,7 +91,18 @@ impl BrokerProcess {
         };
         self.grpc = field("grpc");
         self.metrics = field("metrics");
-        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends a signal by name (STOP, CONT, ...).
+    pub fn signal(&self, name: &str) {
+        if let Some(pid) = self.pid() {
+            let status = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap();
+            assert!(status.success(), "kill -{name} {pid}");
+        }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -101,9 +120,7 @@ impl BrokerProcess {
     /// SIGTERM and wait (bounded) for a clean exit.
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -172,11 +189,7 @@ pub fn kmon_ok(bootstrap: &str, args: &[&str], stdin: &str) -> String {
 /// Runs `kmon ARGS`, asserts failure and returns stderr.
 pub fn kmon_err(bootstrap: &str, args: &[&str], stdin: &str) -> String {
     let out = kmon(bootstrap, args, stdin);
-    assert!(
-        !out.status.success(),
-        "kmon {args:?} should have failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(!out.status.success(), "kmon {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8(out.stderr).expect("utf-8 output")
 }
 
@@ -216,4 +229,113 @@ pub fn segment_files(partition_dir: &Path) -> Vec<PathBuf> {
     files.retain(|p| p.extension().is_some_and(|e| e == "log"));
     files.sort();
     files
+}
+
+/// A free port on 127.0.0.1 (bound and released: a cluster's voters must be
+/// known before its brokers start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Brokers of one cluster: broker i (1-based) on its own pre-picked ports,
+/// laid out along the diagonal of a 3 × 3 fault × update domain grid.
+pub struct Cluster {
+    pub brokers: Vec<BrokerProcess>,
+    pub root: tempfile::TempDir,
+    ports: Vec<(u16, u16)>,
+    voters: String,
+}
+
+impl Cluster {
+    pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .take(3)
+            .map(|(i, (grpc, _))| format!("{}@127.0.0.1:{grpc}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster { brokers: Vec::new(), root, ports, voters };
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let mut b = cluster.new_broker(i, extra_args);
+            let (grpc, metrics) = cluster.ports[i];
+            let rx = b.spawn_child(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}"));
+            pending.push(rx);
+            cluster.brokers.push(b);
+        }
+        for (b, rx) in cluster.brokers.iter_mut().zip(pending) {
+            b.wait_ready(rx);
+        }
+        cluster
+    }
+
+    fn new_broker(&self, i: usize, extra_args: &[&str]) -> BrokerProcess {
+        let (fd, ud) = (i % 3, (i % 3 + i / 3) % 3);
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            (i + 1).to_string(),
+            "--fault-domain".into(),
+            format!("FD{fd}"),
+            "--update-domain".into(),
+            format!("UD{ud}"),
+            "--controller-voters".into(),
+            self.voters.clone(),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let dir = self.root.path().join(format!("broker-{}", i + 1));
+        BrokerProcess {
+            child: None,
+            grpc: String::new(),
+            metrics: String::new(),
+            data_dirs: vec![dir.clone()],
+            stderr_path: self.root.path().join(format!("broker-{}.log", i + 1)),
+            extra_args: args,
+        }
+    }
+
+    /// Broker with id `id` (1-based).
+    pub fn broker(&mut self, id: i32) -> &mut BrokerProcess {
+        &mut self.brokers[id as usize - 1]
+    }
+
+    /// Restarts broker `id` on its own ports and data.
+    pub fn restart(&mut self, id: i32) {
+        let (grpc, metrics) = self.ports[id as usize - 1];
+        let b = self.broker(id);
+        b.kill();
+        b.spawn(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}"));
+    }
+
+    /// Restarts every broker at once (a full cluster restart).
+    pub fn restart_all(&mut self) {
+        for b in &mut self.brokers {
+            b.kill();
+        }
+        let mut pending = Vec::new();
+        for (i, b) in self.brokers.iter_mut().enumerate() {
+            let (grpc, metrics) = self.ports[i];
+            pending.push(b.spawn_child(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}")));
+        }
+        for (b, rx) in self.brokers.iter_mut().zip(pending) {
+            b.wait_ready(rx);
+        }
+    }
+
+    /// Bootstrap list: any live broker.
+    pub fn bootstrap_except(&self, down: &[i32]) -> String {
+        self.brokers
+            .iter()
+            .enumerate()
+            .find(|(i, b)| b.pid().is_some() && !down.contains(&(*i as i32 + 1)))
+            .map(|(_, b)| b.bootstrap())
+            .expect("a live broker")
+    }
+
+    /// Every broker's stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        self.brokers.iter().map(|b| format!("--- {}\n{}", b.stderr_path.display(), b.stderr())).collect()
+    }
 }

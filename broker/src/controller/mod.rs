@@ -292,22 +292,16 @@ impl Controller {
 
     /// Sends `command` to `leader` over ForwardWrite.
     async fn forward(&self, leader: u64, command: &MetadataCommand, deadline: Instant) -> Result<ApplyResult, Attempt> {
-        let address = self
-            .inner
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone());
+        let address =
+            self.inner.raft.metrics().borrow().membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
         let Some(address) = address else {
             return Err(Attempt::Retry(format!("address of leader {leader} unknown")));
         };
         let mut client = self.forward_client(leader, &address)?;
         let json = serde_json::to_vec(command)
             .map_err(|e| Attempt::Fail(ControllerError::Raft(format!("cannot encode command: {e}"))))?;
-        let timeout = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(100), FORWARD_TIMEOUT);
+        let timeout =
+            deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(100), FORWARD_TIMEOUT);
         let mut request = tonic::Request::new(RaftPayload { json: json.into() });
         request.set_timeout(timeout);
         let leader_id = broker_id(leader);
@@ -339,7 +333,9 @@ impl Controller {
                 Err(Attempt::Retry(format!("{leader} is no longer the leader (it names {now:?})")))
             }
             Err(WriteRejection::Stopped) => Err(Attempt::Retry(format!("leader {leader} is shutting down"))),
-            Err(WriteRejection::Raft(message)) => Err(Attempt::Fail(ControllerError::Forward { leader: leader_id, message })),
+            Err(WriteRejection::Raft(message)) => {
+                Err(Attempt::Fail(ControllerError::Forward { leader: leader_id, message }))
+            }
         }
     }
 
@@ -388,7 +384,11 @@ impl Controller {
             return Ok(());
         }
         if leader != Some(self.inner.node_id) {
-            return Err(ControllerError::NotLeader { this: self.inner.id, leader: leader.map(broker_id), leader_address });
+            return Err(ControllerError::NotLeader {
+                this: self.inner.id,
+                leader: leader.map(broker_id),
+                leader_address,
+            });
         }
         let result = if known.is_some() {
             let nodes = BTreeMap::from([(node, BasicNode::new(&address))]);

@@ -29,7 +29,10 @@ pub(crate) enum WriteRejection {
 }
 
 /// Proposes `command` on this node, which must be the leader.
-pub(crate) async fn write_local(raft: &Raft<TypeConfig>, command: MetadataCommand) -> Result<ApplyResult, WriteRejection> {
+pub(crate) async fn write_local(
+    raft: &Raft<TypeConfig>,
+    command: MetadataCommand,
+) -> Result<ApplyResult, WriteRejection> {
     match raft.client_write(command).await {
         Ok(response) => Ok(response.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {

@@ -66,11 +66,22 @@ pub enum MetadataCommand {
     /// A broker (re)starting: records its addresses and domains, unfenced.
     RegisterBroker(BrokerRecord),
     /// The active controller saw no heartbeat within the session timeout.
-    FenceBroker { id: BrokerId },
+    FenceBroker {
+        id: BrokerId,
+    },
     /// A fenced broker heartbeats again.
-    UnfenceBroker { id: BrokerId },
-    CreateTopic { name: String, partitions: u32, replication_factor: u32, configs: BTreeMap<String, String> },
-    DeleteTopic { name: String },
+    UnfenceBroker {
+        id: BrokerId,
+    },
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
     /// A partition leader shrinks or expands its ISR (Kafka's AlterPartition).
     AlterIsr {
         topic: String,
@@ -90,7 +101,9 @@ pub enum CommandOutcome {
         /// Which placement constraint had to be relaxed, if any.
         placement_note: Option<String>,
     },
-    IsrAltered { partition_epoch: i32 },
+    IsrAltered {
+        partition_epoch: i32,
+    },
 }
 
 /// Why a command was refused. Serializable: it travels in the Raft
@@ -184,13 +197,13 @@ impl ClusterState {
                     )));
                 }
                 if p.partition_epoch != *partition_epoch {
-                    return Err(stale(format!(
-                        "partition epoch {partition_epoch}, current {}",
-                        p.partition_epoch
-                    )));
+                    return Err(stale(format!("partition epoch {partition_epoch}, current {}", p.partition_epoch)));
                 }
-                let invalid =
-                    |reason: &str| MetadataError::InvalidIsr { topic: topic.clone(), partition: *partition, reason: reason.into() };
+                let invalid = |reason: &str| MetadataError::InvalidIsr {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    reason: reason.into(),
+                };
                 if !isr.contains(leader) {
                     return Err(invalid("the leader must stay in the ISR"));
                 }
@@ -221,7 +234,8 @@ impl ClusterState {
                     changed = true;
                 }
                 if p.leader == id {
-                    let candidate = p.replicas.iter().copied().find(|b| *b != id && p.isr.contains(b) && alive.contains(b));
+                    let candidate =
+                        p.replicas.iter().copied().find(|b| *b != id && p.isr.contains(b) && alive.contains(b));
                     match candidate {
                         Some(new_leader) => p.leader = new_leader,
                         None if unclean => {
@@ -296,11 +310,7 @@ impl ClusterState {
             while replicas.len() < rf as usize {
                 let rack = &racks[(start + step) % racks.len()];
                 step += 1;
-                let pick = rack
-                    .iter()
-                    .filter(|b| !replicas.contains(b))
-                    .min_by_key(|b| (load[b], **b))
-                    .copied();
+                let pick = rack.iter().filter(|b| !replicas.contains(b)).min_by_key(|b| (load[b], **b)).copied();
                 if let Some(b) = pick {
                     replicas.push(b);
                     *load.get_mut(&b).expect("live broker") += 1;
@@ -325,10 +335,7 @@ impl ClusterState {
         }
         let domain_of: BTreeMap<BrokerId, (&str, &str)> =
             live.iter().map(|b| (b.id, (b.fault_domain.as_str(), b.update_domain.as_str()))).collect();
-        let violating = assignment
-            .iter()
-            .filter(|r| !spans_domains(r, &domain_of, fds.len(), uds.len()))
-            .count();
+        let violating = assignment.iter().filter(|r| !spans_domains(r, &domain_of, fds.len(), uds.len())).count();
         if violating > 0 {
             notes.push(format!(
                 "{violating} partition(s) could not span min(#FD, RF) fault domains and min(#UD, RF) update domains with these brokers"
@@ -514,7 +521,10 @@ mod tests {
         };
         let smaller: Vec<BrokerId> = p.isr.iter().copied().filter(|b| *b != follower).collect();
         assert!(matches!(s.apply(&shrink(follower, 0, 0, smaller.clone())), Err(MetadataError::StaleIsrChange { .. })));
-        assert_eq!(s.apply(&shrink(p.leader, 0, 0, smaller.clone())).unwrap(), CommandOutcome::IsrAltered { partition_epoch: 1 });
+        assert_eq!(
+            s.apply(&shrink(p.leader, 0, 0, smaller.clone())).unwrap(),
+            CommandOutcome::IsrAltered { partition_epoch: 1 }
+        );
         assert!(matches!(s.apply(&shrink(p.leader, 0, 0, p.isr.clone())), Err(MetadataError::StaleIsrChange { .. })));
         assert!(matches!(s.apply(&shrink(p.leader, 0, 1, vec![follower])), Err(MetadataError::InvalidIsr { .. })));
         s.apply(&shrink(p.leader, 0, 1, p.isr.clone())).unwrap();

@@ -73,9 +73,13 @@ pub(crate) fn open(dir: &Path) -> io::Result<(LogStore, StateMachineStore)> {
 enum LogRecord<E> {
     Entry(E),
     /// Entries at index `since` and after are gone (they conflicted with the leader's log).
-    Truncate { since: u64 },
+    Truncate {
+        since: u64,
+    },
     /// Entries up to and including `upto` are gone (a snapshot covers them).
-    Purge { upto: LogId<NodeId> },
+    Purge {
+        upto: LogId<NodeId>,
+    },
 }
 
 /// The Raft log and the vote. Cheap to clone: clones share the same log.
@@ -383,9 +387,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         tracing::debug!(upto = log_id.index, "purging raft log");
-        self.blocking(move |inner| inner.purge(log_id))
-            .await
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+        self.blocking(move |inner| inner.purge(log_id)).await.map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }
 
@@ -495,7 +497,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             None => format!("none-{seq}"),
         };
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
-        let bytes = serde_json::to_vec(&state).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let bytes =
+            serde_json::to_vec(&state).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         let snapshot = CurrentSnapshot { meta: meta.clone(), data: bytes.clone() };
         self.store_snapshot(snapshot, state)
             .await

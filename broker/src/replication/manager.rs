@@ -41,7 +41,12 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    pub fn new(config: BrokerConfig, logs: Arc<LogManager>, controller: Controller, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: BrokerConfig,
+        logs: Arc<LogManager>,
+        controller: Controller,
+        shutdown: CancellationToken,
+    ) -> Self {
         ReplicaManager {
             broker_id: config.broker_id,
             default_log_config: config.default_log_config(),
@@ -113,13 +118,7 @@ impl ReplicaManager {
                             Role::Follower { leader: record.leader, leader_epoch: record.leader_epoch };
                         let token = self.shutdown.child_token();
                         *hosted.fetcher.lock().expect("fetcher") = Some(token.clone());
-                        tokio::spawn(fetcher::run(
-                            self.clone(),
-                            hosted.clone(),
-                            address,
-                            record.leader_epoch,
-                            token,
-                        ));
+                        tokio::spawn(fetcher::run(self.clone(), hosted.clone(), address, record.leader_epoch, token));
                     }
                 }
             }
@@ -129,13 +128,15 @@ impl ReplicaManager {
             state.topics.iter().map(|(n, t)| (n.clone(), t.partitions.len() as u32)).collect();
         let deleted: Vec<(String, u32)> = {
             let mut known = self.known_topics.write().expect("known lock");
-            let deleted = known.iter().filter(|(n, _)| !current.contains_key(*n)).map(|(n, c)| (n.clone(), *c)).collect();
+            let deleted =
+                known.iter().filter(|(n, _)| !current.contains_key(*n)).map(|(n, c)| (n.clone(), *c)).collect();
             *known = current;
             deleted
         };
         for (topic, count) in deleted {
             for partition in 0..count {
-                if let Some(hosted) = self.partitions.write().expect("partitions lock").remove(&(topic.clone(), partition))
+                if let Some(hosted) =
+                    self.partitions.write().expect("partitions lock").remove(&(topic.clone(), partition))
                 {
                     hosted.stop_fetcher();
                 }
@@ -176,7 +177,7 @@ impl ReplicaManager {
             .filter(|l| *l != NO_LEADER)
             .and_then(|l| state.brokers.get(&l))
             .map(|b| b.address.clone());
-        if state.topics.get(topic).is_none() {
+        if !state.topics.contains_key(topic) {
             return BrokerError::UnknownTopic(topic.into());
         }
         if let Some(t) = state.topics.get(topic)
@@ -206,8 +207,9 @@ impl ReplicaManager {
             return Err(self.not_leader(topic, partition));
         };
         let min = hosted.log.config().min_insync_replicas;
-        if acks == RequiredAcks::All && (state.isr.len() as u32) < min {
-            return Err(BrokerError::NotEnoughReplicas { topic: topic.into(), partition, isr: state.isr.len(), min });
+        let in_sync = hosted.live_isr(self.broker_id, self.max_lag()).min(state.isr.len());
+        if acks == RequiredAcks::All && (in_sync as u32) < min {
+            return Err(BrokerError::NotEnoughReplicas { topic: topic.into(), partition, isr: in_sync, min });
         }
         Ok(hosted)
     }
@@ -254,7 +256,7 @@ impl ReplicaManager {
             }
         }
         let min = hosted.log.config().min_insync_replicas;
-        let isr = hosted.leader_state().map_or(0, |s| s.isr.len());
+        let isr = hosted.leader_state().map_or(0, |s| s.isr.len()).min(hosted.live_isr(self.broker_id, self.max_lag()));
         if (isr as u32) < min {
             return Err(BrokerError::NotEnoughReplicasAfterAppend {
                 topic: hosted.topic.clone(),
@@ -267,6 +269,7 @@ impl ReplicaManager {
     }
 
     /// Leader side of a follower's fetch.
+    #[allow(clippy::too_many_arguments)]
     pub async fn replica_fetch(
         self: &Arc<Self>,
         replica: BrokerId,
@@ -381,7 +384,14 @@ impl ReplicaManager {
         }
     }
 
+    fn max_lag(&self) -> Duration {
+        Duration::from_millis(self.config.replica_lag_time_max_ms)
+    }
+
     pub fn fetch_config(&self) -> (usize, Duration) {
-        (self.config.replica_fetch_max_bytes as usize, Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)))
+        (
+            self.config.replica_fetch_max_bytes as usize,
+            Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)),
+        )
     }
 }

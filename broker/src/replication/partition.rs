@@ -103,11 +103,8 @@ impl HostedPartition {
                     .map(|r| {
                         // Unknown until the follower fetches; ISR members get
                         // the benefit of the doubt for one lag period.
-                        let progress = FollowerProgress {
-                            log_end_offset: -1,
-                            leader_end_at_last_fetch: leo,
-                            last_caught_up: now,
-                        };
+                        let progress =
+                            FollowerProgress { log_end_offset: -1, leader_end_at_last_fetch: leo, last_caught_up: now };
                         (*r, progress)
                     })
                     .collect();
@@ -194,9 +191,10 @@ impl HostedPartition {
             .iter()
             .copied()
             .filter(|member| {
-                state.followers.get(member).is_some_and(|p| {
-                    p.log_end_offset < leader_end && now.duration_since(p.last_caught_up) > max_lag
-                })
+                state
+                    .followers
+                    .get(member)
+                    .is_some_and(|p| p.log_end_offset < leader_end && now.duration_since(p.last_caught_up) > max_lag)
             })
             .collect();
         if lagging.is_empty() {
@@ -208,6 +206,24 @@ impl HostedPartition {
             partition_epoch: state.partition_epoch,
             isr: state.isr.iter().copied().filter(|m| !lagging.contains(m)).collect(),
         })
+    }
+
+    /// ISR members that are in sync right now: the leader, and followers
+    /// that caught up within `max_lag`. The ISR in the metadata can only
+    /// shrink through the quorum; this count needs no quorum, so acks=all
+    /// is refused up front when replicas are gone even while the quorum is
+    /// down too.
+    pub fn live_isr(&self, me: BrokerId, max_lag: Duration) -> usize {
+        let role = self.role.lock().expect("role lock");
+        let Role::Leader(state) = &*role else { return 0 };
+        let now = Instant::now();
+        state
+            .isr
+            .iter()
+            .filter(|m| {
+                **m == me || state.followers.get(m).is_some_and(|p| now.duration_since(p.last_caught_up) <= max_lag)
+            })
+            .count()
     }
 
     /// An ISR proposal failed (stale epoch, no controller): allow another.

@@ -35,7 +35,15 @@ impl Replication for ReplicationService {
         let read = self
             .broker
             .replicas
-            .replica_fetch(r.replica_id, &r.topic, r.partition, r.offset, r.leader_epoch, r.max_bytes as usize, max_wait)
+            .replica_fetch(
+                r.replica_id,
+                &r.topic,
+                r.partition,
+                r.offset,
+                r.leader_epoch,
+                r.max_bytes as usize,
+                max_wait,
+            )
             .await?;
         let log_end_offset = self.broker.replicas.leader_log(&r.topic, r.partition).map_or(-1, |l| l.log_end_offset());
         Ok(Response::new(ReplicaFetchResponse {
@@ -51,7 +59,8 @@ impl Replication for ReplicationService {
         req: Request<OffsetForLeaderEpochRequest>,
     ) -> Result<Response<OffsetForLeaderEpochResponse>, Status> {
         let r = req.into_inner();
-        let (leader_epoch, end_offset) = self.broker.replicas.end_offset_for_epoch(&r.topic, r.partition, r.leader_epoch)?;
+        let (leader_epoch, end_offset) =
+            self.broker.replicas.end_offset_for_epoch(&r.topic, r.partition, r.leader_epoch)?;
         Ok(Response::new(OffsetForLeaderEpochResponse { leader_epoch, end_offset }))
     }
 

@@ -21,7 +21,10 @@ pub(super) async fn create(broker: &Broker, req: CreateTopicRequest) -> Result<C
         }
     }
     let view = broker.create_topic(&req.name, req.partitions, req.replication_factor, configs).await?;
-    Ok(CreateTopicResponse { topic: Some(describe_view(&view)), placement_note: view.placement_note.unwrap_or_default() })
+    Ok(CreateTopicResponse {
+        topic: Some(describe_view(&view)),
+        placement_note: view.placement_note.unwrap_or_default(),
+    })
 }
 
 pub(super) fn list(broker: &Broker) -> Result<ListTopicsResponse, Status> {

@@ -22,22 +22,11 @@ fn sample_records() -> Vec<Record> {
             value: Bytes::from(vec![7u8; 300]),
             timestamp_ms: 1_700_000_000_005,
             headers: vec![
-                Header {
-                    key: "trace".into(),
-                    value: Some(Bytes::from_static(b"abc")),
-                },
-                Header {
-                    key: "empty".into(),
-                    value: None,
-                },
+                Header { key: "trace".into(), value: Some(Bytes::from_static(b"abc")) },
+                Header { key: "empty".into(), value: None },
             ],
         },
-        Record {
-            key: Some(Bytes::new()),
-            value: Bytes::new(),
-            timestamp_ms: 1_700_000_100_000,
-            headers: vec![],
-        },
+        Record { key: Some(Bytes::new()), value: Bytes::new(), timestamp_ms: 1_700_000_100_000, headers: vec![] },
     ]
 }
 
@@ -86,10 +75,7 @@ fn to_kafka(records: &[Record]) -> Vec<kafka_protocol::records::Record> {
 
 fn kafka_encode(records: &[kafka_protocol::records::Record]) -> Vec<u8> {
     let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, records, &options).unwrap();
     buf.to_vec()
 }
@@ -135,10 +121,7 @@ fn kafka_protocol_decodes_our_batches() {
 fn we_decode_kafka_protocol_batches() {
     let records = sample_records();
     let batch = with_base_offset(kafka_encode(&to_kafka(&records)), 7);
-    assert_eq!(
-        decode_batches(&Bytes::from(batch)).unwrap(),
-        decoded(&records, 7)
-    );
+    assert_eq!(decode_batches(&Bytes::from(batch)).unwrap(), decoded(&records, 7));
 }
 
 #[test]
@@ -174,10 +157,7 @@ fn truncated_batch_is_reported() {
 
 #[test]
 fn empty_input_decodes_to_nothing() {
-    assert_eq!(
-        decode_batches_into(&Bytes::new(), 0, &mut Vec::new()).unwrap(),
-        None
-    );
+    assert_eq!(decode_batches_into(&Bytes::new(), 0, &mut Vec::new()).unwrap(), None);
 }
 
 #[test]
@@ -185,34 +165,15 @@ fn record_size_is_an_upper_bound() {
     for record in sample_records() {
         let mut builder = BatchBuilder::with_capacity(0);
         let before = builder.size_bytes();
-        builder.append(
-            record.timestamp_ms,
-            record.key.as_deref(),
-            &record.value,
-            &record.headers,
-        );
-        let bound =
-            BatchBuilder::record_size(record.key.as_deref(), &record.value, &record.headers);
+        builder.append(record.timestamp_ms, record.key.as_deref(), &record.value, &record.headers);
+        let bound = BatchBuilder::record_size(record.key.as_deref(), &record.value, &record.headers);
         assert!(builder.size_bytes() - before <= bound);
     }
 }
 
 #[test]
 fn varint_lengths() {
-    for value in [
-        0i64,
-        1,
-        -1,
-        63,
-        -64,
-        64,
-        -65,
-        8191,
-        8192,
-        i32::MAX as i64,
-        i64::MIN,
-        i64::MAX,
-    ] {
+    for value in [0i64, 1, -1, 63, -64, 64, -65, 8191, 8192, i32::MAX as i64, i64::MIN, i64::MAX] {
         let mut buf = Vec::new();
         put_varlong(&mut buf, value);
         assert_eq!(buf.len(), varlong_len(value), "{value}");

@@ -44,14 +44,10 @@ async fn keyed_records_use_kafkas_partition() {
     let shared = shared(config());
     with_topic(&shared, "t", 10);
     let mut acc = shared.lock();
-    let handle = acc
-        .append(&shared, "t", None, 1, Some(b"foobar"), b"v")
-        .unwrap();
+    let handle = acc.append(&shared, "t", None, 1, Some(b"foobar"), b"v").unwrap();
     assert_eq!(handle.partition(), 6);
     assert!(handle.is_first_in_batch());
-    let second = acc
-        .append(&shared, "t", None, 2, Some(b"foobar"), b"w")
-        .unwrap();
+    let second = acc.append(&shared, "t", None, 2, Some(b"foobar"), b"w").unwrap();
     assert!(!second.is_first_in_batch());
     assert!(handle.try_result().is_none());
 }
@@ -92,8 +88,7 @@ async fn collect_keeps_one_batch_per_partition_in_flight() {
     let mut acc = shared.lock();
     for _ in 0..3 {
         for p in 0..2 {
-            acc.append(&shared, "t", Some(p), 1, None, &[1u8; 150])
-                .unwrap();
+            acc.append(&shared, "t", Some(p), 1, None, &[1u8; 150]).unwrap();
         }
     }
     // Each record fills its own batch: 3 queued per partition.
@@ -134,9 +129,7 @@ async fn a_failed_batch_fails_the_unsent_ones_of_its_partition() {
     let shared = shared(config());
     with_topic(&shared, "t", 1);
     let mut acc = shared.lock();
-    let queued = acc
-        .append(&shared, "t", None, 1, None, &[0u8; 950])
-        .unwrap();
+    let queued = acc.append(&shared, "t", None, 1, None, &[0u8; 950]).unwrap();
     let open = acc.append(&shared, "t", None, 1, None, b"small").unwrap();
     let cause = ClientError::Timeout(Duration::from_secs(1));
     let slot = &mut acc.topics.get_mut("t").unwrap().partitions[0];
@@ -144,10 +137,7 @@ async fn a_failed_batch_fails_the_unsent_ones_of_its_partition() {
     slot.fail_unsent("t", 0, &cause);
     for handle in [queued, open] {
         let err = handle.try_result().unwrap().unwrap_err();
-        assert!(
-            matches!(err, ClientError::EarlierBatchFailed { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ClientError::EarlierBatchFailed { .. }), "{err}");
         assert!(err.to_string().contains("t-0"), "{err}");
     }
 }
@@ -163,12 +153,6 @@ async fn handles_resolve_to_base_plus_index() {
         (a, b)
     };
     a.batch.complete(Ok(100));
-    assert_eq!(
-        b.await.unwrap(),
-        RecordMetadata {
-            partition: 0,
-            offset: 101
-        }
-    );
+    assert_eq!(b.await.unwrap(), RecordMetadata { partition: 0, offset: 101 });
     assert!(a.batch_latency().is_some());
 }
