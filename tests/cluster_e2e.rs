@@ -281,3 +281,22 @@ async fn placement_spreads_replicas_over_fault_and_update_domains() {
     assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2], "leaders spread evenly");
     let _ = FAST;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_beyond_the_voters_join_as_learners_and_serve_metadata() {
+    let cluster = Cluster::start(4, &[]);
+    // Broker 4 is not a voter: its writes are forwarded, and it learns the
+    // metadata as a Raft learner.
+    let fourth = Admin::connect(&cluster.brokers[3].bootstrap()).await.unwrap();
+    fourth.create_topic("from-learner", 4, 3, vec![]).await.unwrap();
+    let meta = wait_for_async("broker 4 to see all brokers alive", Duration::from_secs(20), || async {
+        let m = fourth.metadata(&[]).await.ok()?;
+        (m.brokers.len() == 4 && m.brokers.iter().all(|b| b.alive)).then_some(m)
+    })
+    .await;
+    assert!(meta.topics.iter().any(|t| t.name == "from-learner"));
+    assert!(meta.controller_id >= 1 && meta.controller_id <= 3, "the controller is a voter");
+    // New topics use broker 4 too.
+    let hosts_on_4 = meta.topics[0].partitions.iter().filter(|p| p.replicas.contains(&4)).count();
+    assert!(hosts_on_4 > 0, "broker 4 holds replicas of new topics");
+}

@@ -48,6 +48,18 @@ impl Admin {
         replication_factor: u32,
         configs: Vec<(String, String)>,
     ) -> Result<TopicDescription, ClientError> {
+        Ok(self.create_topic_placed(name, partitions, replication_factor, configs).await?.0)
+    }
+
+    /// Like [`Admin::create_topic`], also returning the broker's placement
+    /// note: which domain constraint it had to relax, if any.
+    pub async fn create_topic_placed(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: Vec<(String, String)>,
+    ) -> Result<(TopicDescription, Option<String>), ClientError> {
         let request = pb::CreateTopicRequest {
             name: name.to_owned(),
             partitions,
@@ -61,7 +73,8 @@ impl Admin {
                 async move { client.create_topic(request).await }
             })
             .await?;
-        topic_from(response.topic, name)
+        let note = (!response.placement_note.is_empty()).then_some(response.placement_note);
+        Ok((topic_from(response.topic, name)?, note))
     }
 
     pub async fn list_topics(&self) -> Result<Vec<TopicDescription>, ClientError> {

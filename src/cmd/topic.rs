@@ -40,10 +40,13 @@ pub(crate) async fn run(client: ClientArgs, command: TopicCommand) -> anyhow::Re
     let admin = Admin::connect(&client.bootstrap).await?;
     match command {
         TopicCommand::Create { name, partitions, replication_factor, configs } => {
-            let topic = admin
-                .create_topic(&name, partitions, replication_factor.unwrap_or(0), configs)
+            let (topic, placement_note) = admin
+                .create_topic_placed(&name, partitions, replication_factor.unwrap_or(0), configs)
                 .await
                 .with_context(|| format!("cannot create topic {name:?}"))?;
+            if let Some(note) = placement_note {
+                eprintln!("warning: replica placement: {note}");
+            }
             println!(
                 "created topic {} ({} partitions, replication factor {})",
                 topic.name,

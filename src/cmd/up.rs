@@ -19,6 +19,9 @@
 //! or SIGTERM): SIGTERM to every broker, up to 10 s for each to exit, then
 //! SIGKILL. A broker that dies on its own is reported; the others keep
 //! running.
+//!
+//! `kmon bench failover` reuses the layout, [`spawn`] and
+//! [`wait_until_up`] to run its own cluster on free ports.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -84,21 +87,21 @@ pub(crate) enum Layout {
 /// `DIR/cluster.toml`: the cluster as first started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClusterLayout {
+pub(super) struct ClusterLayout {
     /// The layout the domains were assigned with (informational).
     layout: Layout,
     /// `ID@HOST:PORT,...` of the controller voters.
     controller_voters: String,
-    brokers: Vec<BrokerLayout>,
+    pub(super) brokers: Vec<BrokerLayout>,
 }
 
 /// One broker of `cluster.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BrokerLayout {
-    id: u32,
+pub(super) struct BrokerLayout {
+    pub(super) id: u32,
     /// gRPC `HOST:PORT`.
-    listen: String,
+    pub(super) listen: String,
     /// Metrics `HOST:PORT`.
     metrics_listen: String,
     fault_domain: String,
@@ -123,24 +126,45 @@ impl ClusterLayout {
         let count = args.brokers.unwrap_or(3) as usize;
         let base_port = args.base_port.unwrap_or(9092);
         let base_metrics_port = args.base_metrics_port.unwrap_or(9644);
-        let layout = args.layout.unwrap_or(Layout::Diagonal);
         let port = |base: u16, index: usize, what: &str| {
             u16::try_from(usize::from(base) + index)
                 .with_context(|| format!("{what} port {base}+{index} is above 65535"))
         };
-        let mut brokers = Vec::with_capacity(count);
-        let grid = domains(layout, count, args.fault_domains.unwrap_or(3), args.update_domains.unwrap_or(3));
-        for (index, (fd, ud)) in grid.into_iter().enumerate() {
-            let id = index as u32 + 1;
-            brokers.push(BrokerLayout {
-                id,
-                listen: format!("{HOST}:{}", port(base_port, index, "gRPC")?),
-                metrics_listen: format!("{HOST}:{}", port(base_metrics_port, index, "metrics")?),
-                fault_domain: format!("FD{fd}"),
-                update_domain: format!("UD{ud}"),
-                data_dir: PathBuf::from(format!("broker-{id}")),
-            });
-        }
+        let ports = (0..count)
+            .map(|index| Ok((port(base_port, index, "gRPC")?, port(base_metrics_port, index, "metrics")?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Self::on_ports(
+            args.layout.unwrap_or(Layout::Diagonal),
+            &ports,
+            args.fault_domains.unwrap_or(3),
+            args.update_domains.unwrap_or(3),
+        )
+    }
+
+    /// One broker per `(gRPC port, metrics port)` of 127.0.0.1, ids from 1.
+    pub(super) fn on_ports(
+        layout: Layout,
+        ports: &[(u16, u16)],
+        fault_domains: u32,
+        update_domains: u32,
+    ) -> anyhow::Result<Self> {
+        let grid = domains(layout, ports.len(), fault_domains, update_domains);
+        let brokers: Vec<BrokerLayout> = grid
+            .into_iter()
+            .zip(ports)
+            .enumerate()
+            .map(|(index, ((fd, ud), (grpc, metrics)))| {
+                let id = index as u32 + 1;
+                BrokerLayout {
+                    id,
+                    listen: format!("{HOST}:{grpc}"),
+                    metrics_listen: format!("{HOST}:{metrics}"),
+                    fault_domain: format!("FD{fd}"),
+                    update_domain: format!("UD{ud}"),
+                    data_dir: PathBuf::from(format!("broker-{id}")),
+                }
+            })
+            .collect();
         let controller_voters =
             brokers.iter().take(MAX_VOTERS).map(|b| format!("{}@{}", b.id, b.listen)).collect::<Vec<_>>().join(",");
         let cluster = ClusterLayout { layout, controller_voters, brokers };
@@ -205,11 +229,11 @@ impl ClusterLayout {
     }
 }
 
-/// A running `kmon broker` child.
-struct BrokerChild {
-    layout: BrokerLayout,
-    log: PathBuf,
-    child: Child,
+/// A running `kmon broker` child (killed when dropped).
+pub(super) struct BrokerChild {
+    pub(super) layout: BrokerLayout,
+    pub(super) log: PathBuf,
+    pub(super) child: Child,
     /// Set once its exit was seen.
     exited: Option<ExitStatus>,
 }
@@ -267,7 +291,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Starts one broker; the receiver gets its ready line.
-fn spawn(
+pub(super) fn spawn(
     exe: &Path,
     dir: &Path,
     cluster: &ClusterLayout,
@@ -324,7 +348,7 @@ fn spawn(
 
 /// Every broker printed its ready line, then `Metadata` shows a
 /// controller and every broker alive.
-async fn wait_until_up(
+pub(super) async fn wait_until_up(
     cluster: &ClusterLayout,
     children: &mut [BrokerChild],
     ready: Vec<tokio::sync::oneshot::Receiver<String>>,
@@ -400,7 +424,7 @@ fn report_exits(children: &mut [BrokerChild]) {
 
 /// SIGTERM to every broker, then up to [`STOP_GRACE`] for each to exit,
 /// then SIGKILL.
-async fn stop_all(children: &mut [BrokerChild]) {
+pub(super) async fn stop_all(children: &mut [BrokerChild]) {
     for child in children.iter_mut() {
         if let Ok(None) = child.child.try_wait()
             && let Some(pid) = child.child.id()
@@ -429,7 +453,7 @@ async fn stop_all(children: &mut [BrokerChild]) {
 }
 
 /// The last lines of a broker's log, for an error message.
-fn log_tail(log: &Path) -> String {
+pub(super) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(10)..];

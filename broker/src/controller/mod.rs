@@ -150,6 +150,12 @@ struct Inner {
     state: watch::Receiver<Arc<ClusterState>>,
     committed: CommittedIndex,
     elections: Arc<AtomicU64>,
+    /// The configured voters (id → address): where a broker that is not a
+    /// voter sends its first writes, before the leader has added it as a
+    /// learner and it knows who leads.
+    configured_voters: BTreeMap<u64, String>,
+    /// A leader named by a voter that refused a forwarded write.
+    leader_hint: Mutex<Option<u64>>,
     /// Clients for ForwardWrite, by leader id, with the address they target.
     forward_clients: Mutex<HashMap<u64, (String, ControllerQuorumClient<Channel>)>>,
     shutdown: CancellationToken,
@@ -194,6 +200,8 @@ impl Controller {
         for (id, address) in &config.voters {
             voters.insert(node_id(*id)?, BasicNode::new(address));
         }
+        let configured_voters: BTreeMap<u64, String> =
+            voters.iter().map(|(id, node)| (*id, node.addr.clone())).collect();
         let Some(&lowest_voter) = voters.keys().next() else {
             return Err(ControllerError::Config("the controller quorum needs at least one voter".into()));
         };
@@ -231,6 +239,8 @@ impl Controller {
                 state,
                 committed,
                 elections,
+                configured_voters,
+                leader_hint: Mutex::new(None),
                 forward_clients: Mutex::new(HashMap::new()),
                 shutdown,
             }),
@@ -257,8 +267,17 @@ impl Controller {
         let started = Instant::now();
         let deadline = started + WRITE_DEADLINE;
         let mut backoff = FIRST_BACKOFF;
+        let is_voter = self.inner.configured_voters.contains_key(&self.inner.node_id);
+        let mut attempt_no = 0usize;
         loop {
-            let leader = self.inner.raft.metrics().borrow().current_leader;
+            attempt_no += 1;
+            let hint = *self.inner.leader_hint.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut leader = self.inner.raft.metrics().borrow().current_leader.or(hint);
+            if leader.is_none() && !is_voter && !self.inner.configured_voters.is_empty() {
+                // Not a member yet: ask the configured voters in turn.
+                let voters: Vec<u64> = self.inner.configured_voters.keys().copied().collect();
+                leader = Some(voters[attempt_no % voters.len()]);
+            }
             let attempt = match leader {
                 Some(leader) if leader == self.inner.node_id => {
                     match service::write_local(&self.inner.raft, command.clone()).await {
@@ -292,8 +311,16 @@ impl Controller {
 
     /// Sends `command` to `leader` over ForwardWrite.
     async fn forward(&self, leader: u64, command: &MetadataCommand, deadline: Instant) -> Result<ApplyResult, Attempt> {
-        let address =
-            self.inner.raft.metrics().borrow().membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
+        let address = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.inner.configured_voters.get(&leader).cloned());
         let Some(address) = address else {
             return Err(Attempt::Retry(format!("address of leader {leader} unknown")));
         };
@@ -330,7 +357,8 @@ impl Controller {
         match result {
             Ok(result) => Ok(result),
             Err(WriteRejection::NotLeader { leader: now }) => {
-                Err(Attempt::Retry(format!("{leader} is no longer the leader (it names {now:?})")))
+                *self.inner.leader_hint.lock().unwrap_or_else(PoisonError::into_inner) = now.filter(|n| *n != leader);
+                Err(Attempt::Retry(format!("{leader} is not the leader (it names {now:?})")))
             }
             Err(WriteRejection::Stopped) => Err(Attempt::Retry(format!("leader {leader} is shutting down"))),
             Err(WriteRejection::Raft(message)) => {

@@ -506,6 +506,31 @@ mod tests {
     }
 
     #[test]
+    fn unclean_election_picks_a_live_out_of_sync_replica_only_when_allowed() {
+        let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+        let mut configs = BTreeMap::new();
+        configs.insert("unclean.leader.election.enable".to_string(), "true".to_string());
+        s.apply(&MetadataCommand::CreateTopic { name: "u".into(), partitions: 1, replication_factor: 3, configs })
+            .unwrap();
+        let p = s.topics["u"].partitions[0].clone();
+        // Shrink the ISR to the leader alone, then fence the leader.
+        s.apply(&MetadataCommand::AlterIsr {
+            topic: "u".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![p.leader],
+        })
+        .unwrap();
+        s.apply(&MetadataCommand::FenceBroker { id: p.leader }).unwrap();
+        let after = &s.topics["u"].partitions[0];
+        assert_ne!(after.leader, NO_LEADER, "unclean election elects an out-of-sync replica");
+        assert_ne!(after.leader, p.leader);
+        assert_eq!(after.isr, vec![after.leader]);
+    }
+
+    #[test]
     fn isr_changes_need_the_current_leader_and_epochs() {
         let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
         create(&mut s, "t", 1, 3).unwrap();
