@@ -4,7 +4,7 @@
 //! Broker `i` (1-based) listens on gRPC port `base_port + i - 1` and
 //! metrics port `base_metrics_port + i - 1` of 127.0.0.1, keeps its data in
 //! `DIR/broker-i` and logs (its stderr) to `DIR/broker-i.log`. The first
-//! `min(N, 3)` brokers are the controller voters; the others get the same
+//! `min(N, 5)` brokers are the controller voters; the others get the same
 //! `--controller-voters` and join as learners. Fault and update domains
 //! follow the layout (see [`Layout`]).
 //!
@@ -38,7 +38,9 @@ use tokio::signal::unix::{SignalKind, signal};
 const HOST: &str = "127.0.0.1";
 const LAYOUT_FILE: &str = "cluster.toml";
 const READY_PREFIX: &str = "kmon broker ready";
-const MAX_VOTERS: usize = 3;
+/// Small clusters run combined: every broker a voter, up to five (as KRaft
+/// advises); brokers beyond that are learners.
+const MAX_VOTERS: usize = 5;
 /// Bound on start-up: every broker ready, a controller, all alive.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a broker gets to exit after SIGTERM.
