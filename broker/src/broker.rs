@@ -13,6 +13,9 @@
 //! | produce, fetch, list offsets      | the partition leader                     |
 //! | replica fetch, offset for epoch   | the partition leader (from followers)    |
 //! | heartbeat                         | the active controller (Raft leader)      |
+//! | find coordinator, list groups     | any broker                               |
+//! | join/sync/heartbeat/leave, commit | the group coordinator: leader of the     |
+//! | offset fetch, describe group      | group's `__consumer_offsets` partition   |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +26,7 @@ use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
 use crate::controller::state::{ClusterState, CommandOutcome, MetadataCommand, TopicRecord};
 use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
 use crate::log::{LogManager, PartitionLog};
 use crate::metrics::BrokerMetrics;
 use crate::replication::ReplicaManager;
@@ -41,6 +45,7 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: Arc<ReplicaManager>,
     pub liveness: Arc<Liveness>,
+    pub groups: Arc<GroupCoordinator>,
     default_log_config: LogConfig,
     /// Addresses actually bound (the config may ask for port 0).
     pub address: SocketAddr,
@@ -67,6 +72,7 @@ impl Broker {
         controller: Controller,
         replicas: Arc<ReplicaManager>,
         liveness: Arc<Liveness>,
+        groups: Arc<GroupCoordinator>,
         address: SocketAddr,
         metrics_address: SocketAddr,
     ) -> Broker {
@@ -78,6 +84,7 @@ impl Broker {
             controller,
             replicas,
             liveness,
+            groups,
             address,
             metrics_address,
         }

@@ -42,6 +42,23 @@ pub struct BrokerConfig {
     pub replica_fetch_max_bytes: u32,
     /// Default `min.insync.replicas` of new topics.
     pub min_insync_replicas: u32,
+    /// Partitions of `__consumer_offsets` (offsets.topic.num.partitions).
+    pub offsets_topic_num_partitions: u32,
+    /// Replication factor of `__consumer_offsets` (capped by live brokers).
+    pub offsets_topic_replication_factor: u32,
+    /// Committed offsets of a group empty for this long are deleted
+    /// (offsets.retention.minutes, in ms).
+    pub offsets_retention_ms: u64,
+    /// Smallest and largest session timeout a member may ask for.
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
+    /// An empty group waits this long for more members before its first
+    /// rebalance completes (group.initial.rebalance.delay.ms).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Commits kept per partition by the lag evaluator.
+    pub group_lag_window: u32,
+    /// Lag with no commit for this long is STOP.
+    pub group_lag_stop_after_ms: u64,
     /// Data directories. A new partition goes to the least used one.
     pub data_dirs: Vec<PathBuf>,
     /// gRPC listen address (port 0 picks a free port; the bound address is
@@ -91,6 +108,14 @@ impl Default for BrokerConfig {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 8 << 20,
             min_insync_replicas: 1,
+            offsets_topic_num_partitions: 12,
+            offsets_topic_replication_factor: 3,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            group_min_session_timeout_ms: 1_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 500,
+            group_lag_window: 10,
+            group_lag_stop_after_ms: 60_000,
             data_dirs: vec![PathBuf::from("kmon-data")],
             listen: "127.0.0.1:9092".into(),
             metrics_listen: "127.0.0.1:9644".into(),
@@ -199,6 +224,22 @@ impl BrokerConfig {
         Ok(voters)
     }
 
+    /// Settings of the group coordinator.
+    pub fn group_config(&self) -> crate::group::GroupConfig {
+        crate::group::GroupConfig {
+            offsets_partitions: self.offsets_topic_num_partitions.max(1),
+            offsets_replication_factor: self.offsets_topic_replication_factor.max(1),
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            offsets_retention: Duration::from_millis(self.offsets_retention_ms),
+            lag: crate::group::lag::LagRules {
+                window: self.group_lag_window.max(2) as usize,
+                stop_after: Duration::from_millis(self.group_lag_stop_after_ms),
+            },
+        }
+    }
+
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.log_flush_interval_ms)
     }
@@ -249,8 +290,10 @@ impl LogConfig {
         let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
         match key {
             "cleanup.policy" => {
-                if value != "delete" {
-                    return Err(invalid("only 'delete' is supported"));
+                // `compact` is accepted for the internal offsets topic; until
+                // the log cleaner lands such logs are kept whole.
+                if value != "delete" && value != "compact" {
+                    return Err(invalid("must be 'delete' or 'compact'"));
                 }
                 self.cleanup_policy = value.into();
             }

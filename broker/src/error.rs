@@ -57,6 +57,8 @@ pub enum BrokerError {
     Metadata(#[from] crate::controller::state::MetadataError),
     #[error("metadata quorum: {0}")]
     Controller(String),
+    #[error("{0}")]
+    Group(#[from] crate::group::GroupError),
 }
 
 fn leader_hint(leader: &Option<String>) -> String {

@@ -14,6 +14,7 @@
 //! - [`controller`]: the metadata quorum (openraft) and its state machine.
 //! - [`replication`]: ISR replication: replica manager, follower fetchers,
 //!   broker lifecycle (register, heartbeat, fencing).
+//! - [`group`]: consumer groups: coordinator, membership, offsets, lag.
 //! - [`service`]: the gRPC API, one file per RPC; errors → status in one place.
 //! - [`log`]: segmented partition logs, indexes, recovery, retention.
 //! - [`topics`]: topic metadata and Kafka's topic name rules.
@@ -25,6 +26,7 @@ pub mod broker;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod replication;

@@ -17,6 +17,7 @@ use crate::config::{BrokerConfig, FlushPolicy};
 use crate::controller::state::BrokerRecord;
 use crate::controller::{Controller, ControllerConfig};
 use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::metrics;
 use crate::replication::ReplicaManager;
@@ -69,12 +70,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     // 3. The broker itself.
     let replicas = Arc::new(ReplicaManager::new(config.clone(), logs.clone(), controller.clone(), shutdown.clone()));
     let liveness = Arc::new(Liveness::default());
+    let groups = Arc::new(GroupCoordinator::new(replicas.clone(), config.group_config(), shutdown.clone()));
     let broker = Arc::new(Broker::new(
         config.clone(),
         logs,
         controller.clone(),
         replicas.clone(),
         liveness.clone(),
+        groups.clone(),
         address,
         metrics_address,
     ));
@@ -105,6 +108,8 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     });
     tasks.spawn(replicas.clone().metadata_loop());
     tasks.spawn(replicas.clone().isr_shrink_loop());
+    tasks.spawn(groups.clone().metadata_loop());
+    tasks.spawn(groups.clone().tick_loop());
     tasks.spawn(lifecycle::fencing_loop(
         controller.clone(),
         liveness.clone(),

@@ -13,6 +13,7 @@ pub(super) fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOff
         let (offset, timestamp_ms) = match p.spec() {
             OffsetSpec::Earliest => (log.log_start_offset(), -1),
             OffsetSpec::Latest => (log.high_watermark(), -1),
+            OffsetSpec::LogEnd => (log.log_end_offset(), -1),
             OffsetSpec::Timestamp => log.offset_for_timestamp(p.timestamp_ms)?.unwrap_or((-1, -1)),
         };
         out.push(PartitionOffset { topic: p.topic, partition: p.partition, offset, timestamp_ms });

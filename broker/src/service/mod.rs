@@ -3,6 +3,7 @@
 //! `status`.
 
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -82,5 +83,62 @@ impl Kmon for KmonService {
     async fn metadata(&self, req: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
         self.broker.metrics.request("Metadata");
         metadata::handle(&self.broker, req.into_inner()).map(Response::new)
+    }
+
+    async fn find_coordinator(
+        &self,
+        req: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        self.broker.metrics.request("FindCoordinator");
+        groups::find_coordinator(&self.broker, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn join_group(&self, req: Request<JoinGroupRequest>) -> Result<Response<JoinGroupResponse>, Status> {
+        self.broker.metrics.request("JoinGroup");
+        let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        groups::join(&self.broker, req.into_inner(), host).await.map(Response::new)
+    }
+
+    async fn sync_group(&self, req: Request<SyncGroupRequest>) -> Result<Response<SyncGroupResponse>, Status> {
+        self.broker.metrics.request("SyncGroup");
+        groups::sync(&self.broker, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        self.broker.metrics.request("Heartbeat");
+        groups::heartbeat(&self.broker, req.into_inner()).map(Response::new)
+    }
+
+    async fn leave_group(&self, req: Request<LeaveGroupRequest>) -> Result<Response<LeaveGroupResponse>, Status> {
+        self.broker.metrics.request("LeaveGroup");
+        groups::leave(&self.broker, req.into_inner()).map(Response::new)
+    }
+
+    async fn offset_commit(&self, req: Request<OffsetCommitRequest>) -> Result<Response<OffsetCommitResponse>, Status> {
+        self.broker.metrics.request("OffsetCommit");
+        groups::commit(&self.broker, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn offset_fetch(&self, req: Request<OffsetFetchRequest>) -> Result<Response<OffsetFetchResponse>, Status> {
+        self.broker.metrics.request("OffsetFetch");
+        groups::fetch_offsets(&self.broker, req.into_inner()).map(Response::new)
+    }
+
+    async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        self.broker.metrics.request("ListGroups");
+        groups::list(&self.broker).map(Response::new)
+    }
+
+    async fn describe_group(
+        &self,
+        req: Request<DescribeGroupRequest>,
+    ) -> Result<Response<DescribeGroupResponse>, Status> {
+        self.broker.metrics.request("DescribeGroups");
+        groups::describe(&self.broker, req.into_inner()).map(Response::new)
+    }
+
+    async fn delete_group(&self, req: Request<DeleteGroupRequest>) -> Result<Response<DeleteGroupResponse>, Status> {
+        self.broker.metrics.request("DeleteGroups");
+        groups::delete(&self.broker, req.into_inner()).await.map(Response::new)
     }
 }

@@ -7,6 +7,7 @@ use tonic::{Code, Status};
 
 use crate::controller::state::MetadataError;
 use crate::error::BrokerError;
+use crate::group::GroupError;
 
 impl BrokerError {
     pub fn error_code(&self) -> ErrorCode {
@@ -28,6 +29,20 @@ impl BrokerError {
             BrokerError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
             BrokerError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
             BrokerError::Controller(_) => ErrorCode::NotController,
+            BrokerError::Group(e) => match e {
+                GroupError::NotCoordinator => ErrorCode::NotCoordinator,
+                GroupError::CoordinatorNotAvailable(_) => ErrorCode::CoordinatorNotAvailable,
+                GroupError::CoordinatorLoadInProgress => ErrorCode::CoordinatorLoadInProgress,
+                GroupError::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+                GroupError::UnknownMemberId(_) => ErrorCode::UnknownMemberId,
+                GroupError::IllegalGeneration { .. } => ErrorCode::IllegalGeneration,
+                GroupError::FencedInstanceId(_) => ErrorCode::FencedInstanceId,
+                GroupError::GroupIdNotFound(_) => ErrorCode::GroupIdNotFound,
+                GroupError::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
+                GroupError::InconsistentGroupProtocol(_) => ErrorCode::InconsistentGroupProtocol,
+                GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
+                GroupError::InvalidGroupId(_) => ErrorCode::InvalidGroupId,
+            },
             BrokerError::Metadata(e) => match e {
                 MetadataError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
                 MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. } => {
@@ -51,6 +66,19 @@ impl BrokerError {
                 Code::Unavailable
             }
             BrokerError::FencedLeaderEpoch { .. } => Code::FailedPrecondition,
+            BrokerError::Group(GroupError::GroupIdNotFound(_)) => Code::NotFound,
+            BrokerError::Group(
+                GroupError::NotCoordinator
+                | GroupError::CoordinatorNotAvailable(_)
+                | GroupError::CoordinatorLoadInProgress,
+            ) => Code::Unavailable,
+            BrokerError::Group(
+                GroupError::RebalanceInProgress
+                | GroupError::UnknownMemberId(_)
+                | GroupError::IllegalGeneration { .. }
+                | GroupError::FencedInstanceId(_)
+                | GroupError::NonEmptyGroup { .. },
+            ) => Code::FailedPrecondition,
             BrokerError::RequestTimedOut { .. } => Code::DeadlineExceeded,
             BrokerError::Metadata(MetadataError::TopicAlreadyExists(_)) => Code::AlreadyExists,
             BrokerError::Metadata(MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. }) => {
