@@ -1,18 +1,26 @@
-//! `kmon bench produce|consume`: throughput and latency.
+//! `kmon bench produce|consume|startup|failover`: throughput, latency,
+//! start-up time and failover time.
 //!
-//! Each prints one summary line, e.g.
+//! `produce` and `consume` print one summary line, e.g.
 //! `produce: 1000000 records, 100 bytes each, 1.62M records/s, 162.0 MB/s,
-//! latency p50 3.1 ms p99 9.8 ms p99.9 12.0 ms` (on one line). Produce
-//! latency is per batch, from its first record's send to its
-//! acknowledgement; consume latency is per fetch round trip.
+//! latency p50 3.1 ms p99 9.8 ms p99.9 12.0 ms` (on one line).
+//!
+//! Produce latency is per record: from the moment the record is handed to
+//! the producer to its batch's acknowledgement (computed from the batch's
+//! send → ack time and how long after the batch's first record this one
+//! was sent). Without `--rate` the bench sends as fast as it can, so this
+//! is mostly time queued in the producer's buffer; with `--rate N` sends
+//! are paced to N records/s (in 1 ms steps) and the latency is the one
+//! seen at that load. Consume latency is per fetch round trip.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use kmon_client::{Acks, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig};
+use kmon_client::{Acks, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, RecordHandle};
 
 use super::ClientArgs;
 use super::produce::parse_acks;
@@ -25,6 +33,9 @@ pub(crate) enum BenchCommand {
     Consume(ConsumeBenchArgs),
     /// Time a broker's start over a large log, and its idle memory.
     Startup(super::bench_startup::StartupArgs),
+    /// Time partition-leader and controller failover on a local cluster of
+    /// its own (3 `kmon broker` processes, SIGKILLed one at a time).
+    Failover(super::bench_failover::FailoverArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +60,9 @@ pub(crate) struct ProduceBenchArgs {
     /// Produce requests in flight (producer default if unset).
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// Pace sending to this many records/s (default: as fast as possible).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,11 +82,14 @@ pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Re
         BenchCommand::Produce(args) => produce(client, args).await,
         BenchCommand::Consume(args) => consume(client, args).await,
         BenchCommand::Startup(args) => super::bench_startup::run(args).await,
+        BenchCommand::Failover(args) => super::bench_failover::run(args).await,
     }
 }
 
 /// Records handed to the producer per `send_batch` call.
 const CHUNK: u64 = 1000;
+/// Step of the `--rate` pacing.
+const PACING_STEP: Duration = Duration::from_millis(1);
 
 async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new(client.bootstrap);
@@ -92,12 +109,25 @@ async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<(
     let progress = progress_bar(args.records);
 
     let start = Instant::now();
-    let mut first_in_batch = Vec::new();
+    let mut latencies = RecordLatencies::default();
     let mut sent = 0;
     while sent < args.records {
-        let n = CHUNK.min(args.records - sent);
+        let n = match args.rate {
+            None => CHUNK.min(args.records - sent),
+            Some(rate) => {
+                // Records due by now at `rate`; wait for the next step if none.
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                let n = due.min(args.records).saturating_sub(sent).min(CHUNK);
+                if n == 0 {
+                    tokio::time::sleep(PACING_STEP).await;
+                    continue;
+                }
+                n
+            }
+        };
+        let sent_at = Instant::now();
         let handles = producer.send_batch(&args.topic, (0..n).map(|_| (None, value.as_slice()))).await?;
-        first_in_batch.extend(handles.into_iter().filter(|h| h.is_first_in_batch()));
+        latencies.sent(sent_at, handles);
         sent += n;
         progress.set_position(sent);
     }
@@ -105,9 +135,61 @@ async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<(
     let elapsed = start.elapsed();
     progress.finish_and_clear();
 
-    let latencies = first_in_batch.iter().filter_map(|h| h.batch_latency()).collect();
-    println!("produce: {}", summary(args.records, args.record_size, elapsed, latencies));
+    let latencies = latencies.finish();
+    let paced = match args.rate {
+        Some(rate) => format!(" (paced at {})", format_rate(rate as f64)),
+        None => String::new(),
+    };
+    println!("produce: {}{paced}", summary(args.records, args.record_size, elapsed, latencies));
     Ok(())
+}
+
+/// Per-record send → acknowledgement times, collected as batches complete.
+///
+/// The producer tells a batch's latency (its first record's send to its
+/// acknowledgement); a later record of the batch waited that much less, by
+/// the time between the batch's first send and its own.
+#[derive(Default)]
+struct RecordLatencies {
+    /// Records not yet acknowledged, in send order, each with how long
+    /// after its batch's first record it was sent.
+    pending: VecDeque<(RecordHandle, Duration)>,
+    /// Send time of the open batch's first record, indexed by partition.
+    batch_start: Vec<Option<Instant>>,
+    done: Vec<Duration>,
+}
+
+impl RecordLatencies {
+    fn sent(&mut self, at: Instant, handles: Vec<RecordHandle>) {
+        for handle in handles {
+            let partition = handle.partition() as usize;
+            if partition >= self.batch_start.len() {
+                self.batch_start.resize(partition + 1, None);
+            }
+            let start = &mut self.batch_start[partition];
+            if handle.is_first_in_batch() || start.is_none() {
+                *start = Some(at);
+            }
+            let offset = at - start.unwrap_or(at);
+            self.pending.push_back((handle, offset));
+        }
+        self.collect();
+    }
+
+    /// Moves the acknowledged records at the front into `done`.
+    fn collect(&mut self) {
+        while let Some((handle, offset)) = self.pending.front() {
+            let Some(batch_latency) = handle.batch_latency() else { break };
+            self.done.push(batch_latency.saturating_sub(*offset));
+            self.pending.pop_front();
+        }
+    }
+
+    /// Call after `flush`: every record is acknowledged (or failed).
+    fn finish(mut self) -> Vec<Duration> {
+        self.collect();
+        self.done
+    }
 }
 
 async fn consume(client: ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result<()> {
@@ -173,7 +255,8 @@ fn summary(records: u64, record_size: usize, elapsed: Duration, mut latencies: V
             return "n/a".to_owned();
         }
         let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
-        format!("{:.1} ms", latencies[rank - 1].as_secs_f64() * 1e3)
+        let ms = latencies[rank - 1].as_secs_f64() * 1e3;
+        if ms < 10.0 { format!("{ms:.2} ms") } else { format!("{ms:.1} ms") }
     };
     format!(
         "{records} records, {record_size} bytes each, {}, {megabytes:.1} MB/s, \

@@ -1,6 +1,7 @@
 //! The command-line interface: one module per subcommand.
 
 mod bench;
+mod bench_failover;
 mod bench_startup;
 mod broker;
 mod consume;

@@ -514,8 +514,12 @@ mod tests {
 
     #[test]
     fn layout_ports_voters_and_domains() {
-        let cluster = ClusterLayout::new(&args(Some(5))).unwrap();
-        assert_eq!(cluster.controller_voters, "1@127.0.0.1:9092,2@127.0.0.1:9093,3@127.0.0.1:9094");
+        let cluster = ClusterLayout::new(&args(Some(6))).unwrap();
+        assert_eq!(
+            cluster.controller_voters,
+            "1@127.0.0.1:9092,2@127.0.0.1:9093,3@127.0.0.1:9094,4@127.0.0.1:9095,5@127.0.0.1:9096",
+            "up to five voters; the sixth broker is a learner"
+        );
         let b5 = &cluster.brokers[4];
         assert_eq!(b5.id, 5);
         assert_eq!(b5.listen, "127.0.0.1:9096");
