@@ -128,11 +128,7 @@ fn kmon_up_runs_a_three_broker_cluster_and_restarts_it_with_its_data() {
     let out = kmon_ok(&bootstrap, &["consume", "--topic", "up-topic", "--from-beginning"], "");
     assert_eq!(out.lines().count(), 500);
     // Scale-down is not this issue's, but a different count is refused, not obeyed.
-    let refused = Command::new(KMON)
-        .args(["up", "--brokers", "2", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let refused = Command::new(KMON).args(["up", "--brokers", "2", "--data-dir"]).arg(&data).output().unwrap();
     assert!(!refused.status.success());
     up.stop();
 }

@@ -2,6 +2,8 @@
 //!
 //! Topic calls and `Metadata` go to any broker; `ListOffsets` goes to each
 //! partition's leader and is retried on leader changes (see `router`).
+//! The consumer-group calls are in `group::admin` (they go to the group's
+//! coordinator; `list_groups` asks every broker).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +23,7 @@ const LEADER_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 /// cache).
 #[derive(Debug, Clone)]
 pub struct Admin {
-    router: Arc<Router>,
+    pub(crate) router: Arc<Router>,
 }
 
 impl Admin {

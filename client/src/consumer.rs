@@ -96,6 +96,18 @@ impl Consumer {
         })
     }
 
+    /// A consumer sharing `router` (the group consumer's fetcher).
+    pub(crate) fn with_router(router: Arc<Router>, config: ConsumerConfig) -> Self {
+        Consumer {
+            admin: Admin::from_router(router.clone()),
+            router,
+            config,
+            assignments: Vec::new(),
+            prefetch: None,
+            last_round_trip: None,
+        }
+    }
+
     /// An admin client on the same connection.
     pub fn admin(&self) -> &Admin {
         &self.admin

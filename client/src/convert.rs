@@ -3,8 +3,10 @@
 
 use kmon_proto::v1 as pb;
 
+use crate::group::types::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, PartitionLag};
 use crate::types::{
     Acks, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionOffset, TopicDescription,
+    TopicPartition,
 };
 
 impl From<Acks> for pb::Acks {
@@ -84,6 +86,90 @@ impl From<pb::MetadataResponse> for ClusterMetadata {
             brokers: m.brokers.into_iter().map(Into::into).collect(),
             controller_id: m.controller_id,
             topics: m.topics.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&TopicPartition> for pb::TopicPartition {
+    fn from(tp: &TopicPartition) -> Self {
+        pb::TopicPartition { topic: tp.topic.clone(), partition: tp.partition }
+    }
+}
+
+impl From<pb::TopicPartition> for TopicPartition {
+    fn from(tp: pb::TopicPartition) -> Self {
+        TopicPartition { topic: tp.topic, partition: tp.partition }
+    }
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+impl From<pb::GroupListing> for GroupListing {
+    fn from(g: pb::GroupListing) -> Self {
+        GroupListing {
+            group_id: g.group_id,
+            state: g.state,
+            protocol_type: g.protocol_type,
+            coordinator_id: g.coordinator_id,
+            members: g.members,
+            status: g.status,
+        }
+    }
+}
+
+impl From<pb::GroupMemberDescription> for GroupMemberDescription {
+    fn from(m: pb::GroupMemberDescription) -> Self {
+        GroupMemberDescription {
+            member_id: m.member_id,
+            group_instance_id: non_empty(m.group_instance_id),
+            client_id: m.client_id,
+            host: m.host,
+            assignment: m.assignment.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<pb::PartitionLag> for PartitionLag {
+    fn from(p: pb::PartitionLag) -> Self {
+        PartitionLag {
+            topic: p.topic,
+            partition: p.partition,
+            committed_offset: (p.committed_offset >= 0).then_some(p.committed_offset),
+            log_end_offset: p.log_end_offset,
+            high_watermark: p.high_watermark,
+            lag: p.lag,
+            status: p.status,
+            owner: non_empty(p.owner),
+        }
+    }
+}
+
+impl From<pb::DescribeGroupResponse> for GroupDescription {
+    fn from(g: pb::DescribeGroupResponse) -> Self {
+        GroupDescription {
+            group_id: g.group_id,
+            state: g.state,
+            protocol_type: g.protocol_type,
+            protocol: g.protocol,
+            status: g.status,
+            generation_id: g.generation_id,
+            coordinator_id: g.coordinator_id,
+            members: g.members.into_iter().map(Into::into).collect(),
+            partitions: g.partitions.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<pb::CommittedOffset> for CommittedOffset {
+    fn from(c: pb::CommittedOffset) -> Self {
+        CommittedOffset {
+            topic: c.topic,
+            partition: c.partition,
+            offset: (c.offset >= 0).then_some(c.offset),
+            metadata: c.metadata,
+            commit_timestamp_ms: c.commit_timestamp_ms,
         }
     }
 }

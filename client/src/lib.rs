@@ -10,6 +10,9 @@
 //!   produce requests; [`partitioner`] picks partitions the way Kafka's
 //!   default partitioner does.
 //! - [`consumer`]: [`Consumer`] long-polls assigned partitions.
+//! - [`group`]: consumer groups: [`GroupConsumer`] (subscribe, poll,
+//!   commit; join/sync/heartbeat with the group's coordinator), the
+//!   assignors, and the group calls of [`Admin`].
 //! - [`batch`]: the Kafka RecordBatch v2 codec (pure, no I/O); the layout
 //!   is documented there.
 //! - [`types`]: the domain types; `convert` maps them to and from the
@@ -20,7 +23,9 @@
 //! Data flow: `Producer::send` → partitioner → accumulator (encodes into a
 //! batch) → sender task (groups batches by leader) → Produce RPC to each
 //! leader, retried after a metadata refresh on leader errors; Fetch RPC
-//! per leader → `batch` decoder → `Consumer::poll` → [`ConsumerRecord`]s.
+//! per leader → `batch` decoder → `Consumer::poll` → [`ConsumerRecord`]s;
+//! `GroupConsumer::poll` → (re)join → `Consumer::poll` on the owned
+//! partitions → commit to the coordinator.
 
 pub mod admin;
 pub mod batch;
@@ -28,6 +33,7 @@ pub mod connection;
 pub mod consumer;
 mod convert;
 pub mod error;
+pub mod group;
 mod metadata;
 pub mod partitioner;
 pub mod producer;
@@ -38,8 +44,12 @@ pub mod types;
 pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, ErrorCode, ServerError};
+pub use group::{
+    Assignor, AutoOffsetReset, CommittedOffset, GroupConsumer, GroupConsumerConfig, GroupDescription, GroupListing,
+    GroupMemberDescription, PartitionLag, RebalanceProtocol,
+};
 pub use producer::{Producer, ProducerConfig, RecordHandle};
 pub use types::{
     Acks, BrokerInfo, ClusterMetadata, ConsumerRecord, OffsetSpec, PartitionDescription, PartitionOffset,
-    RecordMetadata, TopicDescription,
+    RecordMetadata, TopicDescription, TopicPartition,
 };

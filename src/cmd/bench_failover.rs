@@ -139,10 +139,7 @@ async fn measure(args: &FailoverArgs, dir: &Path) -> anyhow::Result<()> {
     producer.stop().await;
     cluster.stop().await;
 
-    println!(
-        "leader failover: {}; in {also_controller} of them the leader was the controller too",
-        stats(&mut leader)
-    );
+    println!("leader failover: {}; in {also_controller} of them the leader was the controller too", stats(&mut leader));
     println!("leader failover, acks=all producer resumed: {}", stats(&mut resumed));
     println!("controller failover: {}", stats(&mut controller));
     Ok(())
@@ -266,7 +263,11 @@ async fn first_successful_produce(probes: Vec<KmonClient>, batch: Bytes, since: 
 /// longest gap between its acknowledgements from `killed_at` on. Called
 /// once the probes saw the new leader at `recovered`; waits until the
 /// producer has an acknowledgement from after then.
-async fn producer_outage(acks: &Mutex<Vec<Instant>>, killed_at: Instant, recovered: Instant) -> anyhow::Result<Duration> {
+async fn producer_outage(
+    acks: &Mutex<Vec<Instant>>,
+    killed_at: Instant,
+    recovered: Instant,
+) -> anyhow::Result<Duration> {
     let deadline = recovered + FAILOVER_DEADLINE;
     loop {
         {
@@ -278,7 +279,9 @@ async fn producer_outage(acks: &Mutex<Vec<Instant>>, killed_at: Instant, recover
             }
         }
         if Instant::now() > deadline {
-            bail!("the acks=all producer got no acknowledgement within {FAILOVER_DEADLINE:?} of the new leader's first");
+            bail!(
+                "the acks=all producer got no acknowledgement within {FAILOVER_DEADLINE:?} of the new leader's first"
+            );
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }

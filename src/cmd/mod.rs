@@ -5,6 +5,7 @@ mod bench_failover;
 mod bench_startup;
 mod broker;
 mod consume;
+mod group;
 mod produce;
 mod status;
 mod topic;
@@ -62,6 +63,13 @@ enum Command {
         #[command(flatten)]
         args: consume::ConsumeArgs,
     },
+    /// List, describe, reset the offsets of and delete consumer groups.
+    Group {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: group::GroupCommand,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -86,6 +94,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic { client, command } => topic::run(client, command).await,
         Command::Produce { client, args } => produce::run(client, args).await,
         Command::Consume { client, args } => consume::run(client, args).await,
+        Command::Group { client, command } => group::run(client, command).await,
         Command::Bench { client, command } => bench::run(client, command).await,
     }
 }

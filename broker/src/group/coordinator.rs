@@ -354,9 +354,14 @@ impl GroupCoordinator {
             .collect();
         self.append(records::partition_for(group_id, self.offsets_partitions()), entries).await?;
         let cache = self.offsets_cache.read().expect("cache lock").clone();
+        let admin = generation < 0 && member_id.is_empty();
         let mut groups = partition.groups.lock().expect("groups lock");
         if let Some(entry) = groups.get_mut(group_id) {
             for (topic, p, offset, metadata) in offsets {
+                if admin {
+                    // A reset is a deliberate move, not a consumer rewinding.
+                    entry.windows.remove(&(topic.clone(), p));
+                }
                 let hw = cache.get(&(topic.clone(), p)).map_or(offset, |(hw, _)| *hw);
                 entry
                     .windows

@@ -1,0 +1,247 @@
+//! Consumer groups over real processes: three `kmon consume --group`
+//! processes share a topic, one is SIGKILLed, the coordinator's broker is
+//! SIGKILLed, a stopped consumer shows STOP, offsets are reset.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n\
+         offsets_topic_num_partitions = 3\ngroup_initial_rebalance_delay_ms = 300\ngroup_lag_stop_after_ms = 3000\n",
+    )
+    .unwrap();
+    let path = config.to_str().unwrap().to_string();
+    let cluster = Cluster::start(3, &["--config", &path]);
+    std::mem::forget(dir);
+    cluster
+}
+
+/// A `kmon consume --group` process whose printed lines are collected.
+struct GroupConsumer {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl GroupConsumer {
+    fn start(bootstrap: &str, topic: &str, group: &str) -> GroupConsumer {
+        let mut child = Command::new(KMON)
+            .args(["consume", "--topic", topic, "--group", group, "--from-beginning"])
+            .args(["--session-timeout", "3s", "--heartbeat-interval", "500ms"])
+            .env("KMON_BOOTSTRAP", bootstrap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        GroupConsumer { child, lines }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = wait_for("consumer to stop", Duration::from_secs(20), || self.child.try_wait().ok().flatten());
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn describe(bootstrap: &str, group: &str) -> Option<Value> {
+    let out = kmon(bootstrap, &["group", "describe", group, "--json"], "");
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn produce(bootstrap: &str, topic: &str, from: usize, to: usize) {
+    let input: String = (from..to).map(|i| format!("key-{}:record-{i}\n", i % 17)).collect();
+    kmon_ok(bootstrap, &["produce", "--topic", topic, "--key-separator", ":", "--acks", "all"], &input);
+}
+
+fn assignment_sizes(desc: &Value) -> Vec<usize> {
+    let mut sizes: Vec<usize> =
+        desc["members"].as_array().unwrap().iter().map(|m| m["assignment"].as_array().unwrap().len()).collect();
+    sizes.sort();
+    sizes
+}
+
+fn all_seen(consumers: &[&GroupConsumer]) -> BTreeSet<String> {
+    consumers.iter().flat_map(|c| c.seen()).collect()
+}
+
+fn expected(to: usize) -> BTreeSet<String> {
+    (0..to).map(|i| format!("record-{i}")).collect()
+}
+
+#[test]
+fn three_members_share_six_partitions_and_a_killed_member_skips_nothing() {
+    let cluster = cluster();
+    let b = cluster.brokers[0].bootstrap();
+    kmon_ok(&b, &["topic", "create", "work", "--partitions", "6", "--replication-factor", "3"], "");
+    produce(&b, "work", 0, 600);
+    let mut c1 = GroupConsumer::start(&b, "work", "g1");
+    let c2 = GroupConsumer::start(&b, "work", "g1");
+    let c3 = GroupConsumer::start(&b, "work", "g1");
+    let desc = wait_for("three members with two partitions each", Duration::from_secs(60), || {
+        let d = describe(&b, "g1")?;
+        (d["state"] == "Stable" && assignment_sizes(&d) == [2, 2, 2]).then_some(d)
+    });
+    // Never two members on one partition.
+    let owned: Vec<(String, u64)> = desc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["assignment"].as_array().unwrap().iter())
+        .map(|tp| (tp["topic"].as_str().unwrap().to_string(), tp["partition"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(owned.iter().collect::<BTreeSet<_>>().len(), 6);
+    wait_for("all 600 records consumed", Duration::from_secs(60), || {
+        (all_seen(&[&c1, &c2, &c3]) == expected(600)).then_some(())
+    });
+
+    // SIGKILL one member: its partitions move to the others within the
+    // session timeout, and they resume from the committed offsets.
+    c1.kill();
+    produce(&b, "work", 600, 1200);
+    wait_for("two members with three partitions each", Duration::from_secs(30), || {
+        let d = describe(&b, "g1")?;
+        (d["state"] == "Stable" && assignment_sizes(&d) == [3, 3]).then_some(())
+    });
+    wait_for("every record consumed, none skipped", Duration::from_secs(60), || {
+        (all_seen(&[&c1, &c2, &c3]) == expected(1200)).then_some(())
+    });
+}
+
+#[test]
+fn commits_continue_after_the_coordinator_broker_dies_and_a_stopped_group_shows_stop() {
+    let mut cluster = cluster();
+    let b = cluster.brokers[0].bootstrap();
+    kmon_ok(&b, &["topic", "create", "events", "--partitions", "3", "--replication-factor", "3"], "");
+    produce(&b, "events", 0, 300);
+    let mut consumer = GroupConsumer::start(&b, "events", "g2");
+    let caught_up = |bootstrap: &str| {
+        let d = describe(bootstrap, "g2")?;
+        let parts = d["partitions"].as_array()?.clone();
+        (parts.len() == 3 && parts.iter().all(|p| p["lag"] == 0 && p["committed_offset"].as_i64() >= Some(0)))
+            .then_some(parts)
+    };
+    let before = wait_for("commits to reach the end", Duration::from_secs(60), || caught_up(&b));
+    let before: HashMap<u64, i64> =
+        before.iter().map(|p| (p["partition"].as_u64().unwrap(), p["committed_offset"].as_i64().unwrap())).collect();
+
+    // Kill the coordinator's broker.
+    let coordinator = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut raw = kmon_proto::v1::kmon_client::KmonClient::connect(format!("http://{b}")).await.unwrap();
+            raw.find_coordinator(kmon_proto::v1::FindCoordinatorRequest { group_id: "g2".into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .node_id
+        })
+    };
+    cluster.broker(coordinator).kill();
+    let other = cluster.bootstrap_except(&[coordinator]);
+    produce(&other, "events", 300, 600);
+    let after = wait_for("commits to continue on the new coordinator", Duration::from_secs(60), || {
+        let parts = caught_up(&other)?;
+        let total: i64 = parts.iter().map(|p| p["committed_offset"].as_i64().unwrap()).sum();
+        (total == 600).then_some(parts)
+    });
+    for p in &after {
+        let partition = p["partition"].as_u64().unwrap();
+        assert!(p["committed_offset"].as_i64().unwrap() >= before[&partition], "committed offsets intact");
+    }
+    assert_eq!(all_seen(&[&consumer]), expected(600));
+
+    // The consumer dies; records keep coming: lag grows and the status says STOP.
+    consumer.kill();
+    produce(&other, "events", 600, 900);
+    let stopped = wait_for("STOP with growing lag", Duration::from_secs(60), || {
+        let d = describe(&other, "g2")?;
+        let parts = d["partitions"].as_array()?;
+        let lag: i64 = parts.iter().map(|p| p["lag"].as_i64().unwrap_or(0)).sum();
+        (lag == 300 && parts.iter().any(|p| p["status"] == "STOP")).then_some(d)
+    });
+    assert_eq!(stopped["status"], "ERR", "a stopped group is ERR");
+}
+
+#[test]
+fn reset_offsets_dry_run_execute_and_refusal_on_an_active_group() {
+    let cluster = cluster();
+    let b = cluster.brokers[1].bootstrap();
+    kmon_ok(&b, &["topic", "create", "reset-me", "--partitions", "2", "--replication-factor", "3"], "");
+    produce(&b, "reset-me", 0, 100);
+    let mut consumer = GroupConsumer::start(&b, "reset-me", "g3");
+    wait_for("the group to commit everything", Duration::from_secs(60), || {
+        let d = describe(&b, "g3")?;
+        let parts = d["partitions"].as_array()?;
+        (parts.len() == 2 && parts.iter().all(|p| p["lag"] == 0 && p["committed_offset"].as_i64() > Some(0)))
+            .then_some(())
+    });
+    // Refused while the group has a live member; nothing moves.
+    let err = kmon_err(&b, &["group", "reset-offsets", "g3", "--topic", "reset-me", "--to-earliest", "--execute"], "");
+    assert!(err.contains("active member") || err.contains("NON_EMPTY"), "{err}");
+    let err = kmon_err(&b, &["group", "delete", "g3"], "");
+    assert!(err.contains("active member") || err.contains("NON_EMPTY"), "{err}");
+    consumer.stop();
+    wait_for("the group to be empty", Duration::from_secs(30), || {
+        let d = describe(&b, "g3")?;
+        (d["state"] == "Empty").then_some(())
+    });
+    // A dry run changes nothing.
+    let plan = kmon_ok(&b, &["group", "reset-offsets", "g3", "--topic", "reset-me", "--to-offset", "10"], "");
+    assert!(plan.contains("10"), "{plan}");
+    let d = describe(&b, "g3").unwrap();
+    let committed: i64 =
+        d["partitions"].as_array().unwrap().iter().map(|p| p["committed_offset"].as_i64().unwrap()).sum();
+    assert_eq!(committed, 100);
+    // --execute moves them.
+    kmon_ok(&b, &["group", "reset-offsets", "g3", "--topic", "reset-me", "--to-earliest", "--execute"], "");
+    let d = describe(&b, "g3").unwrap();
+    assert!(d["partitions"].as_array().unwrap().iter().all(|p| p["committed_offset"] == 0));
+    // Bad input: unknown group, unknown topic.
+    let err = kmon_err(&b, &["group", "describe", "no-such-group"], "");
+    assert!(err.contains("no-such-group"), "{err}");
+    let err = kmon_err(&b, &["group", "reset-offsets", "g3", "--topic", "nope", "--to-earliest", "--execute"], "");
+    assert!(err.contains("nope"), "{err}");
+    // A consumer started now re-reads from the reset offsets.
+    let again = GroupConsumer::start(&b, "reset-me", "g3");
+    wait_for("records re-read after the reset", Duration::from_secs(60), || {
+        (all_seen(&[&again]) == expected(100)).then_some(())
+    });
+    kmon_ok(&b, &["group", "list"], "");
+}
