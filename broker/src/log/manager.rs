@@ -11,6 +11,9 @@ use super::partition::{PartitionLog, now_ms};
 
 pub type PartitionKey = (String, u32);
 
+/// How long a tombstone stays in a compacted log (delete.retention.ms).
+const DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
 #[derive(Debug)]
 pub struct LogManager {
     data_dirs: Vec<PathBuf>,
@@ -146,6 +149,11 @@ impl LogManager {
 
     pub fn retention_all(&self) -> usize {
         let now = now_ms();
+        for log in self.all() {
+            if let Err(err) = super::cleaner::clean(&log, now, DELETE_RETENTION_MS) {
+                tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "log cleaning failed");
+            }
+        }
         self.all()
             .iter()
             .map(|log| {

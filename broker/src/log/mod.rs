@@ -17,6 +17,7 @@
 //! - [`index`]: sparse offset and time indexes.
 //! - [`segment`]: one `.log` file with its indexes; recovery scan.
 //! - [`partition`]: a partition's segments: append, read, roll, retention.
+//! - [`cleaner`]: compaction of `cleanup.policy=compact` logs.
 //! - [`manager`]: every partition of the broker across its data dirs, and
 //!   the background flush and retention loops.
 //!
@@ -28,6 +29,7 @@
 //! batch and the number of bytes dropped is logged.
 
 pub mod batch;
+pub mod cleaner;
 pub mod index;
 pub mod manager;
 pub mod partition;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -76,6 +76,8 @@ pub struct PartitionLog {
     /// (leader epoch, first offset written in it), ascending.
     epochs: Mutex<Vec<(i32, i64)>>,
     dirty: AtomicBool,
+    /// Compacted logs: sealed segments below this offset were cleaned.
+    cleaned_up_to: AtomicI64,
 }
 
 /// Writes a small file so that a crash leaves the old or the new content.
@@ -109,7 +111,7 @@ impl PartitionLog {
                 })?;
                 bases.push(base);
             }
-            if name.ends_with(".tmp") {
+            if name.ends_with(".tmp") || name.ends_with(".cleaned") {
                 let _ = std::fs::remove_file(dir.join(&*name));
             }
         }
@@ -157,6 +159,7 @@ impl PartitionLog {
             high_watermark,
             epochs: Mutex::new(epochs),
             dirty: AtomicBool::new(false),
+            cleaned_up_to: AtomicI64::new(0),
         };
         Ok((log, truncated))
     }
@@ -418,6 +421,49 @@ impl PartitionLog {
         self.state.lock().expect("log lock").segments.values().map(|s| s.size()).sum()
     }
 
+    /// Every segment but the active one.
+    pub fn sealed_segments(&self) -> Vec<Arc<Segment>> {
+        let state = self.state.lock().expect("log lock");
+        let n = state.segments.len();
+        state.segments.values().take(n - 1).cloned().collect()
+    }
+
+    pub fn cleaned_up_to(&self) -> i64 {
+        self.cleaned_up_to.load(Ordering::Acquire)
+    }
+
+    pub fn set_cleaned_up_to(&self, offset: i64) {
+        self.cleaned_up_to.store(offset, Ordering::Release);
+    }
+
+    /// Swaps a sealed segment for its cleaned content (same base offset):
+    /// temp file, fsync, indexes dropped, rename, indexes rebuilt.
+    pub fn replace_segment(&self, old: &Arc<Segment>, cleaned: &[u8]) -> Result<()> {
+        let base = old.base_offset;
+        let stem = super::segment::file_stem(base);
+        let tmp = self.dir.join(format!("{stem}.log.cleaned"));
+        write_atomically(&tmp, cleaned)?;
+        let mut state = self.state.lock().expect("log lock");
+        if !state.segments.get(&base).is_some_and(|s| Arc::ptr_eq(s, old)) {
+            let _ = std::fs::remove_file(&tmp); // deleted by retention meanwhile
+            return Ok(());
+        }
+        for ext in ["index", "timeindex"] {
+            let path = self.dir.join(format!("{stem}.{ext}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).storage(|| format!("removing {}", path.display())),
+            }
+        }
+        let log_path = self.dir.join(format!("{stem}.log"));
+        std::fs::rename(&tmp, &log_path).storage(|| format!("replacing {}", log_path.display()))?;
+        let (segment, _) = Segment::open(&self.dir, base, false, self.config().index_interval_bytes)?;
+        segment.write_indexes()?;
+        state.segments.insert(base, Arc::new(segment));
+        Ok(())
+    }
+
     pub fn segment_count(&self) -> usize {
         self.state.lock().expect("log lock").segments.len()
     }
@@ -491,10 +537,14 @@ impl PartitionLog {
             let mut doomed = Vec::new();
             let count = state.segments.len();
             for segment in state.segments.values().take(count - 1) {
-                let expired = config.retention_ms > 0
+                // Compacted logs keep their latest records whatever their age.
+                let deletes = config.cleanup_policy != "compact";
+                let expired = deletes
+                    && config.retention_ms > 0
                     && segment.max_timestamp() >= 0
                     && now - segment.max_timestamp() > config.retention_ms;
-                let too_big = config.retention_bytes >= 0 && total - segment.size() >= config.retention_bytes as u64;
+                let too_big =
+                    deletes && config.retention_bytes >= 0 && total - segment.size() >= config.retention_bytes as u64;
                 let empty_old = segment.size() == 0;
                 if !(expired || too_big || empty_old) {
                     break;
