@@ -245,3 +245,94 @@ fn reset_offsets_dry_run_execute_and_refusal_on_an_active_group() {
     });
     kmon_ok(&b, &["group", "list"], "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_group_requests_get_clear_errors_and_move_no_offset() {
+    use kmon_proto::v1::kmon_client::KmonClient;
+    use kmon_proto::v1::*;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let b = broker.bootstrap();
+    kmon_ok(&b, &["topic", "create", "t", "--partitions", "2"], "");
+    let mut raw = KmonClient::connect(format!("http://{b}")).await.unwrap();
+    let code = |s: &tonic::Status| s.metadata().get("kmon-error").map(|v| v.to_str().unwrap().to_string());
+    // The offsets topic is created on first use: retry until a coordinator is there.
+    wait_for_async("a coordinator", Duration::from_secs(30), || {
+        let mut raw = raw.clone();
+        async move { raw.find_coordinator(FindCoordinatorRequest { group_id: "g".into() }).await.ok() }
+    })
+    .await;
+    let err = raw.find_coordinator(FindCoordinatorRequest { group_id: String::new() }).await.unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("INVALID_GROUP_ID"));
+    let joined = wait_for_async("join", Duration::from_secs(30), || {
+        let mut raw = raw.clone();
+        async move {
+            raw.join_group(JoinGroupRequest {
+                group_id: "g".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 10_000,
+                member_id: String::new(),
+                group_instance_id: String::new(),
+                protocol_type: "consumer".into(),
+                protocols: vec![GroupProtocol { name: "range".into(), metadata: Default::default() }],
+                client_id: "test".into(),
+            })
+            .await
+            .ok()
+        }
+    })
+    .await
+    .into_inner();
+    raw.sync_group(SyncGroupRequest {
+        group_id: "g".into(),
+        generation_id: joined.generation_id,
+        member_id: joined.member_id.clone(),
+        group_instance_id: String::new(),
+        assignments: vec![],
+    })
+    .await
+    .unwrap();
+    let commit = |generation: i32, member: &str, topic: &str, partition: u32, offset: i64| OffsetCommitRequest {
+        group_id: "g".into(),
+        generation_id: generation,
+        member_id: member.into(),
+        group_instance_id: String::new(),
+        partitions: vec![OffsetCommitPartition { topic: topic.into(), partition, offset, metadata: String::new() }],
+    };
+    raw.offset_commit(commit(joined.generation_id, &joined.member_id, "t", 0, 5)).await.unwrap();
+    let err = raw.offset_commit(commit(joined.generation_id + 1, &joined.member_id, "t", 0, 9)).await.unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("ILLEGAL_GENERATION"), "{err}");
+    let err = raw.offset_commit(commit(joined.generation_id, "nobody", "t", 0, 9)).await.unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("UNKNOWN_MEMBER_ID"), "{err}");
+    let err = raw.offset_commit(commit(joined.generation_id, &joined.member_id, "t", 7, 9)).await.unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
+    assert!(err.message().contains("partition 7"), "{}", err.message());
+    let err = raw.offset_commit(commit(-1, "", "t", 0, 0)).await.unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("NON_EMPTY_GROUP"), "{err}");
+    let err = raw
+        .heartbeat(HeartbeatRequest {
+            group_id: "g".into(),
+            generation_id: joined.generation_id,
+            member_id: "nobody".into(),
+            group_instance_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).as_deref(), Some("UNKNOWN_MEMBER_ID"));
+    let err = raw.describe_group(DescribeGroupRequest { group_id: "unknown-group".into() }).await.unwrap_err();
+    assert!(matches!(code(&err).as_deref(), Some("GROUP_ID_NOT_FOUND") | Some("NOT_COORDINATOR")), "{err}");
+    // None of the refused commits moved the committed offset.
+    let fetched = raw
+        .offset_fetch(OffsetFetchRequest {
+            group_id: "g".into(),
+            partitions: vec![
+                TopicPartition { topic: "t".into(), partition: 0 },
+                TopicPartition { topic: "t".into(), partition: 1 },
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let offsets: Vec<i64> = fetched.partitions.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, [5, -1]);
+}
