@@ -197,6 +197,25 @@ fn commits_continue_after_the_coordinator_broker_dies_and_a_stopped_group_shows_
         (lag == 300 && parts.iter().any(|p| p["status"] == "STOP")).then_some(d)
     });
     assert_eq!(stopped["status"], "ERR", "a stopped group is ERR");
+    // The coordinator's /metrics says the same, under kafka_exporter names.
+    let coordinator_metrics = wait_for("the coordinator's metrics", Duration::from_secs(30), || {
+        let rt = tokio::runtime::Runtime::new().ok()?;
+        let id = rt.block_on(async {
+            let mut raw = kmon_proto::v1::kmon_client::KmonClient::connect(format!("http://{other}")).await.ok()?;
+            raw.find_coordinator(kmon_proto::v1::FindCoordinatorRequest { group_id: "g2".into() })
+                .await
+                .ok()
+                .map(|r| r.into_inner().node_id)
+        })?;
+        Some(cluster.broker(id).metrics.clone())
+    });
+    wait_for("lag and STOP on /metrics", Duration::from_secs(30), || {
+        let body = metrics_text(&coordinator_metrics)?;
+        let lag: f64 = series(&body, "kafka_consumergroup_lag{consumergroup=\"g2\"").iter().sum();
+        let stop = series(&body, "kmon_consumergroup_partition_status{consumergroup=\"g2\"").contains(&4.0);
+        let err = series(&body, "kmon_consumergroup_status{consumergroup=\"g2\"") == [2.0];
+        (lag == 300.0 && stop && err).then_some(())
+    });
 }
 
 #[test]
@@ -335,4 +354,22 @@ async fn bad_group_requests_get_clear_errors_and_move_no_offset() {
         .into_inner();
     let offsets: Vec<i64> = fetched.partitions.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, [5, -1]);
+}
+
+/// `/metrics` of a broker, as text.
+fn metrics_text(address: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Values of the series whose line starts with `prefix` (name + first labels).
+fn series(body: &str, prefix: &str) -> Vec<f64> {
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.trim().parse().ok()))
+        .collect()
 }

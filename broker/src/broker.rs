@@ -73,6 +73,7 @@ impl Broker {
         replicas: Arc<ReplicaManager>,
         liveness: Arc<Liveness>,
         groups: Arc<GroupCoordinator>,
+        metrics: Arc<BrokerMetrics>,
         address: SocketAddr,
         metrics_address: SocketAddr,
     ) -> Broker {
@@ -80,7 +81,7 @@ impl Broker {
             default_log_config: config.default_log_config(),
             config,
             logs,
-            metrics: Arc::new(BrokerMetrics::new()),
+            metrics,
             controller,
             replicas,
             liveness,

@@ -66,6 +66,8 @@ pub struct BrokerConfig {
     pub listen: String,
     /// Prometheus `/metrics` listen address.
     pub metrics_listen: String,
+    /// Count events for `/metrics` (false only to measure what metrics cost).
+    pub metrics_enabled: bool,
     /// Segment size at which the active segment rolls (log.segment.bytes).
     pub log_segment_bytes: u64,
     /// Age at which the active segment rolls, in ms (log.roll.ms).
@@ -119,6 +121,7 @@ impl Default for BrokerConfig {
             data_dirs: vec![PathBuf::from("kmon-data")],
             listen: "127.0.0.1:9092".into(),
             metrics_listen: "127.0.0.1:9644".into(),
+            metrics_enabled: true,
             log_segment_bytes: 1 << 30,
             log_roll_ms: 7 * 24 * 3600 * 1000,
             log_retention_ms: 7 * 24 * 3600 * 1000,

@@ -19,7 +19,7 @@ use crate::controller::{Controller, ControllerConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::log::LogManager;
-use crate::metrics;
+use crate::metrics::{self, BrokerMetrics};
 use crate::replication::ReplicaManager;
 use crate::replication::lifecycle::{self, Liveness};
 use crate::service::KmonService;
@@ -68,7 +68,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     .map_err(|e| BrokerError::Controller(e.to_string()))?;
 
     // 3. The broker itself.
-    let replicas = Arc::new(ReplicaManager::new(config.clone(), logs.clone(), controller.clone(), shutdown.clone()));
+    let metrics = Arc::new(BrokerMetrics::new(config.metrics_enabled));
+    let replicas = Arc::new(ReplicaManager::new(
+        config.clone(),
+        logs.clone(),
+        controller.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let liveness = Arc::new(Liveness::default());
     let groups = Arc::new(GroupCoordinator::new(replicas.clone(), config.group_config(), shutdown.clone()));
     let broker = Arc::new(Broker::new(
@@ -78,6 +85,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         replicas.clone(),
         liveness.clone(),
         groups.clone(),
+        metrics,
         address,
         metrics_address,
     ));
@@ -96,12 +104,13 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         .add_service(KmonService::new(broker.clone(), shutdown.clone()).into_server())
         .add_service(controller.service())
         .add_service(ReplicationService::new(broker.clone()).into_server())
+        .add_service(crate::service::agent::AgentService::new(broker.clone()).into_server())
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
     let grpc = tokio::spawn(grpc);
     tasks.spawn({
-        let (metrics, logs, shutdown) = (broker.metrics.clone(), broker.logs.clone(), shutdown.clone());
+        let (broker, shutdown) = (broker.clone(), shutdown.clone());
         async move {
-            if let Err(err) = metrics::serve(metrics_listener, metrics, logs, shutdown).await {
+            if let Err(err) = metrics::serve(metrics_listener, broker, shutdown).await {
                 tracing::error!(error = %err, "metrics server failed");
             }
         }

@@ -6,6 +6,8 @@
 //!   `proto/controller.proto`; kept apart from the client API.
 //! - [`replication`]: followers pulling from leaders, leader-epoch
 //!   truncation and broker heartbeats, from `proto/replication.proto`.
+//! - [`agent`]: node agents shipping host samples to the cluster, from
+//!   `proto/agent.proto`.
 //! - [`error_metadata`]: the status metadata keys every error carries.
 #![allow(unreachable_pub, clippy::all)]
 
@@ -27,6 +29,14 @@ pub mod controller {
 pub mod replication {
     pub mod v1 {
         tonic::include_proto!("kmon.replication.v1");
+    }
+}
+
+/// Generated internal protocol of the node agents: `Ship` (client stream of
+/// samples) and `ListAgents`.
+pub mod agent {
+    pub mod v1 {
+        tonic::include_proto!("kmon.agent.v1");
     }
 }
 

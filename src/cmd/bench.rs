@@ -1,5 +1,5 @@
-//! `kmon bench produce|consume|startup|failover`: throughput, latency,
-//! start-up time and failover time.
+//! `kmon bench produce|consume|startup|failover|group`: throughput,
+//! latency, start-up time, failover time and consumer-group rebalances.
 //!
 //! `produce` and `consume` print one summary line, e.g.
 //! `produce: 1000000 records, 100 bytes each, 1.62M records/s, 162.0 MB/s,
@@ -36,6 +36,11 @@ pub(crate) enum BenchCommand {
     /// Time partition-leader and controller failover on a local cluster of
     /// its own (3 `kmon broker` processes, SIGKILLed one at a time).
     Failover(super::bench_failover::FailoverArgs),
+    /// Time consumer-group rebalances (a member leaving, a member killed)
+    /// and compare group and plain consume throughput, on a local cluster
+    /// of its own (3 `kmon broker` processes, `kmon consume --group`
+    /// members).
+    Group(super::bench_group::GroupArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +88,7 @@ pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Re
         BenchCommand::Consume(args) => consume(client, args).await,
         BenchCommand::Startup(args) => super::bench_startup::run(args).await,
         BenchCommand::Failover(args) => super::bench_failover::run(args).await,
+        BenchCommand::Group(args) => super::bench_group::run(args).await,
     }
 }
 
@@ -268,7 +274,7 @@ fn summary(records: u64, record_size: usize, elapsed: Duration, mut latencies: V
     )
 }
 
-fn format_rate(rate: f64) -> String {
+pub(super) fn format_rate(rate: f64) -> String {
     if rate >= 1e6 {
         format!("{:.2}M records/s", rate / 1e6)
     } else if rate >= 1e3 {

@@ -1,7 +1,9 @@
 //! The command-line interface: one module per subcommand.
 
+mod agent;
 mod bench;
 mod bench_failover;
+mod bench_group;
 mod bench_startup;
 mod broker;
 mod consume;
@@ -35,6 +37,8 @@ enum Command {
     Broker(broker::BrokerArgs),
     /// Run a local cluster on embedded defaults.
     Up(up::UpArgs),
+    /// Run the node agent: host metrics, shipped to the cluster.
+    Agent(agent::AgentArgs),
     /// Show the controller, the brokers and partition health.
     Status {
         #[command(flatten)]
@@ -90,6 +94,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Broker(args) => broker::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Agent(args) => agent::run(args).await,
         Command::Status { client, args } => status::run(client, args).await,
         Command::Topic { client, command } => topic::run(client, command).await,
         Command::Produce { client, args } => produce::run(client, args).await,

@@ -1,12 +1,21 @@
 //! `kmon status`: the cluster at a glance, from one `Metadata` call:
 //! controller, brokers (address, metrics, domains, alive), and partition
 //! health (under-replicated: ISR smaller than the replica set; offline: no
-//! leader).
+//! leader), and the node agents that report: every live broker's
+//! `ListAgents`, merged by node (latest `last_seen` wins).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kmon_client::{Admin, ClusterMetadata};
+use kmon_proto::agent::v1::node_metrics_client::NodeMetricsClient;
+use kmon_proto::agent::v1::{AgentInfo, ListAgentsRequest};
 use serde::Serialize;
 
 use super::ClientArgs;
+
+/// Bound on asking one broker for its agents.
+const AGENT_LIST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
@@ -24,6 +33,17 @@ struct Status {
     partitions: usize,
     under_replicated_partitions: usize,
     offline_partitions: usize,
+    /// Node agents heard from by any live broker, by node name.
+    agents: Vec<Agent>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct Agent {
+    node: String,
+    /// Where the agent serves `/metrics`.
+    metrics_address: String,
+    /// Last sample received, RFC 3339 (UTC, milliseconds).
+    last_seen: String,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -61,19 +81,63 @@ impl From<ClusterMetadata> for Status {
                 .filter(|p| p.replicas.iter().any(|r| !p.isr.contains(r)))
                 .count(),
             offline_partitions: partitions.filter(|p| p.leader < 0).count(),
+            agents: Vec::new(),
         }
     }
 }
 
 pub(crate) async fn run(client: ClientArgs, args: StatusArgs) -> anyhow::Result<()> {
     let admin = Admin::connect(&client.bootstrap).await?;
-    let status = Status::from(admin.metadata(&[]).await?);
+    let metadata = admin.metadata(&[]).await?;
+    let addresses: Vec<String> = metadata.brokers.iter().filter(|b| b.alive).map(|b| b.address.clone()).collect();
+    let mut status = Status::from(metadata);
+    status.agents = merge_agents(futures::future::join_all(addresses.iter().map(|a| list_agents(a))).await);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print!("{}", render(&status));
     }
     Ok(())
+}
+
+/// One broker's `ListAgents`; an unreachable broker counts as none.
+async fn list_agents(address: &str) -> Vec<AgentInfo> {
+    let call = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
+            .connect_timeout(AGENT_LIST_TIMEOUT)
+            .connect()
+            .await?;
+        let response = NodeMetricsClient::new(channel).list_agents(ListAgentsRequest {}).await?;
+        anyhow::Ok(response.into_inner().agents)
+    };
+    match tokio::time::timeout(AGENT_LIST_TIMEOUT, call).await {
+        Ok(Ok(agents)) => agents,
+        _ => Vec::new(),
+    }
+}
+
+/// By node; the most recent report of each wins.
+fn merge_agents(lists: Vec<Vec<AgentInfo>>) -> Vec<Agent> {
+    let mut latest: BTreeMap<String, AgentInfo> = BTreeMap::new();
+    for agent in lists.into_iter().flatten() {
+        match latest.get(&agent.node) {
+            Some(known) if known.last_seen_ms >= agent.last_seen_ms => {}
+            _ => {
+                latest.insert(agent.node.clone(), agent);
+            }
+        }
+    }
+    latest
+        .into_values()
+        .map(|a| Agent {
+            node: a.node,
+            metrics_address: a.metrics_address,
+            last_seen: humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(a.last_seen_ms.max(0) as u64),
+            )
+            .to_string(),
+        })
+        .collect()
 }
 
 fn render(status: &Status) -> String {
@@ -110,6 +174,14 @@ fn render(status: &Status) -> String {
         ]);
     }
     out.push_str(&render_rows(&rows));
+    if !status.agents.is_empty() {
+        let mut rows = vec![["AGENT".to_owned(), "METRICS".to_owned(), "LAST SEEN".to_owned()]];
+        for a in &status.agents {
+            rows.push([a.node.clone(), a.metrics_address.clone(), a.last_seen.clone()]);
+        }
+        out.push('\n');
+        out.push_str(&render_rows(&rows));
+    }
     out
 }
 
@@ -191,7 +263,29 @@ mod tests {
                 "partitions": 3,
                 "under_replicated_partitions": 2,
                 "offline_partitions": 1,
+                "agents": [],
             })
+        );
+    }
+
+    #[test]
+    fn agents_are_merged_by_node_latest_first() {
+        let info = |node: &str, address: &str, seen: i64| AgentInfo {
+            node: node.into(),
+            metrics_address: address.into(),
+            last_seen_ms: seen,
+            last_sequence: 0,
+        };
+        let merged = merge_agents(vec![
+            vec![info("b", "h2:1", 5_000), info("a", "h1:1", 1_000)],
+            vec![info("a", "h1:2", 2_000)],
+        ]);
+        assert_eq!(
+            serde_json::to_value(&merged).unwrap(),
+            serde_json::json!([
+                {"node": "a", "metrics_address": "h1:2", "last_seen": "1970-01-01T00:00:02.000Z"},
+                {"node": "b", "metrics_address": "h2:1", "last_seen": "1970-01-01T00:00:05.000Z"},
+            ])
         );
     }
 

@@ -20,6 +20,12 @@
 //! SIGKILL. A broker that dies on its own is reported; the others keep
 //! running.
 //!
+//! One node agent (`kmon agent`) runs beside the brokers: it ships to
+//! every broker in turn, serves `/metrics` on 127.0.0.1 at the first
+//! broker's metrics port + 100 (or `--agent-metrics-port`), keeps its disk
+//! buffer in `DIR/agent-buffer` and logs to `DIR/agent.log`. It starts once
+//! the cluster is up and is stopped (SIGTERM) before the brokers.
+//!
 //! `kmon bench failover` reuses the layout, [`spawn`] and
 //! [`wait_until_up`] to run its own cluster on free ports.
 
@@ -38,6 +44,9 @@ use tokio::signal::unix::{SignalKind, signal};
 const HOST: &str = "127.0.0.1";
 const LAYOUT_FILE: &str = "cluster.toml";
 const READY_PREFIX: &str = "kmon broker ready";
+const AGENT_READY_PREFIX: &str = "kmon agent ready";
+/// Bound on the agent's start-up.
+const AGENT_START_DEADLINE: Duration = Duration::from_secs(20);
 /// Small clusters run combined: every broker a voter, up to five (as KRaft
 /// advises); brokers beyond that are learners.
 const MAX_VOTERS: usize = 5;
@@ -71,6 +80,9 @@ pub(crate) struct UpArgs {
     /// Number of update domains (default 3).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     update_domains: Option<u32>,
+    /// The node agent's /metrics port (default: broker 1's metrics port + 100).
+    #[arg(long)]
+    agent_metrics_port: Option<u16>,
 }
 
 /// How brokers are placed on the fault domain × update domain grid.
@@ -275,8 +287,17 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         return Err(err);
     }
 
+    let mut agent = match spawn_agent(&exe, &args, &cluster).await {
+        Ok(agent) => agent,
+        Err(err) => {
+            stop_all(&mut children).await;
+            return Err(err);
+        }
+    };
+
     println!("kmon cluster up: bootstrap {}", cluster.brokers[0].listen);
     print!("{}", render_table(&cluster));
+    println!("node agent: metrics {} (log {})", agent.metrics, agent.log.display());
     println!("data and logs in {}; Ctrl-C to stop", args.data_dir.display());
 
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
@@ -287,9 +308,98 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             _ = watch.tick() => report_exits(&mut children),
         }
     }
-    eprintln!("kmon up: stopping {} brokers", children.len());
+    eprintln!("kmon up: stopping the agent and {} brokers", children.len());
+    agent.stop().await;
     stop_all(&mut children).await;
     Ok(())
+}
+
+/// The `kmon agent` child of `kmon up` (killed when dropped).
+struct AgentChild {
+    child: Child,
+    metrics: String,
+    log: PathBuf,
+}
+
+impl AgentChild {
+    /// SIGTERM, up to [`STOP_GRACE`] to exit, then SIGKILL.
+    async fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait()
+            && let Some(pid) = self.child.id()
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
+            eprintln!("kmon up: the agent did not stop within {STOP_GRACE:?}; killing it");
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Starts the node agent and waits for its ready line.
+async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyhow::Result<AgentChild> {
+    let port = match args.agent_metrics_port {
+        Some(port) => port,
+        None => {
+            let first = &cluster.brokers[0].metrics_listen;
+            let base: u16 = first.rsplit(':').next().and_then(|p| p.parse().ok()).context("broker 1's metrics port")?;
+            base.checked_add(100).context("the agent's metrics port would be above 65535; use --agent-metrics-port")?
+        }
+    };
+    let metrics = format!("{HOST}:{port}");
+    let bootstrap = cluster.brokers.iter().map(|b| b.listen.as_str()).collect::<Vec<_>>().join(",");
+    let log = args.data_dir.join("agent.log");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut child = Command::new(exe)
+        .arg("agent")
+        .args(["--bootstrap", &bootstrap])
+        .args(["--metrics-listen", &metrics])
+        .arg("--buffer-dir")
+        .arg(args.data_dir.join("agent-buffer"))
+        .env_remove("KMON_BOOTSTRAP")
+        .env_remove("KMON_AGENT_METRICS_LISTEN")
+        .env_remove("KMON_AGENT_BUFFER_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the node agent")?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with(AGENT_READY_PREFIX)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    tokio::select! {
+        line = rx => {
+            if line.is_err() {
+                let status = child.wait().await?;
+                bail!("the node agent exited ({status}) before it was ready{}", log_tail(&log));
+            }
+        }
+        status = child.wait() => bail!("the node agent exited ({}) before it was ready{}", status?, log_tail(&log)),
+        () = tokio::time::sleep(AGENT_START_DEADLINE) => {
+            bail!("the node agent was not ready within {AGENT_START_DEADLINE:?}{}", log_tail(&log))
+        }
+    }
+    Ok(AgentChild { child, metrics, log })
 }
 
 /// Starts one broker; the receiver gets its ready line.
@@ -501,6 +611,7 @@ mod tests {
             layout: None,
             fault_domains: None,
             update_domains: None,
+            agent_metrics_port: None,
         }
     }
 

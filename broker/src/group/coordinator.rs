@@ -474,6 +474,11 @@ impl GroupCoordinator {
         })
     }
 
+    /// Every coordinated group with its lag, for the metrics.
+    pub fn snapshot(&self) -> Vec<GroupView> {
+        self.list_groups().into_iter().filter_map(|(id, ..)| self.describe(&id).ok()).collect()
+    }
+
     /// DeleteGroup: only an empty group; its offsets go too.
     pub async fn delete(&self, group_id: &str) -> Result<()> {
         let partition = self.partition_of(group_id)?;

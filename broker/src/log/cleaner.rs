@@ -172,7 +172,11 @@ mod tests {
                     sequence: i as i32 - 1,
                     timestamp: ts,
                     key: Some(Bytes::from(format!("k{key}"))),
-                    value: if tombstone_key == Some(key) { None } else { Some(Bytes::from(format!("v{}", start_key + i))) },
+                    value: if tombstone_key == Some(key) {
+                        None
+                    } else {
+                        Some(Bytes::from(format!("v{}", start_key + i)))
+                    },
                     headers: Default::default(),
                 }
             })

@@ -64,6 +64,8 @@ pub async fn run(
                         .map_err(|e| tonic::Status::internal(e.to_string()))?;
                 }
                 hosted.log.set_high_watermark(response.high_watermark.min(hosted.log.log_end_offset()));
+                hosted.set_follower_lag(response.log_end_offset - hosted.log.log_end_offset());
+                manager.metrics.replication_bytes_in.inc_by(response.records.len() as u64);
                 backoff = MIN_BACKOFF;
                 if token.is_cancelled() {
                     return Ok::<(), tonic::Status>(());

@@ -17,6 +17,7 @@ use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADE
 use crate::error::{BrokerError, Result};
 use crate::log::partition::ReadBound;
 use crate::log::{AppendInfo, LogManager, PartitionLog, ReadResult};
+use crate::metrics::BrokerMetrics;
 
 /// How many replicas must hold a batch before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,14 @@ pub struct ReplicaManager {
     /// Topics of the last metadata applied: a topic that disappears from
     /// it was deleted and its local logs go too.
     known_topics: RwLock<BTreeMap<String, u32>>,
+    pub metrics: Arc<BrokerMetrics>,
+}
+
+/// Where an appended batch landed and how long acks=all waited for it.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOutcome {
+    pub info: AppendInfo,
+    pub replication_wait: Duration,
 }
 
 impl ReplicaManager {
@@ -45,6 +54,7 @@ impl ReplicaManager {
         config: BrokerConfig,
         logs: Arc<LogManager>,
         controller: Controller,
+        metrics: Arc<BrokerMetrics>,
         shutdown: CancellationToken,
     ) -> Self {
         ReplicaManager {
@@ -56,6 +66,7 @@ impl ReplicaManager {
             config,
             shutdown,
             known_topics: RwLock::new(BTreeMap::new()),
+            metrics,
         }
     }
 
@@ -222,14 +233,15 @@ impl ReplicaManager {
         batch: BytesMut,
         acks: RequiredAcks,
         timeout: Duration,
-    ) -> Result<AppendInfo> {
+    ) -> Result<AppendOutcome> {
         let state = hosted.leader_state().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
         let info = hosted.log.append(batch, state.leader_epoch)?;
         hosted.update_high_watermark();
         if acks != RequiredAcks::All {
-            return Ok(info);
+            return Ok(AppendOutcome { info, replication_wait: Duration::ZERO });
         }
+        let waiting_since = std::time::Instant::now();
         let target = info.last_offset + 1;
         let waited = tokio::time::timeout(timeout, async {
             loop {
@@ -265,7 +277,7 @@ impl ReplicaManager {
                 min,
             });
         }
-        Ok(info)
+        Ok(AppendOutcome { info, replication_wait: waiting_since.elapsed() })
     }
 
     /// Leader side of a follower's fetch.
@@ -304,6 +316,7 @@ impl ReplicaManager {
             end.borrow_and_update();
             let read = hosted.log.read_bounded(offset, max_bytes, ReadBound::LogEnd)?;
             if !read.records.is_empty() || tokio::time::Instant::now() >= deadline {
+                self.metrics.replication_bytes_out.inc_by(read.records.len() as u64);
                 return Ok(read);
             }
             tokio::select! {
@@ -327,11 +340,13 @@ impl ReplicaManager {
     pub fn propose_isr(&self, hosted: Arc<HostedPartition>, proposal: IsrProposal) {
         let controller = self.controller.clone();
         let me = self.broker_id;
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             tracing::info!(
                 topic = %hosted.topic, partition = hosted.partition, isr = ?proposal.isr,
                 "proposing ISR change"
             );
+            let expand = proposal.expand;
             let command = MetadataCommand::AlterIsr {
                 topic: hosted.topic.clone(),
                 partition: hosted.partition,
@@ -341,7 +356,14 @@ impl ReplicaManager {
                 isr: proposal.isr,
             };
             match controller.write(command).await {
-                Ok(Ok(_)) => {} // the new ISR arrives with the metadata
+                Ok(Ok(_)) => {
+                    // The new ISR arrives with the metadata.
+                    if expand {
+                        metrics.isr_expands.inc();
+                    } else {
+                        metrics.isr_shrinks.inc();
+                    }
+                }
                 Ok(Err(refused)) => {
                     tracing::info!(topic = %hosted.topic, partition = hosted.partition, reason = %refused, "ISR change refused");
                     hosted.isr_change_failed();

@@ -13,4 +13,4 @@ pub mod lifecycle;
 pub mod manager;
 pub mod partition;
 
-pub use manager::{ReplicaManager, RequiredAcks};
+pub use manager::{AppendOutcome, ReplicaManager, RequiredAcks};

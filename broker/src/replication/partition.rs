@@ -7,6 +7,7 @@
 //! themselves go through the controller.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,11 +56,16 @@ pub struct HostedPartition {
     pub role: Mutex<Role>,
     /// Stops the follower fetch loop when the role changes.
     pub fetcher: Mutex<Option<CancellationToken>>,
+    /// As a follower: the leader's log end offset minus ours, after the
+    /// last fetch (for ReplicaFetcherManager MaxLag).
+    follower_lag: AtomicI64,
 }
 
 /// What the leader should propose after a follower's fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrProposal {
+    /// True when the ISR grows, false when it shrinks.
+    pub expand: bool,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub isr: Vec<BrokerId>,
@@ -73,7 +79,16 @@ impl HostedPartition {
             log,
             role: Mutex::new(Role::Offline { leader_epoch: -1 }),
             fetcher: Mutex::new(None),
+            follower_lag: AtomicI64::new(0),
         }
+    }
+
+    pub fn follower_lag(&self) -> i64 {
+        self.follower_lag.load(Ordering::Relaxed)
+    }
+
+    pub fn set_follower_lag(&self, lag: i64) {
+        self.follower_lag.store(lag.max(0), Ordering::Relaxed);
     }
 
     pub fn leader_state(&self) -> Option<LeaderState> {
@@ -167,7 +182,12 @@ impl HostedPartition {
                 state.isr_change_pending = true;
                 let mut isr = state.isr.clone();
                 isr.push(follower);
-                Some(IsrProposal { leader_epoch: state.leader_epoch, partition_epoch: state.partition_epoch, isr })
+                Some(IsrProposal {
+                    expand: true,
+                    leader_epoch: state.leader_epoch,
+                    partition_epoch: state.partition_epoch,
+                    isr,
+                })
             } else {
                 None
             }
@@ -202,6 +222,7 @@ impl HostedPartition {
         }
         state.isr_change_pending = true;
         Some(IsrProposal {
+            expand: false,
             leader_epoch: state.leader_epoch,
             partition_epoch: state.partition_epoch,
             isr: state.isr.iter().copied().filter(|m| !lagging.contains(m)).collect(),

@@ -6,6 +6,18 @@ use std::time::Duration;
 
 use kmon_proto::v1::*;
 use tokio::time::Instant;
+
+/// Adds the time spent waiting for data to the request's remote time.
+struct RemoteTimer<'a> {
+    started: Instant,
+    remote: &'a mut Duration,
+}
+
+impl Drop for RemoteTimer<'_> {
+    fn drop(&mut self) {
+        *self.remote += self.started.elapsed();
+    }
+}
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -19,7 +31,11 @@ pub(super) async fn handle(
     broker: &Broker,
     req: FetchRequest,
     shutdown: &CancellationToken,
+    remote: &mut Duration,
 ) -> Result<FetchResponse, Status> {
+    for p in &req.partitions {
+        broker.metrics.total_fetch.inc_by(&p.topic, 1);
+    }
     let logs = req
         .partitions
         .iter()
@@ -64,6 +80,8 @@ pub(super) async fn handle(
             return Ok(FetchResponse { partitions: results });
         }
         let any_changed = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        let waiting = Instant::now();
+        let _remote_guard = RemoteTimer { started: waiting, remote: &mut *remote };
         tokio::select! {
             _ = any_changed => {}
             _ = tokio::time::sleep_until(deadline) => {}

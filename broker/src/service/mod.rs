@@ -2,6 +2,7 @@
 //! types to the broker's domain calls. Errors become statuses only in
 //! `status`.
 
+pub mod agent;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -12,6 +13,7 @@ pub mod status;
 mod topics;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kmon_proto::v1::kmon_server::{Kmon, KmonServer};
 use kmon_proto::v1::*;
@@ -19,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
+use crate::metrics::RequestTiming;
 
 /// Largest gRPC message accepted or sent (a fetch response carries up to
 /// `max_bytes` of batches).
@@ -40,105 +43,153 @@ impl KmonService {
     }
 }
 
+impl KmonService {
+    /// Counts a request and records its timing: `remote` is the part spent
+    /// waiting on others (replicas, new data, the quorum).
+    fn observe(&self, request: &'static str, started: Instant, remote: Duration) {
+        let total = started.elapsed();
+        let timing = RequestTiming { local: total.saturating_sub(remote), remote: remote.min(total) };
+        self.broker.metrics.observe_request(request, timing);
+    }
+}
+
 #[tonic::async_trait]
 impl Kmon for KmonService {
     async fn create_topic(&self, req: Request<CreateTopicRequest>) -> Result<Response<CreateTopicResponse>, Status> {
-        self.broker.metrics.request("CreateTopics");
-        topics::create(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let result = topics::create(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("CreateTopics", started, started.elapsed());
+        result
     }
 
     async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
-        self.broker.metrics.request("Metadata");
-        topics::list(&self.broker).map(Response::new)
+        let started = Instant::now();
+        let result = topics::list(&self.broker).map(Response::new);
+        self.observe("Metadata", started, Duration::ZERO);
+        result
     }
 
     async fn describe_topic(
         &self,
         req: Request<DescribeTopicRequest>,
     ) -> Result<Response<DescribeTopicResponse>, Status> {
-        self.broker.metrics.request("DescribeConfigs");
-        topics::describe(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = topics::describe(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("DescribeConfigs", started, Duration::ZERO);
+        result
     }
 
     async fn delete_topic(&self, req: Request<DeleteTopicRequest>) -> Result<Response<DeleteTopicResponse>, Status> {
-        self.broker.metrics.request("DeleteTopics");
-        topics::delete(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let result = topics::delete(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("DeleteTopics", started, started.elapsed());
+        result
     }
 
     async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
-        self.broker.metrics.request("Produce");
-        produce::handle(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let mut remote = Duration::ZERO;
+        let result = produce::handle(&self.broker, req.into_inner(), &mut remote).await;
+        self.observe("Produce", started, remote);
+        result.map(Response::new)
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        self.broker.metrics.request("Fetch");
-        fetch::handle(&self.broker, req.into_inner(), &self.shutdown).await.map(Response::new)
+        let started = Instant::now();
+        let mut remote = Duration::ZERO;
+        let result = fetch::handle(&self.broker, req.into_inner(), &self.shutdown, &mut remote).await;
+        self.observe("Fetch", started, remote);
+        result.map(Response::new)
     }
 
     async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
-        self.broker.metrics.request("ListOffsets");
-        list_offsets::handle(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = list_offsets::handle(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("ListOffsets", started, Duration::ZERO);
+        result
     }
 
     async fn metadata(&self, req: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
-        self.broker.metrics.request("Metadata");
-        metadata::handle(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = metadata::handle(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("Metadata", started, Duration::ZERO);
+        result
     }
 
     async fn find_coordinator(
         &self,
         req: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
-        self.broker.metrics.request("FindCoordinator");
-        groups::find_coordinator(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let result = groups::find_coordinator(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("FindCoordinator", started, Duration::ZERO);
+        result
     }
 
     async fn join_group(&self, req: Request<JoinGroupRequest>) -> Result<Response<JoinGroupResponse>, Status> {
-        self.broker.metrics.request("JoinGroup");
+        let started = Instant::now();
         let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-        groups::join(&self.broker, req.into_inner(), host).await.map(Response::new)
+        let result = groups::join(&self.broker, req.into_inner(), host).await.map(Response::new);
+        self.observe("JoinGroup", started, Duration::ZERO);
+        result
     }
 
     async fn sync_group(&self, req: Request<SyncGroupRequest>) -> Result<Response<SyncGroupResponse>, Status> {
-        self.broker.metrics.request("SyncGroup");
-        groups::sync(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let result = groups::sync(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("SyncGroup", started, Duration::ZERO);
+        result
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
-        self.broker.metrics.request("Heartbeat");
-        groups::heartbeat(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = groups::heartbeat(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("Heartbeat", started, Duration::ZERO);
+        result
     }
 
     async fn leave_group(&self, req: Request<LeaveGroupRequest>) -> Result<Response<LeaveGroupResponse>, Status> {
-        self.broker.metrics.request("LeaveGroup");
-        groups::leave(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = groups::leave(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("LeaveGroup", started, Duration::ZERO);
+        result
     }
 
     async fn offset_commit(&self, req: Request<OffsetCommitRequest>) -> Result<Response<OffsetCommitResponse>, Status> {
-        self.broker.metrics.request("OffsetCommit");
-        groups::commit(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let result = groups::commit(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("OffsetCommit", started, Duration::ZERO);
+        result
     }
 
     async fn offset_fetch(&self, req: Request<OffsetFetchRequest>) -> Result<Response<OffsetFetchResponse>, Status> {
-        self.broker.metrics.request("OffsetFetch");
-        groups::fetch_offsets(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = groups::fetch_offsets(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("OffsetFetch", started, Duration::ZERO);
+        result
     }
 
     async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
-        self.broker.metrics.request("ListGroups");
-        groups::list(&self.broker).map(Response::new)
+        let started = Instant::now();
+        let result = groups::list(&self.broker).map(Response::new);
+        self.observe("ListGroups", started, Duration::ZERO);
+        result
     }
 
     async fn describe_group(
         &self,
         req: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
-        self.broker.metrics.request("DescribeGroups");
-        groups::describe(&self.broker, req.into_inner()).map(Response::new)
+        let started = Instant::now();
+        let result = groups::describe(&self.broker, req.into_inner()).map(Response::new);
+        self.observe("DescribeGroups", started, Duration::ZERO);
+        result
     }
 
     async fn delete_group(&self, req: Request<DeleteGroupRequest>) -> Result<Response<DeleteGroupResponse>, Status> {
-        self.broker.metrics.request("DeleteGroups");
-        groups::delete(&self.broker, req.into_inner()).await.map(Response::new)
+        let started = Instant::now();
+        let result = groups::delete(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("DeleteGroups", started, Duration::ZERO);
+        result
     }
 }

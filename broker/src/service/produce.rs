@@ -18,7 +18,11 @@ use crate::replication::RequiredAcks;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(super) async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceResponse, Status> {
+pub(super) async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    remote: &mut std::time::Duration,
+) -> Result<ProduceResponse, Status> {
     let acks = match req.acks() {
         Acks::None => RequiredAcks::None,
         Acks::Leader => RequiredAcks::Leader,
@@ -27,6 +31,7 @@ pub(super) async fn handle(broker: &Broker, req: ProduceRequest) -> Result<Produ
     let timeout = if req.timeout_ms == 0 { DEFAULT_TIMEOUT } else { Duration::from_millis(u64::from(req.timeout_ms)) };
     let mut targets = Vec::with_capacity(req.partitions.len());
     for part in req.partitions {
+        broker.metrics.total_produce.inc_by(&part.topic, 1);
         let checked = broker.replicas.check_produce(&part.topic, part.partition, acks).and_then(|hosted| {
             let max = hosted.log.config().max_message_bytes as usize;
             batch::validate_produced(&part.records, max).map_err(|err| annotate(err, &part.topic, part.partition))?;
@@ -53,7 +58,9 @@ pub(super) async fn handle(broker: &Broker, req: ProduceRequest) -> Result<Produ
     let mut first_error = None;
     for (hosted, topic, partition, len, result) in futures::future::join_all(appends).await {
         match result {
-            Ok(info) => {
+            Ok(outcome) => {
+                let info = outcome.info;
+                *remote = (*remote).max(outcome.replication_wait);
                 broker.metrics.messages_in.inc_by(&topic, (info.last_offset - info.base_offset + 1) as u64);
                 broker.metrics.bytes_in.inc_by(&topic, len);
                 results.push(PartitionProduceResult {

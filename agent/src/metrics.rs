@@ -1,0 +1,216 @@
+//! Metric names (one constant each: dashboards and rules refer to exactly
+//! these), the agent's own figures, and the `/metrics` server.
+//!
+//! Host figures keep node_exporter's names and labels so existing node
+//! dashboards work. They are taken once per interval by the collectors and
+//! kept as the latest [`Snapshot`]; a scrape renders that snapshot (a
+//! scrape never triggers a collection). The agent's own figures are
+//! `kmon_agent_*`; the broker processes it watches are `kmon_node_broker_*`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::collect::Series;
+use crate::error::AgentError;
+
+/// Counter or gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A metric's name (as exposed, counters ending in `_total`), help and type.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Desc {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+}
+
+macro_rules! desc {
+    ($(#[$doc:meta])* $id:ident, $name:literal, $kind:ident, $help:literal) => {
+        $(#[$doc])*
+        pub const $id: Desc = Desc { name: $name, help: $help, kind: Kind::$kind };
+    };
+}
+
+// File systems: labels device, mountpoint, fstype.
+desc!(FILESYSTEM_SIZE, "node_filesystem_size_bytes", Gauge, "Filesystem size in bytes.");
+desc!(FILESYSTEM_AVAIL, "node_filesystem_avail_bytes", Gauge, "Filesystem space available to non-root users in bytes.");
+// Disks: label device.
+desc!(DISK_READ, "node_disk_read_bytes_total", Counter, "The total number of bytes read successfully.");
+desc!(DISK_WRITTEN, "node_disk_written_bytes_total", Counter, "The total number of bytes written successfully.");
+// Network interfaces: label device.
+desc!(NET_RX_BYTES, "node_network_receive_bytes_total", Counter, "Network device statistic receive_bytes.");
+desc!(NET_TX_BYTES, "node_network_transmit_bytes_total", Counter, "Network device statistic transmit_bytes.");
+desc!(NET_RX_PACKETS, "node_network_receive_packets_total", Counter, "Network device statistic receive_packets.");
+desc!(NET_TX_PACKETS, "node_network_transmit_packets_total", Counter, "Network device statistic transmit_packets.");
+desc!(NET_RX_ERRS, "node_network_receive_errs_total", Counter, "Network device statistic receive_errs.");
+desc!(NET_TX_ERRS, "node_network_transmit_errs_total", Counter, "Network device statistic transmit_errs.");
+desc!(NET_RX_DROP, "node_network_receive_drop_total", Counter, "Network device statistic receive_drop.");
+desc!(NET_TX_DROP, "node_network_transmit_drop_total", Counter, "Network device statistic transmit_drop.");
+// CPU: labels cpu, mode.
+desc!(CPU_SECONDS, "node_cpu_seconds_total", Counter, "Seconds the CPUs spent in each mode.");
+// Memory and load: no labels.
+desc!(MEM_TOTAL, "node_memory_MemTotal_bytes", Gauge, "Memory information field MemTotal_bytes.");
+desc!(MEM_AVAILABLE, "node_memory_MemAvailable_bytes", Gauge, "Memory information field MemAvailable_bytes.");
+desc!(LOAD1, "node_load1", Gauge, "1m load average.");
+desc!(LOAD5, "node_load5", Gauge, "5m load average.");
+desc!(LOAD15, "node_load15", Gauge, "15m load average.");
+// Local `kmon broker` processes: labels pid, broker.
+desc!(
+    BROKER_RSS,
+    "kmon_node_broker_resident_memory_bytes",
+    Gauge,
+    "Resident memory of a local kmon broker process."
+);
+desc!(
+    BROKER_CPU,
+    "kmon_node_broker_cpu_seconds_total",
+    Counter,
+    "User and system CPU time of a local kmon broker process."
+);
+
+/// Every host metric, for the catalogue test.
+pub const HOST_METRICS: &[&Desc] = &[
+    &FILESYSTEM_SIZE,
+    &FILESYSTEM_AVAIL,
+    &DISK_READ,
+    &DISK_WRITTEN,
+    &NET_RX_BYTES,
+    &NET_TX_BYTES,
+    &NET_RX_PACKETS,
+    &NET_TX_PACKETS,
+    &NET_RX_ERRS,
+    &NET_TX_ERRS,
+    &NET_RX_DROP,
+    &NET_TX_DROP,
+    &CPU_SECONDS,
+    &MEM_TOTAL,
+    &MEM_AVAILABLE,
+    &LOAD1,
+    &LOAD5,
+    &LOAD15,
+    &BROKER_RSS,
+    &BROKER_CPU,
+];
+
+/// The agent's own figures (names without `_total`: prometheus-client adds
+/// it to counters).
+pub const SCRAPE_ERRORS: &str = "kmon_agent_scrape_errors";
+pub const SAMPLES_SHIPPED: &str = "kmon_agent_samples_shipped";
+pub const SAMPLES_BUFFERED: &str = "kmon_agent_samples_buffered";
+pub const SAMPLES_DROPPED: &str = "kmon_agent_samples_dropped";
+pub const SHIP_ERRORS: &str = "kmon_agent_ship_errors";
+
+/// The agent's own counters and gauges.
+#[derive(Debug, Default)]
+pub struct AgentMetrics {
+    /// By `collector` (one of the six collector names: bounded).
+    pub scrape_errors: Family<Vec<(String, String)>, Counter>,
+    pub samples_shipped: Counter,
+    pub samples_buffered: Gauge,
+    pub samples_dropped: Counter,
+    pub ship_errors: Counter,
+}
+
+impl AgentMetrics {
+    pub fn scrape_error(&self, collector: &str) {
+        self.scrape_errors.get_or_create(&vec![("collector".to_owned(), collector.to_owned())]).inc();
+    }
+}
+
+/// The latest collection, rendered on every scrape.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    series: Mutex<Arc<Vec<Series>>>,
+}
+
+impl Snapshot {
+    pub fn replace(&self, series: Arc<Vec<Series>>) {
+        *self.series.lock().unwrap_or_else(PoisonError::into_inner) = series;
+    }
+
+    pub fn get(&self) -> Arc<Vec<Series>> {
+        self.series.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let series = self.get();
+        // One descriptor per family, in the order families first appear.
+        let mut order: Vec<&'static Desc> = Vec::new();
+        for s in series.iter() {
+            if !order.iter().any(|d| std::ptr::eq(*d, s.desc)) {
+                order.push(s.desc);
+            }
+        }
+        for desc in order {
+            let (name, kind) = match desc.kind {
+                Kind::Counter => {
+                    (desc.name.strip_suffix("_total").unwrap_or(desc.name), prometheus_client::metrics::MetricType::Counter)
+                }
+                Kind::Gauge => (desc.name, prometheus_client::metrics::MetricType::Gauge),
+            };
+            let mut family = encoder.encode_descriptor(name, desc.help, None, kind)?;
+            for s in series.iter().filter(|s| std::ptr::eq(s.desc, desc)) {
+                let labels: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let metric = family.encode_family(&labels)?;
+                match desc.kind {
+                    Kind::Counter => ConstCounter::new(s.value).encode(metric)?,
+                    Kind::Gauge => ConstGauge::new(s.value).encode(metric)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The registry behind `/metrics`: the host snapshot plus the agent's own.
+pub fn registry(own: &AgentMetrics, snapshot: Arc<Snapshot>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(snapshot));
+    registry.register(SCRAPE_ERRORS, "Collector runs that failed, by collector", own.scrape_errors.clone());
+    registry.register(SAMPLES_SHIPPED, "Samples acknowledged by the cluster", own.samples_shipped.clone());
+    registry.register(SAMPLES_BUFFERED, "Samples in the disk buffer not yet acknowledged", own.samples_buffered.clone());
+    registry.register(SAMPLES_DROPPED, "Samples dropped unshipped because the disk buffer was full", own.samples_dropped.clone());
+    registry.register(SHIP_ERRORS, "Shipping rounds that failed (no broker, or a broker error)", own.ship_errors.clone());
+    registry
+}
+
+/// Serves `GET /metrics` (OpenMetrics text) until `shutdown`.
+pub async fn serve(listener: TcpListener, registry: Registry, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    Ok(()) => (
+                        axum::http::StatusCode::OK,
+                        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        body,
+                    ),
+                    Err(_) => (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                        "encoding failed\n".to_owned(),
+                    ),
+                }
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await.map_err(AgentError::Serve)
+}

@@ -1,0 +1,319 @@
+//! State metrics, computed at scrape time from the broker's own state (no
+//! cache to go stale): logs, hosted partitions, the metadata, the groups
+//! this broker coordinates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::Labels;
+use super::names::*;
+use crate::broker::Broker;
+use crate::controller::state::{NO_LEADER, spans_domains};
+use crate::replication::partition::Role;
+
+type IntGauges = Family<Labels, Gauge>;
+type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
+
+/// A gauge family written straight to text: the per-partition families
+/// have one series per partition (10,000 partitions → 100,000 lines), so
+/// they skip the registry's label hashing and allocations.
+struct TextGauges {
+    name: &'static str,
+    help: &'static str,
+    lines: String,
+}
+
+impl TextGauges {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        TextGauges { name, help, lines: String::new() }
+    }
+
+    fn set(&mut self, labels: &[(&str, &str)], value: i64) {
+        use std::fmt::Write;
+        self.lines.push_str(self.name);
+        self.lines.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.lines.push(',');
+            }
+            self.lines.push_str(k);
+            self.lines.push_str("=\"");
+            escape_label(&mut self.lines, v);
+            self.lines.push('"');
+        }
+        let _ = writeln!(self.lines, "}} {value}");
+    }
+
+    fn write_to(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {} {}.", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} gauge", self.name);
+        out.push_str(&self.lines);
+    }
+}
+
+/// Label values escaped as the exposition formats require.
+fn escape_label(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A registry built for one scrape.
+struct Scrape {
+    registry: Registry,
+}
+
+impl Scrape {
+    fn gauge(&mut self, name: &str, help: &str) -> IntGauges {
+        let family = IntGauges::default();
+        self.registry.register(name, help, family.clone());
+        family
+    }
+
+    fn float(&mut self, name: &str, help: &str) -> FloatGauges {
+        let family = FloatGauges::default();
+        self.registry.register(name, help, family.clone());
+        family
+    }
+}
+
+fn l(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// Appends every state metric to `out` (OpenMetrics, without `# EOF`).
+pub fn encode_state(broker: &Broker, out: &mut String) {
+    let mut s = Scrape { registry: Registry::default() };
+    let state = broker.metadata();
+    let me = broker.config.broker_id;
+    let is_controller = broker.controller.is_leader();
+
+    // --- This broker's replicas and logs.
+    let hosted = broker.replicas.hosted();
+    let (mut leaders, mut under_replicated, mut under_min_isr, mut offline, mut max_lag) = (0, 0, 0, 0, 0i64);
+    for h in &hosted {
+        match &*h.role.lock().expect("role") {
+            Role::Leader(st) => {
+                leaders += 1;
+                if st.isr.len() < st.replicas.len() {
+                    under_replicated += 1;
+                }
+                if (st.isr.len() as u32) < h.log.config().min_insync_replicas {
+                    under_min_isr += 1;
+                }
+            }
+            Role::Follower { .. } => max_lag = max_lag.max(h.follower_lag()),
+            Role::Offline { .. } => offline += 1,
+        }
+    }
+    s.gauge(PARTITION_COUNT, "Partitions on this broker (ReplicaManager PartitionCount)").get_or_create(&vec![]).set(hosted.len() as i64);
+    s.gauge(LEADER_COUNT, "Partitions this broker leads (ReplicaManager LeaderCount)").get_or_create(&vec![]).set(leaders);
+    s.gauge(UNDER_REPLICATED, "Led partitions whose ISR is smaller than the replica set (UnderReplicatedPartitions)")
+        .get_or_create(&vec![])
+        .set(under_replicated);
+    s.gauge(UNDER_MIN_ISR, "Led partitions with fewer in-sync replicas than min.insync.replicas (UnderMinIsrPartitionCount)")
+        .get_or_create(&vec![])
+        .set(under_min_isr);
+    s.gauge(OFFLINE_REPLICAS, "Replicas on this broker whose partition has no leader (OfflineReplicaCount)")
+        .get_or_create(&vec![])
+        .set(offline);
+    s.gauge(REPLICA_MAX_LAG, "Largest lag in records of a follower replica on this broker (ReplicaFetcherManager MaxLag)")
+        .get_or_create(&vec![])
+        .set(max_lag);
+    s.float(REQUEST_HANDLER_IDLE, "Share of request-handling capacity idle since the last scrape (RequestHandlerAvgIdlePercent)")
+        .get_or_create(&vec![])
+        .set(broker.metrics.idle_ratio());
+    let mut size = TextGauges::new(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
+    let mut start = TextGauges::new(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
+    let mut end = TextGauges::new(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
+    let mut my_bytes = 0u64;
+    for log in broker.logs.all() {
+        let p = log.partition.to_string();
+        let labels = [("topic", log.topic.as_str()), ("partition", p.as_str())];
+        let bytes = log.size_bytes();
+        my_bytes += bytes;
+        size.set(&labels, bytes as i64);
+        start.set(&labels, log.log_start_offset());
+        end.set(&labels, log.log_end_offset());
+    }
+    let mut text_families = vec![size, start, end];
+
+    // --- Metadata quorum, as seen by this broker.
+    let raft = broker.controller.raft_status();
+    s.gauge(ACTIVE_CONTROLLER, "1 on the active controller, 0 elsewhere: the cluster-wide sum must be 1 (ActiveControllerCount)")
+        .get_or_create(&vec![])
+        .set(i64::from(is_controller));
+    s.gauge(RAFT_LEADER, "Metadata quorum leader id, -1 when none (RaftMetrics current-leader)")
+        .get_or_create(&vec![])
+        .set(i64::from(raft.leader.unwrap_or(-1)));
+    s.gauge(RAFT_EPOCH, "Metadata quorum term (RaftMetrics current-epoch)").get_or_create(&vec![]).set(raft.term as i64);
+    s.gauge(RAFT_HIGH_WATERMARK, "Committed index of the metadata log (RaftMetrics high-watermark)")
+        .get_or_create(&vec![])
+        .set(raft.committed_index.map_or(-1, |i| i as i64));
+    s.gauge(RAFT_LOG_END, "Last index of the metadata log on this broker (RaftMetrics log-end-offset)")
+        .get_or_create(&vec![])
+        .set(raft.last_log_index.map_or(-1, |i| i as i64));
+    s.gauge(RAFT_APPLIED, "Metadata log index applied to this broker's copy").get_or_create(&vec![]).set(raft.applied_index.map_or(-1, |i| i as i64));
+    let elections = Counter::<u64>::default();
+    elections.inc_by(raft.elections);
+    s.registry.register(RAFT_ELECTIONS, "Leader changes of the metadata quorum seen by this broker", elections);
+
+    let me_record = state.brokers.get(&me);
+    let (my_fd, my_ud) = me_record.map_or(("", ""), |b| (b.fault_domain.as_str(), b.update_domain.as_str()));
+    s.gauge(BALANCE_BROKER_BYTES, "Bytes of log on each broker (each broker reports itself)")
+        .get_or_create(&l(&[("broker", &me.to_string()), ("fault_domain", my_fd), ("update_domain", my_ud)]))
+        .set(my_bytes as i64);
+
+    // --- Partitions this broker leads (kafka_exporter names).
+    let mut current = TextGauges::new(PARTITION_CURRENT_OFFSET, "High watermark of a partition (its leader exports it)");
+    let mut oldest = TextGauges::new(PARTITION_OLDEST_OFFSET, "Log start offset of a partition");
+    let mut in_sync = TextGauges::new(PARTITION_IN_SYNC, "In-sync replicas of a partition");
+    let mut replicas = TextGauges::new(PARTITION_REPLICAS, "Replicas of a partition");
+    let mut leader_g = TextGauges::new(PARTITION_LEADER, "Leader broker id of a partition");
+    let mut under_g = TextGauges::new(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
+    let mut preferred_g =
+        TextGauges::new(PARTITION_LEADER_PREFERRED, "1 when a partition is led by its preferred (first) replica");
+    for h in &hosted {
+        let Role::Leader(st) = &*h.role.lock().expect("role") else { continue };
+        let p = h.partition.to_string();
+        let labels = [("topic", h.topic.as_str()), ("partition", p.as_str())];
+        current.set(&labels, h.log.high_watermark());
+        oldest.set(&labels, h.log.log_start_offset());
+        in_sync.set(&labels, st.isr.len() as i64);
+        replicas.set(&labels, st.replicas.len() as i64);
+        leader_g.set(&labels, i64::from(me));
+        under_g.set(&labels, i64::from(st.isr.len() < st.replicas.len()));
+        preferred_g.set(&labels, i64::from(st.replicas.first() == Some(&me)));
+    }
+    text_families.extend([current, oldest, in_sync, replicas, leader_g, under_g, preferred_g]);
+
+    // --- Cluster-wide figures: the active controller only.
+    if is_controller {
+        let counts = state.partition_counts();
+        s.gauge(OFFLINE_PARTITIONS, "Partitions without a leader (KafkaController OfflinePartitionsCount)")
+            .get_or_create(&vec![])
+            .set(counts.offline as i64);
+        s.gauge(GLOBAL_PARTITIONS, "Partitions in the cluster (GlobalPartitionCount)").get_or_create(&vec![]).set(counts.partitions as i64);
+        s.gauge(GLOBAL_TOPICS, "Topics in the cluster (GlobalTopicCount)").get_or_create(&vec![]).set(state.topics.len() as i64);
+        let brokers = s.gauge(CLUSTER_BROKERS, "Registered brokers by state");
+        let alive = state.brokers.values().filter(|b| !b.fenced).count();
+        brokers.get_or_create(&l(&[("state", "alive")])).set(alive as i64);
+        brokers.get_or_create(&l(&[("state", "fenced")])).set((state.brokers.len() - alive) as i64);
+        let topic_partitions = s.gauge(TOPIC_PARTITIONS, "Partitions of a topic");
+        let mut imbalance = 0;
+        let mut replicas_of: BTreeMap<i32, i64> = state.brokers.keys().map(|b| (*b, 0)).collect();
+        let mut leaders_of: BTreeMap<i32, i64> = replicas_of.clone();
+        let mut violations = 0;
+        let domain_of: BTreeMap<i32, (&str, &str)> =
+            state.brokers.values().map(|b| (b.id, (b.fault_domain.as_str(), b.update_domain.as_str()))).collect();
+        let fds = state.brokers.values().map(|b| b.fault_domain.as_str()).collect::<BTreeSet<_>>().len();
+        let uds = state.brokers.values().map(|b| b.update_domain.as_str()).collect::<BTreeSet<_>>().len();
+        for (name, topic) in &state.topics {
+            topic_partitions.get_or_create(&l(&[("topic", name)])).set(topic.partitions.len() as i64);
+            for p in &topic.partitions {
+                if p.leader != NO_LEADER && p.replicas.first() != Some(&p.leader) {
+                    imbalance += 1;
+                }
+                for r in &p.replicas {
+                    *replicas_of.entry(*r).or_default() += 1;
+                }
+                if p.leader != NO_LEADER {
+                    *leaders_of.entry(p.leader).or_default() += 1;
+                }
+                if !spans_domains(&p.replicas, &domain_of, fds, uds) {
+                    violations += 1;
+                }
+            }
+        }
+        s.gauge(PREFERRED_IMBALANCE, "Partitions not led by their preferred replica (PreferredReplicaImbalanceCount)")
+            .get_or_create(&vec![])
+            .set(imbalance);
+        let broker_replicas = s.gauge(BALANCE_BROKER_REPLICAS, "Replicas assigned to each broker");
+        let broker_leaders = s.gauge(BALANCE_BROKER_LEADERS, "Partitions led by each broker");
+        let mut fd_replicas: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut fd_leaders: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut ud_replicas: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut ud_leaders: BTreeMap<&str, i64> = BTreeMap::new();
+        for b in state.brokers.values() {
+            let labels = l(&[("broker", &b.id.to_string()), ("fault_domain", &b.fault_domain), ("update_domain", &b.update_domain)]);
+            let (r, ld) = (replicas_of[&b.id], leaders_of[&b.id]);
+            broker_replicas.get_or_create(&labels).set(r);
+            broker_leaders.get_or_create(&labels).set(ld);
+            *fd_replicas.entry(&b.fault_domain).or_default() += r;
+            *fd_leaders.entry(&b.fault_domain).or_default() += ld;
+            *ud_replicas.entry(&b.update_domain).or_default() += r;
+            *ud_leaders.entry(&b.update_domain).or_default() += ld;
+        }
+        for (name, help, map, label) in [
+            (BALANCE_FD_REPLICAS, "Replicas per fault domain", &fd_replicas, "fault_domain"),
+            (BALANCE_FD_LEADERS, "Leaders per fault domain", &fd_leaders, "fault_domain"),
+            (BALANCE_UD_REPLICAS, "Replicas per update domain", &ud_replicas, "update_domain"),
+            (BALANCE_UD_LEADERS, "Leaders per update domain", &ud_leaders, "update_domain"),
+        ] {
+            let family = s.gauge(name, help);
+            for (domain, v) in map {
+                family.get_or_create(&l(&[(label, domain)])).set(*v);
+            }
+        }
+        let skew = |values: Vec<i64>| {
+            let n = values.len() as f64;
+            let total: i64 = values.iter().sum();
+            if n == 0.0 || total == 0 {
+                return 1.0;
+            }
+            *values.iter().max().unwrap_or(&0) as f64 / (total as f64 / n)
+        };
+        s.float(BALANCE_REPLICA_SKEW, "Replicas on the fullest broker ÷ the mean (1 is perfect balance)")
+            .get_or_create(&vec![])
+            .set(skew(replicas_of.values().copied().collect()));
+        s.float(BALANCE_LEADER_SKEW, "Leaders on the busiest broker ÷ the mean (1 is perfect balance)")
+            .get_or_create(&vec![])
+            .set(skew(leaders_of.values().copied().collect()));
+        s.gauge(BALANCE_DOMAIN_VIOLATIONS, "Partitions whose replicas do not span min(#FD, RF) fault and min(#UD, RF) update domains")
+            .get_or_create(&vec![])
+            .set(violations);
+    }
+
+    // --- Consumer groups this broker coordinates.
+    let current_offset = s.gauge(GROUP_CURRENT_OFFSET, "Committed offset of a group on a partition");
+    let lag = s.gauge(GROUP_LAG, "High watermark minus committed offset");
+    let lag_sum = s.gauge(GROUP_LAG_SUM, "Lag of a group summed over a topic's partitions");
+    let members = s.gauge(GROUP_MEMBERS, "Members of a group");
+    let part_status = s.gauge(GROUP_PARTITION_STATUS, "Lag status of a partition: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP");
+    let group_status = s.gauge(GROUP_STATUS, "Lag status of a group: 0 OK, 1 WARN, 2 ERR");
+    for view in broker.groups.snapshot() {
+        let g = view.group_id.as_str();
+        members.get_or_create(&l(&[("consumergroup", g)])).set(view.members.len() as i64);
+        group_status.get_or_create(&l(&[("consumergroup", g)])).set(view.status as i64);
+        let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+        for p in &view.partitions {
+            let part = p.partition.to_string();
+            let labels = l(&[("consumergroup", g), ("topic", &p.topic), ("partition", &part)]);
+            current_offset.get_or_create(&labels).set(p.committed_offset);
+            lag.get_or_create(&labels).set(p.lag);
+            part_status.get_or_create(&labels).set(p.status.code());
+            *sums.entry(&p.topic).or_default() += p.lag;
+        }
+        for (topic, sum) in sums {
+            lag_sum.get_or_create(&l(&[("consumergroup", g), ("topic", topic)])).set(sum);
+        }
+    }
+
+    encode(out, &s.registry).expect("encoding to a String cannot fail");
+    super::strip_eof(out);
+    for family in &text_families {
+        family.write_to(out);
+    }
+}

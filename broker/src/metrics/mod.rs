@@ -1,0 +1,316 @@
+//! Broker metrics under the names the Prometheus JMX exporter's usual Kafka
+//! rules and kafka_exporter give them, so the dashboards and alert rules
+//! people already run keep working; kmon's own figures are
+//! `kmon_<subsystem>_<name>`. Every name is a constant here, and
+//! `dashboards/METRICS.md` is the catalogue (JMX MBean, labels, who exports).
+//!
+//! - event metrics (counters, histograms) live in [`BrokerMetrics`] and move
+//!   as things happen;
+//! - state metrics (gauges) are computed at scrape time by [`collect`] from
+//!   the broker's state: logs, hosted partitions, metadata, groups.
+//!
+//! Cluster-wide series are exported once per cluster: controller and
+//! balance figures by the active controller, per-partition figures by the
+//! partition's leader, consumer-group figures by the group's coordinator.
+//!
+//! `/metrics` speaks OpenMetrics when the scraper asks for it (`Accept:
+//! application/openmetrics-text`) and the Prometheus text format 0.0.4
+//! otherwise.
+
+pub mod collect;
+pub mod names;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use names::*;
+
+pub type Labels = Vec<(&'static str, String)>;
+
+/// Per-topic counters plus the all-topics series (no `topic` label), as the
+/// JMX exporter emits them.
+#[derive(Clone)]
+pub struct TopicCounter(Family<Labels, Counter>, bool);
+
+impl TopicCounter {
+    fn new(enabled: bool) -> Self {
+        TopicCounter(Family::default(), enabled)
+    }
+
+    pub fn inc_by(&self, topic: &str, n: u64) {
+        if !self.1 {
+            return;
+        }
+        self.0.get_or_create(&vec![("topic", topic.to_string())]).inc_by(n);
+        self.0.get_or_create(&Vec::new()).inc_by(n);
+    }
+}
+
+fn latency_family() -> Family<Labels, Histogram> {
+    Family::new_with_constructor(|| {
+        Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0, 30000.0])
+    })
+}
+
+/// The phases of a request, as Kafka's RequestMetrics splits them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestTiming {
+    /// Time the broker worked on the request itself.
+    pub local: Duration,
+    /// Time it waited on others: followers for acks=all, new data for a
+    /// long-poll fetch, the quorum for a metadata write.
+    pub remote: Duration,
+}
+
+pub struct BrokerMetrics {
+    registry: Registry,
+    pub messages_in: TopicCounter,
+    pub bytes_in: TopicCounter,
+    pub bytes_out: TopicCounter,
+    pub failed_produce: TopicCounter,
+    pub failed_fetch: TopicCounter,
+    pub total_produce: TopicCounter,
+    pub total_fetch: TopicCounter,
+    pub replication_bytes_in: Counter,
+    pub replication_bytes_out: Counter,
+    requests: Family<Labels, Counter>,
+    total_time: Family<Labels, Histogram>,
+    local_time: Family<Labels, Histogram>,
+    remote_time: Family<Labels, Histogram>,
+    pub isr_shrinks: Counter,
+    pub isr_expands: Counter,
+    /// Nanoseconds spent working on requests (for the idle ratio).
+    busy_nanos: AtomicU64,
+    idle_window: std::sync::Mutex<(Instant, u64)>,
+    workers: u64,
+    /// With metrics off (broker config `metrics_enabled = false`), events
+    /// are not counted and `/metrics` says so: the baseline for measuring
+    /// what metrics cost.
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for BrokerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BrokerMetrics")
+    }
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        Self::new(true)
+    }
+}
+
+impl BrokerMetrics {
+    pub fn new(enabled: bool) -> Self {
+        let mut registry = Registry::default();
+        let m = BrokerMetrics {
+            registry: Registry::default(),
+            messages_in: TopicCounter::new(enabled),
+            bytes_in: TopicCounter::new(enabled),
+            bytes_out: TopicCounter::new(enabled),
+            failed_produce: TopicCounter::new(enabled),
+            failed_fetch: TopicCounter::new(enabled),
+            total_produce: TopicCounter::new(enabled),
+            total_fetch: TopicCounter::new(enabled),
+            replication_bytes_in: Counter::default(),
+            replication_bytes_out: Counter::default(),
+            requests: Family::default(),
+            total_time: latency_family(),
+            local_time: latency_family(),
+            remote_time: latency_family(),
+            isr_shrinks: Counter::default(),
+            isr_expands: Counter::default(),
+            busy_nanos: AtomicU64::new(0),
+            idle_window: std::sync::Mutex::new((Instant::now(), 0)),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
+            enabled,
+        };
+        registry.register(MESSAGES_IN, "Records appended (BrokerTopicMetrics MessagesInPerSec)", m.messages_in.0.clone());
+        registry.register(BYTES_IN, "Bytes produced (BrokerTopicMetrics BytesInPerSec)", m.bytes_in.0.clone());
+        registry.register(BYTES_OUT, "Bytes fetched by consumers (BrokerTopicMetrics BytesOutPerSec)", m.bytes_out.0.clone());
+        registry.register(FAILED_PRODUCE, "Failed produce requests (FailedProduceRequestsPerSec)", m.failed_produce.0.clone());
+        registry.register(FAILED_FETCH, "Failed fetch requests (FailedFetchRequestsPerSec)", m.failed_fetch.0.clone());
+        registry.register(TOTAL_PRODUCE, "Produce requests (TotalProduceRequestsPerSec)", m.total_produce.0.clone());
+        registry.register(TOTAL_FETCH, "Fetch requests (TotalFetchRequestsPerSec)", m.total_fetch.0.clone());
+        registry.register(REPLICATION_BYTES_IN, "Bytes fetched from leaders (ReplicationBytesInPerSec)", m.replication_bytes_in.clone());
+        registry.register(REPLICATION_BYTES_OUT, "Bytes sent to followers (ReplicationBytesOutPerSec)", m.replication_bytes_out.clone());
+        registry.register(REQUESTS, "Requests by type (RequestMetrics RequestsPerSec)", m.requests.clone());
+        registry.register(TOTAL_TIME_MS, "Request time in ms (RequestMetrics TotalTimeMs)", m.total_time.clone());
+        registry.register(LOCAL_TIME_MS, "Time the broker worked on a request, ms (LocalTimeMs)", m.local_time.clone());
+        registry.register(REMOTE_TIME_MS, "Time a request waited on replicas, new data or the quorum, ms (RemoteTimeMs)", m.remote_time.clone());
+        registry.register(ISR_SHRINKS, "ISR shrinks proposed by this leader and accepted (IsrShrinksPerSec)", m.isr_shrinks.clone());
+        registry.register(ISR_EXPANDS, "ISR expansions proposed by this leader and accepted (IsrExpandsPerSec)", m.isr_expands.clone());
+        BrokerMetrics { registry, ..m }
+    }
+
+    /// Counts a request and its timing.
+    pub fn observe_request(&self, request: &'static str, timing: RequestTiming) {
+        if !self.enabled {
+            return;
+        }
+        let labels = vec![("request", request.to_string())];
+        self.requests.get_or_create(&labels).inc();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        self.total_time.get_or_create(&labels).observe(ms(timing.local + timing.remote));
+        self.local_time.get_or_create(&labels).observe(ms(timing.local));
+        self.remote_time.get_or_create(&labels).observe(ms(timing.remote));
+        self.busy_nanos.fetch_add(timing.local.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Share of request-handling capacity not used since the last scrape
+    /// (RequestHandlerAvgIdlePercent): 1 − busy time ÷ (elapsed × workers).
+    pub fn idle_ratio(&self) -> f64 {
+        let busy = self.busy_nanos.load(Ordering::Relaxed);
+        let mut window = self.idle_window.lock().expect("idle lock");
+        let (since, busy_then) = *window;
+        let elapsed = since.elapsed().as_nanos() as f64 * self.workers as f64;
+        *window = (Instant::now(), busy);
+        if elapsed <= 0.0 {
+            return 1.0;
+        }
+        (1.0 - (busy - busy_then) as f64 / elapsed).clamp(0.0, 1.0)
+    }
+
+    /// Encodes the event metrics (OpenMetrics, without the `# EOF`).
+    fn encode_events(&self, out: &mut String) {
+        encode(out, &self.registry).expect("encoding to a String cannot fail");
+        strip_eof(out);
+    }
+}
+
+fn strip_eof(out: &mut String) {
+    if out.ends_with("# EOF\n") {
+        out.truncate(out.len() - "# EOF\n".len());
+    }
+}
+
+/// Which exposition format a scraper gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    PrometheusText,
+}
+
+impl Format {
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::PrometheusText,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Turns OpenMetrics text into the Prometheus text format 0.0.4: no `# EOF`
+/// or `# UNIT`, and counters named by their `_total` series.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# TYPE ", "# HELP "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Serves `/metrics` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    broker: Arc<crate::broker::Broker>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    use axum::http::{HeaderMap, header};
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| {
+            let broker = broker.clone();
+            async move {
+                let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+                let gzip = headers
+                    .get(header::ACCEPT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+                let body = tokio::task::spawn_blocking(move || {
+                    let text = render(&broker, format);
+                    if gzip { gzip_fast(text.as_bytes()) } else { text.into_bytes() }
+                })
+                .await
+                .unwrap_or_default();
+                let encoding = if gzip { "gzip" } else { "identity" };
+                ([(header::CONTENT_TYPE, format.content_type()), (header::CONTENT_ENCODING, encoding)], body)
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// Prometheus asks for gzip: 10,000 partitions are ~6.5 MB of text, ~0.3 MB
+/// compressed. The fastest level is plenty for such repetitive text.
+fn gzip_fast(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 8), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("writing to memory cannot fail");
+    encoder.finish().expect("writing to memory cannot fail")
+}
+
+/// Everything a scrape returns.
+pub fn render(broker: &crate::broker::Broker, format: Format) -> String {
+    if !broker.metrics.enabled {
+        return "# metrics are disabled on this broker (metrics_enabled = false)\n".into();
+    }
+    let mut out = String::with_capacity(64 << 10);
+    broker.metrics.encode_events(&mut out);
+    collect::encode_state(broker, &mut out);
+    out.push_str("# EOF\n");
+    match format {
+        Format::OpenMetrics => out,
+        Format::PrometheusText => to_prometheus_text(&out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_total_series() {
+        let om = "# HELP a_b Things.\n# TYPE a_b counter\na_b_total 3\n# TYPE g gauge\n# UNIT g bytes\ng 1\n# EOF\n";
+        assert_eq!(to_prometheus_text(om), "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total 3\n# TYPE g gauge\ng 1\n");
+        assert_eq!(Format::negotiate(Some("application/openmetrics-text;version=1.0.0")), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::PrometheusText);
+        assert_eq!(Format::negotiate(None), Format::PrometheusText);
+    }
+}

@@ -1,0 +1,81 @@
+//! Every metric name the broker exports. The dashboards and alert rules in
+//! `dashboards/` use exactly these (see `dashboards/METRICS.md`).
+
+// BrokerTopicMetrics (JMX exporter names; counters get `_total`).
+pub const MESSAGES_IN: &str = "kafka_server_brokertopicmetrics_messagesin";
+pub const BYTES_IN: &str = "kafka_server_brokertopicmetrics_bytesin";
+pub const BYTES_OUT: &str = "kafka_server_brokertopicmetrics_bytesout";
+pub const FAILED_PRODUCE: &str = "kafka_server_brokertopicmetrics_failedproducerequests";
+pub const FAILED_FETCH: &str = "kafka_server_brokertopicmetrics_failedfetchrequests";
+pub const TOTAL_PRODUCE: &str = "kafka_server_brokertopicmetrics_totalproducerequests";
+pub const TOTAL_FETCH: &str = "kafka_server_brokertopicmetrics_totalfetchrequests";
+pub const REPLICATION_BYTES_IN: &str = "kafka_server_brokertopicmetrics_replicationbytesin";
+pub const REPLICATION_BYTES_OUT: &str = "kafka_server_brokertopicmetrics_replicationbytesout";
+
+// RequestMetrics.
+pub const REQUESTS: &str = "kafka_network_requestmetrics_requests";
+pub const TOTAL_TIME_MS: &str = "kafka_network_requestmetrics_totaltimems";
+pub const LOCAL_TIME_MS: &str = "kafka_network_requestmetrics_localtimems";
+pub const REMOTE_TIME_MS: &str = "kafka_network_requestmetrics_remotetimems";
+pub const REQUEST_HANDLER_IDLE: &str = "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent";
+
+// ReplicaManager and fetchers.
+pub const PARTITION_COUNT: &str = "kafka_server_replicamanager_partitioncount";
+pub const LEADER_COUNT: &str = "kafka_server_replicamanager_leadercount";
+pub const UNDER_REPLICATED: &str = "kafka_server_replicamanager_underreplicatedpartitions";
+pub const UNDER_MIN_ISR: &str = "kafka_server_replicamanager_underminisrpartitioncount";
+pub const OFFLINE_REPLICAS: &str = "kafka_server_replicamanager_offlinereplicacount";
+pub const ISR_SHRINKS: &str = "kafka_server_replicamanager_isrshrinks";
+pub const ISR_EXPANDS: &str = "kafka_server_replicamanager_isrexpands";
+pub const REPLICA_MAX_LAG: &str = "kafka_server_replicafetchermanager_maxlag";
+
+// Log.
+pub const LOG_SIZE: &str = "kafka_log_log_size";
+pub const LOG_START_OFFSET: &str = "kafka_log_log_logstartoffset";
+pub const LOG_END_OFFSET: &str = "kafka_log_log_logendoffset";
+
+// KafkaController (the active controller only, except the count).
+pub const ACTIVE_CONTROLLER: &str = "kafka_controller_kafkacontroller_activecontrollercount";
+pub const OFFLINE_PARTITIONS: &str = "kafka_controller_kafkacontroller_offlinepartitionscount";
+pub const GLOBAL_PARTITIONS: &str = "kafka_controller_kafkacontroller_globalpartitioncount";
+pub const GLOBAL_TOPICS: &str = "kafka_controller_kafkacontroller_globaltopiccount";
+pub const PREFERRED_IMBALANCE: &str = "kafka_controller_kafkacontroller_preferredreplicaimbalancecount";
+
+// Metadata quorum (KRaft's RaftMetrics names; kmon's own for the rest).
+pub const RAFT_LEADER: &str = "kafka_server_raftmetrics_current_leader";
+pub const RAFT_EPOCH: &str = "kafka_server_raftmetrics_current_epoch";
+pub const RAFT_HIGH_WATERMARK: &str = "kafka_server_raftmetrics_high_watermark";
+pub const RAFT_LOG_END: &str = "kafka_server_raftmetrics_log_end_offset";
+pub const RAFT_APPLIED: &str = "kmon_raft_applied_index";
+pub const RAFT_ELECTIONS: &str = "kmon_raft_elections";
+
+// Partitions (kafka_exporter names; each partition's leader exports it).
+pub const TOPIC_PARTITIONS: &str = "kafka_topic_partitions";
+pub const PARTITION_CURRENT_OFFSET: &str = "kafka_topic_partition_current_offset";
+pub const PARTITION_OLDEST_OFFSET: &str = "kafka_topic_partition_oldest_offset";
+pub const PARTITION_IN_SYNC: &str = "kafka_topic_partition_in_sync_replica";
+pub const PARTITION_REPLICAS: &str = "kafka_topic_partition_replicas";
+pub const PARTITION_LEADER: &str = "kafka_topic_partition_leader";
+pub const PARTITION_UNDER_REPLICATED: &str = "kafka_topic_partition_under_replicated_partition";
+pub const PARTITION_LEADER_PREFERRED: &str = "kafka_topic_partition_leader_is_preferred";
+
+// Consumer groups (kafka_exporter names; the group's coordinator exports them).
+pub const GROUP_CURRENT_OFFSET: &str = "kafka_consumergroup_current_offset";
+pub const GROUP_LAG: &str = "kafka_consumergroup_lag";
+pub const GROUP_LAG_SUM: &str = "kafka_consumergroup_lag_sum";
+pub const GROUP_MEMBERS: &str = "kafka_consumergroup_members";
+pub const GROUP_PARTITION_STATUS: &str = "kmon_consumergroup_partition_status";
+pub const GROUP_STATUS: &str = "kmon_consumergroup_status";
+
+// Balance (the active controller; bytes by each broker for itself).
+pub const BALANCE_BROKER_REPLICAS: &str = "kmon_balance_broker_replicas";
+pub const BALANCE_BROKER_LEADERS: &str = "kmon_balance_broker_leaders";
+pub const BALANCE_BROKER_BYTES: &str = "kmon_balance_broker_bytes";
+pub const BALANCE_FD_REPLICAS: &str = "kmon_balance_fault_domain_replicas";
+pub const BALANCE_FD_LEADERS: &str = "kmon_balance_fault_domain_leaders";
+pub const BALANCE_UD_REPLICAS: &str = "kmon_balance_update_domain_replicas";
+pub const BALANCE_UD_LEADERS: &str = "kmon_balance_update_domain_leaders";
+pub const BALANCE_REPLICA_SKEW: &str = "kmon_balance_replica_skew_ratio";
+pub const BALANCE_LEADER_SKEW: &str = "kmon_balance_leader_skew_ratio";
+pub const BALANCE_DOMAIN_VIOLATIONS: &str = "kmon_balance_domain_violating_partitions";
+pub const CLUSTER_BROKERS: &str = "kmon_cluster_brokers";

@@ -1,0 +1,59 @@
+//! `kmon agent`: run the node agent (see the `kmon-agent` crate): host
+//! metrics on `--metrics-listen` under node_exporter names, shipped to the
+//! cluster's `__kmon_node_metrics` topic, buffered on disk while no broker
+//! answers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kmon_agent::AgentConfig;
+use kmon_agent::config::{DEFAULT_BUFFER_BYTES, default_node_name};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AgentArgs {
+    /// Brokers to ship to, HOST:PORT; repeat or separate with commas (tried in turn).
+    #[arg(long, env = "KMON_BOOTSTRAP", value_delimiter = ',', required = true)]
+    bootstrap: Vec<String>,
+    /// Where the agent serves /metrics, HOST:PORT (port 0: any free port).
+    #[arg(long, env = "KMON_AGENT_METRICS_LISTEN", default_value = "127.0.0.1:9744")]
+    metrics_listen: String,
+    /// How often a sample is taken and shipped, e.g. 5s, 200ms.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// This node's name in the samples (default: the host name).
+    #[arg(long, env = "KMON_NODE")]
+    node: Option<String>,
+    /// The disk buffer's directory.
+    #[arg(long, env = "KMON_AGENT_BUFFER_DIR", default_value = "kmon-agent-buffer")]
+    buffer_dir: PathBuf,
+    /// Bound on the disk buffer; when full the oldest samples are dropped (and counted).
+    #[arg(long, default_value_t = DEFAULT_BUFFER_BYTES)]
+    buffer_max_bytes: u64,
+}
+
+pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    crate::cmd::init_logging();
+    let config = AgentConfig {
+        bootstrap: args.bootstrap.into_iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),
+        metrics_listen: args.metrics_listen,
+        interval: args.interval,
+        node: args.node.unwrap_or_else(default_node_name),
+        buffer_dir: args.buffer_dir,
+        buffer_max_bytes: args.buffer_max_bytes,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            shutdown.cancel();
+        }
+    });
+    kmon_agent::run(config, shutdown).await.context("agent failed")
+}

@@ -1,0 +1,253 @@
+//! The node agent end to end: a real broker and a real `kmon agent`
+//! (ephemeral ports, 200 ms interval): its `/metrics` parses and follows
+//! real disk writes, `kmon status --json` lists it, its samples land in
+//! `__kmon_node_metrics`, and the samples taken while the broker was
+//! SIGKILLed arrive, in order and without a gap, once it is back.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use kmon_client::{Consumer, ConsumerConfig};
+
+const TOPIC: &str = "__kmon_node_metrics";
+const NODE: &str = "e2e-node";
+
+/// A `kmon agent` child, SIGKILLed on drop.
+struct AgentProcess {
+    child: Child,
+    metrics: String,
+    stderr_path: PathBuf,
+}
+
+impl AgentProcess {
+    fn start(bootstrap: &str, buffer_dir: &Path) -> AgentProcess {
+        let stderr_path = buffer_dir.with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(KMON)
+            .args(["agent", "--bootstrap", bootstrap, "--metrics-listen", "127.0.0.1:0", "--interval", "200ms"])
+            .args(["--node", NODE])
+            .arg("--buffer-dir")
+            .arg(buffer_dir)
+            .env_remove("KMON_BOOTSTRAP")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn kmon agent");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("kmon agent ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("agent not ready: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
+        });
+        let metrics = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("metrics="))
+            .unwrap_or_else(|| panic!("no metrics= in {line}"))
+            .to_owned();
+        AgentProcess { child, metrics, stderr_path }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /metrics`, parsed by a real exposition-format parser.
+fn scrape(address: &str) -> prometheus_parse::Scrape {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to /metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("application/openmetrics-text"), "{head}");
+    assert!(body.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    prometheus_parse::Scrape::parse(lines).expect("/metrics parses")
+}
+
+fn value(sample: &prometheus_parse::Sample) -> f64 {
+    match sample.value {
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("unexpected value type for {}", sample.metric),
+    }
+}
+
+fn sum(scrape: &prometheus_parse::Scrape, metric: &str) -> f64 {
+    scrape.samples.iter().filter(|s| s.metric == metric).map(value).sum()
+}
+
+/// Every record of the topic so far (JSON values), read to the high watermark.
+fn consume_all(bootstrap: &str) -> Vec<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap)).await.expect("consumer");
+        consumer.assign(TOPIC, 0, 0);
+        let mut records = Vec::new();
+        loop {
+            let batch = consumer.poll().await.expect("poll");
+            records.extend(batch.iter().map(|r| {
+                assert_eq!(r.key.as_deref(), Some(NODE.as_bytes()), "keyed by node");
+                serde_json::from_slice::<serde_json::Value>(&r.value).expect("JSON sample")
+            }));
+            let position = consumer.position(TOPIC, 0).unwrap_or(0);
+            if batch.is_empty() && consumer.high_watermark(TOPIC, 0).is_some_and(|hw| position >= hw) {
+                return records;
+            }
+        }
+    })
+}
+
+fn sequences(records: &[serde_json::Value]) -> Vec<u64> {
+    records.iter().map(|r| r["sequence"].as_u64().expect("sequence")).collect()
+}
+
+/// Sequence numbers, duplicates (an at-least-once resend) dropped: they
+/// must first appear in increasing order, without a gap.
+fn assert_in_order_without_gap(seqs: &[u64]) -> (u64, u64) {
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<u64> = seqs.iter().copied().filter(|s| seen.insert(*s)).collect();
+    assert!(firsts.windows(2).all(|w| w[1] == w[0] + 1), "sequence numbers out of order or with a gap: {firsts:?}");
+    (firsts[0], *firsts.last().unwrap())
+}
+
+#[test]
+fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
+    let mut cluster = Cluster::start(1, &[]);
+    let bootstrap = cluster.brokers[0].bootstrap();
+    let data_dir = cluster.brokers[0].data_dirs[0].canonicalize().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(&bootstrap, &agent_dir.path().join("buffer"));
+
+    // /metrics parses and has the data dir's file system.
+    let first = wait_for("node_filesystem_avail_bytes", Duration::from_secs(20), || {
+        let s = scrape(&agent.metrics);
+        s.samples.iter().any(|x| x.metric == "node_filesystem_avail_bytes").then_some(s)
+    });
+    let mountpoint = first
+        .samples
+        .iter()
+        .filter(|s| s.metric == "node_filesystem_avail_bytes")
+        .filter_map(|s| s.labels.get("mountpoint").map(str::to_owned))
+        .filter(|m| data_dir.starts_with(m))
+        .max_by_key(|m| m.len())
+        .unwrap_or_else(|| panic!("no file system series covers {}", data_dir.display()));
+    let avail = first
+        .samples
+        .iter()
+        .find(|s| s.metric == "node_filesystem_avail_bytes" && s.labels.get("mountpoint") == Some(&mountpoint))
+        .unwrap();
+    assert!(value(avail) > 0.0);
+    for name in [
+        "node_cpu_seconds_total",
+        "node_memory_MemTotal_bytes",
+        "node_memory_MemAvailable_bytes",
+        "node_load1",
+        "node_network_receive_bytes_total",
+        "node_network_transmit_drop_total",
+        "kmon_node_broker_resident_memory_bytes",
+        "kmon_agent_samples_shipped_total",
+        "kmon_agent_samples_dropped_total",
+    ] {
+        assert!(first.samples.iter().any(|s| s.metric == name), "{name} missing from /metrics");
+    }
+    assert_eq!(
+        first.samples.iter().find(|s| s.metric == "kmon_node_broker_resident_memory_bytes").unwrap().labels.get("broker"),
+        Some("1"),
+        "the broker's id is read from its command line"
+    );
+
+    // Writing 200 MB (fsynced) on the data disk makes the written bytes rise.
+    let written_before = sum(&first, "node_disk_written_bytes_total");
+    let file = data_dir.join("agent-e2e-ballast");
+    {
+        let mut f = std::fs::File::create(&file).unwrap();
+        let chunk = vec![0x5a_u8; 1 << 20];
+        for _ in 0..200 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    std::fs::remove_file(&file).unwrap();
+    let written_after = wait_for("node_disk_written_bytes_total to rise by 200 MB", Duration::from_secs(30), || {
+        let now = sum(&scrape(&agent.metrics), "node_disk_written_bytes_total");
+        (now - written_before >= 190e6).then_some(now)
+    });
+    assert!(written_after > written_before);
+
+    // `kmon status --json` lists the agent.
+    let status: serde_json::Value = wait_for("the agent in kmon status", Duration::from_secs(20), || {
+        let status: serde_json::Value = serde_json::from_str(&kmon_ok(&bootstrap, &["status", "--json"], "")).unwrap();
+        status["agents"].as_array().is_some_and(|a| !a.is_empty()).then_some(status)
+    });
+    let agents = status["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{status}");
+    assert_eq!(agents[0]["node"], NODE);
+    assert_eq!(agents[0]["metrics_address"], agent.metrics.as_str());
+    assert!(agents[0]["last_seen"].as_str().is_some_and(|s| s.ends_with('Z')), "{status}");
+    assert!(status["brokers"].is_array() && status["controller_id"].is_number(), "existing keys stay");
+
+    // The samples land in the internal topic.
+    let records = wait_for("samples in __kmon_node_metrics", Duration::from_secs(20), || {
+        let records = consume_all(&bootstrap);
+        (records.len() >= 5).then_some(records)
+    });
+    let sample = &records[0];
+    assert_eq!(sample["node"], NODE);
+    assert_eq!(sample["metrics_address"], agent.metrics.as_str());
+    assert!(sample["timestamp_ms"].as_i64().unwrap() > 0);
+    assert!(
+        sample["series"].as_array().unwrap().iter().any(|s| s["name"] == "node_load1"),
+        "a sample carries every series"
+    );
+    assert_in_order_without_gap(&sequences(&records));
+
+    // SIGKILL the broker: the agent buffers on disk meanwhile.
+    cluster.broker(1).kill();
+    let shipped_before = sum(&scrape(&agent.metrics), "kmon_agent_samples_shipped_total");
+    wait_for("samples buffered while the broker is down", Duration::from_secs(20), || {
+        (sum(&scrape(&agent.metrics), "kmon_agent_samples_buffered") >= 8.0).then_some(())
+    });
+    let buffered_while_down = sum(&scrape(&agent.metrics), "kmon_agent_samples_buffered");
+    assert_eq!(sum(&scrape(&agent.metrics), "kmon_agent_samples_dropped_total"), 0.0);
+
+    // Back on the same data and ports: the buffered samples arrive.
+    cluster.restart(1);
+    wait_for("the buffer to drain", Duration::from_secs(60), || {
+        let s = scrape(&agent.metrics);
+        (sum(&s, "kmon_agent_samples_buffered") == 0.0
+            && sum(&s, "kmon_agent_samples_shipped_total") >= shipped_before + buffered_while_down)
+            .then_some(())
+    });
+    let after = consume_all(&bootstrap);
+    let seqs = sequences(&after);
+    let (first_seq, last_seq) = assert_in_order_without_gap(&seqs);
+    assert_eq!(first_seq, sequences(&records)[0], "nothing stored before the restart was lost");
+    assert!(
+        last_seq >= sequences(&records).last().unwrap() + buffered_while_down as u64,
+        "the samples taken while the broker was down arrived (last {last_seq}); agent log:\n{}",
+        agent.stderr()
+    );
+}

@@ -1,0 +1,163 @@
+//! Honest metrics: the figures on `/metrics` follow real events, parse
+//! with an exposition-format parser, and pass `promtool check metrics`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// Scrapes `/metrics` (Prometheus text format) and parses it.
+fn scrape(metrics_address: &str) -> (String, prometheus_parse::Scrape) {
+    let body = http_get(metrics_address, "/metrics", None);
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    (body, parsed)
+}
+
+/// A minimal HTTP/1.1 GET over a std TcpStream.
+fn http_get(address: &str, path: &str, accept: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to /metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    if head.to_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+/// Value of a series with exactly these labels (`[]` = no labels).
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.samples.iter().find_map(|s| {
+        let wanted: HashMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let have: HashMap<String, String> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        (s.metric == name && have == wanted).then(|| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+    })
+}
+
+fn promtool_check(body: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (test.sh installs Debian's prometheus package)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // promtool exits 3 for lint warnings only (naming advice), 1 for errors.
+    assert!(
+        out.status.code() != Some(1),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn produced_records_move_messages_in_and_the_exposition_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let b = broker.bootstrap();
+    kmon_ok(&b, &["topic", "create", "counted", "--partitions", "2"], "");
+    let (_, before) = scrape(&broker.metrics);
+    let base = value(&before, "kafka_server_brokertopicmetrics_messagesin_total", &[]).unwrap_or(0.0);
+    let input: String = (0..1234).map(|i| format!("r{i}\n")).collect();
+    kmon_ok(&b, &["produce", "--topic", "counted"], &input);
+    let (body, after) = scrape(&broker.metrics);
+    assert_eq!(value(&after, "kafka_server_brokertopicmetrics_messagesin_total", &[("topic", "counted")]), Some(1234.0));
+    assert_eq!(value(&after, "kafka_server_brokertopicmetrics_messagesin_total", &[]), Some(base + 1234.0));
+    assert!(value(&after, "kafka_server_brokertopicmetrics_bytesin_total", &[("topic", "counted")]).unwrap() > 1234.0 * 4.0);
+    assert_eq!(value(&after, "kafka_server_replicamanager_partitioncount", &[]), Some(2.0));
+    assert_eq!(value(&after, "kafka_server_replicamanager_leadercount", &[]), Some(2.0));
+    assert_eq!(value(&after, "kafka_controller_kafkacontroller_activecontrollercount", &[]), Some(1.0));
+    assert_eq!(value(&after, "kafka_controller_kafkacontroller_globaltopiccount", &[]), Some(1.0));
+    let hw: f64 = (0..2)
+        .map(|p| value(&after, "kafka_topic_partition_current_offset", &[("topic", "counted"), ("partition", &p.to_string())]).unwrap())
+        .sum();
+    assert_eq!(hw, 1234.0);
+    assert!(body.contains("kafka_network_requestmetrics_totaltimems_bucket{"), "request latency histograms");
+    promtool_check(&body);
+    // OpenMetrics when asked for it.
+    let om = http_get(&broker.metrics, "/metrics", Some("application/openmetrics-text; version=1.0.0"));
+    assert!(om.ends_with("# EOF\n"));
+    // Failed produce requests are counted too (a batch over max.message.bytes).
+    kmon_ok(&b, &["topic", "create", "small", "--partitions", "1", "--config", "max.message.bytes=100"], "");
+    kmon_err(&b, &["produce", "--topic", "small"], &format!("{}\n", "x".repeat(300)));
+    let (_, after) = scrape(&broker.metrics);
+    assert_eq!(value(&after, "kafka_server_brokertopicmetrics_failedproducerequests_total", &[("topic", "small")]), Some(1.0));
+}
+
+#[test]
+fn a_paused_follower_moves_isr_figures_and_they_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n").unwrap();
+    let mut cluster = Cluster::start(3, &["--config", config.to_str().unwrap()]);
+    let b = cluster.brokers[0].bootstrap();
+    kmon_ok(&b, &["topic", "create", "isr", "--partitions", "1", "--replication-factor", "3"], "");
+    let described: serde_json::Value = wait_for("a full ISR", Duration::from_secs(30), || {
+        let d: serde_json::Value = serde_json::from_str(&kmon_ok(&b, &["topic", "describe", "isr", "--json"], "")).ok()?;
+        (d["partitions"][0]["isr"].as_array()?.len() == 3).then_some(d)
+    });
+    let leader = described["partitions"][0]["leader"].as_i64().unwrap() as i32;
+    let follower = described["partitions"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_i64().unwrap() as i32)
+        .find(|r| *r != leader)
+        .unwrap();
+    let leader_metrics = cluster.broker(leader).metrics.clone();
+    let (_, before) = scrape(&leader_metrics);
+    assert_eq!(value(&before, "kafka_server_replicamanager_underreplicatedpartitions", &[]), Some(0.0));
+    let shrinks = value(&before, "kafka_server_replicamanager_isrshrinks_total", &[]).unwrap_or(0.0);
+    let expands = value(&before, "kafka_server_replicamanager_isrexpands_total", &[]).unwrap_or(0.0);
+    // Exactly one broker says it is the active controller.
+    let controllers: f64 = cluster
+        .brokers
+        .iter()
+        .map(|b| value(&scrape(&b.metrics).1, "kafka_controller_kafkacontroller_activecontrollercount", &[]).unwrap())
+        .sum();
+    assert_eq!(controllers, 1.0);
+
+    cluster.broker(follower).signal("STOP");
+    wait_for("under-replicated on the leader", Duration::from_secs(30), || {
+        let (_, s) = scrape(&leader_metrics);
+        let under = value(&s, "kafka_server_replicamanager_underreplicatedpartitions", &[])?;
+        let in_sync = value(&s, "kafka_topic_partition_in_sync_replica", &[("topic", "isr"), ("partition", "0")])?;
+        (under == 1.0 && in_sync == 2.0).then_some(())
+    });
+    cluster.broker(follower).signal("CONT");
+    let (_, recovered) = wait_for("the ISR to recover", Duration::from_secs(30), || {
+        let (body, s) = scrape(&leader_metrics);
+        (value(&s, "kafka_server_replicamanager_underreplicatedpartitions", &[]) == Some(0.0)).then_some((body, s))
+    });
+    // Fencing or lag shrank it; either way the leader expanded it again.
+    assert!(value(&recovered, "kafka_server_replicamanager_isrexpands_total", &[]).unwrap_or(0.0) > expands);
+    let _ = shrinks;
+    assert_eq!(value(&recovered, "kafka_topic_partition_in_sync_replica", &[("topic", "isr"), ("partition", "0")]), Some(3.0));
+}
