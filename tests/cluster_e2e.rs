@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use kmon_client::{Acks, Admin, Consumer, ConsumerConfig, ErrorCode, OffsetSpec, Producer, ProducerConfig};
+use kmon_client::{Acks, Admin, ErrorCode, Producer, ProducerConfig};
 
 /// Fast failure detection for tests: 1 s sessions, 2 s replica lag.
 const FAST: &[&str] = &[];
@@ -49,23 +49,6 @@ async fn wait_isr(
         (p.isr.len() == len && p.leader > 0).then_some(p)
     })
     .await
-}
-
-async fn consume_all(bootstrap: &str, topic: &str, partitions: u32) -> Vec<kmon_client::ConsumerRecord> {
-    let admin = Admin::connect(bootstrap).await.unwrap();
-    let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap)).await.unwrap();
-    let mut ends = HashMap::new();
-    for p in 0..partitions {
-        consumer.assign_at(topic, p, OffsetSpec::Earliest).await.unwrap();
-        ends.insert(p, admin.list_offset(topic, p, OffsetSpec::Latest).await.unwrap().offset.unwrap());
-    }
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ends.iter().any(|(p, end)| consumer.position(topic, *p).unwrap() < *end) {
-        assert!(Instant::now() < deadline, "consume did not reach the end offsets");
-        out.extend(consumer.poll().await.unwrap());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -394,8 +394,10 @@ fn tokenizer_finds_metric_names_only() {
 fn every_metric_in_the_dashboards_and_rules_is_exported() {
     let known = known_metric_names();
     let mut unknown = Vec::new();
+    let mut used = BTreeSet::new();
     let mut check = |place: String, expr: &str| {
         for name in metric_names(expr) {
+            used.insert(name.clone());
             if !known.contains(&name) && !ANNOUNCED.contains(&name.as_str()) {
                 unknown.push(format!("{name} (in {place})"));
             }
@@ -415,6 +417,9 @@ fn every_metric_in_the_dashboards_and_rules_is_exported() {
     }
     assert!(expressions > 50, "only {expressions} expressions found");
     assert!(unknown.is_empty(), "metric names nobody exports:\n{}", unknown.join("\n"));
+    let unused: Vec<String> =
+        rule_file("recording.yml").into_iter().map(|r| r.name).filter(|n| !used.contains(n)).collect();
+    assert!(unused.is_empty(), "recording rules no dashboard or alert uses: {unused:?}");
 }
 
 // ----------------------------------------------------------- dashboards

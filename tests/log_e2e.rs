@@ -10,24 +10,6 @@ use bytes::Bytes;
 use common::*;
 use kmon_client::{Acks, Admin, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig};
 
-async fn consume_all(bootstrap: &str, topic: &str, partitions: u32) -> Vec<kmon_client::ConsumerRecord> {
-    let admin = Admin::connect(bootstrap).await.unwrap();
-    let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap)).await.unwrap();
-    let mut ends = HashMap::new();
-    for p in 0..partitions {
-        consumer.assign_at(topic, p, OffsetSpec::Earliest).await.unwrap();
-        let end = admin.list_offset(topic, p, OffsetSpec::Latest).await.unwrap().offset.unwrap();
-        ends.insert(p, end);
-    }
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ends.iter().any(|(p, end)| consumer.position(topic, *p).unwrap() < *end) {
-        assert!(Instant::now() < deadline, "consume did not reach the end offsets");
-        out.extend(consumer.poll().await.unwrap());
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_records_round_trip_unchanged() {
     let dir = tempfile::tempdir().unwrap();

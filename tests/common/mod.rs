@@ -339,3 +339,23 @@ impl Cluster {
         self.brokers.iter().map(|b| format!("--- {}\n{}", b.stderr_path.display(), b.stderr())).collect()
     }
 }
+
+/// Reads every partition of `topic` from its earliest offset up to the end
+/// offsets taken at the start (through the client library).
+pub async fn consume_all(bootstrap: &str, topic: &str, partitions: u32) -> Vec<kmon_client::ConsumerRecord> {
+    use kmon_client::{Admin, Consumer, ConsumerConfig, OffsetSpec};
+    let admin = Admin::connect(bootstrap).await.unwrap();
+    let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap)).await.unwrap();
+    let mut ends = std::collections::HashMap::new();
+    for p in 0..partitions {
+        consumer.assign_at(topic, p, OffsetSpec::Earliest).await.unwrap();
+        ends.insert(p, admin.list_offset(topic, p, OffsetSpec::Latest).await.unwrap().offset.unwrap());
+    }
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ends.iter().any(|(p, end)| consumer.position(topic, *p).unwrap() < *end) {
+        assert!(Instant::now() < deadline, "consume did not reach the end offsets");
+        out.extend(consumer.poll().await.unwrap());
+    }
+    out
+}
