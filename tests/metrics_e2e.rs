@@ -51,7 +51,9 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
         let wanted: HashMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let have: HashMap<String, String> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         (s.metric == name && have == wanted).then(|| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
         })
     })
@@ -88,15 +90,27 @@ fn produced_records_move_messages_in_and_the_exposition_is_valid() {
     let input: String = (0..1234).map(|i| format!("r{i}\n")).collect();
     kmon_ok(&b, &["produce", "--topic", "counted"], &input);
     let (body, after) = scrape(&broker.metrics);
-    assert_eq!(value(&after, "kafka_server_brokertopicmetrics_messagesin_total", &[("topic", "counted")]), Some(1234.0));
+    assert_eq!(
+        value(&after, "kafka_server_brokertopicmetrics_messagesin_total", &[("topic", "counted")]),
+        Some(1234.0)
+    );
     assert_eq!(value(&after, "kafka_server_brokertopicmetrics_messagesin_total", &[]), Some(base + 1234.0));
-    assert!(value(&after, "kafka_server_brokertopicmetrics_bytesin_total", &[("topic", "counted")]).unwrap() > 1234.0 * 4.0);
+    assert!(
+        value(&after, "kafka_server_brokertopicmetrics_bytesin_total", &[("topic", "counted")]).unwrap() > 1234.0 * 4.0
+    );
     assert_eq!(value(&after, "kafka_server_replicamanager_partitioncount", &[]), Some(2.0));
     assert_eq!(value(&after, "kafka_server_replicamanager_leadercount", &[]), Some(2.0));
     assert_eq!(value(&after, "kafka_controller_kafkacontroller_activecontrollercount", &[]), Some(1.0));
     assert_eq!(value(&after, "kafka_controller_kafkacontroller_globaltopiccount", &[]), Some(1.0));
     let hw: f64 = (0..2)
-        .map(|p| value(&after, "kafka_topic_partition_current_offset", &[("topic", "counted"), ("partition", &p.to_string())]).unwrap())
+        .map(|p| {
+            value(
+                &after,
+                "kafka_topic_partition_current_offset",
+                &[("topic", "counted"), ("partition", &p.to_string())],
+            )
+            .unwrap()
+        })
         .sum();
     assert_eq!(hw, 1234.0);
     assert!(body.contains("kafka_network_requestmetrics_totaltimems_bucket{"), "request latency histograms");
@@ -108,19 +122,27 @@ fn produced_records_move_messages_in_and_the_exposition_is_valid() {
     kmon_ok(&b, &["topic", "create", "small", "--partitions", "1", "--config", "max.message.bytes=100"], "");
     kmon_err(&b, &["produce", "--topic", "small"], &format!("{}\n", "x".repeat(300)));
     let (_, after) = scrape(&broker.metrics);
-    assert_eq!(value(&after, "kafka_server_brokertopicmetrics_failedproducerequests_total", &[("topic", "small")]), Some(1.0));
+    assert_eq!(
+        value(&after, "kafka_server_brokertopicmetrics_failedproducerequests_total", &[("topic", "small")]),
+        Some(1.0)
+    );
 }
 
 #[test]
 fn a_paused_follower_moves_isr_figures_and_they_recover() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("broker.toml");
-    std::fs::write(&config, "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n").unwrap();
+    std::fs::write(
+        &config,
+        "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n",
+    )
+    .unwrap();
     let mut cluster = Cluster::start(3, &["--config", config.to_str().unwrap()]);
     let b = cluster.brokers[0].bootstrap();
     kmon_ok(&b, &["topic", "create", "isr", "--partitions", "1", "--replication-factor", "3"], "");
     let described: serde_json::Value = wait_for("a full ISR", Duration::from_secs(30), || {
-        let d: serde_json::Value = serde_json::from_str(&kmon_ok(&b, &["topic", "describe", "isr", "--json"], "")).ok()?;
+        let d: serde_json::Value =
+            serde_json::from_str(&kmon_ok(&b, &["topic", "describe", "isr", "--json"], "")).ok()?;
         (d["partitions"][0]["isr"].as_array()?.len() == 3).then_some(d)
     });
     let leader = described["partitions"][0]["leader"].as_i64().unwrap() as i32;
@@ -159,5 +181,8 @@ fn a_paused_follower_moves_isr_figures_and_they_recover() {
     // Fencing or lag shrank it; either way the leader expanded it again.
     assert!(value(&recovered, "kafka_server_replicamanager_isrexpands_total", &[]).unwrap_or(0.0) > expands);
     let _ = shrinks;
-    assert_eq!(value(&recovered, "kafka_topic_partition_in_sync_replica", &[("topic", "isr"), ("partition", "0")]), Some(3.0));
+    assert_eq!(
+        value(&recovered, "kafka_topic_partition_in_sync_replica", &[("topic", "isr"), ("partition", "0")]),
+        Some(3.0)
+    );
 }

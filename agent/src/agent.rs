@@ -43,7 +43,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     let listener = TcpListener::bind(&config.metrics_listen)
         .await
         .map_err(|source| AgentError::Bind { address: config.metrics_listen.clone(), source })?;
-    let bound = listener.local_addr().map_err(|source| AgentError::Bind { address: config.metrics_listen.clone(), source })?;
+    let bound =
+        listener.local_addr().map_err(|source| AgentError::Bind { address: config.metrics_listen.clone(), source })?;
     let (buffer, recovery) = DiskBuffer::open(&config.buffer_dir, config.buffer_max_bytes)?;
     if recovery.truncated_bytes > 0 {
         tracing::warn!(bytes = recovery.truncated_bytes, "disk buffer: recovered after a torn write");
@@ -148,7 +149,11 @@ fn store(shared: &Shared, timestamp_ms: i64, series: &[Series]) -> Result<(), Ag
 fn to_proto(series: &Series) -> PbSeries {
     PbSeries {
         name: series.desc.name.to_owned(),
-        labels: series.labels.iter().map(|(name, value)| Label { name: (*name).to_owned(), value: value.clone() }).collect(),
+        labels: series
+            .labels
+            .iter()
+            .map(|(name, value)| Label { name: (*name).to_owned(), value: value.clone() })
+            .collect(),
         value: series.value,
     }
 }
@@ -173,7 +178,9 @@ async fn ship_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 .expect("buffer read task panicked")
             };
             let samples: Vec<NodeSample> = match pending {
-                Ok(frames) => frames.into_iter().filter_map(|(_, bytes)| NodeSample::decode(bytes.as_slice()).ok()).collect(),
+                Ok(frames) => {
+                    frames.into_iter().filter_map(|(_, bytes)| NodeSample::decode(bytes.as_slice()).ok()).collect()
+                }
                 Err(err) => {
                     tracing::error!(error = %err, "disk buffer: read failed");
                     break;

@@ -125,8 +125,16 @@ impl DiskBuffer {
         let last = segments.back().and_then(Segment::last_sequence);
         let next = last.map_or(acked, |l| (l + 1).max(acked));
         let total_bytes = segments.iter().map(|s| s.bytes).sum();
-        let mut buffer =
-            DiskBuffer { dir: dir.to_path_buf(), max_bytes, segment_bytes, segments, active: None, total_bytes, acked, next };
+        let mut buffer = DiskBuffer {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes,
+            segments,
+            active: None,
+            total_bytes,
+            acked,
+            next,
+        };
         buffer.delete_acked_segments()?;
         Ok((buffer, recovery))
     }
@@ -384,10 +392,8 @@ mod tests {
         for i in 0..2000 {
             dropped += buffer.push(&payload(i)).unwrap();
             assert!(buffer.size_bytes() <= max, "over the bound after push {i}");
-            let on_disk: u64 = std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().metadata().unwrap().len())
-                .sum();
+            let on_disk: u64 =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
             assert!(on_disk <= max, "files over the bound after push {i}");
         }
         assert!(dropped > 0);

@@ -67,12 +67,7 @@ desc!(LOAD1, "node_load1", Gauge, "1m load average.");
 desc!(LOAD5, "node_load5", Gauge, "5m load average.");
 desc!(LOAD15, "node_load15", Gauge, "15m load average.");
 // Local `kmon broker` processes: labels pid, broker.
-desc!(
-    BROKER_RSS,
-    "kmon_node_broker_resident_memory_bytes",
-    Gauge,
-    "Resident memory of a local kmon broker process."
-);
+desc!(BROKER_RSS, "kmon_node_broker_resident_memory_bytes", Gauge, "Resident memory of a local kmon broker process.");
 desc!(
     BROKER_CPU,
     "kmon_node_broker_cpu_seconds_total",
@@ -157,9 +152,10 @@ impl Collector for Snapshot {
         }
         for desc in order {
             let (name, kind) = match desc.kind {
-                Kind::Counter => {
-                    (desc.name.strip_suffix("_total").unwrap_or(desc.name), prometheus_client::metrics::MetricType::Counter)
-                }
+                Kind::Counter => (
+                    desc.name.strip_suffix("_total").unwrap_or(desc.name),
+                    prometheus_client::metrics::MetricType::Counter,
+                ),
                 Kind::Gauge => (desc.name, prometheus_client::metrics::MetricType::Gauge),
             };
             let mut family = encoder.encode_descriptor(name, desc.help, None, kind)?;
@@ -182,9 +178,21 @@ pub fn registry(own: &AgentMetrics, snapshot: Arc<Snapshot>) -> Registry {
     registry.register_collector(Box::new(snapshot));
     registry.register(SCRAPE_ERRORS, "Collector runs that failed, by collector", own.scrape_errors.clone());
     registry.register(SAMPLES_SHIPPED, "Samples acknowledged by the cluster", own.samples_shipped.clone());
-    registry.register(SAMPLES_BUFFERED, "Samples in the disk buffer not yet acknowledged", own.samples_buffered.clone());
-    registry.register(SAMPLES_DROPPED, "Samples dropped unshipped because the disk buffer was full", own.samples_dropped.clone());
-    registry.register(SHIP_ERRORS, "Shipping rounds that failed (no broker, or a broker error)", own.ship_errors.clone());
+    registry.register(
+        SAMPLES_BUFFERED,
+        "Samples in the disk buffer not yet acknowledged",
+        own.samples_buffered.clone(),
+    );
+    registry.register(
+        SAMPLES_DROPPED,
+        "Samples dropped unshipped because the disk buffer was full",
+        own.samples_dropped.clone(),
+    );
+    registry.register(
+        SHIP_ERRORS,
+        "Shipping rounds that failed (no broker, or a broker error)",
+        own.ship_errors.clone(),
+    );
     registry
 }
 
@@ -200,7 +208,10 @@ pub async fn serve(listener: TcpListener, registry: Registry, shutdown: Cancella
                 match prometheus_client::encoding::text::encode(&mut body, &registry) {
                     Ok(()) => (
                         axum::http::StatusCode::OK,
-                        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         body,
                     ),
                     Err(_) => (

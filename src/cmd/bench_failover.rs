@@ -39,11 +39,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kmon_client::batch::{Record, encode_batch};
 use kmon_client::connection::KmonClient;
-use kmon_client::{Acks, Admin, ClusterMetadata, Producer, ProducerConfig};
+use kmon_client::{Acks, ClusterMetadata, Producer, ProducerConfig};
 use kmon_proto::v1 as pb;
-use tokio::signal::unix::{SignalKind, signal};
 
-use super::up::{self, BrokerChild, ClusterLayout, Layout};
+use super::bench_cluster::{Cluster, RECOVERY_DEADLINE, in_scratch_dir};
 
 /// The topic the producer and the leader probes write to.
 const TOPIC: &str = "failover-bench";
@@ -54,8 +53,6 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 const WRITE_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// Bound on one failover; past it the run fails.
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
-/// Bound on start-up, and on a restarted broker rejoining the ISR.
-const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct FailoverArgs {
@@ -76,28 +73,7 @@ pub(crate) struct FailoverArgs {
 }
 
 pub(crate) async fn run(args: FailoverArgs) -> anyhow::Result<()> {
-    let dir = match &args.data_dir {
-        Some(dir) if dir.exists() => {
-            bail!("{} exists; pass a new directory (it is removed afterwards)", dir.display())
-        }
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("kmon-bench-failover-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    // Dropping `measure` on a signal drops the cluster, which kills the brokers.
-    let result = tokio::select! {
-        result = measure(&args, &dir) => result,
-        _ = term.recv() => Err(anyhow!("interrupted")),
-        _ = int.recv() => Err(anyhow!("interrupted")),
-    };
-    if args.keep {
-        eprintln!("kept the cluster's data and logs in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
+    in_scratch_dir(args.data_dir.clone(), args.keep, "failover", |dir| async move { measure(&args, &dir).await }).await
 }
 
 async fn measure(args: &FailoverArgs, dir: &Path) -> anyhow::Result<()> {
@@ -109,7 +85,7 @@ async fn measure(args: &FailoverArgs, dir: &Path) -> anyhow::Result<()> {
         .create_topic(TOPIC, 3, 3, vec![("min.insync.replicas".into(), "2".into())])
         .await
         .context("cannot create the bench topic")?;
-    cluster.wait_until_healthy().await?;
+    cluster.wait_until_healthy(TOPIC).await?;
 
     let acks = Arc::new(Mutex::new(Vec::new()));
     let producer = BackgroundProducer::start(&cluster.address(1), acks.clone()).await?;
@@ -176,7 +152,7 @@ async fn leader_failover(cluster: &mut Cluster, acks: &Mutex<Vec<Instant>>) -> a
     let first_ok = first_successful_produce(probes, batch, killed_at).await?;
     let producer_resumed = producer_outage(acks, killed_at, first_ok).await?;
     cluster.restart(leader).await?;
-    cluster.wait_until_healthy().await?;
+    cluster.wait_until_healthy(TOPIC).await?;
     Ok(LeaderFailover { failover: first_ok - killed_at, producer_resumed, was_controller })
 }
 
@@ -217,7 +193,7 @@ async fn controller_failover(cluster: &mut Cluster, run: u32) -> anyhow::Result<
     };
     drop(attempts);
     cluster.restart(controller).await?;
-    cluster.wait_until_healthy().await?;
+    cluster.wait_until_healthy(TOPIC).await?;
     Ok(written - killed_at)
 }
 
@@ -355,137 +331,6 @@ impl BackgroundProducer {
     }
 }
 
-/// The local cluster: one child per broker, index `id - 1`.
-struct Cluster {
-    exe: PathBuf,
-    dir: PathBuf,
-    layout: ClusterLayout,
-    children: Vec<BrokerChild>,
-}
-
-impl Cluster {
-    async fn start(dir: &Path, brokers: usize) -> anyhow::Result<Self> {
-        let layout = ClusterLayout::on_ports(Layout::Diagonal, &free_ports(brokers)?, 3, 3)?;
-        let exe = std::env::current_exe().context("cannot find the kmon executable")?;
-        let mut cluster = Cluster { exe, dir: dir.to_owned(), layout, children: Vec::with_capacity(brokers) };
-        let mut ready = Vec::with_capacity(brokers);
-        for broker in &cluster.layout.brokers {
-            let (child, ready_line) = up::spawn(&cluster.exe, &cluster.dir, &cluster.layout, broker)?;
-            cluster.children.push(child);
-            ready.push(ready_line);
-        }
-        let deadline = Instant::now() + RECOVERY_DEADLINE;
-        up::wait_until_up(&cluster.layout, &mut cluster.children, ready, deadline).await?;
-        Ok(cluster)
-    }
-
-    fn ids(&self) -> impl Iterator<Item = u32> + use<> {
-        1..=self.layout.brokers.len() as u32
-    }
-
-    fn address(&self, id: u32) -> String {
-        self.layout.brokers[id as usize - 1].listen.clone()
-    }
-
-    /// An admin client bootstrapped from broker `id`, or from any running
-    /// broker.
-    async fn admin(&mut self, id: Option<u32>) -> anyhow::Result<Admin> {
-        let id = match id {
-            Some(id) => id,
-            None => self.running().next().ok_or_else(|| anyhow!("no broker is running"))?,
-        };
-        Ok(Admin::connect(&self.address(id)).await?)
-    }
-
-    fn running(&mut self) -> impl Iterator<Item = u32> + '_ {
-        self.children.iter_mut().filter_map(|c| matches!(c.child.try_wait(), Ok(None)).then_some(c.layout.id))
-    }
-
-    /// SIGKILLs broker `id` and reaps it; returns the moment of the kill.
-    async fn kill(&mut self, id: u32) -> anyhow::Result<Instant> {
-        let child = &mut self.children[id as usize - 1].child;
-        let at = Instant::now();
-        child.start_kill().with_context(|| format!("cannot kill broker {id}"))?;
-        child.wait().await?;
-        Ok(at)
-    }
-
-    /// Starts broker `id` again with the same flags and data; returns once
-    /// it reported ready.
-    async fn restart(&mut self, id: u32) -> anyhow::Result<()> {
-        let broker = &self.layout.brokers[id as usize - 1];
-        let (mut child, ready) = up::spawn(&self.exe, &self.dir, &self.layout, broker)?;
-        let outcome = tokio::time::timeout(RECOVERY_DEADLINE, ready).await;
-        let log = child.log.clone();
-        let ready = match outcome {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => {
-                let status = child.child.wait().await?;
-                Err(anyhow!("broker {id} exited ({status}) on restart{}", up::log_tail(&log)))
-            }
-            Err(_) => Err(anyhow!("broker {id} was not ready within {RECOVERY_DEADLINE:?}{}", up::log_tail(&log))),
-        };
-        self.children[id as usize - 1] = child;
-        ready
-    }
-
-    /// Every broker alive, a controller, and every replica of the bench
-    /// topic in its partition's ISR.
-    async fn wait_until_healthy(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + RECOVERY_DEADLINE;
-        loop {
-            let last = match self.health().await {
-                Ok(None) => return Ok(()),
-                Ok(Some(problem)) => problem,
-                Err(err) => err.to_string(),
-            };
-            if Instant::now() > deadline {
-                bail!("the cluster did not recover within {RECOVERY_DEADLINE:?}: {last}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// What is still unhealthy, if anything.
-    async fn health(&mut self) -> anyhow::Result<Option<String>> {
-        let metadata = self.admin(None).await?.metadata(&[TOPIC]).await?;
-        if metadata.controller_id < 0 {
-            return Ok(Some("no controller".into()));
-        }
-        if let Some(b) = metadata.brokers.iter().find(|b| !b.alive) {
-            return Ok(Some(format!("broker {} not alive", b.id)));
-        }
-        let topic = metadata.topics.iter().find(|t| t.name == TOPIC).ok_or_else(|| anyhow!("no topic {TOPIC}"))?;
-        for p in &topic.partitions {
-            if p.leader < 0 || p.isr.len() < p.replicas.len() {
-                return Ok(Some(format!("partition {}: leader {}, ISR {:?}", p.partition, p.leader, p.isr)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// SIGTERM and a grace period, like `kmon up` on Ctrl-C.
-    async fn stop(mut self) {
-        up::stop_all(&mut self.children).await;
-    }
-}
-
-impl Drop for Cluster {
-    /// On error or interruption: SIGKILL every broker still running and
-    /// reap it (briefly), so the data directory can be removed.
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.child.start_kill();
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        for child in &mut self.children {
-            while matches!(child.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-}
-
 fn partition_leader(metadata: &ClusterMetadata, partition: u32) -> anyhow::Result<u32> {
     let topic = metadata.topics.iter().find(|t| t.name == TOPIC).ok_or_else(|| anyhow!("no topic {TOPIC}"))?;
     let p = topic
@@ -494,17 +339,6 @@ fn partition_leader(metadata: &ClusterMetadata, partition: u32) -> anyhow::Resul
         .find(|p| p.partition == partition)
         .ok_or_else(|| anyhow!("no partition {partition}"))?;
     u32::try_from(p.leader).map_err(|_| anyhow!("partition {partition} has no leader"))
-}
-
-/// `(gRPC, metrics)` port pairs that were free a moment ago: bound on
-/// 127.0.0.1:0 together, then released for the brokers.
-fn free_ports(count: usize) -> anyhow::Result<Vec<(u16, u16)>> {
-    let listeners = (0..count * 2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("cannot find free ports")?;
-    let ports = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<Vec<_>, _>>()?;
-    Ok(ports.chunks(2).map(|pair| (pair[0], pair[1])).collect())
 }
 
 fn now_ms() -> i64 {

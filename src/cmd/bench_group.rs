@@ -56,10 +56,10 @@ use kmon_client::{
     GroupDescription, OffsetSpec, Producer, ProducerConfig,
 };
 use tokio::process::{Child, Command};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::up::{self, BrokerChild, ClusterLayout, Layout};
+use super::bench_cluster::{Cluster, in_scratch_dir};
+use super::up;
 
 /// The topic every measurement uses.
 const TOPIC: &str = "group-bench";
@@ -69,8 +69,6 @@ const REBALANCE_GROUP: &str = "group-bench-rebalance";
 const DESCRIBE_INTERVAL: Duration = Duration::from_millis(5);
 /// Bound on one rebalance or join; past it the run fails.
 const REBALANCE_DEADLINE: Duration = Duration::from_secs(60);
-/// Bound on the cluster's start and the topic becoming healthy.
-const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a member process gets to exit after SIGTERM.
 const MEMBER_STOP_GRACE: Duration = Duration::from_secs(15);
 /// Bound on one throughput run without progress.
@@ -118,40 +116,18 @@ pub(crate) struct GroupArgs {
 }
 
 pub(crate) async fn run(args: GroupArgs) -> anyhow::Result<()> {
-    let dir = match &args.data_dir {
-        Some(dir) if dir.exists() => {
-            bail!("{} exists; pass a new directory (it is removed afterwards)", dir.display())
-        }
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("kmon-bench-group-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    // Dropping `measure` on a signal drops the cluster and the members,
-    // which kills their processes.
-    let result = tokio::select! {
-        result = measure(&args, &dir) => result,
-        _ = term.recv() => Err(anyhow!("interrupted")),
-        _ = int.recv() => Err(anyhow!("interrupted")),
-    };
-    if args.keep {
-        eprintln!("kept the cluster's data and logs in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
+    in_scratch_dir(args.data_dir.clone(), args.keep, "group", |dir| async move { measure(&args, &dir).await }).await
 }
 
 async fn measure(args: &GroupArgs, dir: &Path) -> anyhow::Result<()> {
-    let cluster = Cluster::start(dir).await?;
+    let mut cluster = Cluster::start(dir, 3).await?;
     eprintln!("cluster of 3 brokers up in {}", dir.display());
-    let admin = Admin::connect(&cluster.bootstrap()).await?;
+    let admin = Admin::connect(&cluster.address(1)).await?;
     admin
         .create_topic(TOPIC, args.partitions, 3, vec![("min.insync.replicas".into(), "2".into())])
         .await
         .context("cannot create the bench topic")?;
-    wait_until_healthy(&admin).await?;
+    cluster.wait_until_healthy(TOPIC).await?;
 
     if !args.no_rebalance {
         rebalances(args, &cluster, &admin, dir).await?;
@@ -171,7 +147,7 @@ async fn rebalances(args: &GroupArgs, cluster: &Cluster, admin: &Admin, dir: &Pa
     let mut group = MemberGroup {
         exe: std::env::current_exe().context("cannot find the kmon executable")?,
         dir: dir.to_owned(),
-        bootstrap: cluster.bootstrap(),
+        bootstrap: cluster.address(1),
         session_timeout,
         heartbeat_interval,
         partitions: args.partitions,
@@ -397,7 +373,7 @@ fn owns_all(description: &GroupDescription, partitions: u32) -> bool {
 
 /// Produces the records, then alternates plain and group runs.
 async fn throughput(args: &GroupArgs, cluster: &Cluster, admin: &Admin) -> anyhow::Result<()> {
-    let bootstrap = cluster.bootstrap();
+    let bootstrap = cluster.address(1);
     let produced = produce(&bootstrap, args.records, args.record_size).await?;
     eprintln!("produced {} records of {} bytes in {:.1} s", args.records, args.record_size, produced.as_secs_f64());
     let mut plain = Vec::new();
@@ -593,82 +569,6 @@ async fn group_run(bootstrap: &str, admin: &Admin, args: &GroupArgs, run: u32) -
 }
 
 /// Partitions with a leader and a full ISR, else what is still missing.
-async fn wait_until_healthy(admin: &Admin) -> anyhow::Result<()> {
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        let problem = match admin.metadata(&[TOPIC]).await {
-            Err(err) => err.to_string(),
-            Ok(metadata) => match metadata.topics.iter().find(|t| t.name == TOPIC) {
-                None => format!("no topic {TOPIC}"),
-                Some(topic) => match topic.partitions.iter().find(|p| p.leader < 0 || p.isr.len() < p.replicas.len()) {
-                    None => return Ok(()),
-                    Some(p) => format!("partition {}: leader {}, ISR {:?}", p.partition, p.leader, p.isr),
-                },
-            },
-        };
-        if Instant::now() > deadline {
-            bail!("the bench topic was not healthy within {START_DEADLINE:?}: {problem}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The local cluster: 3 broker children.
-struct Cluster {
-    layout: ClusterLayout,
-    children: Vec<BrokerChild>,
-}
-
-impl Cluster {
-    async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let layout = ClusterLayout::on_ports(Layout::Diagonal, &free_ports(3)?, 3, 3)?;
-        let exe = std::env::current_exe().context("cannot find the kmon executable")?;
-        let mut cluster = Cluster { layout, children: Vec::with_capacity(3) };
-        let mut ready = Vec::with_capacity(3);
-        for broker in &cluster.layout.brokers {
-            let (child, ready_line) = up::spawn(&exe, dir, &cluster.layout, broker)?;
-            cluster.children.push(child);
-            ready.push(ready_line);
-        }
-        up::wait_until_up(&cluster.layout, &mut cluster.children, ready, Instant::now() + START_DEADLINE).await?;
-        Ok(cluster)
-    }
-
-    fn bootstrap(&self) -> String {
-        self.layout.brokers[0].listen.clone()
-    }
-
-    /// SIGTERM and a grace period, like `kmon up` on Ctrl-C.
-    async fn stop(mut self) {
-        up::stop_all(&mut self.children).await;
-    }
-}
-
-impl Drop for Cluster {
-    /// On error or interruption: SIGKILL every broker still running and
-    /// reap it (briefly), so the data directory can be removed.
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.child.start_kill();
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        for child in &mut self.children {
-            while matches!(child.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-}
-
-/// `(gRPC, metrics)` port pairs that were free a moment ago.
-fn free_ports(count: usize) -> anyhow::Result<Vec<(u16, u16)>> {
-    let listeners = (0..count * 2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("cannot find free ports")?;
-    let ports = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<Vec<_>, _>>()?;
-    Ok(ports.chunks(2).map(|pair| (pair[0], pair[1])).collect())
-}
 
 /// `median X ms (min Y ms, max Z ms) over N runs [a, b, ...]`
 fn stats(times: &mut [Duration]) -> String {

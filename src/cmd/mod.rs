@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod bench_cluster;
 mod bench_failover;
 mod bench_group;
 mod bench_startup;

@@ -46,7 +46,11 @@ pub fn parse_proc_stat(text: &str, out: &mut Vec<Series>) -> Result<(), CollectE
         for (mode, field) in MODES.iter().zip(fields) {
             let ticks: u64 =
                 field.parse().map_err(|_| CollectError(format!("/proc/stat: bad value {field:?} for cpu{cpu}")))?;
-            out.push(Series::new(&CPU_SECONDS, vec![("cpu", cpu.to_owned()), ("mode", (*mode).to_owned())], ticks as f64 / USER_HZ));
+            out.push(Series::new(
+                &CPU_SECONDS,
+                vec![("cpu", cpu.to_owned()), ("mode", (*mode).to_owned())],
+                ticks as f64 / USER_HZ,
+            ));
         }
     }
     if found { Ok(()) } else { Err(CollectError("/proc/stat has no cpuN lines".into())) }

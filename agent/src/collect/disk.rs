@@ -18,9 +18,33 @@ use crate::metrics::{DISK_READ, DISK_WRITTEN, FILESYSTEM_AVAIL, FILESYSTEM_SIZE}
 /// node_exporter's default `--collector.filesystem.fs-types-exclude`, plus
 /// `tmpfs`-like memory file systems (no disk behind them).
 const PSEUDO_FS: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "fusectl",
-    "hugetlbfs", "iso9660", "mqueue", "nsfs", "proc", "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs",
-    "squashfs", "sysfs", "tracefs", "tmpfs", "ramfs", "nfsd", "efivarfs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "procfs",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tracefs",
+    "tmpfs",
+    "ramfs",
+    "nfsd",
+    "efivarfs",
 ];
 
 #[derive(Debug)]
@@ -58,9 +82,9 @@ impl Collect for DiskCollector {
                 disks.refresh_specifics(true, refresh);
                 disks
             }
-            None => self.disks.insert(
-                Disks::new_with_refreshed_list_specifics(refresh).map_err(|e| CollectError(e.to_string()))?,
-            ),
+            None => self
+                .disks
+                .insert(Disks::new_with_refreshed_list_specifics(refresh).map_err(|e| CollectError(e.to_string()))?),
         };
         let mounted: Vec<Mounted> = disks
             .iter()
@@ -103,7 +127,8 @@ pub fn series(mounted: &[Mounted], out: &mut Vec<Series>) {
         }
     }
     for m in filesystems.values() {
-        let labels = vec![("device", m.device.clone()), ("mountpoint", m.mountpoint.clone()), ("fstype", m.fstype.clone())];
+        let labels =
+            vec![("device", m.device.clone()), ("mountpoint", m.mountpoint.clone()), ("fstype", m.fstype.clone())];
         out.push(Series::new(&FILESYSTEM_SIZE, labels.clone(), m.size as f64));
         out.push(Series::new(&FILESYSTEM_AVAIL, labels, m.avail as f64));
     }
@@ -150,7 +175,8 @@ mod tests {
 
     #[test]
     fn file_systems_are_capped() {
-        let list: Vec<Mounted> = (0..100).map(|i| mounted(&format!("/dev/d{i}"), &format!("/m{i:03}"), "xfs", 1)).collect();
+        let list: Vec<Mounted> =
+            (0..100).map(|i| mounted(&format!("/dev/d{i}"), &format!("/m{i:03}"), "xfs", 1)).collect();
         let mut out = Vec::new();
         series(&list, &mut out);
         assert_eq!(out.iter().filter(|s| s.desc == &FILESYSTEM_SIZE).count(), MAX_FILESYSTEMS);

@@ -57,8 +57,8 @@ impl Collect for ProcessCollector {
 
 /// `Some(broker id or "")` when `name`/`args` are a `kmon broker` process.
 pub fn broker_id(name: &str, args: &[String]) -> Option<String> {
-    let exe_is_kmon = name == "kmon"
-        || args.first().and_then(|a| std::path::Path::new(a).file_name()).is_some_and(|f| f == "kmon");
+    let exe_is_kmon =
+        name == "kmon" || args.first().and_then(|a| std::path::Path::new(a).file_name()).is_some_and(|f| f == "kmon");
     if !exe_is_kmon || args.get(1).map(String::as_str) != Some("broker") {
         return None;
     }

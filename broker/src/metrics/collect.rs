@@ -118,23 +118,36 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
             Role::Offline { .. } => offline += 1,
         }
     }
-    s.gauge(PARTITION_COUNT, "Partitions on this broker (ReplicaManager PartitionCount)").get_or_create(&vec![]).set(hosted.len() as i64);
-    s.gauge(LEADER_COUNT, "Partitions this broker leads (ReplicaManager LeaderCount)").get_or_create(&vec![]).set(leaders);
+    s.gauge(PARTITION_COUNT, "Partitions on this broker (ReplicaManager PartitionCount)")
+        .get_or_create(&vec![])
+        .set(hosted.len() as i64);
+    s.gauge(LEADER_COUNT, "Partitions this broker leads (ReplicaManager LeaderCount)")
+        .get_or_create(&vec![])
+        .set(leaders);
     s.gauge(UNDER_REPLICATED, "Led partitions whose ISR is smaller than the replica set (UnderReplicatedPartitions)")
         .get_or_create(&vec![])
         .set(under_replicated);
-    s.gauge(UNDER_MIN_ISR, "Led partitions with fewer in-sync replicas than min.insync.replicas (UnderMinIsrPartitionCount)")
-        .get_or_create(&vec![])
-        .set(under_min_isr);
+    s.gauge(
+        UNDER_MIN_ISR,
+        "Led partitions with fewer in-sync replicas than min.insync.replicas (UnderMinIsrPartitionCount)",
+    )
+    .get_or_create(&vec![])
+    .set(under_min_isr);
     s.gauge(OFFLINE_REPLICAS, "Replicas on this broker whose partition has no leader (OfflineReplicaCount)")
         .get_or_create(&vec![])
         .set(offline);
-    s.gauge(REPLICA_MAX_LAG, "Largest lag in records of a follower replica on this broker (ReplicaFetcherManager MaxLag)")
-        .get_or_create(&vec![])
-        .set(max_lag);
-    s.float(REQUEST_HANDLER_IDLE, "Share of request-handling capacity idle since the last scrape (RequestHandlerAvgIdlePercent)")
-        .get_or_create(&vec![])
-        .set(broker.metrics.idle_ratio());
+    s.gauge(
+        REPLICA_MAX_LAG,
+        "Largest lag in records of a follower replica on this broker (ReplicaFetcherManager MaxLag)",
+    )
+    .get_or_create(&vec![])
+    .set(max_lag);
+    s.float(
+        REQUEST_HANDLER_IDLE,
+        "Share of request-handling capacity idle since the last scrape (RequestHandlerAvgIdlePercent)",
+    )
+    .get_or_create(&vec![])
+    .set(broker.metrics.idle_ratio());
     let mut size = TextGauges::new(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
     let mut start = TextGauges::new(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
     let mut end = TextGauges::new(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
@@ -152,20 +165,27 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
 
     // --- Metadata quorum, as seen by this broker.
     let raft = broker.controller.raft_status();
-    s.gauge(ACTIVE_CONTROLLER, "1 on the active controller, 0 elsewhere: the cluster-wide sum must be 1 (ActiveControllerCount)")
-        .get_or_create(&vec![])
-        .set(i64::from(is_controller));
+    s.gauge(
+        ACTIVE_CONTROLLER,
+        "1 on the active controller, 0 elsewhere: the cluster-wide sum must be 1 (ActiveControllerCount)",
+    )
+    .get_or_create(&vec![])
+    .set(i64::from(is_controller));
     s.gauge(RAFT_LEADER, "Metadata quorum leader id, -1 when none (RaftMetrics current-leader)")
         .get_or_create(&vec![])
         .set(i64::from(raft.leader.unwrap_or(-1)));
-    s.gauge(RAFT_EPOCH, "Metadata quorum term (RaftMetrics current-epoch)").get_or_create(&vec![]).set(raft.term as i64);
+    s.gauge(RAFT_EPOCH, "Metadata quorum term (RaftMetrics current-epoch)")
+        .get_or_create(&vec![])
+        .set(raft.term as i64);
     s.gauge(RAFT_HIGH_WATERMARK, "Committed index of the metadata log (RaftMetrics high-watermark)")
         .get_or_create(&vec![])
         .set(raft.committed_index.map_or(-1, |i| i as i64));
     s.gauge(RAFT_LOG_END, "Last index of the metadata log on this broker (RaftMetrics log-end-offset)")
         .get_or_create(&vec![])
         .set(raft.last_log_index.map_or(-1, |i| i as i64));
-    s.gauge(RAFT_APPLIED, "Metadata log index applied to this broker's copy").get_or_create(&vec![]).set(raft.applied_index.map_or(-1, |i| i as i64));
+    s.gauge(RAFT_APPLIED, "Metadata log index applied to this broker's copy")
+        .get_or_create(&vec![])
+        .set(raft.applied_index.map_or(-1, |i| i as i64));
     let elections = Counter::<u64>::default();
     elections.inc_by(raft.elections);
     s.registry.register(RAFT_ELECTIONS, "Leader changes of the metadata quorum seen by this broker", elections);
@@ -177,12 +197,14 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         .set(my_bytes as i64);
 
     // --- Partitions this broker leads (kafka_exporter names).
-    let mut current = TextGauges::new(PARTITION_CURRENT_OFFSET, "High watermark of a partition (its leader exports it)");
+    let mut current =
+        TextGauges::new(PARTITION_CURRENT_OFFSET, "High watermark of a partition (its leader exports it)");
     let mut oldest = TextGauges::new(PARTITION_OLDEST_OFFSET, "Log start offset of a partition");
     let mut in_sync = TextGauges::new(PARTITION_IN_SYNC, "In-sync replicas of a partition");
     let mut replicas = TextGauges::new(PARTITION_REPLICAS, "Replicas of a partition");
     let mut leader_g = TextGauges::new(PARTITION_LEADER, "Leader broker id of a partition");
-    let mut under_g = TextGauges::new(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
+    let mut under_g =
+        TextGauges::new(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
     let mut preferred_g =
         TextGauges::new(PARTITION_LEADER_PREFERRED, "1 when a partition is led by its preferred (first) replica");
     for h in &hosted {
@@ -205,8 +227,12 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         s.gauge(OFFLINE_PARTITIONS, "Partitions without a leader (KafkaController OfflinePartitionsCount)")
             .get_or_create(&vec![])
             .set(counts.offline as i64);
-        s.gauge(GLOBAL_PARTITIONS, "Partitions in the cluster (GlobalPartitionCount)").get_or_create(&vec![]).set(counts.partitions as i64);
-        s.gauge(GLOBAL_TOPICS, "Topics in the cluster (GlobalTopicCount)").get_or_create(&vec![]).set(state.topics.len() as i64);
+        s.gauge(GLOBAL_PARTITIONS, "Partitions in the cluster (GlobalPartitionCount)")
+            .get_or_create(&vec![])
+            .set(counts.partitions as i64);
+        s.gauge(GLOBAL_TOPICS, "Topics in the cluster (GlobalTopicCount)")
+            .get_or_create(&vec![])
+            .set(state.topics.len() as i64);
         let brokers = s.gauge(CLUSTER_BROKERS, "Registered brokers by state");
         let alive = state.brokers.values().filter(|b| !b.fenced).count();
         brokers.get_or_create(&l(&[("state", "alive")])).set(alive as i64);
@@ -247,7 +273,11 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         let mut ud_replicas: BTreeMap<&str, i64> = BTreeMap::new();
         let mut ud_leaders: BTreeMap<&str, i64> = BTreeMap::new();
         for b in state.brokers.values() {
-            let labels = l(&[("broker", &b.id.to_string()), ("fault_domain", &b.fault_domain), ("update_domain", &b.update_domain)]);
+            let labels = l(&[
+                ("broker", &b.id.to_string()),
+                ("fault_domain", &b.fault_domain),
+                ("update_domain", &b.update_domain),
+            ]);
             let (r, ld) = (replicas_of[&b.id], leaders_of[&b.id]);
             broker_replicas.get_or_create(&labels).set(r);
             broker_leaders.get_or_create(&labels).set(ld);
@@ -281,9 +311,12 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         s.float(BALANCE_LEADER_SKEW, "Leaders on the busiest broker ÷ the mean (1 is perfect balance)")
             .get_or_create(&vec![])
             .set(skew(leaders_of.values().copied().collect()));
-        s.gauge(BALANCE_DOMAIN_VIOLATIONS, "Partitions whose replicas do not span min(#FD, RF) fault and min(#UD, RF) update domains")
-            .get_or_create(&vec![])
-            .set(violations);
+        s.gauge(
+            BALANCE_DOMAIN_VIOLATIONS,
+            "Partitions whose replicas do not span min(#FD, RF) fault and min(#UD, RF) update domains",
+        )
+        .get_or_create(&vec![])
+        .set(violations);
     }
 
     // --- Consumer groups this broker coordinates.
@@ -291,7 +324,8 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
     let lag = s.gauge(GROUP_LAG, "High watermark minus committed offset");
     let lag_sum = s.gauge(GROUP_LAG_SUM, "Lag of a group summed over a topic's partitions");
     let members = s.gauge(GROUP_MEMBERS, "Members of a group");
-    let part_status = s.gauge(GROUP_PARTITION_STATUS, "Lag status of a partition: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP");
+    let part_status =
+        s.gauge(GROUP_PARTITION_STATUS, "Lag status of a partition: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP");
     let group_status = s.gauge(GROUP_STATUS, "Lag status of a group: 0 OK, 1 WARN, 2 ERR");
     for view in broker.groups.snapshot() {
         let g = view.group_id.as_str();

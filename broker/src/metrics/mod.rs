@@ -55,7 +55,9 @@ impl TopicCounter {
 
 fn latency_family() -> Family<Labels, Histogram> {
     Family::new_with_constructor(|| {
-        Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0, 30000.0])
+        Histogram::new([
+            0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0, 30000.0,
+        ])
     })
 }
 
@@ -133,21 +135,53 @@ impl BrokerMetrics {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
             enabled,
         };
-        registry.register(MESSAGES_IN, "Records appended (BrokerTopicMetrics MessagesInPerSec)", m.messages_in.0.clone());
+        registry.register(
+            MESSAGES_IN,
+            "Records appended (BrokerTopicMetrics MessagesInPerSec)",
+            m.messages_in.0.clone(),
+        );
         registry.register(BYTES_IN, "Bytes produced (BrokerTopicMetrics BytesInPerSec)", m.bytes_in.0.clone());
-        registry.register(BYTES_OUT, "Bytes fetched by consumers (BrokerTopicMetrics BytesOutPerSec)", m.bytes_out.0.clone());
-        registry.register(FAILED_PRODUCE, "Failed produce requests (FailedProduceRequestsPerSec)", m.failed_produce.0.clone());
+        registry.register(
+            BYTES_OUT,
+            "Bytes fetched by consumers (BrokerTopicMetrics BytesOutPerSec)",
+            m.bytes_out.0.clone(),
+        );
+        registry.register(
+            FAILED_PRODUCE,
+            "Failed produce requests (FailedProduceRequestsPerSec)",
+            m.failed_produce.0.clone(),
+        );
         registry.register(FAILED_FETCH, "Failed fetch requests (FailedFetchRequestsPerSec)", m.failed_fetch.0.clone());
         registry.register(TOTAL_PRODUCE, "Produce requests (TotalProduceRequestsPerSec)", m.total_produce.0.clone());
         registry.register(TOTAL_FETCH, "Fetch requests (TotalFetchRequestsPerSec)", m.total_fetch.0.clone());
-        registry.register(REPLICATION_BYTES_IN, "Bytes fetched from leaders (ReplicationBytesInPerSec)", m.replication_bytes_in.clone());
-        registry.register(REPLICATION_BYTES_OUT, "Bytes sent to followers (ReplicationBytesOutPerSec)", m.replication_bytes_out.clone());
+        registry.register(
+            REPLICATION_BYTES_IN,
+            "Bytes fetched from leaders (ReplicationBytesInPerSec)",
+            m.replication_bytes_in.clone(),
+        );
+        registry.register(
+            REPLICATION_BYTES_OUT,
+            "Bytes sent to followers (ReplicationBytesOutPerSec)",
+            m.replication_bytes_out.clone(),
+        );
         registry.register(REQUESTS, "Requests by type (RequestMetrics RequestsPerSec)", m.requests.clone());
         registry.register(TOTAL_TIME_MS, "Request time in ms (RequestMetrics TotalTimeMs)", m.total_time.clone());
         registry.register(LOCAL_TIME_MS, "Time the broker worked on a request, ms (LocalTimeMs)", m.local_time.clone());
-        registry.register(REMOTE_TIME_MS, "Time a request waited on replicas, new data or the quorum, ms (RemoteTimeMs)", m.remote_time.clone());
-        registry.register(ISR_SHRINKS, "ISR shrinks proposed by this leader and accepted (IsrShrinksPerSec)", m.isr_shrinks.clone());
-        registry.register(ISR_EXPANDS, "ISR expansions proposed by this leader and accepted (IsrExpandsPerSec)", m.isr_expands.clone());
+        registry.register(
+            REMOTE_TIME_MS,
+            "Time a request waited on replicas, new data or the quorum, ms (RemoteTimeMs)",
+            m.remote_time.clone(),
+        );
+        registry.register(
+            ISR_SHRINKS,
+            "ISR shrinks proposed by this leader and accepted (IsrShrinksPerSec)",
+            m.isr_shrinks.clone(),
+        );
+        registry.register(
+            ISR_EXPANDS,
+            "ISR expansions proposed by this leader and accepted (IsrExpandsPerSec)",
+            m.isr_expands.clone(),
+        );
         BrokerMetrics { registry, ..m }
     }
 
@@ -308,7 +342,10 @@ mod tests {
     #[test]
     fn prometheus_text_names_counters_by_their_total_series() {
         let om = "# HELP a_b Things.\n# TYPE a_b counter\na_b_total 3\n# TYPE g gauge\n# UNIT g bytes\ng 1\n# EOF\n";
-        assert_eq!(to_prometheus_text(om), "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total 3\n# TYPE g gauge\ng 1\n");
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total 3\n# TYPE g gauge\ng 1\n"
+        );
         assert_eq!(Format::negotiate(Some("application/openmetrics-text;version=1.0.0")), Format::OpenMetrics);
         assert_eq!(Format::negotiate(Some("text/plain")), Format::PrometheusText);
         assert_eq!(Format::negotiate(None), Format::PrometheusText);

@@ -1,0 +1,194 @@
+//! The local cluster the benches run on: real `kmon broker` children on
+//! free ports, laid out as `kmon up` lays them out, killed on drop; and the
+//! scratch directory each bench keeps its data in.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use kmon_client::Admin;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::up::{self, BrokerChild, ClusterLayout, Layout};
+
+/// Bound on start-up, and on a restarted broker rejoining the ISR.
+pub(super) const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `measure` in a new data directory (given, or in the system's temp
+/// directory), stops it on SIGINT/SIGTERM (dropping the cluster kills the
+/// brokers), and removes the directory afterwards unless `keep`.
+pub(super) async fn in_scratch_dir<F, Fut>(
+    data_dir: Option<PathBuf>,
+    keep: bool,
+    bench: &str,
+    measure: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let dir = match data_dir {
+        Some(dir) if dir.exists() => {
+            bail!("{} exists; pass a new directory (it is removed afterwards)", dir.display())
+        }
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("kmon-bench-{bench}-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let result = tokio::select! {
+        result = measure(dir.clone()) => result,
+        _ = term.recv() => Err(anyhow!("interrupted")),
+        _ = int.recv() => Err(anyhow!("interrupted")),
+    };
+    if keep {
+        eprintln!("kept the cluster's data and logs in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+/// The local cluster: one child per broker, index `id - 1`.
+pub(super) struct Cluster {
+    exe: PathBuf,
+    dir: PathBuf,
+    layout: ClusterLayout,
+    children: Vec<BrokerChild>,
+}
+
+impl Cluster {
+    pub(super) async fn start(dir: &Path, brokers: usize) -> anyhow::Result<Self> {
+        let layout = ClusterLayout::on_ports(Layout::Diagonal, &free_ports(brokers)?, 3, 3)?;
+        let exe = std::env::current_exe().context("cannot find the kmon executable")?;
+        let mut cluster = Cluster { exe, dir: dir.to_owned(), layout, children: Vec::with_capacity(brokers) };
+        let mut ready = Vec::with_capacity(brokers);
+        for broker in &cluster.layout.brokers {
+            let (child, ready_line) = up::spawn(&cluster.exe, &cluster.dir, &cluster.layout, broker)?;
+            cluster.children.push(child);
+            ready.push(ready_line);
+        }
+        let deadline = Instant::now() + RECOVERY_DEADLINE;
+        up::wait_until_up(&cluster.layout, &mut cluster.children, ready, deadline).await?;
+        Ok(cluster)
+    }
+
+    pub(super) fn ids(&self) -> impl Iterator<Item = u32> + use<> {
+        1..=self.layout.brokers.len() as u32
+    }
+
+    pub(super) fn address(&self, id: u32) -> String {
+        self.layout.brokers[id as usize - 1].listen.clone()
+    }
+
+    /// An admin client bootstrapped from broker `id`, or from any running
+    /// broker.
+    pub(super) async fn admin(&mut self, id: Option<u32>) -> anyhow::Result<Admin> {
+        let id = match id {
+            Some(id) => id,
+            None => self.running().next().ok_or_else(|| anyhow!("no broker is running"))?,
+        };
+        Ok(Admin::connect(&self.address(id)).await?)
+    }
+
+    pub(super) fn running(&mut self) -> impl Iterator<Item = u32> + '_ {
+        self.children.iter_mut().filter_map(|c| matches!(c.child.try_wait(), Ok(None)).then_some(c.layout.id))
+    }
+
+    /// SIGKILLs broker `id` and reaps it; returns the moment of the kill.
+    pub(super) async fn kill(&mut self, id: u32) -> anyhow::Result<Instant> {
+        let child = &mut self.children[id as usize - 1].child;
+        let at = Instant::now();
+        child.start_kill().with_context(|| format!("cannot kill broker {id}"))?;
+        child.wait().await?;
+        Ok(at)
+    }
+
+    /// Starts broker `id` again with the same flags and data; returns once
+    /// it reported ready.
+    pub(super) async fn restart(&mut self, id: u32) -> anyhow::Result<()> {
+        let broker = &self.layout.brokers[id as usize - 1];
+        let (mut child, ready) = up::spawn(&self.exe, &self.dir, &self.layout, broker)?;
+        let outcome = tokio::time::timeout(RECOVERY_DEADLINE, ready).await;
+        let log = child.log.clone();
+        let ready = match outcome {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => {
+                let status = child.child.wait().await?;
+                Err(anyhow!("broker {id} exited ({status}) on restart{}", up::log_tail(&log)))
+            }
+            Err(_) => Err(anyhow!("broker {id} was not ready within {RECOVERY_DEADLINE:?}{}", up::log_tail(&log))),
+        };
+        self.children[id as usize - 1] = child;
+        ready
+    }
+
+    /// Every broker alive, a controller, and every replica of `topic` in
+    /// its partition's ISR.
+    pub(super) async fn wait_until_healthy(&mut self, topic: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + RECOVERY_DEADLINE;
+        loop {
+            let last = match self.health(topic).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(problem)) => problem,
+                Err(err) => err.to_string(),
+            };
+            if Instant::now() > deadline {
+                bail!("the cluster did not recover within {RECOVERY_DEADLINE:?}: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What is still unhealthy, if anything.
+    pub(super) async fn health(&mut self, topic: &str) -> anyhow::Result<Option<String>> {
+        let metadata = self.admin(None).await?.metadata(&[topic]).await?;
+        if metadata.controller_id < 0 {
+            return Ok(Some("no controller".into()));
+        }
+        if let Some(b) = metadata.brokers.iter().find(|b| !b.alive) {
+            return Ok(Some(format!("broker {} not alive", b.id)));
+        }
+        let described = metadata.topics.iter().find(|t| t.name == topic).ok_or_else(|| anyhow!("no topic {topic}"))?;
+        for p in &described.partitions {
+            if p.leader < 0 || p.isr.len() < p.replicas.len() {
+                return Ok(Some(format!("partition {}: leader {}, ISR {:?}", p.partition, p.leader, p.isr)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// SIGTERM and a grace period, like `kmon up` on Ctrl-C.
+    pub(super) async fn stop(mut self) {
+        up::stop_all(&mut self.children).await;
+    }
+}
+
+impl Drop for Cluster {
+    /// On error or interruption: SIGKILL every broker still running and
+    /// reap it (briefly), so the data directory can be removed.
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.child.start_kill();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for child in &mut self.children {
+            while matches!(child.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// `(gRPC, metrics)` port pairs that were free a moment ago: bound on
+/// 127.0.0.1:0 together, then released for the brokers.
+pub(super) fn free_ports(count: usize) -> anyhow::Result<Vec<(u16, u16)>> {
+    let listeners = (0..count * 2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot find free ports")?;
+    let ports = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<Vec<_>, _>>()?;
+    Ok(ports.chunks(2).map(|pair| (pair[0], pair[1])).collect())
+}
