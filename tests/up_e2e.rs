@@ -118,8 +118,14 @@ fn kmon_up_runs_a_three_broker_cluster_and_restarts_it_with_its_data() {
         assert!(p["leader"].as_i64().unwrap() >= 1);
         assert!(p["isr"].is_array());
     }
-    let status: serde_json::Value = serde_json::from_str(&kmon_ok(&bootstrap, &["status", "--json"], "")).unwrap();
-    assert_eq!(status["partitions"], 3);
+    // `kmon up` runs a node agent: its samples go to the internal topic
+    // `__kmon_node_metrics` (1 partition), created on its first shipment.
+    let status: serde_json::Value =
+        wait_for("the agent's topic and the agent in status", Duration::from_secs(30), || {
+            let status: serde_json::Value =
+                serde_json::from_str(&kmon_ok(&bootstrap, &["status", "--json"], "")).unwrap();
+            (status["partitions"] == 4 && status["agents"].as_array().is_some_and(|a| a.len() == 1)).then_some(status)
+        });
     assert_eq!(status["offline_partitions"], 0);
     up.stop();
 
