@@ -3,6 +3,7 @@
 //! `kmon-broker` and `kmon-client` libraries.
 
 mod cmd;
+mod telemetry;
 
 use clap::Parser;
 

@@ -30,7 +30,7 @@
 //!   layout and invariants.
 //! - [`ship`]: one `Ship` stream per round to the first reachable bootstrap
 //!   broker.
-//! - [`error`]: [`AgentError`].
+//! - [`error`]: the crate's error type, [`AgentError`], with real messages.
 
 pub mod agent;
 pub mod buffer;

@@ -95,6 +95,11 @@ pub struct BrokerConfig {
     pub default_replication_factor: u32,
     /// Longest a fetch may wait for data, in ms, whatever the client asks.
     pub fetch_max_wait_ms: u32,
+    /// OTLP/gRPC collector (`http://host:port`) that receives this broker's
+    /// spans and metrics; empty (the default) exports nothing.
+    pub otlp_endpoint: String,
+    /// How often metrics are exported over OTLP, in ms.
+    pub otlp_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -134,6 +139,8 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             fetch_max_wait_ms: 30_000,
+            otlp_endpoint: String::new(),
+            otlp_interval_ms: 10_000,
         }
     }
 }
@@ -188,6 +195,18 @@ impl BrokerConfig {
         }
         if self.num_partitions == 0 {
             return bad("num_partitions", "must be > 0".into());
+        }
+        if !self.otlp_endpoint.is_empty() {
+            let ok = self
+                .otlp_endpoint
+                .parse::<tonic::codegen::http::Uri>()
+                .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some());
+            if !ok {
+                return bad("otlp_endpoint", format!("'{}' is not http://HOST:PORT", self.otlp_endpoint));
+            }
+        }
+        if self.otlp_interval_ms == 0 {
+            return bad("otlp_interval_ms", "must be > 0".into());
         }
         Ok(())
     }

@@ -59,6 +59,8 @@ pub enum BrokerError {
     Controller(String),
     #[error("{0}")]
     Group(#[from] crate::group::GroupError),
+    #[error("{}", crate::balance::scale_down::refusal(&format!("removing broker {broker_id}")))]
+    ScaleDownRefused { broker_id: i32 },
 }
 
 fn leader_hint(leader: &Option<String>) -> String {

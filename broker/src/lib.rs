@@ -12,6 +12,8 @@
 //! - [`broker`]: the broker's state and operations in domain terms, and the
 //!   table of which operation goes to the quorum and which to a leader.
 //! - [`controller`]: the metadata quorum (openraft) and its state machine.
+//! - [`balance`]: the rebalance planner (fault × update domains, load,
+//!   leaders) and the scale-down refusal.
 //! - [`replication`]: ISR replication: replica manager, follower fetchers,
 //!   broker lifecycle (register, heartbeat, fencing).
 //! - [`group`]: consumer groups: coordinator, membership, offsets, lag.
@@ -22,6 +24,7 @@
 //! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
 //! - [`error`]: the crate's error type.
 
+pub mod balance;
 pub mod broker;
 pub mod config;
 pub mod controller;

@@ -34,6 +34,18 @@ pub const METADATA_DIR: &str = "__cluster_metadata";
 
 /// Runs a broker until `shutdown` is cancelled.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()> {
+    run_with(config, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `on_start` with the broker once it exists (logs
+/// recovered, quorum joined), before it serves: the hook for what lives
+/// outside this crate and reads the broker, such as the OTLP metrics
+/// exporter of the `kmon` binary. What it spawns should stop on `shutdown`.
+pub async fn run_with(
+    config: BrokerConfig,
+    shutdown: CancellationToken,
+    on_start: impl FnOnce(Arc<Broker>),
+) -> Result<()> {
     config.validate()?;
     let grpc_listener = bind(&config.listen).await?;
     let metrics_listener = bind(&config.metrics_listen).await?;
@@ -89,6 +101,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         address,
         metrics_address,
     ));
+    on_start(broker.clone());
 
     // 4. Serve: the client API, the quorum and replication share the port.
     let tasks = TaskTracker::new();

@@ -14,7 +14,7 @@ use crate::connection::KmonClient;
 use crate::convert::offset_spec;
 use crate::error::ClientError;
 use crate::router::Router;
-use crate::types::{ClusterMetadata, OffsetSpec, PartitionOffset, TopicDescription};
+use crate::types::{ClusterMetadata, OffsetSpec, PartitionOffset, RebalancePlan, TopicDescription};
 
 /// How long `list_offsets` keeps retrying leader errors.
 const LEADER_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -162,6 +162,29 @@ impl Admin {
     /// Brokers and topics; an empty `topics` asks for every topic.
     pub async fn metadata(&self, topics: &[&str]) -> Result<ClusterMetadata, ClientError> {
         self.router.metadata(topics).await
+    }
+
+    /// A rebalance plan (any broker; nothing moves). Only `topics` may move;
+    /// empty: every topic.
+    pub async fn plan_rebalance(&self, topics: &[&str]) -> Result<RebalancePlan, ClientError> {
+        let request = pb::PlanRebalanceRequest { topics: topics.iter().map(|t| (*t).to_owned()).collect() };
+        let response = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.plan_rebalance(request).await }
+            })
+            .await?;
+        Ok(response.into())
+    }
+
+    /// Asks to remove a broker. Scale-down is not supported: the broker
+    /// always refuses (`ErrorCode::InvalidKafkaScaleDownRequest`, the
+    /// message says why and what to do instead) and nothing changes.
+    pub async fn remove_broker(&self, broker_id: i32) -> Result<(), ClientError> {
+        let request = pb::RemoveBrokerRequest { broker_id };
+        self.router.any_broker(|mut client| async move { client.remove_broker(request).await }).await?;
+        Ok(())
     }
 }
 

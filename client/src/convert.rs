@@ -5,8 +5,8 @@ use kmon_proto::v1 as pb;
 
 use crate::group::types::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, PartitionLag};
 use crate::types::{
-    Acks, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionOffset, TopicDescription,
-    TopicPartition,
+    Acks, BalanceGoal, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionMove, PartitionOffset,
+    RebalancePlan, TopicDescription, TopicPartition,
 };
 
 impl From<Acks> for pb::Acks {
@@ -170,6 +170,31 @@ impl From<pb::CommittedOffset> for CommittedOffset {
             offset: (c.offset >= 0).then_some(c.offset),
             metadata: c.metadata,
             commit_timestamp_ms: c.commit_timestamp_ms,
+        }
+    }
+}
+
+impl From<pb::PlanRebalanceResponse> for RebalancePlan {
+    fn from(r: pb::PlanRebalanceResponse) -> Self {
+        RebalancePlan {
+            moves: r
+                .moves
+                .into_iter()
+                .map(|m| PartitionMove {
+                    topic: m.topic,
+                    partition: m.partition,
+                    from_replicas: m.from_replicas,
+                    to_replicas: m.to_replicas,
+                    bytes_to_move: m.bytes_to_move,
+                })
+                .collect(),
+            bytes_to_move: r.bytes_to_move,
+            goals: r
+                .goals
+                .into_iter()
+                .map(|g| BalanceGoal { name: g.name, before: g.before, after: g.after })
+                .collect(),
+            sizes_note: non_empty(r.sizes_note),
         }
     }
 }

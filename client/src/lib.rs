@@ -50,6 +50,6 @@ pub use group::{
 };
 pub use producer::{Producer, ProducerConfig, RecordHandle};
 pub use types::{
-    Acks, BrokerInfo, ClusterMetadata, ConsumerRecord, OffsetSpec, PartitionDescription, PartitionOffset,
-    RecordMetadata, TopicDescription, TopicPartition,
+    Acks, BalanceGoal, BrokerInfo, ClusterMetadata, ConsumerRecord, OffsetSpec, PartitionDescription, PartitionMove,
+    PartitionOffset, RebalancePlan, RecordMetadata, TopicDescription, TopicPartition,
 };

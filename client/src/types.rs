@@ -123,3 +123,35 @@ impl std::fmt::Display for TopicPartition {
         write!(f, "{}-{}", self.topic, self.partition)
     }
 }
+
+/// A rebalance plan (`Admin::plan_rebalance`): nothing has moved yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebalancePlan {
+    /// By topic, then partition.
+    pub moves: Vec<PartitionMove>,
+    pub bytes_to_move: u64,
+    /// In priority order.
+    pub goals: Vec<BalanceGoal>,
+    /// Set when some partition sizes are estimates (a leader did not answer).
+    pub sizes_note: Option<String>,
+}
+
+/// One partition's new replica list (the first is the preferred leader).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMove {
+    pub topic: String,
+    pub partition: u32,
+    pub from_replicas: Vec<i32>,
+    pub to_replicas: Vec<i32>,
+    /// Partition size × replicas new to the list.
+    pub bytes_to_move: u64,
+}
+
+/// A goal before and after the plan: a count of partitions violating the
+/// two-domain rule, or a skew (max / mean).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceGoal {
+    pub name: String,
+    pub before: f64,
+    pub after: f64,
+}

@@ -11,6 +11,8 @@ use kmon_agent::AgentConfig;
 use kmon_agent::config::{DEFAULT_BUFFER_BYTES, default_node_name};
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::{self, Otlp};
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct AgentArgs {
     /// Brokers to ship to, HOST:PORT; repeat or separate with commas (tried in turn).
@@ -31,15 +33,27 @@ pub(crate) struct AgentArgs {
     /// Bound on the disk buffer; when full the oldest samples are dropped (and counted).
     #[arg(long, default_value_t = DEFAULT_BUFFER_BYTES)]
     buffer_max_bytes: u64,
+    #[command(flatten)]
+    otlp: crate::telemetry::OtlpArgs,
 }
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    crate::cmd::init_logging();
+    let node = args.node.unwrap_or_else(default_node_name);
+    let otlp = match &args.otlp.otlp_endpoint {
+        Some(endpoint) => Some(Otlp::new(
+            endpoint,
+            args.otlp.otlp_interval.unwrap_or(telemetry::DEFAULT_INTERVAL),
+            "kmon-agent",
+            vec![("kmon.node", node.clone())],
+        )?),
+        None => None,
+    };
+    let telemetry = crate::cmd::init_telemetry(otlp.as_ref())?;
     let config = AgentConfig {
         bootstrap: args.bootstrap.into_iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),
         metrics_listen: args.metrics_listen,
         interval: args.interval,
-        node: args.node.unwrap_or_else(default_node_name),
+        node,
         buffer_dir: args.buffer_dir,
         buffer_max_bytes: args.buffer_max_bytes,
     };
@@ -55,5 +69,15 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    kmon_agent::run(config, shutdown).await.context("agent failed")
+    let exporter = otlp.as_ref().and_then(|otlp| {
+        let scrape = telemetry::local_scrape_address(&config.metrics_listen)?;
+        Some(telemetry::spawn_metrics(otlp, move || telemetry::scrape_local(scrape), shutdown.clone()))
+    });
+    let result = kmon_agent::run(config, shutdown.clone()).await.context("agent failed");
+    shutdown.cancel();
+    if let Some(exporter) = exporter {
+        let _ = exporter.await;
+    }
+    telemetry.shutdown().await;
+    result
 }

@@ -568,8 +568,6 @@ async fn group_run(bootstrap: &str, admin: &Admin, args: &GroupArgs, run: u32) -
     Ok(ConsumeRun { total: last - start, first_record: first - start })
 }
 
-/// Partitions with a leader and a full ISR, else what is still missing.
-
 /// `median X ms (min Y ms, max Z ms) over N runs [a, b, ...]`
 fn stats(times: &mut [Duration]) -> String {
     let all: Vec<String> = times.iter().map(|t| t.as_millis().to_string()).collect();

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use kmon_broker::BrokerConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::Otlp;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct BrokerArgs {
     /// Data directory; repeat for several (a new partition goes to the least used).
@@ -38,6 +40,8 @@ pub(crate) struct BrokerArgs {
     /// Print the default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
+    #[command(flatten)]
+    otlp: crate::telemetry::OtlpArgs,
 }
 
 impl BrokerArgs {
@@ -68,6 +72,12 @@ impl BrokerArgs {
         if let Some(voters) = self.controller_voters {
             config.controller_voters = voters;
         }
+        if let Some(endpoint) = self.otlp.otlp_endpoint {
+            config.otlp_endpoint = endpoint;
+        }
+        if let Some(interval) = self.otlp.otlp_interval {
+            config.otlp_interval_ms = interval.as_millis().max(1) as u64;
+        }
         if let Some(policy) = self.flush_policy {
             config.log_flush_policy = toml::Value::String(policy).try_into()?;
         }
@@ -81,11 +91,36 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         print!("{}", BrokerConfig::default().to_toml());
         return Ok(());
     }
-    crate::cmd::init_logging();
     let config = args.into_config()?;
+    let otlp = (!config.otlp_endpoint.is_empty())
+        .then(|| {
+            let resource = vec![
+                ("kmon.broker.id", config.broker_id.to_string()),
+                ("kmon.fault_domain", config.fault_domain.clone()),
+                ("kmon.update_domain", config.update_domain.clone()),
+            ];
+            let interval = std::time::Duration::from_millis(config.otlp_interval_ms);
+            Otlp::new(&config.otlp_endpoint, interval, "kmon-broker", resource)
+        })
+        .transpose()?;
+    let telemetry = crate::cmd::init_telemetry(otlp.as_ref())?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    kmon_broker::run(config, shutdown).await?;
+    let mut exporter = None;
+    let result = kmon_broker::server::run_with(config, shutdown.clone(), |broker| {
+        exporter = otlp.as_ref().map(|otlp| {
+            let render =
+                move || Some(kmon_broker::metrics::render(&broker, kmon_broker::metrics::Format::PrometheusText));
+            crate::telemetry::spawn_metrics(otlp, render, shutdown.clone())
+        });
+    })
+    .await;
+    shutdown.cancel();
+    if let Some(exporter) = exporter {
+        let _ = exporter.await;
+    }
+    telemetry.shutdown().await;
+    result?;
     Ok(())
 }
 

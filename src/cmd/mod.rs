@@ -7,9 +7,11 @@ mod bench_failover;
 mod bench_group;
 mod bench_startup;
 mod broker;
+mod cluster;
 mod consume;
 mod group;
 mod produce;
+mod rebalance;
 mod status;
 mod topic;
 mod up;
@@ -75,6 +77,21 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Plan how to rebalance replicas over brokers and domains.
+    Rebalance {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: rebalance::RebalanceCommand,
+    },
+    /// Change the broker set (only refusals so far: scale-down is not
+    /// supported).
+    Cluster {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -86,9 +103,14 @@ enum Command {
 
 /// Logs to standard error; `RUST_LOG` sets the level (default `info`).
 pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Without an exporter nothing can fail.
+    let _ = crate::telemetry::init(None);
+}
+
+/// Logs as [`init_logging`], and exports spans over OTLP when `otlp` is set
+/// (see [`crate::telemetry`]); shut the result down before exiting.
+pub(crate) fn init_telemetry(otlp: Option<&crate::telemetry::Otlp>) -> anyhow::Result<crate::telemetry::Telemetry> {
+    crate::telemetry::init(otlp)
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -101,6 +123,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce { client, args } => produce::run(client, args).await,
         Command::Consume { client, args } => consume::run(client, args).await,
         Command::Group { client, command } => group::run(client, command).await,
+        Command::Rebalance { client, command } => rebalance::run(client, command).await,
+        Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Bench { client, command } => bench::run(client, command).await,
     }
 }

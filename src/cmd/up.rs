@@ -10,8 +10,9 @@
 //!
 //! The layout is written to `DIR/cluster.toml` on first start; a later
 //! `kmon up` on the same DIR reads it back and restarts the same cluster
-//! (same ids, ports, domains). Changing the broker count of an existing
-//! cluster is refused for now.
+//! (same ids, ports, domains). A smaller `--brokers` is a scale-down,
+//! refused with `InvalidKafkaScaleDownRequestErrorCode`; a larger one is
+//! not supported by `kmon up` yet.
 //!
 //! Start-up: spawn every broker, wait for each one's
 //! `kmon broker ready ...` line, then poll `Metadata` until there is a
@@ -206,16 +207,8 @@ impl ClusterLayout {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let cluster: ClusterLayout =
                 toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
-            if let Some(wanted) = args.brokers
-                && wanted as usize != cluster.brokers.len()
-            {
-                bail!(
-                    "the cluster in {} has {} brokers, not {wanted}: changing the broker count \
-                     of an existing cluster is not supported yet (drop --brokers to restart it \
-                     as it is, or use another --data-dir)",
-                    args.data_dir.display(),
-                    cluster.brokers.len()
-                );
+            if let Some(wanted) = args.brokers {
+                check_broker_count(&args.data_dir, cluster.brokers.len(), wanted as usize)?;
             }
             if args.base_port.is_some()
                 || args.base_metrics_port.is_some()
@@ -241,6 +234,24 @@ impl ClusterLayout {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(cluster)
     }
+}
+
+/// `--brokers` on an existing cluster: the same count restarts it; fewer is
+/// a scale-down, refused as the broker refuses `RemoveBroker`; more is not
+/// supported by `kmon up` yet.
+fn check_broker_count(dir: &Path, stored: usize, wanted: usize) -> anyhow::Result<()> {
+    if wanted < stored {
+        let what = format!("restarting the cluster in {} with {wanted} of its {stored} brokers", dir.display());
+        bail!("{}", kmon_broker::balance::scale_down::refusal(&what));
+    }
+    if wanted > stored {
+        bail!(
+            "the cluster in {} has {stored} brokers, not {wanted}: scale-up is not yet supported by \
+             `kmon up` (drop --brokers to restart it as it is, or use another --data-dir)",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// A running `kmon broker` child (killed when dropped).
@@ -666,5 +677,27 @@ mod tests {
         again.brokers = Some(5);
         let err = ClusterLayout::load_or_create(&again).unwrap_err();
         assert!(err.to_string().contains("has 4 brokers, not 5"), "{err}");
+        assert!(err.to_string().contains("scale-up is not yet supported"), "{err}");
+        again.brokers = Some(4);
+        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), created);
+    }
+
+    #[test]
+    fn fewer_brokers_is_a_refused_scale_down_that_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = args(Some(4));
+        first.data_dir = dir.path().join("c");
+        let created = ClusterLayout::load_or_create(&first).unwrap();
+        let toml_before = std::fs::read_to_string(first.data_dir.join(LAYOUT_FILE)).unwrap();
+        let mut smaller = args(Some(2));
+        smaller.data_dir = first.data_dir.clone();
+        let err = ClusterLayout::load_or_create(&smaller).unwrap_err().to_string();
+        assert!(err.starts_with("InvalidKafkaScaleDownRequestErrorCode: "), "{err}");
+        assert!(err.contains("with 2 of its 4 brokers") && err.contains("Nothing was changed"), "{err}");
+        assert!(err.contains("kmon rebalance plan"), "{err}");
+        assert_eq!(std::fs::read_to_string(first.data_dir.join(LAYOUT_FILE)).unwrap(), toml_before);
+        let mut again = args(None);
+        again.data_dir = first.data_dir.clone();
+        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), created);
     }
 }

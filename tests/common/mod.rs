@@ -296,6 +296,18 @@ impl Cluster {
         }
     }
 
+    /// Starts one more broker (the next id, new ports, the next slot of
+    /// the diagonal layout, the same voters: it joins as a learner).
+    pub fn add_broker(&mut self, extra_args: &[&str]) -> i32 {
+        let i = self.brokers.len();
+        self.ports.push((free_port(), free_port()));
+        let mut b = self.new_broker(i, extra_args);
+        let (grpc, metrics) = self.ports[i];
+        b.spawn(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}"));
+        self.brokers.push(b);
+        i as i32 + 1
+    }
+
     /// Broker with id `id` (1-based).
     pub fn broker(&mut self, id: i32) -> &mut BrokerProcess {
         &mut self.brokers[id as usize - 1]

@@ -47,15 +47,9 @@ const PSEUDO_FS: &[&str] = &[
     "efivarfs",
 ];
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct DiskCollector {
     disks: Option<Disks>,
-}
-
-impl DiskCollector {
-    pub fn new() -> Self {
-        DiskCollector { disks: None }
-    }
 }
 
 /// One mounted file system as the collector sees it.

@@ -6,15 +6,9 @@ use sysinfo::{MemoryRefreshKind, System};
 use super::{Collect, CollectError, Series};
 use crate::metrics::{MEM_AVAILABLE, MEM_TOTAL};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct MemoryCollector {
     system: Option<System>,
-}
-
-impl MemoryCollector {
-    pub fn new() -> Self {
-        MemoryCollector { system: None }
-    }
 }
 
 impl Collect for MemoryCollector {

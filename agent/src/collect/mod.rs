@@ -86,12 +86,12 @@ pub trait Collect: Send {
 /// Every collector, in exposition order.
 pub fn all() -> Vec<Box<dyn Collect>> {
     vec![
-        Box::new(cpu::CpuCollector::default()),
-        Box::new(memory::MemoryCollector::new()),
+        Box::new(cpu::CpuCollector),
+        Box::new(memory::MemoryCollector::default()),
         Box::new(load::LoadCollector),
-        Box::new(disk::DiskCollector::new()),
-        Box::new(network::NetworkCollector::new()),
-        Box::new(process::ProcessCollector::new()),
+        Box::new(disk::DiskCollector::default()),
+        Box::new(network::NetworkCollector::default()),
+        Box::new(process::ProcessCollector::default()),
     ]
 }
 

@@ -15,15 +15,9 @@ use crate::metrics::{
 /// Per-container virtual interfaces: they come and go with containers.
 const SKIPPED_PREFIXES: &[&str] = &["veth", "cali", "lxc"];
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct NetworkCollector {
     networks: Option<Networks>,
-}
-
-impl NetworkCollector {
-    pub fn new() -> Self {
-        NetworkCollector { networks: None }
-    }
 }
 
 /// One interface's counters.

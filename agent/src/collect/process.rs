@@ -9,15 +9,9 @@ use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 use super::{Collect, CollectError, Series};
 use crate::metrics::{BROKER_CPU, BROKER_RSS};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ProcessCollector {
     system: Option<System>,
-}
-
-impl ProcessCollector {
-    pub fn new() -> Self {
-        ProcessCollector { system: None }
-    }
 }
 
 impl Collect for ProcessCollector {

@@ -208,6 +208,10 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    #[tracing::instrument(name = "join_group", level = "debug", skip_all, fields(
+        group = group_id,
+        member = req.member_id.as_str(),
+    ))]
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> Result<JoinOutcome> {
         self.check_session_timeout(req.session_timeout)?;
         let partition = self.partition_of(group_id)?;
@@ -228,6 +232,11 @@ impl GroupCoordinator {
         Ok(reply?)
     }
 
+    #[tracing::instrument(name = "sync_group", level = "debug", skip_all, fields(
+        group = group_id,
+        member = member_id,
+        generation = generation,
+    ))]
     pub async fn sync(
         &self,
         group_id: &str,

@@ -282,6 +282,12 @@ impl ReplicaManager {
 
     /// Leader side of a follower's fetch.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        topic = topic,
+        partition = partition,
+        replica = replica,
+        offset = offset,
+    ))]
     pub async fn replica_fetch(
         self: &Arc<Self>,
         replica: BrokerId,

@@ -27,6 +27,10 @@ use crate::broker::Broker;
 const DEFAULT_PARTITION_MAX_BYTES: usize = 1 << 20;
 const DEFAULT_MAX_BYTES: usize = 50 << 20;
 
+#[tracing::instrument(name = "fetch", level = "debug", skip_all, fields(
+    topic = req.partitions.first().map_or("", |p| p.topic.as_str()),
+    partitions = req.partitions.len(),
+))]
 pub(super) async fn handle(
     broker: &Broker,
     req: FetchRequest,

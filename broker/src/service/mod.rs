@@ -8,6 +8,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod rebalance;
 pub mod replication;
 pub mod status;
 mod topics;
@@ -190,6 +191,23 @@ impl Kmon for KmonService {
         let started = Instant::now();
         let result = groups::delete(&self.broker, req.into_inner()).await.map(Response::new);
         self.observe("DeleteGroups", started, Duration::ZERO);
+        result
+    }
+
+    async fn plan_rebalance(
+        &self,
+        req: Request<PlanRebalanceRequest>,
+    ) -> Result<Response<PlanRebalanceResponse>, Status> {
+        let started = Instant::now();
+        let result = rebalance::plan(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("PlanRebalance", started, started.elapsed());
+        result
+    }
+
+    async fn remove_broker(&self, req: Request<RemoveBrokerRequest>) -> Result<Response<RemoveBrokerResponse>, Status> {
+        let started = Instant::now();
+        let result = rebalance::remove_broker(req.into_inner()).map(Response::new);
+        self.observe("RemoveBroker", started, Duration::ZERO);
         result
     }
 }

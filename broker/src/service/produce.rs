@@ -18,6 +18,11 @@ use crate::replication::RequiredAcks;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+#[tracing::instrument(name = "produce", level = "debug", skip_all, fields(
+    topic = req.partitions.first().map_or("", |p| p.topic.as_str()),
+    partitions = req.partitions.len(),
+    acks = req.acks,
+))]
 pub(super) async fn handle(
     broker: &Broker,
     req: ProduceRequest,

@@ -29,6 +29,7 @@ impl BrokerError {
             BrokerError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
             BrokerError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
             BrokerError::Controller(_) => ErrorCode::NotController,
+            BrokerError::ScaleDownRefused { .. } => ErrorCode::InvalidKafkaScaleDownRequest,
             BrokerError::Group(e) => match e {
                 GroupError::NotCoordinator => ErrorCode::NotCoordinator,
                 GroupError::CoordinatorNotAvailable(_) => ErrorCode::CoordinatorNotAvailable,
@@ -65,7 +66,7 @@ impl BrokerError {
             BrokerError::NotEnoughReplicas { .. } | BrokerError::NotEnoughReplicasAfterAppend { .. } => {
                 Code::Unavailable
             }
-            BrokerError::FencedLeaderEpoch { .. } => Code::FailedPrecondition,
+            BrokerError::FencedLeaderEpoch { .. } | BrokerError::ScaleDownRefused { .. } => Code::FailedPrecondition,
             BrokerError::Group(GroupError::GroupIdNotFound(_)) => Code::NotFound,
             BrokerError::Group(
                 GroupError::NotCoordinator
@@ -124,5 +125,14 @@ mod tests {
         assert!(status.message().contains("5..10"), "{}", status.message());
         assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_OUT_OF_RANGE");
         assert_eq!(status.metadata().get(error_metadata::LOG_END_OFFSET).unwrap(), "10");
+    }
+
+    #[test]
+    fn scale_down_status_has_the_stable_name_and_the_services_code() {
+        let status = Status::from(BrokerError::ScaleDownRefused { broker_id: 2 });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "INVALID_KAFKA_SCALE_DOWN_REQUEST");
+        assert!(status.message().contains("InvalidKafkaScaleDownRequestErrorCode"), "{}", status.message());
+        assert!(status.message().contains("removing broker 2"), "{}", status.message());
     }
 }
