@@ -9,6 +9,7 @@ mod bench_startup;
 mod broker;
 mod cluster;
 mod consume;
+mod dashboards;
 mod group;
 mod produce;
 mod rebalance;
@@ -92,6 +93,11 @@ enum Command {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// Export the Grafana dashboards, Prometheus rules and scrape configuration.
+    Dashboards {
+        #[command(subcommand)]
+        command: dashboards::DashboardsCommand,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -126,5 +132,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebalance { client, command } => rebalance::run(client, command).await,
         Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Bench { client, command } => bench::run(client, command).await,
+        Command::Dashboards { command } => dashboards::run(command),
     }
 }
