@@ -36,9 +36,14 @@ struct GroupConsumer {
 
 impl GroupConsumer {
     fn start(bootstrap: &str, topic: &str, group: &str) -> GroupConsumer {
+        Self::start_with(bootstrap, topic, group, &["--session-timeout", "3s"])
+    }
+
+    fn start_with(bootstrap: &str, topic: &str, group: &str, extra: &[&str]) -> GroupConsumer {
         let mut child = Command::new(KMON)
             .args(["consume", "--topic", topic, "--group", group, "--from-beginning"])
-            .args(["--session-timeout", "3s", "--heartbeat-interval", "500ms"])
+            .args(["--heartbeat-interval", "500ms"])
+            .args(extra)
             .env("KMON_BOOTSTRAP", bootstrap)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -372,4 +377,44 @@ fn series(body: &str, prefix: &str) -> Vec<f64> {
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.trim().parse().ok()))
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance() {
+    use kmon_proto::v1::DescribeGroupRequest;
+    use kmon_proto::v1::kmon_client::KmonClient;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let b = broker.bootstrap();
+    kmon_ok(&b, &["topic", "create", "static", "--partitions", "2"], "");
+    produce(&b, "static", 0, 10);
+    let args = ["--instance-id", "worker-1", "--session-timeout", "20s"];
+    let mut first = GroupConsumer::start_with(&b, "static", "gs", &args);
+    wait_for("the first incarnation to read everything", Duration::from_secs(60), || {
+        (all_seen(&[&first]) == expected(10)).then_some(())
+    });
+    let raw = KmonClient::connect(format!("http://{b}")).await.unwrap();
+    let describe = |mut raw: KmonClient<tonic::transport::Channel>| async move {
+        raw.describe_group(DescribeGroupRequest { group_id: "gs".into() }).await.unwrap().into_inner()
+    };
+    let before = describe(raw.clone()).await;
+    assert_eq!(before.state, "Stable");
+    assert_eq!(before.members.len(), 1);
+    assert_eq!(before.members[0].assignment.len(), 2);
+
+    // SIGKILL: no LeaveGroup. The same instance id comes back well within
+    // the session timeout and takes its place.
+    first.kill();
+    let second = GroupConsumer::start_with(&b, "static", "gs", &args);
+    produce(&b, "static", 10, 20);
+    wait_for("the restarted member to read the new records", Duration::from_secs(60), || {
+        let seen: std::collections::BTreeSet<String> = second.seen().into_iter().collect();
+        (10..20).all(|i| seen.contains(&format!("record-{i}"))).then_some(())
+    });
+    let after = describe(raw.clone()).await;
+    assert_eq!(after.generation_id, before.generation_id, "no rebalance happened");
+    assert_eq!(after.members.len(), 1);
+    assert_eq!(after.members[0].group_instance_id, "worker-1");
+    assert_ne!(after.members[0].member_id, before.members[0].member_id, "a new incarnation");
+    assert_eq!(after.members[0].assignment.len(), 2, "its partitions back");
 }
