@@ -12,6 +12,10 @@
 //!   overlapping panels, a datasource on every panel and a unit on every
 //!   graph, and every panel expression is valid PromQL (written out as
 //!   recording rules for `promtool check rules`);
+//! - every dashboard type-checks against the `Dashboard` type of the
+//!   `@grafana/schema` npm package (`tsc --noEmit --strict`; both pinned in
+//!   `dashboards/schema-check/`, which test.sh installs with `npm ci`), and
+//!   broken copies of one do not;
 //! - against a real 3-broker cluster, its node agent and a real
 //!   `prometheus` scraping every second: every panel expression runs
 //!   through the HTTP API, and SIGKILLing a broker makes the
@@ -22,7 +26,7 @@
 //!   every second; the expressions are the real ones.
 //!
 //! promtool and prometheus come from Debian's `prometheus` package (test.sh
-//! installs it when missing).
+//! installs it when missing), tsc from `dashboards/schema-check/node_modules`.
 
 mod common;
 
@@ -561,6 +565,93 @@ fn every_panel_expression_is_valid_promql() {
     let file = dir.path().join("panels.yml");
     std::fs::write(&file, rules).unwrap();
     assert_success("promtool check rules (panel expressions)", &promtool(&["check", "rules", file.to_str().unwrap()]));
+}
+
+// ----------------------------------------------------------- @grafana/schema
+
+/// `dashboards/schema-check`: TypeScript and `@grafana/schema`, pinned in its
+/// package-lock.json; test.sh runs `npm ci` there when node_modules is missing.
+fn schema_check_dir() -> PathBuf {
+    root().join("dashboards/schema-check")
+}
+
+/// `tsc --noEmit --strict` over one generated `<name>.ts` per dashboard
+/// (`name`, JSON text): `const d: Json<Dashboard> = <the JSON>;`, an object
+/// literal assigned to a typed const, so excess properties are errors too.
+/// The JSON starts on the first line, so an error's line is the JSON's line.
+/// The files live in a temporary `gen-*` folder inside schema-check, where
+/// `@grafana/schema` resolves from its node_modules.
+fn tsc_over(dashboards: &[(String, String)]) -> Output {
+    let dir = schema_check_dir();
+    let tsc = dir.join("node_modules/.bin/tsc");
+    assert!(
+        tsc.exists() && dir.join("node_modules/@grafana/schema/package.json").exists(),
+        "{} is not installed: run ./test.sh (it runs `npm ci --no-audit --no-fund` there), \
+         or `npm ci` in dashboards/schema-check yourself",
+        dir.join("node_modules").display()
+    );
+    let gen_dir = tempfile::Builder::new().prefix("gen-").tempdir_in(&dir).unwrap();
+    let mut files = Vec::new();
+    for (name, json) in dashboards {
+        let file = format!("{}.ts", name.trim_end_matches(".json"));
+        let text = format!(
+            "import type {{ Dashboard }} from '@grafana/schema'; import type {{ Json }} from '../json'; \
+             const d: Json<Dashboard> = {};\nexport default d;\n",
+            json.trim_end()
+        );
+        std::fs::write(gen_dir.path().join(&file), text).unwrap();
+        files.push(file);
+    }
+    let tsconfig = serde_json::json!({ "extends": "../tsconfig.json", "files": files });
+    std::fs::write(gen_dir.path().join("tsconfig.json"), tsconfig.to_string()).unwrap();
+    Command::new(&tsc)
+        .args(["--noEmit", "--strict", "-p"])
+        .arg(gen_dir.path())
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (is node installed? ./test.sh installs it)", tsc.display()))
+}
+
+#[test]
+fn dashboards_type_check_against_the_grafana_schema() {
+    let dir = root().join("dashboards/grafana");
+    let texts: Vec<(String, String)> =
+        dashboards().into_iter().map(|(name, _)| (name.clone(), read(&dir.join(&name)))).collect();
+    assert_eq!(texts.len(), 5);
+    let out = tsc_over(&texts);
+    assert_success("tsc --noEmit --strict (the dashboards against @grafana/schema's Dashboard)", &out);
+
+    // The check bites: each broken copy of a dashboard fails, in its own file.
+    let base: Value = serde_json::from_str(&read(&dir.join("cluster-overview.json"))).unwrap();
+    assert_eq!(base["panels"][1]["fieldConfig"]["defaults"]["color"]["mode"], "thresholds");
+    let broken: [(&str, fn(&mut Value)); 5] = [
+        ("gridpos-string", |d| d["panels"][1]["gridPos"] = "0 1 3 4".into()),
+        ("unknown-panel-field", |d| {
+            let p = d["panels"][1].as_object_mut().unwrap();
+            let g = p.remove("gridPos").unwrap();
+            p.insert("gridPosition".into(), g);
+        }),
+        ("unknown-dashboard-field", |d| d["refreshInterval"] = "10s".into()),
+        ("bad-color-mode", |d| d["panels"][1]["fieldConfig"]["defaults"]["color"]["mode"] = "rainbow".into()),
+        ("no-schema-version", |d| drop(d.as_object_mut().unwrap().remove("schemaVersion"))),
+    ];
+    let copies: Vec<(String, String)> = broken
+        .iter()
+        .map(|(name, breaks)| {
+            let mut d = base.clone();
+            breaks(&mut d);
+            (format!("{name}.json"), serde_json::to_string_pretty(&d).unwrap())
+        })
+        .collect();
+    let out = tsc_over(&copies);
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "broken dashboards type-check:\n{report}");
+    for (name, _) in &broken {
+        assert!(
+            report.lines().any(|l| l.contains(&format!("/{name}.ts(")) && l.contains(": error TS")),
+            "no type error for the {name} copy:\n{report}"
+        );
+    }
 }
 
 // ----------------------------------------------------------- real Prometheus

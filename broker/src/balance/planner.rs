@@ -15,13 +15,15 @@
 //!    brokers. A violating partition gets the fewest replacements that fix
 //!    it (1, then 2, ... replicas), on the least-loaded brokers; when the
 //!    shape of the cluster makes it impossible, it is left as it is.
-//! 2. **Replicas and bytes per broker**: a broker's load is its replicas
-//!    over the mean plus its bytes over the mean. Repeatedly, from the most
-//!    loaded broker, move one replica (or, when the domain rule allows no
-//!    single move, 2..RF replicas of one partition together) to less
-//!    loaded brokers, smallest partitions first, as long as that strictly
-//!    lowers Σ (replicas / mean)² + Σ (bytes / mean)² over brokers and
-//!    keeps the partition within the domain rule.
+//! 2. **Replicas, then bytes, per broker** (as Cruise Control's
+//!    ReplicaDistribution before DiskUsageDistribution): repeatedly, from
+//!    the most loaded broker, move one replica (or, when the domain rule
+//!    allows no single move, 2..RF replicas of one partition together) to
+//!    less loaded brokers, smallest partitions first, as long as that
+//!    strictly lowers Σ replicas² over brokers (Σ bytes² breaks ties) and
+//!    keeps the partition within the domain rule. Then the same for
+//!    Σ bytes², keeping every broker's replica count within 1.1 × the mean
+//!    (or what the first pass reached).
 //! 3. **Leaders**: the first replica is the preferred leader. Reordering
 //!    replicas (no data moves) lowers Σ leaders² per broker, then per fault
 //!    domain, then per update domain.
@@ -33,6 +35,7 @@
 //! the assignment, never from the ISR: an under-replicated partition keeps
 //! every assigned replica (the HDInsight tool's known flaw, not repeated).
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::controller::state::{BrokerId, ClusterState, spans_domains};
@@ -101,6 +104,7 @@ pub fn plan(state: &ClusterState, sizes: &PartitionSizes, topics: &BTreeSet<Stri
     if !model.live.is_empty() {
         model.fix_domains();
         model.balance_replicas();
+        model.balance_bytes();
         model.balance_leaders();
     }
     let after = model.measure();
@@ -138,17 +142,31 @@ struct Part {
 }
 
 /// A candidate change of one partition: replace the replicas at
-/// `positions` by `adds`; `score` is the change of the balance cost (see
-/// [`Model::score`]; negative is better).
+/// `positions` by `adds`; lower `score` is better (see [`Criterion`]).
 #[derive(Debug)]
 struct Replacement {
     positions: Vec<usize>,
     adds: Vec<BrokerId>,
-    score: f64,
+    score: (i128, i128),
 }
 
-/// A move must lower the balance cost by more than this (float noise).
-const MIN_GAIN: f64 = 1e-9;
+/// What a replacement is for, and so which ones qualify and how they rank.
+#[derive(Debug, Clone, Copy)]
+enum Criterion {
+    /// Goal 1: any replacement that makes the partition span the domains,
+    /// ranked by (Δ Σ replicas², Δ Σ bytes²).
+    Fix,
+    /// Goal 2a: lowers (Δ Σ replicas², Δ Σ bytes²), onto brokers with
+    /// fewer replicas than the source.
+    Replicas,
+    /// Goal 2b: lowers Σ bytes² onto brokers with fewer bytes than the
+    /// source, keeping every count within `lower..=upper`.
+    Bytes { lower: i64, upper: i64 },
+}
+
+/// Cruise Control's balance threshold (max / mean): goal 2b keeps replica
+/// counts within it while it balances bytes.
+const BALANCE_THRESHOLD: f64 = 1.1;
 
 #[derive(Debug)]
 struct Model<'a> {
@@ -163,9 +181,8 @@ struct Model<'a> {
     /// Replicas and bytes per broker (live brokers and any holding replicas).
     count: BTreeMap<BrokerId, i64>,
     bytes: BTreeMap<BrokerId, i64>,
-    /// Mean replicas and bytes per broker (moves keep the totals).
+    /// Mean replicas per broker (moves keep the total).
     mean_count: f64,
-    mean_bytes: f64,
 }
 
 impl<'a> Model<'a> {
@@ -201,10 +218,8 @@ impl<'a> Model<'a> {
                 });
             }
         }
-        let brokers = count.len().max(1) as f64;
-        let mean_count = count.values().sum::<i64>() as f64 / brokers;
-        let mean_bytes = bytes.values().sum::<i64>() as f64 / brokers;
-        Model { domain, live, racks, fault_domains, update_domains, parts, count, bytes, mean_count, mean_bytes }
+        let mean_count = count.values().sum::<i64>() as f64 / count.len().max(1) as f64;
+        Model { domain, live, racks, fault_domains, update_domains, parts, count, bytes, mean_count }
     }
 
     fn spans(&self, replicas: &[BrokerId]) -> bool {
@@ -219,44 +234,66 @@ impl<'a> Model<'a> {
                 continue;
             }
             let rf = self.parts[p].replicas.len();
-            if let Some(best) = (1..=rf).find_map(|k| self.best_replacement(p, k, None, None, true, false)) {
+            if let Some(best) = (1..=rf).find_map(|k| self.best_replacement(p, k, None, Criterion::Fix)) {
                 self.apply(p, &best);
             }
         }
     }
 
-    /// Goal 2: replicas (then bytes) per broker.
+    /// Goal 2a: replica counts per broker (bytes break ties).
     fn balance_replicas(&mut self) {
         for _ in 0..MAX_MOVES {
-            let Some((p, best)) = self.next_balancing_move() else { return };
+            let Some((p, best)) = self.next_move(Criterion::Replicas) else { return };
             self.apply(p, &best);
         }
     }
 
-    /// Replicas over the mean plus bytes over the mean.
-    fn load(&self, b: BrokerId) -> f64 {
-        let ratio = |v: i64, mean: f64| if mean > 0.0 { v as f64 / mean } else { 0.0 };
-        ratio(self.count[&b], self.mean_count) + ratio(self.bytes[&b], self.mean_bytes)
+    /// Goal 2b: bytes per broker, keeping every broker's replica count
+    /// within [`BALANCE_THRESHOLD`] of the mean (or of what goal 2a
+    /// reached, if wider).
+    fn balance_bytes(&mut self) {
+        if self.live.is_empty() {
+            return;
+        }
+        let mean = self.mean_count;
+        let max = self.count.values().copied().max().unwrap_or(0);
+        let min = self.live.iter().map(|b| self.count[b]).min().unwrap_or(0);
+        let upper = ((mean * BALANCE_THRESHOLD).ceil() as i64).max(max);
+        let lower = ((mean / BALANCE_THRESHOLD).floor() as i64).min(min);
+        for _ in 0..MAX_MOVES {
+            let Some((p, best)) = self.next_move(Criterion::Bytes { lower, upper }) else { return };
+            self.apply(p, &best);
+        }
     }
 
-    fn next_balancing_move(&self) -> Option<(usize, Replacement)> {
-        let mut sources: Vec<(f64, BrokerId)> = self.count.keys().map(|b| (self.load(*b), *b)).collect();
-        // Most loaded first; ties by id.
-        sources.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (src_load, src) in sources {
+    /// The first improving move under `criterion`: from the most loaded
+    /// broker, fewest replicas first, smallest partition first.
+    fn next_move(&self, criterion: Criterion) -> Option<(usize, Replacement)> {
+        let min_count = self.live.iter().map(|b| self.count[b]).min()?;
+        let mut sources: Vec<BrokerId> = self.count.keys().copied().collect();
+        match criterion {
+            Criterion::Replicas => sources.sort_by_key(|b| (Reverse(self.count[b]), Reverse(self.bytes[b]), *b)),
+            _ => sources.sort_by_key(|b| (Reverse(self.bytes[b]), Reverse(self.count[b]), *b)),
+        }
+        for src in sources {
             let mut on_src: Vec<usize> = (0..self.parts.len())
                 .filter(|&p| self.parts[p].movable && self.parts[p].replicas.contains(&src))
                 .collect();
             // Smallest first; `parts` is already in (topic, partition) order.
             on_src.sort_by_key(|&p| self.parts[p].size);
             let max_rf = on_src.iter().map(|&p| self.parts[p].replicas.len()).max().unwrap_or(0);
-            for k in 1..=max_rf {
+            // With every count within one of the others, no move of
+            // several replicas can lower Σ replicas².
+            let max_k = match criterion {
+                Criterion::Replicas if self.count[&src] - min_count < 2 => 1,
+                _ => max_rf,
+            };
+            for k in 1..=max_k {
                 for &p in &on_src {
                     if k > self.parts[p].replicas.len() {
                         continue;
                     }
-                    let keep_spanning = self.spans(&self.parts[p].replicas);
-                    if let Some(best) = self.best_replacement(p, k, Some(src), Some(src_load), keep_spanning, true) {
+                    if let Some(best) = self.best_replacement(p, k, Some(src), criterion) {
                         return Some((p, best));
                     }
                 }
@@ -266,22 +303,28 @@ impl<'a> Model<'a> {
     }
 
     /// The best way to replace `k` replicas of partition `p` (one of them
-    /// `src`, when given) by brokers with a load below `below`.
-    fn best_replacement(
-        &self,
-        p: usize,
-        k: usize,
-        src: Option<BrokerId>,
-        below: Option<f64>,
-        must_span: bool,
-        must_improve: bool,
-    ) -> Option<Replacement> {
+    /// `src`, when given) under `criterion`.
+    fn best_replacement(&self, p: usize, k: usize, src: Option<BrokerId>, criterion: Criterion) -> Option<Replacement> {
         let part = &self.parts[p];
-        let candidates = self.candidates(&part.replicas, k, below);
+        // A partition spanning the domains must keep spanning them; one
+        // that cannot (the cluster's shape) may move anyway.
+        let must_span = matches!(criterion, Criterion::Fix) || self.spans(&part.replicas);
+        let candidates = self.candidates(&part.replicas, k, |b| match criterion {
+            Criterion::Fix => true,
+            Criterion::Replicas => src.is_some_and(|s| self.count[&b] < self.count[&s]),
+            Criterion::Bytes { upper, .. } => {
+                src.is_some_and(|s| self.bytes[&b] < self.bytes[&s]) && self.count[&b] < upper
+            }
+        });
         let mut best: Option<Replacement> = None;
         for positions in combinations(part.replicas.len(), k) {
             let drops: Vec<BrokerId> = positions.iter().map(|&i| part.replicas[i]).collect();
             if src.is_some_and(|s| !drops.contains(&s)) {
+                continue;
+            }
+            if let Criterion::Bytes { lower, .. } = criterion
+                && drops.iter().any(|d| self.count[d] <= lower)
+            {
                 continue;
             }
             for picks in combinations(candidates.len(), k) {
@@ -293,10 +336,13 @@ impl<'a> Model<'a> {
                 if must_span && !self.spans(&replicas) {
                     continue;
                 }
-                let score = self.score(part.size, &drops, &adds);
-                if must_improve && score >= -MIN_GAIN {
-                    continue;
-                }
+                let (dc, db) = self.score(part.size, &drops, &adds);
+                let score = match criterion {
+                    Criterion::Fix => (dc, db),
+                    Criterion::Replicas if (dc, db) < (0, 0) => (dc, db),
+                    Criterion::Bytes { .. } if db < 0 => (db, dc),
+                    _ => continue,
+                };
                 if best.as_ref().is_none_or(|b| score < b.score) {
                     best = Some(Replacement { positions: positions.clone(), adds, score });
                 }
@@ -305,28 +351,24 @@ impl<'a> Model<'a> {
         best
     }
 
-    /// Live brokers not in `exclude` (and with a load below `below`): up
-    /// to `per_rack` least-loaded of each rack (brokers of one rack are
-    /// interchangeable for the domain rule). By id.
-    fn candidates(&self, exclude: &[BrokerId], per_rack: usize, below: Option<f64>) -> Vec<BrokerId> {
+    /// Live brokers not in `exclude` that pass `allowed`: up to `per_rack`
+    /// least-loaded of each rack (brokers of one rack are interchangeable
+    /// for the domain rule). By id.
+    fn candidates(&self, exclude: &[BrokerId], per_rack: usize, allowed: impl Fn(BrokerId) -> bool) -> Vec<BrokerId> {
         let mut out = Vec::new();
         for members in self.racks.values() {
-            let mut free: Vec<BrokerId> = members
-                .iter()
-                .copied()
-                .filter(|b| !exclude.contains(b) && below.is_none_or(|max| self.load(*b) < max))
-                .collect();
-            free.sort_by(|a, b| self.load(*a).total_cmp(&self.load(*b)).then(a.cmp(b)));
+            let mut free: Vec<BrokerId> =
+                members.iter().copied().filter(|b| !exclude.contains(b) && allowed(*b)).collect();
+            free.sort_by_key(|b| (self.count[b], self.bytes[b], *b));
             out.extend(free.into_iter().take(per_rack));
         }
         out.sort_unstable();
         out
     }
 
-    /// The change of Σ (replicas / mean)² + Σ (bytes / mean)² over brokers
-    /// when a partition of `size` bytes moves off `drops` onto `adds`
-    /// (disjoint). Exact integer deltas, scaled once.
-    fn score(&self, size: u64, drops: &[BrokerId], adds: &[BrokerId]) -> f64 {
+    /// (Δ Σ replicas², Δ Σ bytes²) over brokers when a partition of `size`
+    /// bytes moves off `drops` onto `adds` (disjoint).
+    fn score(&self, size: u64, drops: &[BrokerId], adds: &[BrokerId]) -> (i128, i128) {
         let s = i128::from(clamp(size));
         let (mut dc, mut db) = (0i128, 0i128);
         for d in drops {
@@ -339,8 +381,7 @@ impl<'a> Model<'a> {
             dc += 2 * c + 1;
             db += 2 * b * s + s * s;
         }
-        let scaled = |delta: i128, mean: f64| if mean > 0.0 { delta as f64 / (mean * mean) } else { 0.0 };
-        scaled(dc, self.mean_count) + scaled(db, self.mean_bytes)
+        (dc, db)
     }
 
     fn apply(&mut self, p: usize, change: &Replacement) {
@@ -581,7 +622,6 @@ mod tests {
         diagonal(&mut s, 4..=6);
         let input = sizes(&s, |t, p| if t == "t" { 100 * (u64::from(p) + 1) } else { 50 });
         let plan = plan(&s, &input, &BTreeSet::new());
-        eprintln!("TMPDEBUG {plan:#?}");
         assert!(!plan.moves.is_empty());
         let after = applied(&s, &plan);
         assert!(all_span(&after), "{plan:#?}");
