@@ -117,7 +117,12 @@ pub async fn fencing_loop(
             continue;
         }
         let commands: Vec<MetadataCommand> = {
-            let seen = liveness.last_seen.lock().expect("liveness lock");
+            let mut seen = liveness.last_seen.lock().expect("liveness lock");
+            // A broker that just registered gets a full session to send its
+            // first heartbeat.
+            for id in state.brokers.keys() {
+                seen.entry(*id).or_insert(now);
+            }
             state
                 .brokers
                 .values()
