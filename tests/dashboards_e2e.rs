@@ -84,6 +84,8 @@ fn assert_success(what: &str, out: &Output) {
     );
 }
 
+/// A named way to break a dashboard, for the type check's negative cases.
+type Breakage = (&'static str, fn(&mut Value));
 #[test]
 fn rules_and_config_pass_promtool_and_their_unit_tests() {
     let check =
@@ -624,7 +626,7 @@ fn dashboards_type_check_against_the_grafana_schema() {
     // The check bites: each broken copy of a dashboard fails, in its own file.
     let base: Value = serde_json::from_str(&read(&dir.join("cluster-overview.json"))).unwrap();
     assert_eq!(base["panels"][1]["fieldConfig"]["defaults"]["color"]["mode"], "thresholds");
-    let broken: [(&str, fn(&mut Value)); 5] = [
+    let broken: [Breakage; 5] = [
         ("gridpos-string", |d| d["panels"][1]["gridPos"] = "0 1 3 4".into()),
         ("unknown-panel-field", |d| {
             let p = d["panels"][1].as_object_mut().unwrap();

@@ -114,6 +114,11 @@ fn produced_records_move_messages_in_and_the_exposition_is_valid() {
         .sum();
     assert_eq!(hw, 1234.0);
     assert!(body.contains("kafka_network_requestmetrics_totaltimems_bucket{"), "request latency histograms");
+    for phase in ["totaltimems", "requestqueuetimems", "localtimems", "remotetimems", "responsesendtimems"] {
+        let count = value(&after, &format!("kafka_network_requestmetrics_{phase}_count"), &[("request", "Produce")]);
+        assert!(count.unwrap_or(0.0) >= 1.0, "{phase} histogram counts the produce request");
+    }
+    assert!(value(&after, "kafka_network_socketserver_networkprocessoravgidlepercent", &[]).is_some());
     promtool_check(&body);
     // OpenMetrics when asked for it.
     let om = http_get(&broker.metrics, "/metrics", Some("application/openmetrics-text; version=1.0.0"));

@@ -19,6 +19,7 @@ use crate::controller::{Controller, ControllerConfig};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::log::LogManager;
+use crate::metrics::timing::TimingLayer;
 use crate::metrics::{self, BrokerMetrics};
 use crate::replication::ReplicaManager;
 use crate::replication::lifecycle::{self, Liveness};
@@ -114,6 +115,7 @@ pub async fn run_with(
     let grpc = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
+        .layer(TimingLayer::new(broker.metrics.clone()))
         .add_service(KmonService::new(broker.clone(), shutdown.clone()).into_server())
         .add_service(controller.service())
         .add_service(ReplicationService::new(broker.clone()).into_server())

@@ -15,6 +15,7 @@ mod produce;
 mod rebalance;
 mod status;
 mod topic;
+mod tui;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -98,6 +99,13 @@ enum Command {
         #[command(subcommand)]
         command: dashboards::DashboardsCommand,
     },
+    /// The live terminal view of brokers, ISR, lag, balance, nodes and alerts.
+    Tui {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: tui::TuiArgs,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -131,6 +139,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group { client, command } => group::run(client, command).await,
         Command::Rebalance { client, command } => rebalance::run(client, command).await,
         Command::Cluster { client, command } => cluster::run(client, command).await,
+        Command::Tui { client, args } => tui::run(client, args).await,
         Command::Bench { client, command } => bench::run(client, command).await,
         Command::Dashboards { command } => dashboards::run(command),
     }

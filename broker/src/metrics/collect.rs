@@ -148,6 +148,12 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
     )
     .get_or_create(&vec![])
     .set(broker.metrics.idle_ratio());
+    s.float(
+        NETWORK_IDLE,
+        "Share of time not spent sending responses since the last scrape (NetworkProcessorAvgIdlePercent)",
+    )
+    .get_or_create(&vec![])
+    .set(broker.metrics.network_idle_ratio());
     let mut size = TextGauges::new(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
     let mut start = TextGauges::new(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
     let mut end = TextGauges::new(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");

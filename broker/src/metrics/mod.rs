@@ -19,6 +19,7 @@
 
 pub mod collect;
 pub mod names;
+pub mod timing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +65,8 @@ fn latency_family() -> Family<Labels, Histogram> {
 /// The phases of a request, as Kafka's RequestMetrics splits them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestTiming {
+    /// From the server receiving the request to its handler starting.
+    pub queue: Duration,
     /// Time the broker worked on the request itself.
     pub local: Duration,
     /// Time it waited on others: followers for acks=all, new data for a
@@ -84,6 +87,8 @@ pub struct BrokerMetrics {
     pub replication_bytes_out: Counter,
     requests: Family<Labels, Counter>,
     total_time: Family<Labels, Histogram>,
+    queue_time: Family<Labels, Histogram>,
+    send_time: Family<Labels, Histogram>,
     local_time: Family<Labels, Histogram>,
     remote_time: Family<Labels, Histogram>,
     pub isr_shrinks: Counter,
@@ -91,6 +96,9 @@ pub struct BrokerMetrics {
     /// Nanoseconds spent working on requests (for the idle ratio).
     busy_nanos: AtomicU64,
     idle_window: std::sync::Mutex<(Instant, u64)>,
+    /// Nanoseconds spent sending responses (for the network idle ratio).
+    send_nanos: AtomicU64,
+    network_window: std::sync::Mutex<(Instant, u64)>,
     workers: u64,
     /// With metrics off (broker config `metrics_enabled = false`), events
     /// are not counted and `/metrics` says so: the baseline for measuring
@@ -126,12 +134,16 @@ impl BrokerMetrics {
             replication_bytes_out: Counter::default(),
             requests: Family::default(),
             total_time: latency_family(),
+            queue_time: latency_family(),
+            send_time: latency_family(),
             local_time: latency_family(),
             remote_time: latency_family(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             busy_nanos: AtomicU64::new(0),
             idle_window: std::sync::Mutex::new((Instant::now(), 0)),
+            send_nanos: AtomicU64::new(0),
+            network_window: std::sync::Mutex::new((Instant::now(), 0)),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
             enabled,
         };
@@ -165,7 +177,21 @@ impl BrokerMetrics {
             m.replication_bytes_out.clone(),
         );
         registry.register(REQUESTS, "Requests by type (RequestMetrics RequestsPerSec)", m.requests.clone());
-        registry.register(TOTAL_TIME_MS, "Request time in ms (RequestMetrics TotalTimeMs)", m.total_time.clone());
+        registry.register(
+            TOTAL_TIME_MS,
+            "Request time in ms, from arrival to the last response byte handed to HTTP/2 (RequestMetrics TotalTimeMs)",
+            m.total_time.clone(),
+        );
+        registry.register(
+            QUEUE_TIME_MS,
+            "Time from the server receiving a request to its handler starting, ms (RequestQueueTimeMs)",
+            m.queue_time.clone(),
+        );
+        registry.register(
+            RESPONSE_SEND_TIME_MS,
+            "Time from the handler's answer to its last byte handed to HTTP/2, ms (ResponseSendTimeMs)",
+            m.send_time.clone(),
+        );
         registry.register(LOCAL_TIME_MS, "Time the broker worked on a request, ms (LocalTimeMs)", m.local_time.clone());
         registry.register(
             REMOTE_TIME_MS,
@@ -193,19 +219,42 @@ impl BrokerMetrics {
         let labels = vec![("request", request.to_string())];
         self.requests.get_or_create(&labels).inc();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        self.total_time.get_or_create(&labels).observe(ms(timing.local + timing.remote));
+        self.queue_time.get_or_create(&labels).observe(ms(timing.queue));
         self.local_time.get_or_create(&labels).observe(ms(timing.local));
         self.remote_time.get_or_create(&labels).observe(ms(timing.remote));
         self.busy_nanos.fetch_add(timing.local.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Records the end of a response (from the timing layer): the time
+    /// spent sending it and the request's total time.
+    pub fn observe_response(&self, request: &'static str, send: Duration, total: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let labels = vec![("request", request.to_string())];
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        self.send_time.get_or_create(&labels).observe(ms(send));
+        self.send_nanos.fetch_add(send.as_nanos() as u64, Ordering::Relaxed);
+        self.total_time.get_or_create(&labels).observe(ms(total));
+    }
+
     /// Share of request-handling capacity not used since the last scrape
     /// (RequestHandlerAvgIdlePercent): 1 − busy time ÷ (elapsed × workers).
     pub fn idle_ratio(&self) -> f64 {
-        let busy = self.busy_nanos.load(Ordering::Relaxed);
-        let mut window = self.idle_window.lock().expect("idle lock");
+        Self::idle_since_last(&self.busy_nanos, &self.idle_window, self.workers)
+    }
+
+    /// Share of time not spent sending responses since the last scrape
+    /// (NetworkProcessorAvgIdlePercent): 1 − send time ÷ (elapsed × workers).
+    pub fn network_idle_ratio(&self) -> f64 {
+        Self::idle_since_last(&self.send_nanos, &self.network_window, self.workers)
+    }
+
+    fn idle_since_last(busy_nanos: &AtomicU64, window: &std::sync::Mutex<(Instant, u64)>, workers: u64) -> f64 {
+        let busy = busy_nanos.load(Ordering::Relaxed);
+        let mut window = window.lock().expect("idle lock");
         let (since, busy_then) = *window;
-        let elapsed = since.elapsed().as_nanos() as f64 * self.workers as f64;
+        let elapsed = since.elapsed().as_nanos() as f64 * workers as f64;
         *window = (Instant::now(), busy);
         if elapsed <= 0.0 {
             return 1.0;

@@ -17,7 +17,10 @@ pub const REQUESTS: &str = "kafka_network_requestmetrics_requests";
 pub const TOTAL_TIME_MS: &str = "kafka_network_requestmetrics_totaltimems";
 pub const LOCAL_TIME_MS: &str = "kafka_network_requestmetrics_localtimems";
 pub const REMOTE_TIME_MS: &str = "kafka_network_requestmetrics_remotetimems";
+pub const QUEUE_TIME_MS: &str = "kafka_network_requestmetrics_requestqueuetimems";
+pub const RESPONSE_SEND_TIME_MS: &str = "kafka_network_requestmetrics_responsesendtimems";
 pub const REQUEST_HANDLER_IDLE: &str = "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent";
+pub const NETWORK_IDLE: &str = "kafka_network_socketserver_networkprocessoravgidlepercent";
 
 // ReplicaManager and fetchers.
 pub const PARTITION_COUNT: &str = "kafka_server_replicamanager_partitioncount";

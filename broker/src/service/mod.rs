@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
 use crate::metrics::RequestTiming;
+use crate::metrics::timing::Arrived;
 
 /// Largest gRPC message accepted or sent (a fetch response carries up to
 /// `max_bytes` of batches).
@@ -44,12 +45,19 @@ impl KmonService {
     }
 }
 
+/// Time from the server receiving the request to its handler starting
+/// (Kafka's RequestQueueTimeMs), from the timing layer's stamp.
+fn queue_time<T>(req: &Request<T>, started: Instant) -> Duration {
+    req.extensions().get::<Arrived>().map_or(Duration::ZERO, |a| started.saturating_duration_since(a.0))
+}
+
 impl KmonService {
     /// Counts a request and records its timing: `remote` is the part spent
     /// waiting on others (replicas, new data, the quorum).
-    fn observe(&self, request: &'static str, started: Instant, remote: Duration) {
-        let total = started.elapsed();
-        let timing = RequestTiming { local: total.saturating_sub(remote), remote: remote.min(total) };
+    fn observe(&self, request: &'static str, queued: Duration, started: Instant, remote: Duration) {
+        let handled = started.elapsed();
+        let timing =
+            RequestTiming { queue: queued, local: handled.saturating_sub(remote), remote: remote.min(handled) };
         self.broker.metrics.observe_request(request, timing);
     }
 }
@@ -58,15 +66,17 @@ impl KmonService {
 impl Kmon for KmonService {
     async fn create_topic(&self, req: Request<CreateTopicRequest>) -> Result<Response<CreateTopicResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = topics::create(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("CreateTopics", started, started.elapsed());
+        self.observe("CreateTopics", queued, started, started.elapsed());
         result
     }
 
-    async fn list_topics(&self, _req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+    async fn list_topics(&self, req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = topics::list(&self.broker).map(Response::new);
-        self.observe("Metadata", started, Duration::ZERO);
+        self.observe("Metadata", queued, started, Duration::ZERO);
         result
     }
 
@@ -75,45 +85,51 @@ impl Kmon for KmonService {
         req: Request<DescribeTopicRequest>,
     ) -> Result<Response<DescribeTopicResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = topics::describe(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("DescribeConfigs", started, Duration::ZERO);
+        self.observe("DescribeConfigs", queued, started, Duration::ZERO);
         result
     }
 
     async fn delete_topic(&self, req: Request<DeleteTopicRequest>) -> Result<Response<DeleteTopicResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = topics::delete(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("DeleteTopics", started, started.elapsed());
+        self.observe("DeleteTopics", queued, started, started.elapsed());
         result
     }
 
     async fn produce(&self, req: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let mut remote = Duration::ZERO;
         let result = produce::handle(&self.broker, req.into_inner(), &mut remote).await;
-        self.observe("Produce", started, remote);
+        self.observe("Produce", queued, started, remote);
         result.map(Response::new)
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let mut remote = Duration::ZERO;
         let result = fetch::handle(&self.broker, req.into_inner(), &self.shutdown, &mut remote).await;
-        self.observe("Fetch", started, remote);
+        self.observe("Fetch", queued, started, remote);
         result.map(Response::new)
     }
 
     async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = list_offsets::handle(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("ListOffsets", started, Duration::ZERO);
+        self.observe("ListOffsets", queued, started, Duration::ZERO);
         result
     }
 
     async fn metadata(&self, req: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = metadata::handle(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("Metadata", started, Duration::ZERO);
+        self.observe("Metadata", queued, started, Duration::ZERO);
         result
     }
 
@@ -122,58 +138,66 @@ impl Kmon for KmonService {
         req: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::find_coordinator(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("FindCoordinator", started, Duration::ZERO);
+        self.observe("FindCoordinator", queued, started, Duration::ZERO);
         result
     }
 
     async fn join_group(&self, req: Request<JoinGroupRequest>) -> Result<Response<JoinGroupResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let host = req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
         let result = groups::join(&self.broker, req.into_inner(), host).await.map(Response::new);
-        self.observe("JoinGroup", started, Duration::ZERO);
+        self.observe("JoinGroup", queued, started, Duration::ZERO);
         result
     }
 
     async fn sync_group(&self, req: Request<SyncGroupRequest>) -> Result<Response<SyncGroupResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::sync(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("SyncGroup", started, Duration::ZERO);
+        self.observe("SyncGroup", queued, started, Duration::ZERO);
         result
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::heartbeat(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("Heartbeat", started, Duration::ZERO);
+        self.observe("Heartbeat", queued, started, Duration::ZERO);
         result
     }
 
     async fn leave_group(&self, req: Request<LeaveGroupRequest>) -> Result<Response<LeaveGroupResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::leave(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("LeaveGroup", started, Duration::ZERO);
+        self.observe("LeaveGroup", queued, started, Duration::ZERO);
         result
     }
 
     async fn offset_commit(&self, req: Request<OffsetCommitRequest>) -> Result<Response<OffsetCommitResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::commit(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("OffsetCommit", started, Duration::ZERO);
+        self.observe("OffsetCommit", queued, started, Duration::ZERO);
         result
     }
 
     async fn offset_fetch(&self, req: Request<OffsetFetchRequest>) -> Result<Response<OffsetFetchResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::fetch_offsets(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("OffsetFetch", started, Duration::ZERO);
+        self.observe("OffsetFetch", queued, started, Duration::ZERO);
         result
     }
 
-    async fn list_groups(&self, _req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+    async fn list_groups(&self, req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::list(&self.broker).map(Response::new);
-        self.observe("ListGroups", started, Duration::ZERO);
+        self.observe("ListGroups", queued, started, Duration::ZERO);
         result
     }
 
@@ -182,15 +206,17 @@ impl Kmon for KmonService {
         req: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::describe(&self.broker, req.into_inner()).map(Response::new);
-        self.observe("DescribeGroups", started, Duration::ZERO);
+        self.observe("DescribeGroups", queued, started, Duration::ZERO);
         result
     }
 
     async fn delete_group(&self, req: Request<DeleteGroupRequest>) -> Result<Response<DeleteGroupResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = groups::delete(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("DeleteGroups", started, Duration::ZERO);
+        self.observe("DeleteGroups", queued, started, Duration::ZERO);
         result
     }
 
@@ -199,15 +225,17 @@ impl Kmon for KmonService {
         req: Request<PlanRebalanceRequest>,
     ) -> Result<Response<PlanRebalanceResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = rebalance::plan(&self.broker, req.into_inner()).await.map(Response::new);
-        self.observe("PlanRebalance", started, started.elapsed());
+        self.observe("PlanRebalance", queued, started, started.elapsed());
         result
     }
 
     async fn remove_broker(&self, req: Request<RemoveBrokerRequest>) -> Result<Response<RemoveBrokerResponse>, Status> {
         let started = Instant::now();
+        let queued = queue_time(&req, started);
         let result = rebalance::remove_broker(req.into_inner()).map(Response::new);
-        self.observe("RemoveBroker", started, Duration::ZERO);
+        self.observe("RemoveBroker", queued, started, Duration::ZERO);
         result
     }
 }

@@ -1,0 +1,79 @@
+//! Balance: replicas and leaders per broker, fault domain and update domain
+//! as bar charts with their skew (max / mean), and the partitions that
+//! violate the two-domain placement rule.
+
+use std::collections::BTreeMap;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::{bad, bar, bold, ok};
+use crate::app::State;
+use crate::snapshot::skew;
+
+pub(super) fn render(state: &State, frame: &mut Frame, area: Rect) {
+    let Some(s) = &state.snapshot else { return };
+    let mut by_broker: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut by_fd: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut by_ud: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for b in s.metadata.brokers.iter().filter(|b| b.alive) {
+        let load = s.load(b.id);
+        for (map, key) in [
+            (&mut by_broker, format!("#{}", b.id)),
+            (&mut by_fd, b.fault_domain.clone()),
+            (&mut by_ud, b.update_domain.clone()),
+        ] {
+            let entry = map.entry(key).or_default();
+            entry.0 += load.replicas;
+            entry.1 += load.leaders;
+        }
+    }
+    let violations = s.domain_violations();
+    let [top, middle, bottom] = Layout::vertical([
+        Constraint::Length(by_broker.len() as u16 + 3),
+        Constraint::Length(by_fd.len().max(by_ud.len()) as u16 + 3),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let [replicas, leaders] = Layout::horizontal([Constraint::Fill(1); 2]).areas(top);
+    chart(frame, replicas, "replicas / broker", &by_broker, |v| v.0);
+    chart(frame, leaders, "leaders / broker", &by_broker, |v| v.1);
+    let [fd, ud] = Layout::horizontal([Constraint::Fill(1); 2]).areas(middle);
+    chart(frame, fd, "replicas / FD", &by_fd, |v| v.0);
+    chart(frame, ud, "replicas / UD", &by_ud, |v| v.0);
+
+    let title = format!(" Two-domain rule: {} violating partition(s) ", violations.len());
+    let text = if violations.is_empty() {
+        Line::from(Span::styled("every partition spans its fault and update domains", ok()))
+    } else {
+        Line::from(Span::styled(violations.join(" "), bad()))
+    };
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(Block::bordered().title(title)), bottom);
+}
+
+fn chart(
+    frame: &mut Frame,
+    area: Rect,
+    what: &str,
+    values: &BTreeMap<String, (usize, usize)>,
+    pick: impl Fn(&(usize, usize)) -> usize,
+) {
+    let counts: Vec<usize> = values.values().map(&pick).collect();
+    let max = counts.iter().copied().max().unwrap_or(0).max(1);
+    let title = format!(" {what} · skew {:.2} ", skew(&counts));
+    let block = Block::bordered().title(Span::styled(title, bold()));
+    let inner = block.inner(area);
+    let label_width = values.keys().map(|k| k.chars().count()).max().unwrap_or(0).min(10);
+    let bar_width = (inner.width as usize).saturating_sub(label_width + 8).max(1);
+    let lines: Vec<Line> = values
+        .iter()
+        .map(|(key, v)| {
+            let n = pick(v);
+            let label: String = key.chars().take(label_width).collect();
+            Line::raw(format!("{label:<label_width$} {} {n}", bar(n as f64 / max as f64, bar_width)))
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
