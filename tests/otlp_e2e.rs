@@ -247,7 +247,8 @@ fn agent_exports_its_metrics_over_otlp() {
     let collector = TestCollector::start();
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
-    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    // An ephemeral port: the exporter learns the bound address from the agent.
+    let metrics_listen = "127.0.0.1:0".to_string();
     let child = Command::new(KMON)
         .args(["agent", "--bootstrap", &broker.bootstrap(), "--metrics-listen", &metrics_listen])
         .args(["--interval", "200ms", "--node", "otlp-node"])

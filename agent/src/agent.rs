@@ -39,12 +39,23 @@ struct Shared {
 
 /// Runs the agent until `shutdown` is cancelled.
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    run_with(config, shutdown, |_| {}).await
+}
+
+/// Like [`run`]; `on_bound` learns the `/metrics` address actually bound
+/// (the configured port may be 0), e.g. for an OTLP exporter that scrapes it.
+pub async fn run_with(
+    config: AgentConfig,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), AgentError> {
     config.validate()?;
     let listener = TcpListener::bind(&config.metrics_listen)
         .await
         .map_err(|source| AgentError::Bind { address: config.metrics_listen.clone(), source })?;
     let bound =
         listener.local_addr().map_err(|source| AgentError::Bind { address: config.metrics_listen.clone(), source })?;
+    on_bound(bound);
     let (buffer, recovery) = DiskBuffer::open(&config.buffer_dir, config.buffer_max_bytes)?;
     if recovery.truncated_bytes > 0 {
         tracing::warn!(bytes = recovery.truncated_bytes, "disk buffer: recovered after a torn write");

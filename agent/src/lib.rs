@@ -40,6 +40,6 @@ pub mod error;
 pub mod metrics;
 pub mod ship;
 
-pub use agent::{READY_PREFIX, run};
+pub use agent::{READY_PREFIX, run, run_with};
 pub use config::AgentConfig;
 pub use error::AgentError;

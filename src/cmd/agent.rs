@@ -3,7 +3,9 @@
 //! cluster's `__kmon_node_metrics` topic, buffered on disk while no broker
 //! answers.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -69,11 +71,27 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    let exporter = otlp.as_ref().and_then(|otlp| {
-        let scrape = telemetry::local_scrape_address(&config.metrics_listen)?;
-        Some(telemetry::spawn_metrics(otlp, move || telemetry::scrape_local(scrape), shutdown.clone()))
+    // The exporter scrapes the agent's own /metrics at the address it bound
+    // (which may be an ephemeral port), once the agent reports it.
+    let bound: Arc<OnceLock<SocketAddr>> = Arc::new(OnceLock::new());
+    let exporter = otlp.as_ref().map(|otlp| {
+        let bound = bound.clone();
+        telemetry::spawn_metrics(
+            otlp,
+            move || {
+                bound
+                    .get()
+                    .and_then(|addr| telemetry::local_scrape_address(&addr.to_string()))
+                    .and_then(telemetry::scrape_local)
+            },
+            shutdown.clone(),
+        )
     });
-    let result = kmon_agent::run(config, shutdown.clone()).await.context("agent failed");
+    let result = kmon_agent::run_with(config, shutdown.clone(), move |addr| {
+        let _ = bound.set(addr);
+    })
+    .await
+    .context("agent failed");
     shutdown.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;
