@@ -43,7 +43,9 @@ impl BrokerProcess {
 
     fn spawn(&mut self, listen: &str, metrics: &str) {
         let rx = self.spawn_child(listen, metrics);
-        self.wait_ready(rx);
+        if let Err(stderr) = self.wait_ready(rx) {
+            panic!("broker did not become ready; stderr:\n{stderr}");
+        }
     }
 
     /// Starts the process; the receiver gets its ready line.
@@ -75,12 +77,13 @@ impl BrokerProcess {
         rx
     }
 
-    fn wait_ready(&mut self, rx: mpsc::Receiver<String>) {
+    /// Waits for the ready line; on failure returns the broker's stderr.
+    fn wait_ready(&mut self, rx: mpsc::Receiver<String>) -> Result<(), String> {
         let line = match rx.recv_timeout(START_DEADLINE) {
             Ok(line) => line,
             Err(_) => {
                 self.kill();
-                panic!("broker did not become ready; stderr:\n{}", self.stderr());
+                return Err(self.stderr());
             }
         };
         let field = |name: &str| {
@@ -91,6 +94,7 @@ impl BrokerProcess {
         };
         self.grpc = field("grpc");
         self.metrics = field("metrics");
+        Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -232,8 +236,21 @@ pub fn segment_files(partition_dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A free port on 127.0.0.1 (bound and released: a cluster's voters must be
-/// known before its brokers start).
+/// known before its brokers start). Picked below the kernel's ephemeral range
+/// (32768+), so outgoing connections of concurrent tests cannot take it
+/// between the check and the broker's bind.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()).wrapping_mul(7919)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos().into());
+    for _ in 0..2000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(104_729)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -247,7 +264,21 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Starts `n` brokers; if one cannot bind its pre-picked port (another
+    /// test took it meanwhile), starts over on new ports.
     pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(n, extra_args) {
+                Ok(cluster) => return cluster,
+                Err(stderr) if stderr.contains("Address already in use") => last = stderr,
+                Err(stderr) => panic!("broker did not become ready; stderr:\n{stderr}"),
+            }
+        }
+        panic!("could not find free ports for the cluster; last stderr:\n{last}");
+    }
+
+    fn try_start(n: usize, extra_args: &[&str]) -> Result<Cluster, String> {
         let root = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let voters = ports
@@ -267,9 +298,9 @@ impl Cluster {
             cluster.brokers.push(b);
         }
         for (b, rx) in cluster.brokers.iter_mut().zip(pending) {
-            b.wait_ready(rx);
+            b.wait_ready(rx)?;
         }
-        cluster
+        Ok(cluster)
     }
 
     fn new_broker(&self, i: usize, extra_args: &[&str]) -> BrokerProcess {
@@ -332,7 +363,9 @@ impl Cluster {
             pending.push(b.spawn_child(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}")));
         }
         for (b, rx) in self.brokers.iter_mut().zip(pending) {
-            b.wait_ready(rx);
+            if let Err(stderr) = b.wait_ready(rx) {
+                panic!("broker did not come back; stderr:\n{stderr}");
+            }
         }
     }
 
