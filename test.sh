@@ -5,7 +5,8 @@
 # (from Debian's `prometheus` package) checks /metrics and the alert rules;
 # node and npm (Debian's `nodejs` and `npm`) install TypeScript and
 # @grafana/schema, pinned in dashboards/schema-check/package-lock.json, which
-# type-check the Grafana dashboards (npm's cache is wherever npm puts it).
+# type-check the Grafana dashboards (npm's cache is wherever npm puts it);
+# tmux, in which the TUI tests run `kmon tui` in a real terminal.
 # The build itself needs no protoc and no system libraries.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +19,10 @@ apt_install() {
 if ! command -v promtool >/dev/null 2>&1; then
   echo "test.sh: installing Debian's prometheus package (for promtool)" >&2
   apt_install prometheus
+fi
+if ! command -v tmux >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's tmux package (the TUI runs in a real terminal in tests)" >&2
+  apt_install tmux
 fi
 schema_check=dashboards/schema-check
 if [ ! -d "$schema_check/node_modules" ] \

@@ -21,6 +21,9 @@ use crate::event::Event;
 use crate::prom::{self, Sample};
 use crate::snapshot::{Group, NodeStats, Snapshot, Throughput};
 
+/// A rebalance plan is asked for once every this many refreshes.
+pub const PLAN_EVERY: u32 = 10;
+
 /// Bound on one RPC or one scrape.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -79,11 +82,20 @@ pub struct Poller {
     known: Vec<String>,
     admin: Option<(String, Admin)>,
     previous: BTreeMap<String, Counters>,
+    plan: Option<Result<kmon_client::RebalancePlan, String>>,
+    polls: u32,
 }
 
 impl Poller {
     pub fn new(bootstrap: String) -> Poller {
-        Poller { known: vec![bootstrap.clone()], bootstrap, admin: None, previous: BTreeMap::new() }
+        Poller {
+            known: vec![bootstrap.clone()],
+            bootstrap,
+            admin: None,
+            previous: BTreeMap::new(),
+            plan: None,
+            polls: 0,
+        }
     }
 
     /// One snapshot, from the current broker or failing over to any other
@@ -149,7 +161,15 @@ impl Poller {
             .await
         };
         let agents = async { merge_agents(join_all(alive.iter().map(|a| list_agents(a))).await) };
-        let (groups, agents) = tokio::join!(groups, agents);
+        let plan = async {
+            let due = self.polls.is_multiple_of(PLAN_EVERY) || self.plan.as_ref().is_none_or(|p| p.is_err());
+            if due { Some(timed(admin.plan_rebalance(&[])).await) } else { None }
+        };
+        let (groups, agents, plan) = tokio::join!(groups, agents, plan);
+        self.polls = self.polls.wrapping_add(1);
+        if let Some(plan) = plan {
+            self.plan = Some(plan);
+        }
 
         let broker_metrics: Vec<String> = metadata
             .brokers
@@ -210,6 +230,7 @@ impl Poller {
             throughput,
             topic_rates,
             nodes,
+            plan: self.plan.clone(),
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kmon_client::{BrokerInfo, ClusterMetadata, GroupDescription, GroupListing, PartitionDescription};
+use kmon_client::{BrokerInfo, ClusterMetadata, GroupDescription, GroupListing, PartitionDescription, RebalancePlan};
 
 /// One refresh of the cluster's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,9 @@ pub struct Snapshot {
     /// Messages in per second by topic.
     pub topic_rates: BTreeMap<String, f64>,
     pub nodes: Vec<NodeStats>,
+    /// What a rebalance would move (asked every few refreshes; `None`
+    /// until asked).
+    pub plan: Option<Result<RebalancePlan, String>>,
 }
 
 /// The brokers, controller and topics (the client's `ClusterMetadata`).
@@ -177,6 +180,32 @@ impl Snapshot {
 
     pub fn under_replicated(&self) -> usize {
         self.partitions().filter(|(_, p)| is_under_replicated(p)).count()
+    }
+
+    /// Partitions with fewer in-sync replicas than their topic's
+    /// `min.insync.replicas` (acks=all produce fails on them).
+    pub fn under_min_isr(&self) -> usize {
+        self.metadata
+            .topics
+            .iter()
+            .map(|t| {
+                let min = t
+                    .configs
+                    .iter()
+                    .find(|(k, _)| k == "min.insync.replicas")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(1);
+                t.partitions.iter().filter(|p| p.isr.len() < min).count()
+            })
+            .sum()
+    }
+
+    /// The node agent on a broker's host (matched by the host part of the
+    /// addresses), if one reports.
+    pub fn node_of(&self, broker: &BrokerInfo) -> Option<&NodeStats> {
+        let host = |address: &str| address.rsplit_once(':').map_or(address.to_owned(), |(h, _)| h.to_owned());
+        let broker_host = host(&broker.address);
+        self.nodes.iter().find(|n| n.error.is_none() && host(&n.metrics_address) == broker_host)
     }
 
     pub fn offline(&self) -> usize {

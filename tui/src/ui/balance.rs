@@ -9,7 +9,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::{bad, bar, bold, ok};
+use super::{bad, bar, bold, dim, ok};
 use crate::app::State;
 use crate::snapshot::skew;
 
@@ -31,10 +31,11 @@ pub(super) fn render(state: &State, frame: &mut Frame, area: Rect) {
         }
     }
     let violations = s.domain_violations();
-    let [top, middle, bottom] = Layout::vertical([
-        Constraint::Length(by_broker.len() as u16 + 3),
-        Constraint::Length(by_fd.len().max(by_ud.len()) as u16 + 3),
+    let [top, middle, bottom, preview] = Layout::vertical([
+        Constraint::Length(by_broker.len() as u16 + 2),
+        Constraint::Length(by_fd.len().max(by_ud.len()) as u16 + 2),
         Constraint::Min(3),
+        Constraint::Length(4),
     ])
     .areas(area);
     let [replicas, leaders] = Layout::horizontal([Constraint::Fill(1); 2]).areas(top);
@@ -51,6 +52,38 @@ pub(super) fn render(state: &State, frame: &mut Frame, area: Rect) {
         Line::from(Span::styled(violations.join(" "), bad()))
     };
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(Block::bordered().title(title)), bottom);
+    render_preview(s, frame, preview);
+}
+
+/// What `kmon rebalance plan` would move, and the goals it improves.
+fn render_preview(s: &crate::snapshot::Snapshot, frame: &mut Frame, area: Rect) {
+    let lines: Vec<Line> = match &s.plan {
+        None => vec![Line::styled("not asked yet", dim())],
+        Some(Err(error)) => vec![Line::styled(format!("unavailable: {error}"), dim())],
+        Some(Ok(plan)) if plan.moves.is_empty() => vec![Line::styled("nothing to move: balanced", ok())],
+        Some(Ok(plan)) => {
+            let goals: Vec<String> = plan
+                .goals
+                .iter()
+                .filter(|g| (g.before - g.after).abs() > 1e-9)
+                .map(|g| format!("{} {:.2}→{:.2}", g.name, g.before, g.after))
+                .collect();
+            let moves: Vec<String> = plan.moves.iter().map(|m| format!("{}-{}", m.topic, m.partition)).collect();
+            vec![
+                Line::raw(format!(
+                    "{} move(s), {}: {}",
+                    plan.moves.len(),
+                    super::bytes(plan.bytes_to_move as f64),
+                    moves.join(" ")
+                )),
+                Line::styled(goals.join("  "), dim()),
+            ]
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(" Rebalance preview ")),
+        area,
+    );
 }
 
 fn chart(

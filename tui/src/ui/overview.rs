@@ -3,6 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
 
@@ -30,6 +31,8 @@ fn render_totals(state: &State, s: &Snapshot, frame: &mut Frame, area: Rect) {
             Span::raw(format!("topics {}  partitions {partitions}  ", s.metadata.topics.len())),
             Span::raw("under-replicated "),
             Span::styled(urp.to_string(), count_style(urp, warn())),
+            Span::raw("  under-min-ISR "),
+            Span::styled(s.under_min_isr().to_string(), count_style(s.under_min_isr(), bad())),
             Span::raw("  offline "),
             Span::styled(offline.to_string(), count_style(offline, bad())),
         ])),
@@ -77,6 +80,15 @@ fn render_grid(s: &Snapshot, frame: &mut Frame, area: Rect) {
                     let urp = format!("U{}", load.under_replicated);
                     figures.push(if load.under_replicated > 0 { Span::styled(urp, warn()) } else { Span::raw(urp) });
                     lines.push(Line::from(figures));
+                    if let Some(node) = s.node_of(b) {
+                        let used = node.disk_used_fraction();
+                        let style = if used > crate::alerts::DISK_FULL { bad() } else { Style::new() };
+                        let rate = |r: Option<f64>| r.map_or("-".to_owned(), si);
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("disk {:.0}%", used * 100.0), style),
+                            Span::raw(format!(" nic {}/{}", rate(node.net_rx_rate), rate(node.net_tx_rate))),
+                        ]));
+                    }
                 }
                 height = height.max(lines.len());
                 cells.push(Cell::from(Text::from(lines)));

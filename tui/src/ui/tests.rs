@@ -2,8 +2,8 @@
 //! and reducer tests (keys → state).
 
 use kmon_client::{
-    BrokerInfo, ClusterMetadata, GroupDescription, GroupListing, GroupMemberDescription, PartitionDescription,
-    PartitionLag, TopicDescription, TopicPartition,
+    BalanceGoal, BrokerInfo, ClusterMetadata, GroupDescription, GroupListing, GroupMemberDescription,
+    PartitionDescription, PartitionLag, PartitionMove, RebalancePlan, TopicDescription, TopicPartition,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -91,7 +91,7 @@ fn snapshot() -> Snapshot {
             brokers: vec![
                 broker(1, "FD0", "UD0", true),
                 broker(2, "FD0", "UD1", true),
-                broker(3, "FD1", "UD0", true),
+                BrokerInfo { address: "10.1.1.1:9092".into(), ..broker(3, "FD1", "UD0", true) },
                 broker(4, "FD1", "UD1", false),
             ],
             controller_id: 1,
@@ -99,7 +99,7 @@ fn snapshot() -> Snapshot {
                 TopicDescription {
                     name: "orders".into(),
                     replication_factor: 2,
-                    configs: vec![],
+                    configs: vec![("min.insync.replicas".into(), "2".into())],
                     partitions: vec![partition(0, 1, &[1, 4], &[1]), partition(1, 2, &[1, 2], &[1, 2])],
                 },
                 TopicDescription {
@@ -118,7 +118,7 @@ fn snapshot() -> Snapshot {
         topic_rates: [("orders".to_owned(), 1200.0)].into(),
         nodes: vec![NodeStats {
             node: "node-a".into(),
-            metrics_address: "127.0.0.1:9100".into(),
+            metrics_address: "10.1.1.1:9100".into(),
             disk_mount: "/".into(),
             disk_size: 100e9,
             disk_avail: 10e9,
@@ -129,6 +129,18 @@ fn snapshot() -> Snapshot {
             mem_available: 2e9,
             ..Default::default()
         }],
+        plan: Some(Ok(RebalancePlan {
+            moves: vec![PartitionMove {
+                topic: "orders".into(),
+                partition: 1,
+                from_replicas: vec![1, 2],
+                to_replicas: vec![1, 3],
+                bytes_to_move: 4096,
+            }],
+            bytes_to_move: 4096,
+            goals: vec![BalanceGoal { name: "two_domain_violations".into(), before: 1.0, after: 0.0 }],
+            sizes_note: None,
+        })),
     }
 }
 
@@ -183,6 +195,10 @@ fn overview_places_brokers_in_their_fd_ud_cell() {
     assert!(lines[fd0 + 1].contains("P2 L1 U1"), "{text}");
     assert!(text.contains("LIVE"), "{text}");
     assert!(text.contains("1.5k/s"), "{text}");
+    assert!(text.contains("under-min-ISR 1"), "orders-0 has 1 in-sync replica of min 2:\n{text}");
+    // node-a runs on broker 3's host.
+    let disk = lines.iter().position(|l| l.contains("disk 90%")).unwrap_or_else(|| panic!("{text}"));
+    assert!(disk > fd1 && column(&lines[disk], "disk").unwrap() < ud1, "{text}");
 }
 
 #[test]
@@ -227,6 +243,8 @@ fn balance_shows_skew_and_violations() {
     assert!(text.contains("replicas / broker · skew"), "{text}");
     assert!(text.contains("1 violating"), "{text}");
     assert!(text.contains("orders-1"), "{text}");
+    assert!(text.contains("1 move(s), 4.0KiB: orders-1"), "{text}");
+    assert!(text.contains("two_domain_violations 1.00→0.00"), "{text}");
 }
 
 #[test]
