@@ -385,19 +385,7 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the node agent")?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.starts_with(AGENT_READY_PREFIX)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
+    let rx = watch_ready_line(child.stdout.take().expect("stdout is piped"), AGENT_READY_PREFIX);
     tokio::select! {
         line = rx => {
             if line.is_err() {
@@ -452,20 +440,7 @@ pub(super) fn spawn(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start broker {}", broker.id))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stdout).lines();
-        // Keep reading after the ready line so the pipe never fills.
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.starts_with(READY_PREFIX)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
+    let rx = watch_ready_line(child.stdout.take().expect("stdout is piped"), READY_PREFIX);
     Ok((BrokerChild { layout: broker.clone(), log, child, exited: None }, rx))
 }
 
@@ -607,6 +582,27 @@ fn render_table(cluster: &ClusterLayout) -> String {
         ]);
     }
     super::status::render_rows(&rows)
+}
+
+/// Reads a child's standard output and hands over the first line starting
+/// with `prefix`; keeps reading after it so the pipe never fills.
+fn watch_ready_line(
+    stdout: tokio::process::ChildStdout,
+    prefix: &'static str,
+) -> tokio::sync::oneshot::Receiver<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with(prefix)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx
 }
 
 #[cfg(test)]

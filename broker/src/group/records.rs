@@ -9,9 +9,7 @@
 //! `{"group":{"group"}}`. Values: [`OffsetValue`] or [`GroupValue`].
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BrokerError, Result};
@@ -82,33 +80,11 @@ impl Entry {
 
 /// Encodes entries into one RecordBatch v2 (offsets assigned by the log).
 pub fn encode(entries: &[Entry], timestamp_ms: i64) -> BytesMut {
-    let records: Vec<Record> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let (key, value) = entry.key_value();
-            Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // offset - sequence stays constant: one batch.
-                sequence: i as i32 - 1,
-                timestamp: timestamp_ms,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            }
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding to memory cannot fail");
-    buf
+    let records = entries.iter().map(|entry| {
+        let (key, value) = entry.key_value();
+        (Some(key), value)
+    });
+    crate::log::batch::encode_records(records, timestamp_ms)
 }
 
 /// Decodes every record of a run of batches; records that are not ours

@@ -204,6 +204,40 @@ pub fn iter_headers(bytes: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> 
     })
 }
 
+/// Encodes records the broker writes itself (group offsets, test data) into
+/// one uncompressed RecordBatch v2 with kafka-protocol: offsets from 0 (the
+/// log assigns the real ones), one timestamp, no headers.
+pub fn encode_records(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>)>,
+    timestamp_ms: i64,
+) -> bytes::BytesMut {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // offset - sequence stays constant: one batch.
+            sequence: i as i32 - 1,
+            timestamp: timestamp_ms,
+            key,
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = bytes::BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut out, &records, &options).expect("encoding to memory cannot fail");
+    out
+}
+
 /// Zigzag varint as Kafka's records use, returning (value, bytes read).
 fn read_varlong(b: &[u8]) -> Option<(i64, usize)> {
     let mut value: u64 = 0;

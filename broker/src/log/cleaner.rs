@@ -151,40 +151,16 @@ pub fn clean(log: &PartitionLog, now_ms: i64, delete_retention_ms: i64) -> Resul
 mod tests {
     use std::sync::Arc;
 
-    use kafka_protocol::records::{Record, TimestampType};
-
     use super::*;
     use crate::config::BrokerConfig;
 
     fn keyed_batch(start_key: usize, count: usize, ts: i64, tombstone_key: Option<usize>) -> BytesMut {
-        let records: Vec<Record> = (0..count)
-            .map(|i| {
-                let key = (start_key + i) % 5;
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: i as i32 - 1,
-                    timestamp: ts,
-                    key: Some(Bytes::from(format!("k{key}"))),
-                    value: if tombstone_key == Some(key) {
-                        None
-                    } else {
-                        Some(Bytes::from(format!("v{}", start_key + i)))
-                    },
-                    headers: Default::default(),
-                }
-            })
-            .collect();
-        let mut out = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
-        out
+        let records = (0..count).map(|i| {
+            let key = (start_key + i) % 5;
+            let value = (tombstone_key != Some(key)).then(|| Bytes::from(format!("v{}", start_key + i)));
+            (Some(Bytes::from(format!("k{key}"))), value)
+        });
+        batch::encode_records(records, ts)
     }
 
     #[test]
