@@ -202,6 +202,15 @@ fn commits_continue_after_the_coordinator_broker_dies_and_a_stopped_group_shows_
         (lag == 300 && parts.iter().any(|p| p["status"] == "STOP")).then_some(d)
     });
     assert_eq!(stopped["status"], "ERR", "a stopped group is ERR");
+    // `kmon status` carries the same data as the TUI: the group, its lag, an alert.
+    let status: Value = serde_json::from_str(&kmon_ok(&other, &["status", "--json"], "")).unwrap();
+    let g2 = status["groups"].as_array().unwrap().iter().find(|g| g["group"] == "g2").expect("g2 in status");
+    assert_eq!(g2["lag"], 300);
+    assert!(g2["status"] == "STOP" || g2["status"] == "ERR", "{g2}");
+    assert!(
+        status["alerts"].as_array().unwrap().iter().any(|a| a["message"].as_str().unwrap_or("").contains("g2")),
+        "an alert names the stopped group: {status}"
+    );
     // The coordinator's /metrics says the same, under kafka_exporter names.
     let coordinator_metrics = wait_for("the coordinator's metrics", Duration::from_secs(30), || {
         let rt = tokio::runtime::Runtime::new().ok()?;

@@ -2,7 +2,10 @@
 //! controller, brokers (address, metrics, domains, alive), and partition
 //! health (under-replicated: ISR smaller than the replica set; offline: no
 //! leader), and the node agents that report: every live broker's
-//! `ListAgents`, merged by node (latest `last_seen` wins).
+//! `ListAgents`, merged by node (latest `last_seen` wins). After those, the
+//! same data `kmon tui` shows, from one of its refreshes: consumer groups
+//! with lag and status, the nodes' figures, and the alert conditions that
+//! hold now.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +28,7 @@ pub(crate) struct StatusArgs {
 }
 
 /// The `--json` document; field order is the output order.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq)]
 struct Status {
     /// -1 when there is no controller.
     controller_id: i32,
@@ -35,6 +38,40 @@ struct Status {
     offline_partitions: usize,
     /// Node agents heard from by any live broker, by node name.
     agents: Vec<Agent>,
+    /// Consumer groups with their total lag and Burrow-style status.
+    groups: Vec<GroupSummary>,
+    /// The agents' figures (fullest file system, CPU, memory, NIC trouble).
+    nodes: Vec<NodeSummary>,
+    /// Conditions the alert rules fire on, as the TUI evaluates them now.
+    alerts: Vec<AlertSummary>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct GroupSummary {
+    group: String,
+    state: String,
+    members: u32,
+    lag: i64,
+    status: String,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct NodeSummary {
+    node: String,
+    disk_mount: String,
+    disk_used_fraction: f64,
+    disk_avail_bytes: f64,
+    /// Busy share of the CPUs since the previous sample; null until known.
+    cpu_busy_fraction: Option<f64>,
+    memory_used_fraction: f64,
+    network_errors: f64,
+    network_drops: f64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct AlertSummary {
+    severity: &'static str,
+    message: String,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -82,6 +119,9 @@ impl From<ClusterMetadata> for Status {
                 .count(),
             offline_partitions: partitions.filter(|p| p.leader < 0).count(),
             agents: Vec::new(),
+            groups: Vec::new(),
+            nodes: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 }
@@ -92,12 +132,54 @@ pub(crate) async fn run(client: ClientArgs, args: StatusArgs) -> anyhow::Result<
     let addresses: Vec<String> = metadata.brokers.iter().filter(|b| b.alive).map(|b| b.address.clone()).collect();
     let mut status = Status::from(metadata);
     status.agents = merge_agents(futures::future::join_all(addresses.iter().map(|a| list_agents(a))).await);
+    if let Ok(snapshot) = kmon_tui::client::Poller::new(client.bootstrap.clone()).poll().await {
+        add_live_view(&mut status, &snapshot);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print!("{}", render(&status));
     }
     Ok(())
+}
+
+/// Groups, nodes and alerts from one TUI refresh.
+fn add_live_view(status: &mut Status, snapshot: &kmon_tui::Snapshot) {
+    status.groups = snapshot
+        .groups
+        .iter()
+        .map(|g| GroupSummary {
+            group: g.listing.group_id.clone(),
+            state: g.listing.state.clone(),
+            members: g.listing.members,
+            lag: g.total_lag(),
+            status: g.status().as_str().to_string(),
+        })
+        .collect();
+    status.nodes = snapshot
+        .nodes
+        .iter()
+        .map(|n| NodeSummary {
+            node: n.node.clone(),
+            disk_mount: n.disk_mount.clone(),
+            disk_used_fraction: n.disk_used_fraction(),
+            disk_avail_bytes: n.disk_avail,
+            cpu_busy_fraction: n.cpu_busy,
+            memory_used_fraction: n.mem_used_fraction(),
+            network_errors: n.net_errors,
+            network_drops: n.net_drops,
+        })
+        .collect();
+    status.alerts = kmon_tui::alerts::evaluate(snapshot, &BTreeMap::new())
+        .into_iter()
+        .map(|c| AlertSummary {
+            severity: match c.severity {
+                kmon_tui::alerts::Severity::Warning => "warning",
+                kmon_tui::alerts::Severity::Critical => "critical",
+            },
+            message: c.message,
+        })
+        .collect();
 }
 
 /// One broker's `ListAgents`; an unreachable broker counts as none.
@@ -182,6 +264,45 @@ fn render(status: &Status) -> String {
         out.push('\n');
         out.push_str(&render_rows(&rows));
     }
+    if !status.groups.is_empty() {
+        let mut rows =
+            vec![["GROUP".to_owned(), "STATE".to_owned(), "MEMBERS".to_owned(), "LAG".to_owned(), "STATUS".to_owned()]];
+        for g in &status.groups {
+            rows.push([g.group.clone(), g.state.clone(), g.members.to_string(), g.lag.to_string(), g.status.clone()]);
+        }
+        out.push('\n');
+        out.push_str(&render_rows(&rows));
+    }
+    if !status.nodes.is_empty() {
+        let mut rows = vec![[
+            "NODE".to_owned(),
+            "DISK USED".to_owned(),
+            "CPU".to_owned(),
+            "MEMORY".to_owned(),
+            "NIC ERR/DROP".to_owned(),
+        ]];
+        let pct = |f: f64| format!("{:.0}%", f * 100.0);
+        for n in &status.nodes {
+            rows.push([
+                n.node.clone(),
+                format!("{} of {}", pct(n.disk_used_fraction), n.disk_mount),
+                n.cpu_busy_fraction.map_or("-".into(), pct),
+                pct(n.memory_used_fraction),
+                format!("{}/{}", n.network_errors, n.network_drops),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&render_rows(&rows));
+    }
+    out.push('\n');
+    if status.alerts.is_empty() {
+        out.push_str("Alerts: none\n");
+    } else {
+        out.push_str("Alerts:\n");
+        for a in &status.alerts {
+            out.push_str(&format!("  {:<8}  {}\n", a.severity, a.message));
+        }
+    }
     out
 }
 
@@ -264,6 +385,9 @@ mod tests {
                 "under_replicated_partitions": 2,
                 "offline_partitions": 1,
                 "agents": [],
+                "groups": [],
+                "nodes": [],
+                "alerts": [],
             })
         );
     }
