@@ -516,7 +516,8 @@ impl GroupCoordinator {
             other => other,
         })?;
         let batch = records::encode(&entries, now_ms());
-        self.replicas.append(&hosted, batch, RequiredAcks::All, Duration::from_secs(10)).await?;
+        let header = crate::log::batch::validate_produced(&batch, hosted.log.config().max_message_bytes as usize)?;
+        self.replicas.append(&hosted, batch, header, RequiredAcks::All, Duration::from_secs(10)).await?;
         Ok(())
     }
 

@@ -177,9 +177,16 @@ impl PartitionLog {
     }
 
     /// Checks and appends one produced batch; returns where it landed.
-    pub fn append(&self, mut bytes: BytesMut, leader_epoch: i32) -> Result<AppendInfo> {
+    pub fn append(&self, bytes: BytesMut, leader_epoch: i32) -> Result<AppendInfo> {
+        let header = batch::validate_produced(&bytes, self.config().max_message_bytes as usize)?;
+        self.append_checked(bytes, header, leader_epoch)
+    }
+
+    /// Appends a batch the caller has already checked with
+    /// [`batch::validate_produced`] (the produce path checks every batch of
+    /// a request before writing any, and the CRC is not computed twice).
+    pub fn append_checked(&self, mut bytes: BytesMut, header: BatchHeader, leader_epoch: i32) -> Result<AppendInfo> {
         let config = self.config();
-        let header = batch::validate_produced(&bytes, config.max_message_bytes as usize)?;
         let now = now_ms();
         let info = {
             let mut state = self.state.lock().expect("log lock");

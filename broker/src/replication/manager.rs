@@ -15,6 +15,7 @@ use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
 use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADER};
 use crate::error::{BrokerError, Result};
+use crate::log::batch::BatchHeader;
 use crate::log::partition::ReadBound;
 use crate::log::{AppendInfo, LogManager, PartitionLog, ReadResult};
 use crate::metrics::BrokerMetrics;
@@ -225,18 +226,19 @@ impl ReplicaManager {
         Ok(hosted)
     }
 
-    /// Appends a produced batch as leader; with acks=all waits until every
+    /// Appends a produced batch (already checked: `header`) as leader; with acks=all waits until every
     /// in-sync replica has it (the high watermark passes it).
     pub async fn append(
         &self,
         hosted: &HostedPartition,
         batch: BytesMut,
+        header: BatchHeader,
         acks: RequiredAcks,
         timeout: Duration,
     ) -> Result<AppendOutcome> {
         let state = hosted.leader_state().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
-        let info = hosted.log.append(batch, state.leader_epoch)?;
+        let info = hosted.log.append_checked(batch, header, state.leader_epoch)?;
         hosted.update_high_watermark();
         if acks != RequiredAcks::All {
             return Ok(AppendOutcome { info, replication_wait: Duration::ZERO });

@@ -39,23 +39,24 @@ pub(super) async fn handle(
         broker.metrics.total_produce.inc_by(&part.topic, 1);
         let checked = broker.replicas.check_produce(&part.topic, part.partition, acks).and_then(|hosted| {
             let max = hosted.log.config().max_message_bytes as usize;
-            batch::validate_produced(&part.records, max).map_err(|err| annotate(err, &part.topic, part.partition))?;
-            Ok(hosted)
+            let header = batch::validate_produced(&part.records, max)
+                .map_err(|err| annotate(err, &part.topic, part.partition))?;
+            Ok((hosted, header))
         });
         match checked {
-            Ok(hosted) => targets.push((hosted, part)),
+            Ok((hosted, header)) => targets.push((hosted, header, part)),
             Err(err) => {
                 broker.metrics.failed_produce.inc_by(&part.topic, 1);
                 return Err(err.into());
             }
         }
     }
-    let appends = targets.into_iter().map(|(hosted, part)| async move {
+    let appends = targets.into_iter().map(|(hosted, header, part)| async move {
         let len = part.records.len() as u64;
         // The request owns the only reference to its bytes, so this is
         // normally free; otherwise one copy.
         let bytes = part.records.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
-        let result = broker.replicas.append(&hosted, bytes, acks, timeout).await;
+        let result = broker.replicas.append(&hosted, bytes, header, acks, timeout).await;
         (hosted, part.topic, part.partition, len, result)
     });
     let mut results = Vec::new();
