@@ -101,6 +101,9 @@ pub struct GroupCoordinator {
     /// (topic, partition) → (high watermark, log end offset), refreshed in
     /// the background from the partition leaders.
     offsets_cache: RwLock<HashMap<(String, u32), (i64, i64)>>,
+    /// Channels to other brokers for that refresh, kept across refreshes
+    /// (tonic reconnects a lazy channel by itself).
+    remote: Mutex<HashMap<String, tonic::transport::Channel>>,
     shutdown: CancellationToken,
 }
 
@@ -121,6 +124,7 @@ impl GroupCoordinator {
             loaded: RwLock::new(HashMap::new()),
             loading: Mutex::new(HashSet::new()),
             offsets_cache: RwLock::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
             shutdown,
         }
     }
@@ -459,9 +463,13 @@ impl GroupCoordinator {
         let partition = self.partition_of(group_id)?;
         let groups = partition.groups.lock().expect("groups lock");
         let entry = groups.get(group_id).ok_or_else(|| GroupError::GroupIdNotFound(group_id.into()))?;
+        Ok(self.view_of(group_id, entry))
+    }
+
+    fn view_of(&self, group_id: &str, entry: &GroupEntry) -> GroupView {
         let partitions = self.lag_of(entry);
         let g = &entry.group;
-        Ok(GroupView {
+        GroupView {
             group_id: group_id.into(),
             state: g.state,
             protocol_type: g.protocol_type.clone(),
@@ -480,12 +488,21 @@ impl GroupCoordinator {
                 })
                 .collect(),
             partitions,
-        })
+        }
     }
 
-    /// Every coordinated group with its lag, for the metrics.
+    /// Every coordinated group with its lag, for the metrics (one pass: each
+    /// group's lag is computed once).
     pub fn snapshot(&self) -> Vec<GroupView> {
-        self.list_groups().into_iter().filter_map(|(id, ..)| self.describe(&id).ok()).collect()
+        let partitions: Vec<Arc<OffsetsPartition>> =
+            self.loaded.read().expect("loaded lock").values().cloned().collect();
+        let mut views = Vec::new();
+        for partition in partitions {
+            let groups = partition.groups.lock().expect("groups lock");
+            views.extend(groups.iter().map(|(id, entry)| self.view_of(id, entry)));
+        }
+        views.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        views
     }
 
     /// DeleteGroup: only an empty group; its offsets go too.
@@ -738,12 +755,33 @@ impl GroupCoordinator {
             }
         }
         for (address, parts) in remote {
-            match fetch_remote_offsets(&address, &parts).await {
+            let channel = match self.remote_channel(&address) {
+                Ok(channel) => channel,
+                Err(err) => {
+                    tracing::debug!(%address, error = %err, "bad broker address");
+                    continue;
+                }
+            };
+            match fetch_remote_offsets(channel, &parts).await {
                 Ok(found) => fresh.extend(found),
                 Err(err) => tracing::debug!(%address, error = %err, "offset lookup failed"),
             }
         }
         self.offsets_cache.write().expect("cache lock").extend(fresh);
+    }
+
+    fn remote_channel(&self, address: &str) -> Result<tonic::transport::Channel> {
+        let mut remote = self.remote.lock().expect("remote lock");
+        if let Some(channel) = remote.get(address) {
+            return Ok(channel.clone());
+        }
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(2))
+            .connect_lazy();
+        remote.insert(address.to_string(), channel.clone());
+        Ok(channel)
     }
 }
 
@@ -758,13 +796,11 @@ fn tombstones(group_id: &str, entry: &GroupEntry) -> Vec<Entry> {
 }
 
 /// High watermark and log end offset of partitions led by another broker.
-async fn fetch_remote_offsets(address: &str, parts: &[(String, u32)]) -> Result<Vec<((String, u32), (i64, i64))>> {
+async fn fetch_remote_offsets(
+    channel: tonic::transport::Channel,
+    parts: &[(String, u32)],
+) -> Result<Vec<((String, u32), (i64, i64))>> {
     use kmon_proto::v1::{ListOffsetsPartition, ListOffsetsRequest, OffsetSpec, kmon_client::KmonClient};
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(2));
-    let channel = endpoint.connect().await.map_err(|e| BrokerError::Controller(format!("{address}: {e}")))?;
     let mut client = KmonClient::new(channel);
     let ask = |spec: OffsetSpec| ListOffsetsRequest {
         partitions: parts
