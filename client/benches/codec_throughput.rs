@@ -1,0 +1,83 @@
+//! Throughput of kmon's RecordBatch codec against kafka-protocol's, for
+//! 100-byte records in ~1.1 MB batches (a measurement, not a test):
+//! `cargo bench -p kmon-client --bench codec_throughput`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kmon_client::batch::{BatchBuilder, decode_batches_into, encode_batch};
+
+const RECORDS: usize = 10_000;
+const ROUNDS: usize = 100;
+const BASE_TS: i64 = 1_700_000_000_000;
+
+fn main() {
+    let value = Bytes::from(vec![b'x'; 100]);
+    let total = (RECORDS * ROUNDS) as f64;
+    let rate = |start: Instant| total / start.elapsed().as_secs_f64() / 1e6;
+
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        let mut builder = BatchBuilder::with_capacity(1 << 20);
+        for i in 0..RECORDS {
+            builder.append(BASE_TS + i as i64, None, &value, &[]);
+        }
+        black_box(builder.finish());
+    }
+    println!("kmon encode:           {:6.2} M records/s", rate(start));
+
+    let theirs: Vec<KafkaRecord> = (0..RECORDS)
+        .map(|i| KafkaRecord {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: BASE_TS + i as i64,
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+        })
+        .collect();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &theirs, &options).unwrap();
+        black_box(buf);
+    }
+    println!("kafka-protocol encode: {:6.2} M records/s", rate(start));
+
+    let records: Vec<kmon_client::batch::Record> = (0..RECORDS)
+        .map(|i| kmon_client::batch::Record {
+            key: None,
+            value: value.clone(),
+            timestamp_ms: BASE_TS + i as i64,
+            headers: vec![],
+        })
+        .collect();
+    let batch = Bytes::from(encode_batch(&records));
+    let start = Instant::now();
+    let mut out = Vec::with_capacity(RECORDS);
+    for _ in 0..ROUNDS {
+        out.clear();
+        decode_batches_into(&batch, 0, &mut out).unwrap();
+        black_box(&out);
+    }
+    println!("kmon decode:           {:6.2} M records/s", rate(start));
+
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        let mut buf = batch.clone();
+        black_box(RecordBatchDecoder::decode(&mut buf).unwrap());
+    }
+    println!("kafka-protocol decode: {:6.2} M records/s", rate(start));
+}
