@@ -369,7 +369,8 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
         .append(true)
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("agent")
         .args(["--bootstrap", &bootstrap])
         .args(["--metrics-listen", &metrics])
@@ -377,15 +378,8 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
         .arg(args.data_dir.join("agent-buffer"))
         .env_remove("KMON_BOOTSTRAP")
         .env_remove("KMON_AGENT_METRICS_LISTEN")
-        .env_remove("KMON_AGENT_BUFFER_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the node agent")?;
-    let rx = watch_ready_line(child.stdout.take().expect("stdout is piped"), AGENT_READY_PREFIX);
+        .env_remove("KMON_AGENT_BUFFER_DIR");
+    let (mut child, rx) = start_child(command, stderr, AGENT_READY_PREFIX).context("cannot start the node agent")?;
     tokio::select! {
         line = rx => {
             if line.is_err() {
@@ -416,7 +410,8 @@ pub(super) fn spawn(
         .append(true)
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("broker")
         .args(["--id", &broker.id.to_string()])
         .args(["--fault-domain", &broker.fault_domain])
@@ -430,17 +425,9 @@ pub(super) fn spawn(
         .env_remove("KMON_DATA_DIR")
         .env_remove("KMON_LISTEN")
         .env_remove("KMON_METRICS_LISTEN")
-        .env_remove("KMON_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        // Its own process group: a terminal's Ctrl-C reaches only `kmon
-        // up`, which then stops the brokers one clean SIGTERM each.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start broker {}", broker.id))?;
-    let rx = watch_ready_line(child.stdout.take().expect("stdout is piped"), READY_PREFIX);
+        .env_remove("KMON_CONFIG");
+    let (child, rx) =
+        start_child(command, stderr, READY_PREFIX).with_context(|| format!("cannot start broker {}", broker.id))?;
     Ok((BrokerChild { layout: broker.clone(), log, child, exited: None }, rx))
 }
 
@@ -582,6 +569,25 @@ fn render_table(cluster: &ClusterLayout) -> String {
         ]);
     }
     super::status::render_rows(&rows)
+}
+
+/// Spawns a child of `kmon up` logging to `stderr`, in its own process group
+/// (a terminal's Ctrl-C reaches only `kmon up`, which then stops each child
+/// with one clean SIGTERM), and watches its stdout for the ready line.
+fn start_child(
+    mut command: Command,
+    stderr: std::fs::File,
+    ready_prefix: &'static str,
+) -> std::io::Result<(tokio::process::Child, tokio::sync::oneshot::Receiver<String>)> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let rx = watch_ready_line(child.stdout.take().expect("stdout is piped"), ready_prefix);
+    Ok((child, rx))
 }
 
 /// Reads a child's standard output and hands over the first line starting
