@@ -8,6 +8,7 @@
 //!   truncation and broker heartbeats, from `proto/replication.proto`.
 //! - [`agent`]: node agents shipping host samples to the cluster, from
 //!   `proto/agent.proto`.
+//! - [`groups`]: Kafka's placement of a group on `__consumer_offsets`.
 //! - [`error_metadata`]: the status metadata keys every error carries.
 #![allow(unreachable_pub, clippy::all)]
 
@@ -39,6 +40,10 @@ pub mod agent {
         tonic::include_proto!("kmon.agent.v1");
     }
 }
+
+/// Which `__consumer_offsets` partition coordinates a group: part of the
+/// wire contract, shared by brokers and clients.
+pub mod groups;
 
 /// Keys of the gRPC status metadata that kmon puts on every error.
 pub mod error_metadata {

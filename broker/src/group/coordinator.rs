@@ -22,7 +22,7 @@ use crate::error::{BrokerError, Result};
 use crate::log::partition::{ReadBound, now_ms};
 use crate::replication::{ReplicaManager, RequiredAcks};
 
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use kmon_proto::groups::OFFSETS_TOPIC;
 
 /// Coordinator settings (broker config `offsets_*`, `group_*`).
 #[derive(Debug, Clone)]

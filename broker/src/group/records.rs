@@ -127,16 +127,10 @@ pub fn decode(batches: &Bytes) -> Result<Vec<(i64, Entry)>> {
     Ok(out)
 }
 
-/// Java's `String.hashCode`, which Kafka uses to place a group on an
-/// offsets partition.
-pub fn java_hash_code(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
 /// The `__consumer_offsets` partition of a group (Kafka's
 /// `Utils.abs(groupId.hashCode()) % partitions`).
 pub fn partition_for(group: &str, partitions: u32) -> u32 {
-    ((java_hash_code(group) & 0x7fff_ffff) as u32) % partitions
+    kmon_proto::groups::coordinator_partition(group, partitions)
 }
 
 #[cfg(test)]
@@ -145,6 +139,7 @@ mod tests {
 
     #[test]
     fn java_hash_codes() {
+        use kmon_proto::groups::java_string_hashcode as java_hash_code;
         assert_eq!(java_hash_code("hello"), 99162322);
         assert_eq!(java_hash_code(""), 0);
         assert_eq!(java_hash_code("my-group-with-a-long-name-0123456789"), {

@@ -1,7 +1,5 @@
 //! Consumer groups, as Kafka's group protocol.
 //!
-//! - [`hash`]: which `__consumer_offsets` partition (hence which
-//!   coordinator) holds a group: Java `hashCode`, made positive, mod N.
 //! - `coordinator`: finds a group's coordinator (`FindCoordinator` on any
 //!   broker) and sends group RPCs to it, re-finding it on
 //!   NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE and backing off on
@@ -28,7 +26,7 @@ mod admin;
 pub mod assignor;
 pub mod consumer;
 mod coordinator;
-pub mod hash;
+
 mod member;
 mod protocol;
 pub mod types;
