@@ -7,10 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
@@ -18,60 +15,6 @@ use kmon_client::{Consumer, ConsumerConfig};
 
 const TOPIC: &str = "__kmon_node_metrics";
 const NODE: &str = "e2e-node";
-
-/// A `kmon agent` child, SIGKILLed on drop.
-struct AgentProcess {
-    child: Child,
-    metrics: String,
-    stderr_path: PathBuf,
-}
-
-impl AgentProcess {
-    fn start(bootstrap: &str, buffer_dir: &Path) -> AgentProcess {
-        let stderr_path = buffer_dir.with_extension("stderr");
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(KMON)
-            .args(["agent", "--bootstrap", bootstrap, "--metrics-listen", "127.0.0.1:0", "--interval", "200ms"])
-            .args(["--node", NODE])
-            .arg("--buffer-dir")
-            .arg(buffer_dir)
-            .env_remove("KMON_BOOTSTRAP")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn kmon agent");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("kmon agent ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("agent not ready: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
-        });
-        let metrics = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("metrics="))
-            .unwrap_or_else(|| panic!("no metrics= in {line}"))
-            .to_owned();
-        AgentProcess { child, metrics, stderr_path }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `GET /metrics`, parsed by a real exposition-format parser.
 fn scrape(address: &str) -> prometheus_parse::Scrape {
@@ -143,7 +86,7 @@ fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
     let bootstrap = cluster.brokers[0].bootstrap();
     let data_dir = cluster.brokers[0].data_dirs[0].canonicalize().unwrap();
     let agent_dir = tempfile::tempdir().unwrap();
-    let agent = AgentProcess::start(&bootstrap, &agent_dir.path().join("buffer"));
+    let agent = AgentProcess::start(&bootstrap, &agent_dir.path().join("buffer"), NODE, &[]);
 
     // /metrics parses and has the data dir's file system.
     let first = wait_for("node_filesystem_avail_bytes", Duration::from_secs(20), || {

@@ -1,9 +1,11 @@
 //! Running the agent, as one readable sequence: check the config, bind
 //! `/metrics`, open the disk buffer, then two loops until shutdown:
 //!
-//! - **collect**: on an interval stream: run every collector (in a blocking
-//!   task), publish the snapshot for `/metrics`, append the sample to the
-//!   buffer, wake the shipper;
+//! - **collect**: on an interval stream: take the cluster sample (unless
+//!   `cluster_sample` is off; see [`crate::collect::cluster`]), run every
+//!   host collector (in a blocking task), publish the host series for
+//!   `/metrics`, append the sample (host + cluster series) to the buffer,
+//!   wake the shipper;
 //! - **ship**: while the buffer has pending samples, ship a round and
 //!   acknowledge it; after a failure, back off (see [`crate::ship`]).
 
@@ -19,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::buffer::DiskBuffer;
+use crate::collect::cluster::{self, ClusterSampler};
 use crate::collect::{self, Collect, Series};
 use crate::config::AgentConfig;
 use crate::error::AgentError;
@@ -100,6 +103,7 @@ fn advertised(bound: SocketAddr, node: &str) -> String {
 
 async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut collectors: Option<Vec<Box<dyn Collect>>> = Some(collect::all());
+    let mut sampler = shared.config.cluster_sample.then(|| ClusterSampler::new(shared.config.bootstrap.clone()));
     let mut tick = tokio::time::interval(shared.config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -107,6 +111,20 @@ async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
+        let cluster_series = match &mut sampler {
+            Some(sampler) => {
+                let (series, failed) = tokio::select! {
+                    taken = sampler.sample() => taken,
+                    _ = shutdown.cancelled() => return,
+                };
+                if let Some(err) = failed {
+                    shared.own.scrape_error(cluster::NAME);
+                    tracing::warn!(collector = cluster::NAME, error = %err, "cluster sample incomplete");
+                }
+                series
+            }
+            None => Vec::new(),
+        };
         let mut taken = collectors.take().expect("collectors are returned after each run");
         let shared2 = shared.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -116,9 +134,11 @@ async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 shared2.own.scrape_error(collector);
                 tracing::warn!(collector, error = %err, "collector failed");
             }
+            // The cluster series are shipped only: Prometheus gets them from
+            // the brokers themselves.
             let series = Arc::new(series);
             shared2.snapshot.replace(series.clone());
-            let stored = store(&shared2, timestamp_ms, &series);
+            let stored = store(&shared2, timestamp_ms, series.iter().chain(&cluster_series));
             (taken, stored)
         })
         .await;
@@ -139,14 +159,14 @@ async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 /// Appends one sample to the buffer (blocking: fsync).
-fn store(shared: &Shared, timestamp_ms: i64, series: &[Series]) -> Result<(), AgentError> {
+fn store<'a>(shared: &Shared, timestamp_ms: i64, series: impl Iterator<Item = &'a Series>) -> Result<(), AgentError> {
     let mut buffer = shared.buffer.lock().unwrap_or_else(PoisonError::into_inner);
     let sample = NodeSample {
         node: shared.config.node.clone(),
         metrics_address: shared.metrics_address.clone(),
         sequence: buffer.next_sequence(),
         timestamp_ms,
-        series: series.iter().map(to_proto).collect(),
+        series: series.map(to_proto).collect(),
     };
     let dropped = buffer.push(&sample.encode_to_vec())?;
     if dropped > 0 {

@@ -27,6 +27,9 @@ pub struct AgentConfig {
     pub buffer_dir: PathBuf,
     /// Bound on the disk buffer's files; when full the oldest samples go.
     pub buffer_max_bytes: u64,
+    /// Also take the cluster sample (Metadata and the brokers' /metrics,
+    /// see [`crate::collect::cluster`]) and ship it with the host series.
+    pub cluster_sample: bool,
 }
 
 impl AgentConfig {

@@ -6,6 +6,7 @@
 //! ```text
 //! collect::* (one file per collector) ─▶ Vec<Series> ─┬─▶ metrics::Snapshot ─▶ GET /metrics (OpenMetrics)
 //!                                                    └─▶ NodeSample (sequence n) ─▶ buffer (disk, fsync)
+//! collect::cluster (Metadata + brokers' /metrics) ───────▶ (same NodeSample, not on /metrics)
 //! ship (own task): buffer.read_pending ─▶ gRPC `Ship` client stream ─▶ broker ─▶ `__kmon_node_metrics`
 //!                  ShipAck ─▶ buffer.ack(n)
 //! ```
@@ -21,7 +22,9 @@
 //!   collect and ship loops until shutdown.
 //! - [`config`]: [`AgentConfig`], parsed and checked at start-up.
 //! - [`collect`]: the collectors (`disk`, `network`, `cpu`, `memory`,
-//!   `load`, `process`) and the [`collect::Series`] they produce. Which
+//!   `load`, `process`), the cluster sampler (`cluster`: throughput, lag,
+//!   ISR and balance figures of the cluster, so its history is shipped
+//!   too) and the [`collect::Series`] they produce. Which
 //!   series exist and how their label cardinality is bounded is documented
 //!   there.
 //! - [`metrics`]: metric names (constants), the agent's own counters and

@@ -99,6 +99,62 @@ pub const HOST_METRICS: &[&Desc] = &[
     &BROKER_CPU,
 ];
 
+// The cluster sample (`collect::cluster`): shipped to the cluster only,
+// never served on the agent's /metrics (Prometheus scrapes the brokers for
+// these, and a second copy would double every sum).
+// From Metadata, once per cluster: no labels, or `broker`.
+desc!(CLUSTER_PARTITIONS, "kmon_cluster_partitions", Gauge, "Partitions in the cluster.");
+desc!(
+    CLUSTER_UNDER_REPLICATED,
+    "kmon_cluster_underreplicated_partitions",
+    Gauge,
+    "Partitions whose ISR is smaller than their replica set."
+);
+desc!(CLUSTER_OFFLINE, "kmon_cluster_offline_partitions", Gauge, "Partitions without a leader.");
+desc!(CLUSTER_REPLICAS, "kmon_cluster_replicas", Gauge, "Assigned replicas, summed over partitions.");
+desc!(CLUSTER_ISR_REPLICAS, "kmon_cluster_isr_replicas", Gauge, "In-sync replicas, summed over partitions.");
+desc!(CLUSTER_ISR_MIN, "kmon_cluster_isr_size_min", Gauge, "The smallest ISR of any partition.");
+desc!(CLUSTER_BROKER_REPLICAS, "kmon_cluster_broker_replicas", Gauge, "Replicas assigned to a broker.");
+desc!(CLUSTER_BROKER_LEADERS, "kmon_cluster_broker_leaders", Gauge, "Partitions a broker leads.");
+// Scraped from every alive broker's /metrics under the broker's own names,
+// labelled `broker` (the all-topics series).
+desc!(
+    CLUSTER_BYTES_IN,
+    "kafka_server_brokertopicmetrics_bytesin_total",
+    Counter,
+    "Bytes produced to a broker (all topics)."
+);
+desc!(
+    CLUSTER_BYTES_OUT,
+    "kafka_server_brokertopicmetrics_bytesout_total",
+    Counter,
+    "Bytes fetched by consumers from a broker (all topics)."
+);
+desc!(
+    CLUSTER_MESSAGES_IN,
+    "kafka_server_brokertopicmetrics_messagesin_total",
+    Counter,
+    "Records produced to a broker (all topics)."
+);
+// Scraped from the group coordinators: labels consumergroup, topic.
+desc!(CLUSTER_GROUP_LAG, "kafka_consumergroup_lag_sum", Gauge, "A group's lag on a topic, in records.");
+
+/// Every series of the cluster sample, for the catalogue test.
+pub const CLUSTER_METRICS: &[&Desc] = &[
+    &CLUSTER_PARTITIONS,
+    &CLUSTER_UNDER_REPLICATED,
+    &CLUSTER_OFFLINE,
+    &CLUSTER_REPLICAS,
+    &CLUSTER_ISR_REPLICAS,
+    &CLUSTER_ISR_MIN,
+    &CLUSTER_BROKER_REPLICAS,
+    &CLUSTER_BROKER_LEADERS,
+    &CLUSTER_BYTES_IN,
+    &CLUSTER_BYTES_OUT,
+    &CLUSTER_MESSAGES_IN,
+    &CLUSTER_GROUP_LAG,
+];
+
 /// The agent's own figures (names without `_total`: prometheus-client adds
 /// it to counters).
 pub const SCRAPE_ERRORS: &str = "kmon_agent_scrape_errors";
@@ -110,7 +166,7 @@ pub const SHIP_ERRORS: &str = "kmon_agent_ship_errors";
 /// The agent's own counters and gauges.
 #[derive(Debug, Default)]
 pub struct AgentMetrics {
-    /// By `collector` (one of the six collector names: bounded).
+    /// By `collector` (one of the collector names, or `cluster`: bounded).
     pub scrape_errors: Family<Vec<(String, String)>, Counter>,
     pub samples_shipped: Counter,
     pub samples_buffered: Gauge,

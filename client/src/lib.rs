@@ -17,6 +17,8 @@
 //!   is documented there.
 //! - [`types`]: the domain types; `convert` maps them to and from the
 //!   generated protobuf types, which stop there.
+//! - [`prom`]: the Prometheus text format and a `GET /metrics` scrape
+//!   (for tools that read the brokers' and agents' metrics).
 //! - [`error`]: [`ClientError`]; a gRPC status becomes one in a single
 //!   `From` impl that reads the stable `kmon-error` name.
 //!
@@ -37,6 +39,7 @@ pub mod group;
 mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod prom;
 mod retry;
 mod router;
 pub mod types;

@@ -1,7 +1,7 @@
 //! `kmon agent`: run the node agent (see the `kmon-agent` crate): host
 //! metrics on `--metrics-listen` under node_exporter names, shipped to the
-//! cluster's `__kmon_node_metrics` topic, buffered on disk while no broker
-//! answers.
+//! cluster's `__kmon_node_metrics` topic with a sample of the cluster's own
+//! figures (for `kmon report`), buffered on disk while no broker answers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,12 @@ pub(crate) struct AgentArgs {
     /// Bound on the disk buffer; when full the oldest samples are dropped (and counted).
     #[arg(long, default_value_t = DEFAULT_BUFFER_BYTES)]
     buffer_max_bytes: u64,
+    /// Do not take the cluster sample (throughput, lag per group, ISR and
+    /// partitions per broker, from Metadata and the brokers' /metrics) that
+    /// is shipped beside the host figures for `kmon report`; with one agent
+    /// per node, one or two of them are enough.
+    #[arg(long)]
+    no_cluster_sample: bool,
     #[command(flatten)]
     otlp: crate::telemetry::OtlpArgs,
 }
@@ -58,6 +64,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         node,
         buffer_dir: args.buffer_dir,
         buffer_max_bytes: args.buffer_max_bytes,
+        cluster_sample: !args.no_cluster_sample,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn({

@@ -13,6 +13,7 @@ mod dashboards;
 mod group;
 mod produce;
 mod rebalance;
+mod report;
 mod status;
 mod topic;
 mod tui;
@@ -106,6 +107,13 @@ enum Command {
         #[command(flatten)]
         args: tui::TuiArgs,
     },
+    /// Draw time charts of the shipped history into a PNG or SVG.
+    Report {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: report::ReportArgs,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -140,6 +148,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebalance { client, command } => rebalance::run(client, command).await,
         Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Tui { client, args } => tui::run(client, args).await,
+        Command::Report { client, args } => report::run(client, args).await,
         Command::Bench { client, command } => bench::run(client, command).await,
         Command::Dashboards { command } => dashboards::run(command),
     }

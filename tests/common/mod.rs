@@ -404,3 +404,90 @@ pub async fn consume_all(bootstrap: &str, topic: &str, partitions: u32) -> Vec<k
     }
     out
 }
+
+/// A `kmon agent` child, SIGKILLed on drop.
+pub struct AgentProcess {
+    child: Child,
+    /// The `/metrics` address it bound.
+    pub metrics: String,
+    stderr_path: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts `kmon agent` (ephemeral /metrics port, 200 ms interval) as
+    /// `node`, shipping to `bootstrap`, with any extra flags; waits for its
+    /// ready line.
+    pub fn start(bootstrap: &str, buffer_dir: &Path, node: &str, extra_args: &[&str]) -> AgentProcess {
+        let stderr_path = buffer_dir.with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(KMON)
+            .args(["agent", "--bootstrap", bootstrap, "--metrics-listen", "127.0.0.1:0", "--interval", "200ms"])
+            .args(["--node", node])
+            .args(extra_args)
+            .arg("--buffer-dir")
+            .arg(buffer_dir)
+            .env_remove("KMON_BOOTSTRAP")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn kmon agent");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("kmon agent ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("agent not ready: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
+        });
+        let metrics = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("metrics="))
+            .unwrap_or_else(|| panic!("no metrics= in {line}"))
+            .to_owned();
+        AgentProcess { child, metrics, stderr_path }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET: status and body (`None` when nothing answers).
+pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}

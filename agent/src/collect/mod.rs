@@ -10,6 +10,7 @@
 //! | [`cpu`] | `/proc/stat` (Linux) | `node_cpu_seconds_total{cpu,mode}` |
 //! | [`memory`] | sysinfo `System` (MemTotal, MemAvailable) | `node_memory_MemTotal_bytes`, `node_memory_MemAvailable_bytes` |
 //! | [`load`] | sysinfo `System::load_average` | `node_load1`, `node_load5`, `node_load15` |
+//! | [`cluster`] (async, shipped only) | `Metadata` and the brokers' `/metrics`, see its module doc | `kmon_cluster_*`, `kafka_server_brokertopicmetrics_{bytesin,bytesout,messagesin}_total{broker}`, `kafka_consumergroup_lag_sum{consumergroup,topic}` |
 //! | [`process`] | sysinfo processes named `kmon` run as `kmon broker` | `kmon_node_broker_resident_memory_bytes{pid,broker}`, `kmon_node_broker_cpu_seconds_total{pid,broker}` |
 //!
 //! ## Label cardinality
@@ -34,6 +35,7 @@
 //!
 //! What is beyond a cap is left out (sorted by name, the first ones stay).
 
+pub mod cluster;
 pub mod cpu;
 pub mod disk;
 pub mod load;
