@@ -32,8 +32,14 @@ struct Up {
 
 impl Up {
     fn start(dir: &std::path::Path, base: u16, metrics: u16) -> (Up, String) {
+        Self::start_with(dir, base, metrics, &["--brokers", "3"])
+    }
+
+    fn start_with(dir: &std::path::Path, base: u16, metrics: u16, extra: &[&str]) -> (Up, String) {
         let mut child = Command::new(KMON)
-            .args(["up", "--brokers", "3", "--data-dir"])
+            .arg("up")
+            .args(extra)
+            .arg("--data-dir")
             .arg(dir)
             .args(["--base-port", &base.to_string(), "--base-metrics-port", &metrics.to_string()])
             .stdin(Stdio::null())
@@ -137,4 +143,82 @@ fn kmon_up_runs_a_three_broker_cluster_and_restarts_it_with_its_data() {
     let refused = Command::new(KMON).args(["up", "--brokers", "2", "--data-dir"]).arg(&data).output().unwrap();
     assert!(!refused.status.success());
     up.stop();
+}
+
+#[test]
+fn kmon_up_grows_a_running_cluster_and_rebalances_onto_the_new_brokers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cluster");
+    let base = free_port_run(6);
+    let metrics = free_port_run(6);
+    let bootstrap = format!("127.0.0.1:{base}");
+    let (first, _) = Up::start(&data, base, metrics);
+    kmon_ok(&bootstrap, &["topic", "create", "grow", "--partitions", "6", "--replication-factor", "3"], "");
+    let input: String = (0..600).map(|i| format!("k{i}:v{i}\n")).collect();
+    kmon_ok(&bootstrap, &["produce", "--topic", "grow", "--key-separator", ":", "--acks", "all"], &input);
+
+    // A second `kmon up` with more brokers starts only the new ones, then rebalances.
+    let (second, printed) = Up::start_with(&data, base, metrics, &["--brokers", "6", "--rebalance"]);
+    assert!(printed.contains("added broker(s) 4, 5, 6 to the running cluster"), "{printed}");
+    let layout = std::fs::read_to_string(data.join("cluster.toml")).unwrap();
+    assert_eq!(layout.matches("[[brokers]]").count(), 6, "{layout}");
+    let described = wait_for("partitions moved onto the new brokers, in sync", Duration::from_secs(120), || {
+        let status: serde_json::Value =
+            serde_json::from_str(&kmon_ok(&bootstrap, &["rebalance", "status", "--json"], "")).ok()?;
+        if status["in_progress"] != false {
+            return None;
+        }
+        let described: serde_json::Value =
+            serde_json::from_str(&kmon_ok(&bootstrap, &["topic", "describe", "grow", "--json"], "")).ok()?;
+        let partitions = described["partitions"].as_array()?;
+        let on_new = partitions.iter().flat_map(|p| p["replicas"].as_array().unwrap()).any(|r| r.as_i64() > Some(3));
+        let in_sync = partitions.iter().all(|p| p["isr"].as_array().unwrap().len() == 3);
+        (on_new && in_sync).then_some(described)
+    });
+    let mut per_broker = std::collections::BTreeMap::new();
+    for p in described["partitions"].as_array().unwrap() {
+        for r in p["replicas"].as_array().unwrap() {
+            *per_broker.entry(r.as_i64().unwrap()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(per_broker.len(), 6, "every broker holds replicas of the topic: {per_broker:?}");
+    let out = kmon_ok(&bootstrap, &["consume", "--topic", "grow", "--from-beginning"], "");
+    assert_eq!(out.lines().count(), 600, "nothing lost by the move");
+
+    // The general way to add one more: the next id and the next cell of the grid.
+    let out = kmon_ok(
+        &bootstrap,
+        &[
+            "cluster",
+            "add-broker",
+            "--listen",
+            "127.0.0.1:1",
+            "--metrics-listen",
+            "127.0.0.1:2",
+            "--data-dir",
+            "x",
+            "--dry-run",
+        ],
+        "",
+    );
+    assert!(out.contains("\"--id\" \"7\"") && out.contains("\"FD0\"") && out.contains("\"UD2\""), "{out}");
+    let err = kmon_err(
+        &bootstrap,
+        &[
+            "cluster",
+            "add-broker",
+            "--id",
+            "2",
+            "--listen",
+            "127.0.0.1:1",
+            "--metrics-listen",
+            "127.0.0.1:2",
+            "--data-dir",
+            "x",
+        ],
+        "",
+    );
+    assert!(err.contains("broker 2 is already registered"), "{err}");
+    second.stop();
+    first.stop();
 }

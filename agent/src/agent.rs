@@ -103,7 +103,13 @@ fn advertised(bound: SocketAddr, node: &str) -> String {
 
 async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut collectors: Option<Vec<Box<dyn Collect>>> = Some(collect::all());
+    for collector in collectors.iter().flatten() {
+        shared.own.expect_collector(collector.name());
+    }
     let mut sampler = shared.config.cluster_sample.then(|| ClusterSampler::new(shared.config.bootstrap.clone()));
+    if sampler.is_some() {
+        shared.own.expect_collector(cluster::NAME);
+    }
     let mut tick = tokio::time::interval(shared.config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -178,6 +178,12 @@ impl AgentMetrics {
     pub fn scrape_error(&self, collector: &str) {
         self.scrape_errors.get_or_create(&vec![("collector".to_owned(), collector.to_owned())]).inc();
     }
+
+    /// Creates a collector's error count at 0, so dashboards and alerts see
+    /// a zero series (not none) until it first fails.
+    pub fn expect_collector(&self, collector: &str) {
+        let _created = self.scrape_errors.get_or_create(&vec![("collector".to_owned(), collector.to_owned())]);
+    }
 }
 
 /// The latest collection, rendered on every scrape.

@@ -120,7 +120,7 @@ impl Broker {
             });
         }
         let command = MetadataCommand::CreateTopic { name: name.into(), partitions, replication_factor, configs };
-        let outcome = self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??;
+        let outcome = self.propose(command).await?;
         let placement_note = match outcome {
             CommandOutcome::TopicCreated { placement_note } => placement_note,
             _ => None,
@@ -135,9 +135,14 @@ impl Broker {
         Ok(view)
     }
 
+    /// Proposes a metadata change through the quorum and returns what
+    /// applying it produced.
+    pub async fn propose(&self, command: MetadataCommand) -> Result<CommandOutcome> {
+        Ok(self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??)
+    }
+
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let command = MetadataCommand::DeleteTopic { name: name.into() };
-        self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??;
+        self.propose(MetadataCommand::DeleteTopic { name: name.into() }).await?;
         self.wait_for_metadata(|state| !state.topics.contains_key(name)).await?;
         tracing::info!(topic = %name, "deleted topic");
         Ok(())

@@ -23,6 +23,7 @@ use crate::metrics::timing::TimingLayer;
 use crate::metrics::{self, BrokerMetrics};
 use crate::replication::ReplicaManager;
 use crate::replication::lifecycle::{self, Liveness};
+use crate::replication::reassignment;
 use crate::service::KmonService;
 use crate::service::replication::ReplicationService;
 
@@ -140,6 +141,7 @@ pub async fn run_with(
         Duration::from_millis(config.broker_session_timeout_ms),
         shutdown.clone(),
     ));
+    tasks.spawn(reassignment::completion_loop(controller.clone(), shutdown.clone()));
     tasks.spawn(learner_loop(controller.clone(), voters.keys().copied().collect(), shutdown.clone()));
     tasks.spawn(flush_loop(broker.clone(), shutdown.clone()));
     tasks.spawn(retention_loop(broker.clone(), shutdown.clone()));

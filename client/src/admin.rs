@@ -14,7 +14,10 @@ use crate::connection::KmonClient;
 use crate::convert::offset_spec;
 use crate::error::ClientError;
 use crate::router::Router;
-use crate::types::{ClusterMetadata, OffsetSpec, PartitionOffset, RebalancePlan, TopicDescription};
+use crate::types::{
+    ClusterMetadata, LeaderElection, OffsetSpec, PartitionMove, PartitionOffset, ReassignmentStatus, RebalancePlan,
+    TopicDescription,
+};
 
 /// How long `list_offsets` keeps retrying leader errors.
 const LEADER_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -176,6 +179,80 @@ impl Admin {
             })
             .await?;
         Ok(response.into())
+    }
+
+    /// Starts moving partitions (usually a plan's moves); returns the
+    /// partitions and bytes that started moving. With no moves and a
+    /// reassignment in progress, only its throttle changes.
+    /// `throttle_bytes_per_sec`: per broker and direction; None: unthrottled.
+    pub async fn execute_reassignment(
+        &self,
+        moves: &[PartitionMove],
+        throttle_bytes_per_sec: Option<u64>,
+    ) -> Result<(u32, u64), ClientError> {
+        let request = pb::ExecuteReassignmentRequest {
+            moves: moves
+                .iter()
+                .map(|m| pb::PartitionMove {
+                    topic: m.topic.clone(),
+                    partition: m.partition,
+                    from_replicas: m.from_replicas.clone(),
+                    to_replicas: m.to_replicas.clone(),
+                    bytes_to_move: m.bytes_to_move,
+                })
+                .collect(),
+            throttle_bytes_per_sec: throttle_bytes_per_sec.unwrap_or(0),
+        };
+        let response = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.execute_reassignment(request).await }
+            })
+            .await?;
+        Ok((response.partitions, response.bytes))
+    }
+
+    /// The reassignment in progress, with bytes left to copy.
+    pub async fn reassignment_status(&self) -> Result<ReassignmentStatus, ClientError> {
+        let response = self
+            .router
+            .any_broker(|mut client| async move { client.reassignment_status(pb::ReassignmentStatusRequest {}).await })
+            .await?;
+        Ok(response.into())
+    }
+
+    /// Reverts every pending move; returns (reverted, kept moving).
+    pub async fn cancel_reassignment(&self) -> Result<(u32, u32), ClientError> {
+        let response = self
+            .router
+            .any_broker(|mut client| async move { client.cancel_reassignment(pb::CancelReassignmentRequest {}).await })
+            .await?;
+        Ok((response.reverted, response.kept))
+    }
+
+    /// Moves leadership to each partition's preferred replica where it is
+    /// in sync and alive; `topics` empty: every topic.
+    pub async fn elect_preferred_leaders(&self, topics: &[&str]) -> Result<LeaderElection, ClientError> {
+        let request = pb::ElectLeadersRequest { topics: topics.iter().map(|t| (*t).to_owned()).collect() };
+        let r = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.elect_leaders(request).await }
+            })
+            .await?;
+        Ok(LeaderElection { moved: r.moved, already_preferred: r.already_preferred, not_eligible: r.not_eligible })
+    }
+
+    /// The metadata quorum's voters as `ID@HOST:PORT,...` (what a new
+    /// broker's `--controller-voters` needs).
+    pub async fn controller_voters(&self) -> Result<String, ClientError> {
+        let response = self
+            .router
+            .any_broker(|mut client| async move { client.metadata(pb::MetadataRequest { topics: vec![] }).await })
+            .await?;
+        Ok(response.controller_voters)
     }
 
     /// Asks to remove a broker. Scale-down is not supported: the broker

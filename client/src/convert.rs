@@ -6,7 +6,7 @@ use kmon_proto::v1 as pb;
 use crate::group::types::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, PartitionLag};
 use crate::types::{
     Acks, BalanceGoal, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionMove, PartitionOffset,
-    RebalancePlan, TopicDescription, TopicPartition,
+    PartitionReassignment, ReassignmentStatus, RebalancePlan, TopicDescription, TopicPartition,
 };
 
 impl From<Acks> for pb::Acks {
@@ -195,6 +195,35 @@ impl From<pb::PlanRebalanceResponse> for RebalancePlan {
                 .map(|g| BalanceGoal { name: g.name, before: g.before, after: g.after })
                 .collect(),
             sizes_note: non_empty(r.sizes_note),
+        }
+    }
+}
+
+impl From<pb::ReassignmentStatusResponse> for ReassignmentStatus {
+    fn from(r: pb::ReassignmentStatusResponse) -> Self {
+        ReassignmentStatus {
+            in_progress: r.in_progress,
+            partitions_total: r.partitions_total,
+            bytes_total: r.bytes_total,
+            throttle_bytes_per_sec: (r.throttle_bytes_per_sec > 0).then_some(r.throttle_bytes_per_sec),
+            started_ms: r.started_ms,
+            pending: r
+                .pending
+                .into_iter()
+                .map(|p| PartitionReassignment {
+                    topic: p.topic,
+                    partition: p.partition,
+                    original: p.original,
+                    target: p.target,
+                    adding: p.adding,
+                    removing: p.removing,
+                    isr: p.isr,
+                    leader: p.leader,
+                    bytes: p.bytes,
+                    bytes_left: p.bytes_left,
+                })
+                .collect(),
+            bytes_left: r.bytes_left,
         }
     }
 }

@@ -53,6 +53,7 @@ pub use group::{
 };
 pub use producer::{Producer, ProducerConfig, RecordHandle};
 pub use types::{
-    Acks, BalanceGoal, BrokerInfo, ClusterMetadata, ConsumerRecord, OffsetSpec, PartitionDescription, PartitionMove,
-    PartitionOffset, RebalancePlan, RecordMetadata, TopicDescription, TopicPartition,
+    Acks, BalanceGoal, BrokerInfo, ClusterMetadata, ConsumerRecord, LeaderElection, OffsetSpec, PartitionDescription,
+    PartitionMove, PartitionOffset, PartitionReassignment, ReassignmentStatus, RebalancePlan, RecordMetadata,
+    TopicDescription, TopicPartition,
 };

@@ -155,3 +155,43 @@ pub struct BalanceGoal {
     pub before: f64,
     pub after: f64,
 }
+
+/// The reassignment in progress (`Admin::reassignment_status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReassignmentStatus {
+    pub in_progress: bool,
+    /// Partitions and bytes of the whole batch since none were pending.
+    pub partitions_total: u32,
+    pub bytes_total: u64,
+    /// Bytes/s per broker and direction; None: unthrottled.
+    pub throttle_bytes_per_sec: Option<u64>,
+    pub started_ms: i64,
+    /// Partitions still moving.
+    pub pending: Vec<PartitionReassignment>,
+    /// Bytes the new replicas still have to copy.
+    pub bytes_left: u64,
+}
+
+/// One partition still moving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionReassignment {
+    pub topic: String,
+    pub partition: u32,
+    pub original: Vec<i32>,
+    pub target: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub bytes: u64,
+    pub bytes_left: u64,
+}
+
+/// What a preferred leader election did (`Admin::elect_preferred_leaders`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderElection {
+    pub moved: u32,
+    pub already_preferred: u32,
+    /// Preferred replica out of sync or down.
+    pub not_eligible: u32,
+}

@@ -11,6 +11,7 @@ mod cluster;
 mod consume;
 mod dashboards;
 mod group;
+mod leader_election;
 mod produce;
 mod rebalance;
 mod report;
@@ -80,7 +81,14 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
-    /// Plan how to rebalance replicas over brokers and domains.
+    /// Move leadership to the preferred replicas.
+    LeaderElection {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: leader_election::LeaderElectionArgs,
+    },
+    /// Plan and execute rebalancing of replicas over brokers and domains.
     Rebalance {
         #[command(flatten)]
         client: ClientArgs,
@@ -145,6 +153,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce { client, args } => produce::run(client, args).await,
         Command::Consume { client, args } => consume::run(client, args).await,
         Command::Group { client, command } => group::run(client, command).await,
+        Command::LeaderElection { client, args } => leader_election::run(client, args).await,
         Command::Rebalance { client, command } => rebalance::run(client, command).await,
         Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Tui { client, args } => tui::run(client, args).await,

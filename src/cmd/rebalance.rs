@@ -1,15 +1,25 @@
 //! `kmon rebalance plan`: the reassignment the planner proposes (moves,
 //! bytes to move, each goal's skew before and after). Nothing moves.
 //!
+//! `kmon rebalance execute`: plans, then has the cluster carry the plan out
+//! as Kafka reassigns partitions (new replicas copy the log at the
+//! throttle, join the ISR, old replicas go, the preferred replica leads),
+//! with a progress bar until done. The reassignment runs in the cluster:
+//! interrupting this command does not stop it (`kmon rebalance cancel`
+//! does), and `kmon rebalance status` shows it from anywhere.
+//!
 //! `--json` prints one stable object:
 //! `{"moves": [{"topic", "partition", "from_replicas", "to_replicas",
 //! "bytes_to_move"}], "bytes_to_move", "goals": [{"name", "before",
 //! "after"}], "sizes_note"}` (`sizes_note` is null unless some partition
 //! sizes are estimates).
 
-use anyhow::Context;
-use clap::Subcommand;
-use kmon_client::{Admin, RebalancePlan};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use kmon_client::{Admin, ReassignmentStatus, RebalancePlan};
 use serde::Serialize;
 
 use super::ClientArgs;
@@ -30,6 +40,33 @@ pub(crate) enum RebalanceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Plan, then execute the plan: new replicas copy the data (throttled),
+    /// join the ISR, old replicas are removed, preferred replicas lead.
+    Execute(ExecuteArgs),
+    /// The reassignment in progress: partitions pending, bytes left.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert every pending move to its original replicas.
+    Cancel,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ExecuteArgs {
+    /// Only these topics may move (comma-separated); default: every topic.
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    /// Replication throttle for the moving replicas, per broker and
+    /// direction, e.g. 50MB/s, 512KiB/s or a number of bytes/s. Default:
+    /// unthrottled. Given with a reassignment in progress (and nothing new
+    /// to move), it changes that reassignment's throttle.
+    #[arg(long, value_parser = parse_rate)]
+    pub throttle: Option<u64>,
+    /// Start the reassignment and return without waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 pub(crate) async fn run(client: ClientArgs, command: RebalanceCommand) -> anyhow::Result<()> {
@@ -47,8 +84,220 @@ pub(crate) async fn run(client: ClientArgs, command: RebalanceCommand) -> anyhow
                 print!("{}", render_plan(&plan));
             }
         }
+        RebalanceCommand::Execute(args) => execute(&admin, &args).await?,
+        RebalanceCommand::Status { json } => {
+            let status = admin.reassignment_status().await.context("cannot read the reassignment status")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&StatusJson::from(&status))?);
+            } else {
+                print!("{}", render_status(&status));
+            }
+        }
+        RebalanceCommand::Cancel => {
+            let (reverted, kept) = admin.cancel_reassignment().await.context("cannot cancel the reassignment")?;
+            println!("cancelled: {reverted} partition(s) back on their original replicas");
+            if kept > 0 {
+                println!(
+                    "{kept} partition(s) keep moving: none of their original replicas is in sync and alive to lead them"
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// Plans and executes a rebalance; waits for it with a progress bar unless
+/// `--no-wait`. Also used by `kmon up --rebalance`.
+pub(crate) async fn execute(admin: &Admin, args: &ExecuteArgs) -> anyhow::Result<()> {
+    let names: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+    let current = admin.reassignment_status().await.context("cannot read the reassignment status")?;
+    if current.in_progress {
+        if let Some(rate) = args.throttle {
+            admin.execute_reassignment(&[], Some(rate)).await.context("cannot change the throttle")?;
+            println!("throttle of the reassignment in progress set to {}/s", human_bytes(rate));
+        } else {
+            println!("a reassignment is already in progress: following it (`kmon rebalance cancel` reverts it)");
+        }
+    } else {
+        let plan = admin.plan_rebalance(&names).await.context("cannot plan a rebalance")?;
+        if let Some(note) = &plan.sizes_note {
+            eprintln!("warning: {note}");
+        }
+        print!("{}", render_plan(&plan));
+        if plan.moves.is_empty() {
+            return Ok(());
+        }
+        let (partitions, bytes) = admin
+            .execute_reassignment(&plan.moves, args.throttle)
+            .await
+            .context("the cluster refused to start the reassignment")?;
+        let throttle = args.throttle.map_or("unthrottled".to_owned(), |r| format!("throttled to {}/s", human_bytes(r)));
+        println!("\nreassignment started: {partitions} partition(s) to copy, {}, {throttle}", human_bytes(bytes));
+    }
+    if args.no_wait {
+        println!("follow it with `kmon rebalance status`");
+        return Ok(());
+    }
+    wait_for_reassignment(admin).await
+}
+
+/// Polls the status until nothing is pending, drawing a progress bar of
+/// bytes copied. Survives a controller failover (the status call is retried).
+async fn wait_for_reassignment(admin: &Admin) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut last_error: Option<(Instant, String)> = None;
+    loop {
+        match admin.reassignment_status().await {
+            Ok(status) if !status.in_progress => break,
+            Ok(status) => {
+                last_error = None;
+                bar.set_length(status.bytes_total.max(1));
+                bar.set_position(status.bytes_total.saturating_sub(status.bytes_left));
+                bar.set_message(format!("{}/{} partition(s) pending", status.pending.len(), status.partitions_total));
+            }
+            Err(err) => {
+                // A broker or the controller may be failing over: keep asking.
+                let since = last_error.get_or_insert_with(|| (Instant::now(), err.to_string())).0;
+                if since.elapsed() > Duration::from_secs(60) {
+                    bar.abandon();
+                    bail!("lost track of the reassignment for 60 s (it keeps running in the cluster): {err}");
+                }
+                bar.set_message(format!("waiting for the cluster: {err}"));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bar.finish_and_clear();
+    println!("reassignment complete in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Parses a rate: `50MB/s`, `512KiB/s`, `2MB`, `1000000` (bytes/s).
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 =
+        number.parse().map_err(|_| format!("invalid rate {text:?}: expected e.g. 50MB/s, 512KiB/s or 1000000"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!("invalid rate {text:?}: unknown unit {other:?} (use B, KB, MB, GB, KiB, MiB, GiB)"));
+        }
+    };
+    let rate = (value * scale).round() as u64;
+    if rate == 0 {
+        return Err(format!("invalid rate {text:?}: must be positive"));
+    }
+    Ok(rate)
+}
+
+#[derive(Debug, Serialize)]
+struct StatusJson<'a> {
+    in_progress: bool,
+    partitions_total: u32,
+    partitions_pending: usize,
+    bytes_total: u64,
+    bytes_left: u64,
+    throttle_bytes_per_sec: Option<u64>,
+    started_ms: i64,
+    pending: Vec<PendingJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct PendingJson<'a> {
+    topic: &'a str,
+    partition: u32,
+    original: &'a [i32],
+    target: &'a [i32],
+    adding: &'a [i32],
+    removing: &'a [i32],
+    isr: &'a [i32],
+    leader: i32,
+    bytes: u64,
+    bytes_left: u64,
+}
+
+impl<'a> From<&'a ReassignmentStatus> for StatusJson<'a> {
+    fn from(s: &'a ReassignmentStatus) -> Self {
+        StatusJson {
+            in_progress: s.in_progress,
+            partitions_total: s.partitions_total,
+            partitions_pending: s.pending.len(),
+            bytes_total: s.bytes_total,
+            bytes_left: s.bytes_left,
+            throttle_bytes_per_sec: s.throttle_bytes_per_sec,
+            started_ms: s.started_ms,
+            pending: s
+                .pending
+                .iter()
+                .map(|p| PendingJson {
+                    topic: &p.topic,
+                    partition: p.partition,
+                    original: &p.original,
+                    target: &p.target,
+                    adding: &p.adding,
+                    removing: &p.removing,
+                    isr: &p.isr,
+                    leader: p.leader,
+                    bytes: p.bytes,
+                    bytes_left: p.bytes_left,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn render_status(status: &ReassignmentStatus) -> String {
+    if !status.in_progress {
+        return "no reassignment in progress\n".into();
+    }
+    let ids = |r: &[i32]| r.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    let throttle = status.throttle_bytes_per_sec.map_or("unthrottled".to_owned(), |r| format!("{}/s", human_bytes(r)));
+    let mut out = format!(
+        "reassignment in progress: {}/{} partition(s) pending, {} of {} left to copy, {throttle}\n",
+        status.pending.len(),
+        status.partitions_total,
+        human_bytes(status.bytes_left),
+        human_bytes(status.bytes_total),
+    );
+    let mut rows = vec![[
+        "TOPIC".to_owned(),
+        "PARTITION".into(),
+        "FROM".into(),
+        "TO".into(),
+        "ADDING".into(),
+        "ISR".into(),
+        "LEFT".into(),
+    ]];
+    rows.extend(status.pending.iter().map(|p| {
+        [
+            p.topic.clone(),
+            p.partition.to_string(),
+            ids(&p.original),
+            ids(&p.target),
+            ids(&p.adding),
+            ids(&p.isr),
+            human_bytes(p.bytes_left),
+        ]
+    }));
+    out.push_str(&render_rows(&rows));
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -161,6 +410,17 @@ mod tests {
             text.contains("replicas_per_broker_skew") && text.contains("1.333") && text.contains("1.000"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn rates_parse_with_units_and_bad_ones_are_named() {
+        assert_eq!(parse_rate("50MB/s"), Ok(50_000_000));
+        assert_eq!(parse_rate("512KiB/s"), Ok(512 * 1024));
+        assert_eq!(parse_rate("2.5mb"), Ok(2_500_000));
+        assert_eq!(parse_rate("1000000"), Ok(1_000_000));
+        assert!(parse_rate("fast").unwrap_err().contains("\"fast\""));
+        assert!(parse_rate("5 furlongs/s").unwrap_err().contains("unknown unit"));
+        assert!(parse_rate("0MB/s").unwrap_err().contains("positive"));
     }
 
     #[test]

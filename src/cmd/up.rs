@@ -11,8 +11,13 @@
 //! The layout is written to `DIR/cluster.toml` on first start; a later
 //! `kmon up` on the same DIR reads it back and restarts the same cluster
 //! (same ids, ports, domains). A smaller `--brokers` is a scale-down,
-//! refused with `InvalidKafkaScaleDownRequestErrorCode`; a larger one is
-//! not supported by `kmon up` yet.
+//! refused with `InvalidKafkaScaleDownRequestErrorCode`; a larger one is a
+//! scale-up: the new brokers take the next ids, ports and slots of the
+//! layout, are added to `cluster.toml`, and join as learners of the same
+//! quorum. If the cluster is running (under another `kmon up`), only the
+//! new brokers are started, supervised by this process. New topics use the
+//! new brokers at once; existing partitions move onto them with
+//! `kmon rebalance execute`, or at once with `--rebalance`.
 //!
 //! Start-up: spawn every broker, wait for each one's
 //! `kmon broker ready ...` line, then poll `Metadata` until there is a
@@ -63,9 +68,16 @@ pub(crate) struct UpArgs {
     /// Where the cluster keeps its data, logs and `cluster.toml`.
     #[arg(long, env = "KMON_DATA_DIR", default_value = "kmon-data")]
     data_dir: PathBuf,
-    /// Number of brokers (first start: default 3; later: must match).
+    /// Number of brokers (first start: default 3; later: more adds
+    /// brokers, fewer is refused).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     brokers: Option<u32>,
+    /// Once up, plan and execute a rebalance (e.g. onto added brokers).
+    #[arg(long)]
+    rebalance: bool,
+    /// Replication throttle of that rebalance, e.g. 50MB/s (default: none).
+    #[arg(long, requires = "rebalance", value_parser = super::rebalance::parse_rate)]
+    throttle: Option<u64>,
     /// gRPC port of broker 1; broker i gets PORT+i-1 (default 9092).
     #[arg(long)]
     base_port: Option<u16>,
@@ -107,6 +119,12 @@ pub(super) struct ClusterLayout {
     layout: Layout,
     /// `ID@HOST:PORT,...` of the controller voters.
     controller_voters: String,
+    /// Grid size the domains were assigned on (absent in files written
+    /// before scale-up existed: then the flags, or 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fault_domains: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    update_domains: Option<u32>,
     pub(super) brokers: Vec<BrokerLayout>,
 }
 
@@ -182,9 +200,59 @@ impl ClusterLayout {
             .collect();
         let controller_voters =
             brokers.iter().take(MAX_VOTERS).map(|b| format!("{}@{}", b.id, b.listen)).collect::<Vec<_>>().join(",");
-        let cluster = ClusterLayout { layout, controller_voters, brokers };
+        let cluster = ClusterLayout {
+            layout,
+            controller_voters,
+            fault_domains: Some(fault_domains),
+            update_domains: Some(update_domains),
+            brokers,
+        };
         cluster.check()?;
         Ok(cluster)
+    }
+
+    /// Adds brokers up to `count`: the next ids, the ports after broker 1's
+    /// (broker i on base + i - 1), the next slots of the layout. Voters do
+    /// not change: the new brokers join as learners.
+    fn grow(&mut self, count: usize, args: &UpArgs) -> anyhow::Result<Vec<BrokerLayout>> {
+        let port_of = |address: &str| -> anyhow::Result<u16> {
+            address.rsplit(':').next().and_then(|p| p.parse().ok()).with_context(|| format!("bad address {address}"))
+        };
+        let first = &self.brokers[0];
+        let (base, base_metrics) = (port_of(&first.listen)?, port_of(&first.metrics_listen)?);
+        let fault_domains = self.fault_domains.or(args.fault_domains).unwrap_or(3);
+        let update_domains = self.update_domains.or(args.update_domains).unwrap_or(3);
+        let grid = domains(self.layout, count, fault_domains, update_domains);
+        let mut added = Vec::new();
+        for (index, (fd, ud)) in grid.into_iter().enumerate().skip(self.brokers.len()) {
+            let id = index as u32 + 1;
+            let port = |base: u16| {
+                u16::try_from(usize::from(base) + index).with_context(|| format!("broker {id}'s port is above 65535"))
+            };
+            added.push(BrokerLayout {
+                id,
+                listen: format!("{HOST}:{}", port(base)?),
+                metrics_listen: format!("{HOST}:{}", port(base_metrics)?),
+                fault_domain: format!("FD{fd}"),
+                update_domain: format!("UD{ud}"),
+                data_dir: PathBuf::from(format!("broker-{id}")),
+            });
+        }
+        self.brokers.extend(added.iter().cloned());
+        self.fault_domains = Some(fault_domains);
+        self.update_domains = Some(update_domains);
+        self.check()?;
+        Ok(added)
+    }
+
+    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(LAYOUT_FILE);
+        let text = format!(
+            "# Written by `kmon up` on first start (and when it adds brokers); `kmon up`\n\
+             # on this directory restarts the same cluster from it.\n{}",
+            toml::to_string(self)?
+        );
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Ports must not collide (gRPC and metrics ranges may overlap).
@@ -200,15 +268,30 @@ impl ClusterLayout {
         Ok(())
     }
 
-    /// Loads `DIR/cluster.toml`, or writes it on first start.
-    fn load_or_create(args: &UpArgs) -> anyhow::Result<Self> {
+    /// Loads `DIR/cluster.toml` (growing it when `--brokers` asks for
+    /// more), or writes it on first start. Returns the brokers added.
+    fn load_or_create(args: &UpArgs) -> anyhow::Result<(Self, Vec<BrokerLayout>)> {
         let path = args.data_dir.join(LAYOUT_FILE);
         if path.exists() {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let cluster: ClusterLayout =
+            let mut cluster: ClusterLayout =
                 toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+            let mut added = Vec::new();
             if let Some(wanted) = args.brokers {
                 check_broker_count(&args.data_dir, cluster.brokers.len(), wanted as usize)?;
+                if wanted as usize > cluster.brokers.len() {
+                    added = cluster.grow(wanted as usize, args)?;
+                    cluster.write(&args.data_dir)?;
+                    eprintln!(
+                        "kmon up: adding broker(s) {} to the cluster in {}",
+                        added
+                            .iter()
+                            .map(|b| format!("{} ({}/{})", b.id, b.fault_domain, b.update_domain))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        args.data_dir.display()
+                    );
+                }
             }
             if args.base_port.is_some()
                 || args.base_metrics_port.is_some()
@@ -221,37 +304,32 @@ impl ClusterLayout {
                     path.display()
                 );
             }
-            return Ok(cluster);
+            return Ok((cluster, added));
         }
         let cluster = ClusterLayout::new(args)?;
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-        let text = format!(
-            "# Written by `kmon up` on first start; `kmon up` on this directory restarts\n\
-             # the same cluster from it.\n{}",
-            toml::to_string(&cluster)?
-        );
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(cluster)
+        cluster.write(&args.data_dir)?;
+        Ok((cluster, Vec::new()))
     }
 }
 
-/// `--brokers` on an existing cluster: the same count restarts it; fewer is
-/// a scale-down, refused as the broker refuses `RemoveBroker`; more is not
-/// supported by `kmon up` yet.
+/// `--brokers` on an existing cluster: the same count restarts it, more
+/// adds brokers; fewer is a scale-down, refused as the broker refuses
+/// `RemoveBroker`.
 fn check_broker_count(dir: &Path, stored: usize, wanted: usize) -> anyhow::Result<()> {
     if wanted < stored {
         let what = format!("restarting the cluster in {} with {wanted} of its {stored} brokers", dir.display());
         bail!("{}", kmon_broker::balance::scale_down::refusal(&what));
     }
-    if wanted > stored {
-        bail!(
-            "the cluster in {} has {stored} brokers, not {wanted}: scale-up is not yet supported by \
-             `kmon up` (drop --brokers to restart it as it is, or use another --data-dir)",
-            dir.display()
-        );
-    }
     Ok(())
+}
+
+/// Whether broker 1 of the layout answers (the cluster runs under another
+/// `kmon up`).
+async fn is_running(cluster: &ClusterLayout) -> bool {
+    let probe = async { Admin::connect(&cluster.brokers[0].listen).await?.metadata(&[]).await };
+    matches!(tokio::time::timeout(Duration::from_secs(3), probe).await, Ok(Ok(_)))
 }
 
 /// A running `kmon broker` child (killed when dropped).
@@ -265,17 +343,21 @@ pub(super) struct BrokerChild {
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     crate::cmd::init_logging();
-    let cluster = ClusterLayout::load_or_create(&args)?;
+    let (cluster, added) = ClusterLayout::load_or_create(&args)?;
     let exe = std::env::current_exe().context("cannot find the kmon executable")?;
     let deadline = Instant::now() + START_DEADLINE;
+    // Growing a running cluster: start only the new brokers (the other
+    // `kmon up` keeps supervising the old ones and the agent).
+    let running = !added.is_empty() && is_running(&cluster).await;
+    let to_start = if running { added.clone() } else { cluster.brokers.clone() };
 
     // Signals first, so a Ctrl-C during start-up also stops the children.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
 
-    let mut children = Vec::with_capacity(cluster.brokers.len());
-    let mut ready = Vec::with_capacity(cluster.brokers.len());
-    for broker in &cluster.brokers {
+    let mut children = Vec::with_capacity(to_start.len());
+    let mut ready = Vec::with_capacity(to_start.len());
+    for broker in &to_start {
         match spawn(&exe, &args.data_dir, &cluster, broker) {
             Ok((child, ready_line)) => {
                 children.push(child);
@@ -298,18 +380,46 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         return Err(err);
     }
 
-    let mut agent = match spawn_agent(&exe, &args, &cluster).await {
-        Ok(agent) => agent,
-        Err(err) => {
-            stop_all(&mut children).await;
-            return Err(err);
+    let mut agent = if running {
+        None
+    } else {
+        match spawn_agent(&exe, &args, &cluster).await {
+            Ok(agent) => Some(agent),
+            Err(err) => {
+                stop_all(&mut children).await;
+                return Err(err);
+            }
         }
     };
 
     println!("kmon cluster up: bootstrap {}", cluster.brokers[0].listen);
     print!("{}", render_table(&cluster));
-    println!("node agent: metrics {} (log {})", agent.metrics, agent.log.display());
+    match &agent {
+        Some(agent) => println!("node agent: metrics {} (log {})", agent.metrics, agent.log.display()),
+        None => println!(
+            "added broker(s) {} to the running cluster; this process supervises them",
+            added.iter().map(|b| b.id.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
     println!("data and logs in {}; Ctrl-C to stop", args.data_dir.display());
+    if !added.is_empty() && !args.rebalance {
+        println!(
+            "existing partitions stay where they are: `kmon rebalance plan` shows the imbalance, `kmon rebalance execute` fixes it"
+        );
+    }
+    if args.rebalance {
+        let bootstrap = cluster.brokers[0].listen.clone();
+        let execute = super::rebalance::ExecuteArgs { topics: Vec::new(), throttle: args.throttle, no_wait: false };
+        tokio::spawn(async move {
+            let result = async {
+                let admin = Admin::connect(&bootstrap).await?;
+                super::rebalance::execute(&admin, &execute).await
+            };
+            if let Err(err) = result.await {
+                eprintln!("kmon up: rebalance failed: {err:#}");
+            }
+        });
+    }
 
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
     loop {
@@ -319,8 +429,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             _ = watch.tick() => report_exits(&mut children),
         }
     }
-    eprintln!("kmon up: stopping the agent and {} brokers", children.len());
-    agent.stop().await;
+    match agent.as_mut() {
+        Some(agent) => {
+            eprintln!("kmon up: stopping the agent and {} brokers", children.len());
+            agent.stop().await;
+        }
+        None => eprintln!("kmon up: stopping the {} brokers it added", children.len()),
+    }
     stop_all(&mut children).await;
     Ok(())
 }
@@ -619,6 +734,8 @@ mod tests {
         UpArgs {
             data_dir: PathBuf::from("unused"),
             brokers,
+            rebalance: false,
+            throttle: None,
             base_port: None,
             base_metrics_port: None,
             layout: None,
@@ -668,20 +785,34 @@ mod tests {
     }
 
     #[test]
-    fn cluster_toml_round_trips_and_a_count_change_is_refused() {
+    fn cluster_toml_round_trips_and_more_brokers_grow_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut first = args(Some(4));
+        let mut first = args(Some(3));
         first.data_dir = dir.path().join("c");
-        let created = ClusterLayout::load_or_create(&first).unwrap();
+        let (created, added) = ClusterLayout::load_or_create(&first).unwrap();
+        assert!(added.is_empty());
         let mut again = args(None);
         again.data_dir = first.data_dir.clone();
-        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), created);
-        again.brokers = Some(5);
-        let err = ClusterLayout::load_or_create(&again).unwrap_err();
-        assert!(err.to_string().contains("has 4 brokers, not 5"), "{err}");
-        assert!(err.to_string().contains("scale-up is not yet supported"), "{err}");
-        again.brokers = Some(4);
-        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), created);
+        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), (created.clone(), vec![]));
+        again.brokers = Some(6);
+        let (grown, added) = ClusterLayout::load_or_create(&again).unwrap();
+        assert_eq!(grown.brokers[..3], created.brokers[..], "the old brokers are kept as they were");
+        assert_eq!(grown.controller_voters, created.controller_voters, "new brokers join as learners");
+        let new: Vec<(u32, &str, &str, &str)> = added
+            .iter()
+            .map(|b| (b.id, b.listen.as_str(), b.fault_domain.as_str(), b.update_domain.as_str()))
+            .collect();
+        assert_eq!(
+            new,
+            [
+                (4, "127.0.0.1:9095", "FD0", "UD1"),
+                (5, "127.0.0.1:9096", "FD1", "UD2"),
+                (6, "127.0.0.1:9097", "FD2", "UD0")
+            ]
+        );
+        // Stored: the next start is the six-broker cluster.
+        again.brokers = None;
+        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), (grown, vec![]));
     }
 
     #[test]
@@ -689,7 +820,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut first = args(Some(4));
         first.data_dir = dir.path().join("c");
-        let created = ClusterLayout::load_or_create(&first).unwrap();
+        let (created, _) = ClusterLayout::load_or_create(&first).unwrap();
         let toml_before = std::fs::read_to_string(first.data_dir.join(LAYOUT_FILE)).unwrap();
         let mut smaller = args(Some(2));
         smaller.data_dir = first.data_dir.clone();
@@ -700,6 +831,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(first.data_dir.join(LAYOUT_FILE)).unwrap(), toml_before);
         let mut again = args(None);
         again.data_dir = first.data_dir.clone();
-        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), created);
+        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), (created, vec![]));
     }
 }

@@ -62,7 +62,7 @@ pub async fn partition_sizes(broker: &Broker, state: &ClusterState) -> (Partitio
 }
 
 /// The sizes of the partition logs the broker at `address` hosts.
-async fn ask_sizes(address: String) -> Result<BTreeMap<(String, u32), u64>, String> {
+pub(crate) async fn ask_sizes(address: String) -> Result<BTreeMap<(String, u32), u64>, String> {
     let ask = async {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?

@@ -28,16 +28,85 @@ pub struct BrokerRecord {
     pub fenced: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
-    /// Assigned replicas; the first is the preferred leader.
+    /// Assigned replicas; the first is the preferred leader. While the
+    /// partition is being reassigned: the target replicas followed by the
+    /// original ones that are leaving (Kafka's KIP-455 layout).
     pub replicas: Vec<BrokerId>,
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub isr: Vec<BrokerId>,
-    /// Bumped on every change of leader or ISR; an ISR change proposed
-    /// against an older epoch is refused.
+    /// Bumped on every change of leader, ISR or replicas; an ISR change
+    /// proposed against an older epoch is refused.
     pub partition_epoch: i32,
+    /// Set while the partition moves to new replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<Reassignment>,
+}
+
+/// An ongoing move of one partition: new replicas are added and catch up,
+/// join the ISR, then the leaving ones are dropped (`CompleteReassignment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    pub original: Vec<BrokerId>,
+    /// The replica list once done; its first member is the preferred leader.
+    pub target: Vec<BrokerId>,
+    /// Bytes the move copies (partition size × replicas added), as planned.
+    pub bytes: u64,
+}
+
+impl Reassignment {
+    /// Replicas that are new to the partition: they copy its log.
+    pub fn adding(&self) -> Vec<BrokerId> {
+        self.target.iter().copied().filter(|b| !self.original.contains(b)).collect()
+    }
+
+    /// Replicas that leave once the new ones are in sync.
+    pub fn removing(&self) -> Vec<BrokerId> {
+        self.original.iter().copied().filter(|b| !self.target.contains(b)).collect()
+    }
+}
+
+impl PartitionRecord {
+    /// Replicas being added by an ongoing reassignment (empty otherwise).
+    pub fn adding(&self) -> Vec<BrokerId> {
+        self.reassignment.as_ref().map(Reassignment::adding).unwrap_or_default()
+    }
+
+    /// The replication factor the partition is held to: replicas being
+    /// added do not count until the move completes (as in Kafka, so a
+    /// reassignment does not show as under-replicated).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas.len() - self.adding().len()
+    }
+
+    pub fn is_under_replicated(&self) -> bool {
+        self.isr.len() < self.replication_factor()
+    }
+}
+
+/// The reassignment batch in progress, for progress reports that survive
+/// a controller failover or a restart of the CLI that started it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignmentBatch {
+    /// Partitions and bytes of every move started since the cluster had
+    /// none pending.
+    pub partitions: u32,
+    pub bytes: u64,
+    /// Replication throttle for the moving replicas, bytes/s (None: unthrottled).
+    pub throttle_bytes_per_sec: Option<u64>,
+    /// When the first move started, ms since the Unix epoch (proposer's clock).
+    pub started_ms: i64,
+}
+
+/// One partition to move, as proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaMove {
+    pub topic: String,
+    pub partition: u32,
+    pub target: Vec<BrokerId>,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +127,9 @@ impl TopicRecord {
 pub struct ClusterState {
     pub brokers: BTreeMap<BrokerId, BrokerRecord>,
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Set while any partition is being reassigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<ReassignmentBatch>,
 }
 
 /// A change to the metadata. Every write goes through the Raft log.
@@ -91,6 +163,30 @@ pub enum MetadataCommand {
         partition_epoch: i32,
         isr: Vec<BrokerId>,
     },
+    /// Starts moving partitions to new replica lists (all or nothing).
+    StartReassignment {
+        moves: Vec<ReplicaMove>,
+        throttle_bytes_per_sec: Option<u64>,
+        now_ms: i64,
+    },
+    /// Every target replica of a moving partition is in its ISR: drop the
+    /// leaving replicas and move leadership to the preferred one. Proposed
+    /// by the active controller.
+    CompleteReassignment {
+        topic: String,
+        partition: u32,
+    },
+    /// Reverts every pending move to its original replicas.
+    CancelReassignment,
+    /// Changes the throttle of the reassignment in progress.
+    SetReassignmentThrottle {
+        throttle_bytes_per_sec: Option<u64>,
+    },
+    /// Moves leadership to the preferred (first) replica wherever it is in
+    /// the ISR and alive. Empty `topics`: every topic.
+    ElectPreferredLeaders {
+        topics: Vec<String>,
+    },
 }
 
 /// What applying a command produced.
@@ -103,6 +199,25 @@ pub enum CommandOutcome {
     },
     IsrAltered {
         partition_epoch: i32,
+    },
+    ReassignmentStarted {
+        partitions: u32,
+        bytes: u64,
+    },
+    ReassignmentCancelled {
+        /// Partitions back on their original replicas.
+        reverted: u32,
+        /// Partitions left moving: none of their original replicas is in
+        /// sync and alive to lead them, so reverting would take them offline.
+        kept: u32,
+    },
+    LeadersElected {
+        /// Partitions whose leadership moved to the preferred replica.
+        moved: u32,
+        /// Partitions whose preferred replica already leads.
+        already_preferred: u32,
+        /// Partitions whose preferred replica is out of sync or fenced.
+        not_eligible: u32,
     },
 }
 
@@ -126,6 +241,16 @@ pub enum MetadataError {
     StaleIsrChange { topic: String, partition: u32, reason: String },
     #[error("invalid ISR for {topic}-{partition}: {reason}")]
     InvalidIsr { topic: String, partition: u32, reason: String },
+    #[error("invalid reassignment of {topic}-{partition}: {reason}")]
+    InvalidReassignment { topic: String, partition: u32, reason: String },
+    #[error(
+        "{topic}-{partition} is already being reassigned (see `kmon rebalance status`; `kmon rebalance cancel` reverts)"
+    )]
+    ReassignmentInProgress { topic: String, partition: u32 },
+    #[error("no reassignment in progress{}", .0.as_ref().map(|(t, p)| format!(" for {t}-{p}")).unwrap_or_default())]
+    NoReassignment(Option<(String, u32)>),
+    #[error("reassignment of {topic}-{partition} cannot complete yet: {waiting_for:?} not in the ISR")]
+    ReassignmentNotReady { topic: String, partition: u32, waiting_for: Vec<BrokerId> },
 }
 
 pub type ApplyResult = Result<CommandOutcome, MetadataError>;
@@ -167,6 +292,7 @@ impl ClusterState {
                         isr: replicas.clone(),
                         replicas,
                         partition_epoch: 0,
+                        reassignment: None,
                     })
                     .collect();
                 self.topics.insert(
@@ -215,7 +341,202 @@ impl ClusterState {
                 p.partition_epoch += 1;
                 Ok(CommandOutcome::IsrAltered { partition_epoch: p.partition_epoch })
             }
+            MetadataCommand::StartReassignment { moves, throttle_bytes_per_sec, now_ms } => {
+                self.start_reassignment(moves, *throttle_bytes_per_sec, *now_ms)
+            }
+            MetadataCommand::CompleteReassignment { topic, partition } => self.complete_reassignment(topic, *partition),
+            MetadataCommand::CancelReassignment => self.cancel_reassignment(),
+            MetadataCommand::SetReassignmentThrottle { throttle_bytes_per_sec } => {
+                let batch = self.reassignment.as_mut().ok_or(MetadataError::NoReassignment(None))?;
+                batch.throttle_bytes_per_sec = *throttle_bytes_per_sec;
+                Ok(CommandOutcome::Done)
+            }
+            MetadataCommand::ElectPreferredLeaders { topics } => self.elect_preferred_leaders(topics),
         }
+    }
+
+    /// Validates every move first, then applies them all: the replica list
+    /// becomes target + leaving originals, so the new replicas start
+    /// copying from the current leader.
+    fn start_reassignment(&mut self, moves: &[ReplicaMove], throttle: Option<u64>, now_ms: i64) -> ApplyResult {
+        let mut seen = BTreeSet::new();
+        for m in moves {
+            let invalid = |reason: String| MetadataError::InvalidReassignment {
+                topic: m.topic.clone(),
+                partition: m.partition,
+                reason,
+            };
+            let t = self.topics.get(&m.topic).ok_or_else(|| MetadataError::UnknownTopic(m.topic.clone()))?;
+            let p = t
+                .partitions
+                .get(m.partition as usize)
+                .ok_or_else(|| MetadataError::UnknownPartition { topic: m.topic.clone(), partition: m.partition })?;
+            if !seen.insert((m.topic.as_str(), m.partition)) {
+                return Err(invalid("listed twice".into()));
+            }
+            if p.reassignment.is_some() {
+                return Err(MetadataError::ReassignmentInProgress { topic: m.topic.clone(), partition: m.partition });
+            }
+            if m.target.is_empty() {
+                return Err(invalid("the target replica list is empty".into()));
+            }
+            let distinct: BTreeSet<_> = m.target.iter().collect();
+            if distinct.len() != m.target.len() {
+                return Err(invalid(format!("the target {:?} names a broker twice", m.target)));
+            }
+            if let Some(unknown) = m.target.iter().find(|b| !self.brokers.contains_key(b)) {
+                return Err(invalid(format!("broker {unknown} is not registered")));
+            }
+            if let Some(fenced) = m.target.iter().find(|b| !p.replicas.contains(b) && self.brokers[b].fenced) {
+                return Err(invalid(format!("new replica {fenced} is fenced (down) and could not copy the log")));
+            }
+        }
+        let mut count = 0u32;
+        let mut bytes = 0u64;
+        for m in moves {
+            let p = &mut self.topics.get_mut(&m.topic).expect("validated").partitions[m.partition as usize];
+            if p.replicas == m.target {
+                continue; // nothing to do
+            }
+            let original = p.replicas.clone();
+            let mut replicas = m.target.clone();
+            replicas.extend(original.iter().copied().filter(|b| !m.target.contains(b)));
+            let only_order_changes = replicas.len() == original.len();
+            p.replicas = replicas;
+            p.partition_epoch += 1;
+            if only_order_changes {
+                // Same replica set, new preferred leader: no copy needed.
+                p.replicas = m.target.clone();
+                let preferred = p.replicas[0];
+                if p.leader != preferred && p.isr.contains(&preferred) && !self.brokers[&preferred].fenced {
+                    p.leader = preferred;
+                    p.leader_epoch += 1;
+                }
+                continue;
+            }
+            p.reassignment = Some(Reassignment { original, target: m.target.clone(), bytes: m.bytes });
+            count += 1;
+            bytes += m.bytes;
+        }
+        if count > 0 {
+            let batch = self.reassignment.get_or_insert(ReassignmentBatch { started_ms: now_ms, ..Default::default() });
+            batch.partitions += count;
+            batch.bytes += bytes;
+            batch.throttle_bytes_per_sec = throttle;
+        }
+        Ok(CommandOutcome::ReassignmentStarted { partitions: count, bytes })
+    }
+
+    fn complete_reassignment(&mut self, topic: &str, partition: u32) -> ApplyResult {
+        let alive = self.alive();
+        let p = self.partition_mut(topic, partition)?;
+        let Some(r) = p.reassignment.clone() else {
+            return Err(MetadataError::NoReassignment(Some((topic.into(), partition))));
+        };
+        let waiting_for: Vec<BrokerId> = r.target.iter().copied().filter(|b| !p.isr.contains(b)).collect();
+        if !waiting_for.is_empty() {
+            return Err(MetadataError::ReassignmentNotReady { topic: topic.into(), partition, waiting_for });
+        }
+        p.isr = r.target.iter().copied().filter(|b| p.isr.contains(b)).collect();
+        p.replicas = r.target;
+        p.reassignment = None;
+        let preferred = p.replicas.iter().copied().find(|b| p.isr.contains(b) && alive.contains(b));
+        if let Some(new_leader) = preferred
+            && new_leader != p.leader
+        {
+            p.leader = new_leader;
+            p.leader_epoch += 1;
+        }
+        p.partition_epoch += 1;
+        self.finish_batch_if_done();
+        Ok(CommandOutcome::Done)
+    }
+
+    fn cancel_reassignment(&mut self) -> ApplyResult {
+        if self.reassignment.is_none() {
+            return Err(MetadataError::NoReassignment(None));
+        }
+        let alive = self.alive();
+        let (mut reverted, mut kept) = (0, 0);
+        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+            let Some(r) = p.reassignment.clone() else { continue };
+            let isr: Vec<BrokerId> = r.original.iter().copied().filter(|b| p.isr.contains(b)).collect();
+            let leader = if r.original.contains(&p.leader) {
+                Some(p.leader)
+            } else {
+                r.original.iter().copied().find(|b| isr.contains(b) && alive.contains(b))
+            };
+            let Some(leader) = leader.filter(|_| !isr.is_empty()) else {
+                kept += 1;
+                continue;
+            };
+            if leader != p.leader {
+                p.leader = leader;
+                p.leader_epoch += 1;
+            }
+            p.replicas = r.original;
+            p.isr = isr;
+            p.reassignment = None;
+            p.partition_epoch += 1;
+            reverted += 1;
+        }
+        self.finish_batch_if_done();
+        Ok(CommandOutcome::ReassignmentCancelled { reverted, kept })
+    }
+
+    fn elect_preferred_leaders(&mut self, topics: &[String]) -> ApplyResult {
+        if let Some(unknown) = topics.iter().find(|t| !self.topics.contains_key(*t)) {
+            return Err(MetadataError::UnknownTopic(unknown.clone()));
+        }
+        let alive = self.alive();
+        let (mut moved, mut already_preferred, mut not_eligible) = (0, 0, 0);
+        for (name, t) in &mut self.topics {
+            if !topics.is_empty() && !topics.contains(name) {
+                continue;
+            }
+            for p in &mut t.partitions {
+                let preferred = p.replicas[0];
+                if p.leader == preferred {
+                    already_preferred += 1;
+                } else if p.isr.contains(&preferred) && alive.contains(&preferred) {
+                    p.leader = preferred;
+                    p.leader_epoch += 1;
+                    p.partition_epoch += 1;
+                    moved += 1;
+                } else {
+                    not_eligible += 1;
+                }
+            }
+        }
+        Ok(CommandOutcome::LeadersElected { moved, already_preferred, not_eligible })
+    }
+
+    fn finish_batch_if_done(&mut self) {
+        let pending = self.topics.values().flat_map(|t| &t.partitions).any(|p| p.reassignment.is_some());
+        if !pending {
+            self.reassignment = None;
+        }
+    }
+
+    fn alive(&self) -> BTreeSet<BrokerId> {
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
+    fn partition_mut(&mut self, topic: &str, partition: u32) -> Result<&mut PartitionRecord, MetadataError> {
+        let t = self.topics.get_mut(topic).ok_or_else(|| MetadataError::UnknownTopic(topic.into()))?;
+        t.partitions
+            .get_mut(partition as usize)
+            .ok_or_else(|| MetadataError::UnknownPartition { topic: topic.into(), partition })
+    }
+
+    /// Partitions being reassigned, by topic and partition.
+    pub fn pending_reassignments(&self) -> impl Iterator<Item = (&str, u32, &PartitionRecord, &Reassignment)> {
+        self.topics.iter().flat_map(|(name, t)| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, p)| p.reassignment.as_ref().map(|r| (name.as_str(), i as u32, p, r)))
+        })
     }
 
     /// Moves leadership off a fenced broker and drops it from ISRs (keeping
@@ -303,17 +624,49 @@ impl ClusterState {
         }
         let existing: usize = self.topics.values().map(|t| t.partitions.len()).sum();
         let mut assignment = Vec::with_capacity(partitions as usize);
+        let cell_of: BTreeMap<BrokerId, (&str, &str)> =
+            live.iter().map(|b| (b.id, (b.fault_domain.as_str(), b.update_domain.as_str()))).collect();
         for p in 0..partitions as usize {
             let start = (existing + p) % racks.len();
             let mut replicas: Vec<BrokerId> = Vec::with_capacity(rf as usize);
-            let mut step = 0;
-            while replicas.len() < rf as usize {
-                let rack = &racks[(start + step) % racks.len()];
-                step += 1;
-                let pick = rack.iter().filter(|b| !replicas.contains(b)).min_by_key(|b| (load[b], **b)).copied();
-                if let Some(b) = pick {
+            // First choice: racks in walk order from `start` whose fault and
+            // update domains are all distinct (a small search: on a partly
+            // filled grid consecutive racks may share a domain).
+            let cells: Vec<(&str, &str)> = racks.iter().map(|r| cell_of[&r[0]]).collect();
+            if let Some(chosen) = distinct_racks(&cells, start, rf as usize) {
+                for index in chosen {
+                    let b = *racks[index].iter().min_by_key(|b| (load[b], **b)).expect("racks are not empty");
                     replicas.push(b);
                     *load.get_mut(&b).expect("live broker") += 1;
+                }
+            }
+            // Otherwise walk the racks from `start`, three times with looser rules:
+            // a new fault domain and a new update domain; then a new one of
+            // either; then any broker not used yet. On a partly filled grid
+            // consecutive racks may share a domain, so racks are skipped
+            // rather than taken in a fixed window.
+            for rule in [Spread::Both, Spread::Either, Spread::Any] {
+                for step in 0..racks.len() {
+                    if replicas.len() == rf as usize {
+                        break;
+                    }
+                    let rack = &racks[(start + step) % racks.len()];
+                    let (fd, ud) = cell_of[&rack[0]];
+                    let new_fd = replicas.iter().all(|r| cell_of[r].0 != fd);
+                    let new_ud = replicas.iter().all(|r| cell_of[r].1 != ud);
+                    let allowed = match rule {
+                        Spread::Both => new_fd && new_ud,
+                        Spread::Either => new_fd || new_ud,
+                        Spread::Any => true,
+                    };
+                    if !allowed {
+                        continue;
+                    }
+                    let pick = rack.iter().filter(|b| !replicas.contains(b)).min_by_key(|b| (load[b], **b)).copied();
+                    if let Some(b) = pick {
+                        replicas.push(b);
+                        *load.get_mut(&b).expect("live broker") += 1;
+                    }
                 }
             }
             assignment.push(replicas);
@@ -353,7 +706,7 @@ impl ClusterState {
                 if p.leader == NO_LEADER {
                     c.offline += 1;
                 }
-                if p.isr.len() < p.replicas.len() {
+                if p.is_under_replicated() {
                     c.under_replicated += 1;
                 }
             }
@@ -380,6 +733,51 @@ pub fn spans_domains(
     let fds: BTreeSet<&str> = replicas.iter().filter_map(|r| domain_of.get(r).map(|d| d.0)).collect();
     let uds: BTreeSet<&str> = replicas.iter().filter_map(|r| domain_of.get(r).map(|d| d.1)).collect();
     fds.len() >= fault_domains.min(replicas.len()) && uds.len() >= update_domains.min(replicas.len())
+}
+
+/// Indexes of `count` racks, in walk order from `start`, with pairwise
+/// distinct fault and update domains; None if there are none (or the
+/// search budget runs out on a very large grid).
+fn distinct_racks(cells: &[(&str, &str)], start: usize, count: usize) -> Option<Vec<usize>> {
+    fn search(
+        cells: &[(&str, &str)],
+        order: &[usize],
+        from: usize,
+        count: usize,
+        chosen: &mut Vec<usize>,
+        budget: &mut usize,
+    ) -> bool {
+        if chosen.len() == count {
+            return true;
+        }
+        for (position, &index) in order.iter().enumerate().skip(from) {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            let (fd, ud) = cells[index];
+            if chosen.iter().all(|c| cells[*c].0 != fd && cells[*c].1 != ud) {
+                chosen.push(index);
+                if search(cells, order, position + 1, count, chosen, budget) {
+                    return true;
+                }
+                chosen.pop();
+            }
+        }
+        false
+    }
+    let order: Vec<usize> = (0..cells.len()).map(|i| (start + i) % cells.len()).collect();
+    let mut chosen = Vec::with_capacity(count);
+    let mut budget = 10_000;
+    search(cells, &order, 0, count, &mut chosen, &mut budget).then_some(chosen)
+}
+
+/// How strictly [`ClusterState::place`] spreads a partition's next replica.
+#[derive(Debug, Clone, Copy)]
+enum Spread {
+    Both,
+    Either,
+    Any,
 }
 
 /// Racks (brokers sharing a fault domain and an update domain) in diagonal
@@ -461,6 +859,25 @@ mod tests {
             *leaders.entry(p.leader).or_insert(0) += 1;
         }
         assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    }
+
+    #[test]
+    fn placement_on_a_partly_filled_grid_still_spans_both_dimensions() {
+        // Six brokers on a 3 × 3 grid: only the two full diagonals are valid
+        // RF-3 replica sets; consecutive racks of the walk are not.
+        let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0)]);
+        let outcome = create(&mut s, "t", 12, 3).unwrap();
+        assert_eq!(outcome, CommandOutcome::TopicCreated { placement_note: None });
+        let mut per_broker = BTreeMap::new();
+        for p in &s.topics["t"].partitions {
+            let mut sorted = p.replicas.clone();
+            sorted.sort();
+            assert!(sorted == [1, 2, 3] || sorted == [4, 5, 6], "{:?}", p.replicas);
+            for r in &p.replicas {
+                *per_broker.entry(*r).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(per_broker.values().copied().collect::<Vec<_>>(), vec![6; 6]);
     }
 
     #[test]
@@ -554,5 +971,138 @@ mod tests {
         assert!(matches!(s.apply(&shrink(p.leader, 0, 1, vec![follower])), Err(MetadataError::InvalidIsr { .. })));
         s.apply(&shrink(p.leader, 0, 1, p.isr.clone())).unwrap();
         assert_eq!(s.topics["t"].partitions[0].isr, p.replicas);
+    }
+
+    fn start(s: &mut ClusterState, topic: &str, partition: u32, target: Vec<BrokerId>) -> ApplyResult {
+        s.apply(&MetadataCommand::StartReassignment {
+            moves: vec![ReplicaMove { topic: topic.into(), partition, target, bytes: 100 }],
+            throttle_bytes_per_sec: Some(1000),
+            now_ms: 1,
+        })
+    }
+
+    fn join_isr(s: &mut ClusterState, topic: &str, partition: u32, broker: BrokerId) {
+        let p = s.topics[topic].partitions[partition as usize].clone();
+        let mut isr = p.isr.clone();
+        isr.push(broker);
+        s.apply(&MetadataCommand::AlterIsr {
+            topic: topic.into(),
+            partition,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn reassignment_adds_then_removes_replicas_and_the_preferred_replica_leads() {
+        let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0)]);
+        create(&mut s, "t", 1, 3).unwrap();
+        let before = s.topics["t"].partitions[0].clone();
+        assert_eq!(before.replicas, vec![1, 2, 3]);
+        let outcome = start(&mut s, "t", 0, vec![4, 2, 6]).unwrap();
+        assert_eq!(outcome, CommandOutcome::ReassignmentStarted { partitions: 1, bytes: 100 });
+        let p = s.topics["t"].partitions[0].clone();
+        // Target first, then the leaving originals; the leader has not moved.
+        assert_eq!(p.replicas, vec![4, 2, 6, 1, 3]);
+        assert_eq!(p.adding(), vec![4, 6]);
+        assert_eq!(p.leader, 1);
+        assert!(!p.is_under_replicated(), "new replicas do not count until they are in sync");
+        assert_eq!(s.reassignment.as_ref().unwrap().throttle_bytes_per_sec, Some(1000));
+        // Not ready until every target replica is in the ISR.
+        let early = s.apply(&MetadataCommand::CompleteReassignment { topic: "t".into(), partition: 0 });
+        assert!(
+            matches!(early, Err(MetadataError::ReassignmentNotReady { ref waiting_for, .. }) if *waiting_for == vec![4, 6])
+        );
+        // A second move of the same partition is refused while it moves.
+        assert!(matches!(start(&mut s, "t", 0, vec![5, 2, 6]), Err(MetadataError::ReassignmentInProgress { .. })));
+        join_isr(&mut s, "t", 0, 4);
+        join_isr(&mut s, "t", 0, 6);
+        s.apply(&MetadataCommand::CompleteReassignment { topic: "t".into(), partition: 0 }).unwrap();
+        let done = &s.topics["t"].partitions[0];
+        assert_eq!(done.replicas, vec![4, 2, 6]);
+        assert_eq!(done.isr, vec![4, 2, 6]);
+        assert_eq!(done.leader, 4, "the preferred replica leads");
+        assert_eq!(done.leader_epoch, before.leader_epoch + 1);
+        assert!(done.reassignment.is_none());
+        assert!(s.reassignment.is_none(), "the batch ends with its last partition");
+    }
+
+    #[test]
+    fn bad_reassignments_are_refused_whole() {
+        let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1)]);
+        create(&mut s, "t", 2, 3).unwrap();
+        let snapshot = s.clone();
+        let moves = |target: Vec<BrokerId>| MetadataCommand::StartReassignment {
+            moves: vec![
+                ReplicaMove { topic: "t".into(), partition: 0, target: vec![4, 2, 3], bytes: 1 },
+                ReplicaMove { topic: "t".into(), partition: 1, target, bytes: 1 },
+            ],
+            throttle_bytes_per_sec: None,
+            now_ms: 0,
+        };
+        for (target, expected) in
+            [(vec![9, 2, 3], "broker 9 is not registered"), (vec![4, 4, 3], "names a broker twice"), (vec![], "empty")]
+        {
+            let err = s.apply(&moves(target)).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+            assert_eq!(s, snapshot, "nothing applied");
+        }
+        s.apply(&MetadataCommand::FenceBroker { id: 4 }).unwrap();
+        let (index, without_4) =
+            s.topics["t"].partitions.iter().enumerate().find(|(_, p)| !p.replicas.contains(&4)).unwrap();
+        let target = [vec![4], without_4.replicas[1..].to_vec()].concat();
+        let err = start(&mut s, "t", index as u32, target).unwrap_err();
+        assert!(err.to_string().contains("fenced"), "{err}");
+        assert!(matches!(start(&mut s, "nope", 0, vec![1]), Err(MetadataError::UnknownTopic(_))));
+    }
+
+    #[test]
+    fn cancel_reverts_to_the_original_replicas() {
+        let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1)]);
+        create(&mut s, "t", 1, 3).unwrap();
+        start(&mut s, "t", 0, vec![4, 2, 3]).unwrap();
+        join_isr(&mut s, "t", 0, 4);
+        let outcome = s.apply(&MetadataCommand::CancelReassignment).unwrap();
+        assert_eq!(outcome, CommandOutcome::ReassignmentCancelled { reverted: 1, kept: 0 });
+        let p = &s.topics["t"].partitions[0];
+        assert_eq!(p.replicas, vec![1, 2, 3]);
+        assert_eq!(p.isr, vec![1, 2, 3]);
+        assert_eq!(p.leader, 1);
+        assert!(s.reassignment.is_none());
+        assert_eq!(s.apply(&MetadataCommand::CancelReassignment), Err(MetadataError::NoReassignment(None)));
+    }
+
+    #[test]
+    fn preferred_leader_election_moves_only_eligible_partitions() {
+        let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+        create(&mut s, "t", 3, 3).unwrap();
+        // Fence and unfence broker 1: it loses leadership and the ISR.
+        s.apply(&MetadataCommand::FenceBroker { id: 1 }).unwrap();
+        s.apply(&MetadataCommand::UnfenceBroker { id: 1 }).unwrap();
+        let led_by_1 = s.topics["t"].partitions.iter().filter(|p| p.replicas[0] == 1).count() as u32;
+        let outcome = s.apply(&MetadataCommand::ElectPreferredLeaders { topics: vec![] }).unwrap();
+        assert_eq!(
+            outcome,
+            CommandOutcome::LeadersElected { moved: 0, already_preferred: 3 - led_by_1, not_eligible: led_by_1 }
+        );
+        // Back in the ISR, it leads its partitions again.
+        for i in 0..3 {
+            if s.topics["t"].partitions[i].replicas[0] == 1 {
+                join_isr(&mut s, "t", i as u32, 1);
+            }
+        }
+        let outcome = s.apply(&MetadataCommand::ElectPreferredLeaders { topics: vec!["t".into()] }).unwrap();
+        assert_eq!(
+            outcome,
+            CommandOutcome::LeadersElected { moved: led_by_1, already_preferred: 3 - led_by_1, not_eligible: 0 }
+        );
+        assert!(s.topics["t"].partitions.iter().all(|p| p.leader == p.replicas[0]));
+        assert!(matches!(
+            s.apply(&MetadataCommand::ElectPreferredLeaders { topics: vec!["x".into()] }),
+            Err(MetadataError::UnknownTopic(_))
+        ));
     }
 }

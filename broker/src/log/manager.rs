@@ -142,7 +142,12 @@ impl LogManager {
     pub fn flush_all(&self) {
         for log in self.all() {
             if let Err(err) = log.flush() {
-                tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "flush failed");
+                // A log deleted meanwhile (topic deleted, replica moved away)
+                // has no directory left to flush into: not an error.
+                let deleted = self.get(&log.topic, log.partition).is_none_or(|current| !Arc::ptr_eq(&current, &log));
+                if !deleted {
+                    tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "flush failed");
+                }
             }
         }
     }

@@ -107,7 +107,7 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         match &*h.role.lock().expect("role") {
             Role::Leader(st) => {
                 leaders += 1;
-                if st.isr.len() < st.replicas.len() {
+                if st.isr.len() < st.replicas.len() - st.adding.len() {
                     under_replicated += 1;
                 }
                 if (st.isr.len() as u32) < h.log.config().min_insync_replicas {
@@ -222,7 +222,7 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         in_sync.set(&labels, st.isr.len() as i64);
         replicas.set(&labels, st.replicas.len() as i64);
         leader_g.set(&labels, i64::from(me));
-        under_g.set(&labels, i64::from(st.isr.len() < st.replicas.len()));
+        under_g.set(&labels, i64::from(st.isr.len() < st.replicas.len() - st.adding.len()));
         preferred_g.set(&labels, i64::from(st.replicas.first() == Some(&me)));
     }
     text_families.extend([current, oldest, in_sync, replicas, leader_g, under_g, preferred_g]);
@@ -264,7 +264,9 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
                 if p.leader != NO_LEADER {
                     *leaders_of.entry(p.leader).or_default() += 1;
                 }
-                if !spans_domains(&p.replicas, &domain_of, fds, uds) {
+                // A moving partition is judged by where it is going.
+                let assigned = p.reassignment.as_ref().map_or(&p.replicas, |r| &r.target);
+                if !spans_domains(assigned, &domain_of, fds, uds) {
                     violations += 1;
                 }
             }
@@ -323,7 +325,22 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         )
         .get_or_create(&vec![])
         .set(violations);
+        let pending = state.pending_reassignments().count();
+        s.gauge(REASSIGNMENT_PARTITIONS_PENDING, "Partitions a reassignment is still moving")
+            .get_or_create(&vec![])
+            .set(pending as i64);
+        let throttle = state.reassignment.as_ref().and_then(|r| r.throttle_bytes_per_sec).unwrap_or(0);
+        s.gauge(REASSIGNMENT_THROTTLE, "Replication throttle of the running reassignment, bytes/s (0: none)")
+            .get_or_create(&vec![])
+            .set(throttle as i64);
     }
+    let bytes_left: u64 = hosted.iter().map(|h| h.bytes_left_to_copy()).sum();
+    s.gauge(
+        REASSIGNMENT_BYTES_LEFT,
+        "Bytes the new replicas of partitions this broker leads still have to copy (estimate)",
+    )
+    .get_or_create(&vec![])
+    .set(bytes_left as i64);
 
     // --- Consumer groups this broker coordinates.
     let current_offset = s.gauge(GROUP_CURRENT_OFFSET, "Committed offset of a group on a partition");

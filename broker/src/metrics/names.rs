@@ -82,3 +82,9 @@ pub const BALANCE_REPLICA_SKEW: &str = "kmon_balance_replica_skew_ratio";
 pub const BALANCE_LEADER_SKEW: &str = "kmon_balance_leader_skew_ratio";
 pub const BALANCE_DOMAIN_VIOLATIONS: &str = "kmon_balance_domain_violating_partitions";
 pub const CLUSTER_BROKERS: &str = "kmon_cluster_brokers";
+
+// Reassignment progress (partitions: the active controller; bytes: each
+// partition leader for what its new replicas still have to copy).
+pub const REASSIGNMENT_PARTITIONS_PENDING: &str = "kmon_reassignment_partitions_pending";
+pub const REASSIGNMENT_BYTES_LEFT: &str = "kmon_reassignment_bytes_left";
+pub const REASSIGNMENT_THROTTLE: &str = "kmon_reassignment_throttle_bytes_per_second";

@@ -47,6 +47,9 @@ pub async fn run(
                 truncated = true;
             }
             loop {
+                // A replica being added copies at the reassignment's throttle.
+                let throttled = hosted.being_added.load(std::sync::atomic::Ordering::Relaxed);
+                let max_bytes = if throttled { manager.throttle_in.chunk(max_bytes) } else { max_bytes };
                 let request = ReplicaFetchRequest {
                     replica_id: manager.broker_id,
                     topic: hosted.topic.clone(),
@@ -67,6 +70,9 @@ pub async fn run(
                 hosted.set_follower_lag(response.log_end_offset - hosted.log.log_end_offset());
                 manager.metrics.replication_bytes_in.inc_by(response.records.len() as u64);
                 backoff = MIN_BACKOFF;
+                if throttled {
+                    tokio::time::sleep(manager.throttle_in.consume(response.records.len())).await;
+                }
                 if token.is_cancelled() {
                     return Ok::<(), tonic::Status>(());
                 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fetcher;
 use super::partition::{HostedPartition, IsrProposal, Role};
+use super::throttle::Throttle;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
 use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADER};
@@ -41,6 +42,10 @@ pub struct ReplicaManager {
     /// it was deleted and its local logs go too.
     known_topics: RwLock<BTreeMap<String, u32>>,
     pub metrics: Arc<BrokerMetrics>,
+    /// Reassignment traffic this broker sends as leader to replicas being added.
+    pub throttle_out: Throttle,
+    /// Reassignment traffic this broker copies as a replica being added.
+    pub throttle_in: Throttle,
 }
 
 /// Where an appended batch landed and how long acks=all waited for it.
@@ -68,6 +73,8 @@ impl ReplicaManager {
             shutdown,
             known_topics: RwLock::new(BTreeMap::new()),
             metrics,
+            throttle_out: Throttle::default(),
+            throttle_in: Throttle::default(),
         }
     }
 
@@ -94,6 +101,9 @@ impl ReplicaManager {
     /// deleted topics.
     pub fn apply_metadata(self: &Arc<Self>, state: &ClusterState) {
         let me = self.broker_id;
+        let throttle = state.reassignment.as_ref().and_then(|r| r.throttle_bytes_per_sec);
+        self.throttle_out.set_rate(throttle);
+        self.throttle_in.set_rate(throttle);
         for (name, topic) in &state.topics {
             let config = self.log_config(&topic.configs);
             for (index, record) in topic.partitions.iter().enumerate() {
@@ -108,6 +118,7 @@ impl ReplicaManager {
                         continue;
                     }
                 };
+                hosted.being_added.store(record.adding().contains(&me), std::sync::atomic::Ordering::Relaxed);
                 if record.leader == me {
                     let was_leader = matches!(*hosted.role.lock().expect("role"), Role::Leader(_));
                     hosted.stop_fetcher();
@@ -135,6 +146,7 @@ impl ReplicaManager {
                 }
             }
         }
+        self.drop_unassigned(state);
         // Deleted topics: stop and remove their local partitions.
         let current: BTreeMap<String, u32> =
             state.topics.iter().map(|(n, t)| (n.clone(), t.partitions.len() as u32)).collect();
@@ -157,6 +169,41 @@ impl ReplicaManager {
                 }
             }
             tracing::info!(%topic, "removed local logs of deleted topic");
+        }
+    }
+
+    /// Partitions this broker hosted that a completed (or cancelled)
+    /// reassignment took away: stop following and delete the local log.
+    /// Only partitions hosted by this process are considered: the metadata
+    /// it saw them in is older than `state`, so they really moved away.
+    /// (A log found on disk at start for a partition not assigned here is
+    /// left alone: the metadata applied at start may be stale.)
+    fn drop_unassigned(&self, state: &ClusterState) {
+        let me = self.broker_id;
+        let gone: Vec<(String, u32)> = self
+            .partitions
+            .read()
+            .expect("partitions lock")
+            .keys()
+            .filter(|(topic, partition)| {
+                state
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.partitions.get(*partition as usize))
+                    .is_some_and(|p| !p.replicas.contains(&me))
+            })
+            .cloned()
+            .collect();
+        for (topic, partition) in gone {
+            if let Some(hosted) = self.partitions.write().expect("partitions lock").remove(&(topic.clone(), partition))
+            {
+                hosted.stop_fetcher();
+                *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: -1 };
+            }
+            match self.logs.delete(&topic, partition) {
+                Ok(()) => tracing::info!(%topic, partition, "replica moved away by a reassignment; local log deleted"),
+                Err(err) => tracing::error!(%topic, partition, error = %err, "deleting a moved replica's log failed"),
+            }
         }
     }
 
@@ -245,20 +292,31 @@ impl ReplicaManager {
         }
         let waiting_since = std::time::Instant::now();
         let target = info.last_offset + 1;
+        // Leadership can move while we wait (a reassignment completes, a
+        // preferred election): the new leader's high watermark is not ours,
+        // so answer NotLeader at once, as Kafka completes delayed produces,
+        // rather than time out; the producer retries on the new leader.
         let waited = tokio::time::timeout(timeout, async {
+            let mut role_check = tokio::time::interval(Duration::from_millis(100));
             loop {
                 if *hw.borrow_and_update() >= target {
-                    return true;
+                    return Ok(true);
                 }
                 tokio::select! {
-                    changed = hw.changed() => if changed.is_err() { return false },
-                    _ = self.shutdown.cancelled() => return false,
+                    changed = hw.changed() => if changed.is_err() { return Ok(false) },
+                    _ = role_check.tick() => {
+                        if hosted.leader_state().map(|s| s.leader_epoch) != Some(state.leader_epoch) {
+                            return Err(self.not_leader(&hosted.topic, hosted.partition));
+                        }
+                    }
+                    _ = self.shutdown.cancelled() => return Ok(false),
                 }
             }
         })
         .await;
         match waited {
-            Ok(true) => {}
+            Ok(Ok(true)) => {}
+            Ok(Err(moved)) => return Err(moved),
             _ => {
                 return Err(BrokerError::RequestTimedOut {
                     what: format!(
@@ -319,12 +377,23 @@ impl ReplicaManager {
         if let Some(proposal) = hosted.on_follower_fetch(replica, offset) {
             self.propose_isr(hosted.clone(), proposal);
         }
+        let throttled = state.adding.contains(&replica);
+        let max_bytes = if throttled { self.throttle_out.chunk(max_bytes) } else { max_bytes };
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             end.borrow_and_update();
             let read = hosted.log.read_bounded(offset, max_bytes, ReadBound::LogEnd)?;
             if !read.records.is_empty() || tokio::time::Instant::now() >= deadline {
                 self.metrics.replication_bytes_out.inc_by(read.records.len() as u64);
+                if throttled {
+                    let wait = self.throttle_out.consume(read.records.len());
+                    if !wait.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = self.shutdown.cancelled() => {}
+                        }
+                    }
+                }
                 return Ok(read);
             }
             tokio::select! {

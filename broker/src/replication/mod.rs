@@ -7,10 +7,15 @@
 //!   watermark, ISR expand/shrink decisions.
 //! - [`fetcher`]: the follower loop: truncate by leader epoch, then pull.
 //! - [`lifecycle`]: registration, heartbeats and fencing.
+//! - [`throttle`]: the rate limit on a reassignment's copying.
+//! - [`reassignment`]: the active controller's driver that completes
+//!   reassignments once their new replicas are in sync.
 
 pub mod fetcher;
 pub mod lifecycle;
 pub mod manager;
 pub mod partition;
+pub mod reassignment;
+pub mod throttle;
 
 pub use manager::{AppendOutcome, ReplicaManager, RequiredAcks};

@@ -7,7 +7,7 @@
 //! themselves go through the controller.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ pub struct LeaderState {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub replicas: Vec<BrokerId>,
+    /// Replicas a reassignment is adding: their fetches are throttled and
+    /// they do not count towards the replication factor.
+    pub adding: Vec<BrokerId>,
     pub isr: Vec<BrokerId>,
     pub followers: HashMap<BrokerId, FollowerProgress>,
     /// The log end offset when this broker became leader: a follower must
@@ -59,6 +62,9 @@ pub struct HostedPartition {
     /// As a follower: the leader's log end offset minus ours, after the
     /// last fetch (for ReplicaFetcherManager MaxLag).
     follower_lag: AtomicI64,
+    /// This broker is a replica being added by a reassignment: its copy
+    /// of the log is throttled.
+    pub being_added: AtomicBool,
 }
 
 /// What the leader should propose after a follower's fetch.
@@ -80,6 +86,7 @@ impl HostedPartition {
             role: Mutex::new(Role::Offline { leader_epoch: -1 }),
             fetcher: Mutex::new(None),
             follower_lag: AtomicI64::new(0),
+            being_added: AtomicBool::new(false),
         }
     }
 
@@ -105,6 +112,8 @@ impl HostedPartition {
             Role::Leader(state) if state.leader_epoch == record.leader_epoch => {
                 state.isr = record.isr.clone();
                 state.replicas = record.replicas.clone();
+                state.adding = record.adding();
+                state.followers.retain(|b, _| record.replicas.contains(b));
                 state.partition_epoch = record.partition_epoch;
                 state.isr_change_pending = false;
             }
@@ -127,6 +136,7 @@ impl HostedPartition {
                     leader_epoch: record.leader_epoch,
                     partition_epoch: record.partition_epoch,
                     replicas: record.replicas.clone(),
+                    adding: record.adding(),
                     isr: record.isr.clone(),
                     followers,
                     epoch_start_offset: leo,
@@ -252,6 +262,25 @@ impl HostedPartition {
         if let Role::Leader(state) = &mut *self.role.lock().expect("role lock") {
             state.isr_change_pending = false;
         }
+    }
+
+    /// Bytes a replica being added still has to copy, estimated from its
+    /// fetch offset (its log end) and this leader's log: the share of the
+    /// log's offsets it lacks, times the log's size.
+    pub fn bytes_left_to_copy(&self) -> u64 {
+        let role = self.role.lock().expect("role lock");
+        let Role::Leader(state) = &*role else { return 0 };
+        let (start, end, size) = (self.log.log_start_offset(), self.log.log_end_offset(), self.log.size_bytes());
+        let span = (end - start).max(1) as f64;
+        state
+            .adding
+            .iter()
+            .map(|b| {
+                let copied = state.followers.get(b).map_or(start, |p| p.log_end_offset.max(start));
+                let missing = (end - copied).max(0) as f64;
+                (size as f64 * missing / span) as u64
+            })
+            .sum()
     }
 
     pub fn stop_fetcher(&self) {

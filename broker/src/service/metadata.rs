@@ -29,5 +29,13 @@ pub(super) fn handle(broker: &Broker, req: MetadataRequest) -> Result<MetadataRe
             .collect(),
         controller_id: broker.controller.leader_id().unwrap_or(-1),
         topics: topics.iter().map(describe_view).collect(),
+        controller_voters: broker
+            .controller
+            .raft_status()
+            .voters
+            .iter()
+            .filter_map(|id| state.brokers.get(id).map(|b| format!("{id}@{}", b.address)))
+            .collect::<Vec<_>>()
+            .join(","),
     })
 }

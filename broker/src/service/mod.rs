@@ -238,4 +238,45 @@ impl Kmon for KmonService {
         self.observe("RemoveBroker", queued, started, Duration::ZERO);
         result
     }
+
+    async fn execute_reassignment(
+        &self,
+        req: Request<ExecuteReassignmentRequest>,
+    ) -> Result<Response<ExecuteReassignmentResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        let result = rebalance::execute(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("AlterPartitionReassignments", queued, started, started.elapsed());
+        result
+    }
+
+    async fn reassignment_status(
+        &self,
+        req: Request<ReassignmentStatusRequest>,
+    ) -> Result<Response<ReassignmentStatusResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        let result = rebalance::status(&self.broker).await.map(Response::new);
+        self.observe("ListPartitionReassignments", queued, started, started.elapsed());
+        result
+    }
+
+    async fn cancel_reassignment(
+        &self,
+        req: Request<CancelReassignmentRequest>,
+    ) -> Result<Response<CancelReassignmentResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        let result = rebalance::cancel(&self.broker).await.map(Response::new);
+        self.observe("AlterPartitionReassignments", queued, started, started.elapsed());
+        result
+    }
+
+    async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        let result = rebalance::elect_leaders(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("ElectLeaders", queued, started, started.elapsed());
+        result
+    }
 }
