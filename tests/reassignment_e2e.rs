@@ -300,7 +300,9 @@ async fn the_throttle_holds_the_copy_to_its_rate_and_cancel_and_leader_election_
     let topic = admin.create_topic("big", 1, 1, vec![]).await.unwrap();
     let from = topic.partitions[0].replicas[0];
     let to = (1..=3).find(|b| *b != from).unwrap();
-    let producer = Producer::connect(ProducerConfig::new(bootstrap.clone())).await.unwrap();
+    // Small batches: the copy moves in small steps.
+    let config = ProducerConfig { batch_size: 64 * 1024, ..ProducerConfig::new(bootstrap.clone()) };
+    let producer = Producer::connect(config).await.unwrap();
     let value = Bytes::from(vec![b'z'; 10_000]);
     for _ in 0..600 {
         producer.send("big", None, value.clone()).await.unwrap();
@@ -332,11 +334,12 @@ async fn the_throttle_holds_the_copy_to_its_rate_and_cancel_and_leader_election_
         assert!(now < deadline, "the copy did not finish: {s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // From the first sample showing progress to the last one still copying.
+    // From the first sample showing progress to the first showing it done
+    // (a window between two sampled steps of the copy would cut one step).
     let started = samples.iter().find(|(_, left)| *left < size).expect("progress seen");
-    let last = samples.iter().rev().find(|(_, left)| *left > 0).expect("copying seen");
-    let copied = (started.1 - last.1) as f64;
-    let seconds = last.0.duration_since(started.0).as_secs_f64();
+    let done = samples.iter().find(|(_, left)| *left == 0).expect("completion seen");
+    let copied = started.1 as f64;
+    let seconds = done.0.duration_since(started.0).as_secs_f64();
     assert!(seconds > 2.0, "too few samples: {samples:?}");
     let measured = copied / seconds;
     eprintln!("throttle {rate} B/s: measured {measured:.0} B/s ({copied} bytes in {seconds:.2} s)");

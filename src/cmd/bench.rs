@@ -1,5 +1,6 @@
-//! `kmon bench produce|consume|startup|failover|group`: throughput,
-//! latency, start-up time, failover time and consumer-group rebalances.
+//! `kmon bench produce|consume|startup|failover|group|reassign`: throughput,
+//! latency, start-up time, failover time, consumer-group rebalances and
+//! scale-up reassignments.
 //!
 //! `produce` and `consume` print one summary line, e.g.
 //! `produce: 1000000 records, 100 bytes each, 1.62M records/s, 162.0 MB/s,
@@ -41,6 +42,9 @@ pub(crate) enum BenchCommand {
     /// of its own (3 `kmon broker` processes, `kmon consume --group`
     /// members).
     Group(super::bench_group::GroupArgs),
+    /// Time a scale-up rebalance (3 brokers + 3 new ones) and the acks=all
+    /// produce latency while it copies, on a local cluster of its own.
+    Reassign(super::bench_reassign::ReassignArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +93,7 @@ pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Re
         BenchCommand::Startup(args) => super::bench_startup::run(args).await,
         BenchCommand::Failover(args) => super::bench_failover::run(args).await,
         BenchCommand::Group(args) => super::bench_group::run(args).await,
+        BenchCommand::Reassign(args) => super::bench_reassign::run(args).await,
     }
 }
 

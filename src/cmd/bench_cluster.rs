@@ -75,6 +75,27 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Starts `count` more brokers: the next ids and cells of the layout,
+    /// learners of the same quorum (as `kmon up --brokers` adds them).
+    /// Ports are new free ones, not the next of a run.
+    pub(super) async fn add_brokers(&mut self, count: usize) -> anyhow::Result<()> {
+        let before = self.layout.brokers.len();
+        let mut added = self.layout.grow(before + count, None, None)?;
+        for (broker, (grpc, metrics)) in added.iter_mut().zip(free_ports(count)?) {
+            broker.set_ports(grpc, metrics);
+        }
+        self.layout.brokers.truncate(before);
+        self.layout.brokers.extend(added.iter().cloned());
+        let mut ready = Vec::with_capacity(count);
+        for broker in &added {
+            let (child, ready_line) = up::spawn(&self.exe, &self.dir, &self.layout, broker)?;
+            self.children.push(child);
+            ready.push(ready_line);
+        }
+        let deadline = Instant::now() + RECOVERY_DEADLINE;
+        up::wait_until_up(&self.layout, &mut self.children[before..], ready, deadline).await
+    }
+
     pub(super) fn ids(&self) -> impl Iterator<Item = u32> + use<> {
         1..=self.layout.brokers.len() as u32
     }

@@ -5,6 +5,7 @@ mod bench;
 mod bench_cluster;
 mod bench_failover;
 mod bench_group;
+mod bench_reassign;
 mod bench_startup;
 mod broker;
 mod cluster;

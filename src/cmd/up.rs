@@ -143,6 +143,14 @@ pub(super) struct BrokerLayout {
     data_dir: PathBuf,
 }
 
+impl BrokerLayout {
+    /// Moves the broker to other ports of 127.0.0.1 (benches pick free ones).
+    pub(super) fn set_ports(&mut self, grpc: u16, metrics: u16) {
+        self.listen = format!("{HOST}:{grpc}");
+        self.metrics_listen = format!("{HOST}:{metrics}");
+    }
+}
+
 /// Fault and update domain numbers of the first `count` brokers.
 fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
     let cycle: Vec<(u32, u32)> = match layout {
@@ -214,14 +222,19 @@ impl ClusterLayout {
     /// Adds brokers up to `count`: the next ids, the ports after broker 1's
     /// (broker i on base + i - 1), the next slots of the layout. Voters do
     /// not change: the new brokers join as learners.
-    fn grow(&mut self, count: usize, args: &UpArgs) -> anyhow::Result<Vec<BrokerLayout>> {
+    pub(super) fn grow(
+        &mut self,
+        count: usize,
+        fault_domains: Option<u32>,
+        update_domains: Option<u32>,
+    ) -> anyhow::Result<Vec<BrokerLayout>> {
         let port_of = |address: &str| -> anyhow::Result<u16> {
             address.rsplit(':').next().and_then(|p| p.parse().ok()).with_context(|| format!("bad address {address}"))
         };
         let first = &self.brokers[0];
         let (base, base_metrics) = (port_of(&first.listen)?, port_of(&first.metrics_listen)?);
-        let fault_domains = self.fault_domains.or(args.fault_domains).unwrap_or(3);
-        let update_domains = self.update_domains.or(args.update_domains).unwrap_or(3);
+        let fault_domains = self.fault_domains.or(fault_domains).unwrap_or(3);
+        let update_domains = self.update_domains.or(update_domains).unwrap_or(3);
         let grid = domains(self.layout, count, fault_domains, update_domains);
         let mut added = Vec::new();
         for (index, (fd, ud)) in grid.into_iter().enumerate().skip(self.brokers.len()) {
@@ -280,7 +293,7 @@ impl ClusterLayout {
             if let Some(wanted) = args.brokers {
                 check_broker_count(&args.data_dir, cluster.brokers.len(), wanted as usize)?;
                 if wanted as usize > cluster.brokers.len() {
-                    added = cluster.grow(wanted as usize, args)?;
+                    added = cluster.grow(wanted as usize, args.fault_domains, args.update_domains)?;
                     cluster.write(&args.data_dir)?;
                     eprintln!(
                         "kmon up: adding broker(s) {} to the cluster in {}",

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How much unused rate may be saved up: half a second's worth, so the
-/// rate holds over short windows too.
+/// rate holds over short windows too — or twice the largest transfer seen,
+/// if more: a fetch returns at least one whole batch, and with batches
+/// larger than the saving cap the leader's and the follower's buckets
+/// would each make the other wait, and the copy would run below the rate.
 const BURST: f64 = 0.5;
 
 #[derive(Debug)]
@@ -19,11 +22,13 @@ pub struct Throttle {
     rate: AtomicU64,
     /// Tokens (bytes; negative = debt) and when they were counted.
     bucket: Mutex<(f64, Instant)>,
+    /// The largest single transfer accounted, bytes.
+    largest: AtomicU64,
 }
 
 impl Default for Throttle {
     fn default() -> Self {
-        Throttle { rate: AtomicU64::new(0), bucket: Mutex::new((0.0, Instant::now())) }
+        Throttle { rate: AtomicU64::new(0), bucket: Mutex::new((0.0, Instant::now())), largest: AtomicU64::new(0) }
     }
 }
 
@@ -51,12 +56,17 @@ impl Throttle {
     /// Accounts for `bytes` sent or received; returns how long to wait
     /// before the next transfer to stay within the rate.
     pub fn consume(&self, bytes: usize) -> Duration {
+        self.consume_at(Instant::now(), bytes)
+    }
+
+    fn consume_at(&self, now: Instant, bytes: usize) -> Duration {
         let Some(rate) = self.rate() else { return Duration::ZERO };
         let rate = rate as f64;
+        let largest = self.largest.fetch_max(bytes as u64, Ordering::Relaxed).max(bytes as u64) as f64;
+        let cap = (rate * BURST).max(2.0 * largest);
         let mut bucket = self.bucket.lock().expect("throttle lock");
-        let now = Instant::now();
         let (tokens, since) = *bucket;
-        let refilled = (tokens + now.duration_since(since).as_secs_f64() * rate).min(rate * BURST);
+        let refilled = (tokens + now.saturating_duration_since(since).as_secs_f64() * rate).min(cap);
         let left = refilled - bytes as f64;
         *bucket = (left, now);
         if left >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-left / rate) }
@@ -87,5 +97,26 @@ mod tests {
         assert!(wait > Duration::from_millis(550) && wait <= Duration::from_millis(600), "{wait:?}");
         t.set_rate(None);
         assert_eq!(t.consume(1 << 30), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_leader_and_a_follower_bucket_in_series_keep_the_rate_with_large_batches() {
+        // Both sides throttle the same copy; a fetch carries one 2 MB batch,
+        // far above half a second's worth at 1 MB/s. Simulated clock: the
+        // leader waits before answering, then the follower before fetching
+        // again.
+        let (leader, follower) = (Throttle::default(), Throttle::default());
+        leader.set_rate(Some(1_000_000));
+        follower.set_rate(Some(1_000_000));
+        let start = Instant::now();
+        let mut clock = start;
+        let batch = 2_000_000;
+        for _ in 0..20 {
+            clock += leader.consume_at(clock, batch);
+            clock += follower.consume_at(clock, batch);
+        }
+        let seconds = clock.duration_since(start).as_secs_f64();
+        let rate = 20.0 * batch as f64 / seconds;
+        assert!((900_000.0..=1_100_000.0).contains(&rate), "{rate:.0} B/s over {seconds:.1} s");
     }
 }
