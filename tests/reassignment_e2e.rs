@@ -195,6 +195,8 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
     assert!(out.contains("reassignment started"), "{out}");
     let status = status_json(&bootstrap);
     assert_eq!(status["in_progress"], true, "{status:#}");
+    let overview = kmon_ok(&bootstrap, &["status"], "");
+    assert!(overview.contains("Reassignment: ") && overview.contains("pending"), "{overview}");
     assert_eq!(status["throttle_bytes_per_sec"], 500_000, "{status:#}");
     let controller = admin.metadata(&[]).await.unwrap().controller_id;
     assert!((1..=3).contains(&controller), "a voter controls: {controller}");

@@ -16,6 +16,7 @@ use kmon_proto::agent::v1::{AgentInfo, ListAgentsRequest};
 use serde::Serialize;
 
 use super::ClientArgs;
+use super::topic::human_bytes;
 
 /// Bound on asking one broker for its agents.
 const AGENT_LIST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,6 +45,18 @@ struct Status {
     nodes: Vec<NodeSummary>,
     /// Conditions the alert rules fire on, as the TUI evaluates them now.
     alerts: Vec<AlertSummary>,
+    /// The partition reassignment in progress, if any.
+    reassignment: Option<ReassignmentSummary>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct ReassignmentSummary {
+    partitions_pending: usize,
+    partitions_total: u32,
+    bytes_left: u64,
+    bytes_total: u64,
+    /// Bytes/s per broker and direction; null: unthrottled.
+    throttle_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -122,6 +135,7 @@ impl From<ClusterMetadata> for Status {
             groups: Vec::new(),
             nodes: Vec::new(),
             alerts: Vec::new(),
+            reassignment: None,
         }
     }
 }
@@ -134,6 +148,17 @@ pub(crate) async fn run(client: ClientArgs, args: StatusArgs) -> anyhow::Result<
     status.agents = merge_agents(futures::future::join_all(addresses.iter().map(|a| list_agents(a))).await);
     if let Ok(snapshot) = kmon_tui::client::Poller::new(client.bootstrap.clone()).poll().await {
         add_live_view(&mut status, &snapshot);
+    }
+    if let Ok(r) = admin.reassignment_status().await
+        && r.in_progress
+    {
+        status.reassignment = Some(ReassignmentSummary {
+            partitions_pending: r.pending.len(),
+            partitions_total: r.partitions_total,
+            bytes_left: r.bytes_left,
+            bytes_total: r.bytes_total,
+            throttle_bytes_per_sec: r.throttle_bytes_per_sec,
+        });
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -233,6 +258,16 @@ fn render(status: &Status) -> String {
         status.under_replicated_partitions,
         status.offline_partitions,
     );
+    if let Some(r) = &status.reassignment {
+        let throttle = r.throttle_bytes_per_sec.map_or("unthrottled".to_owned(), |t| format!("{}/s", human_bytes(t)));
+        out.push_str(&format!(
+            "Reassignment: {}/{} partition(s) pending, {} of {} left to copy, {throttle} (`kmon rebalance status`)\n\n",
+            r.partitions_pending,
+            r.partitions_total,
+            human_bytes(r.bytes_left),
+            human_bytes(r.bytes_total),
+        ));
+    }
     let mut rows = vec![[
         "ID".to_owned(),
         "ADDRESS".to_owned(),
@@ -388,6 +423,7 @@ mod tests {
                 "groups": [],
                 "nodes": [],
                 "alerts": [],
+                "reassignment": null,
             })
         );
     }
