@@ -427,3 +427,87 @@ async fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
     assert_ne!(after.members[0].member_id, before.members[0].member_id, "a new incarnation");
     assert_eq!(after.members[0].assignment.len(), 2, "its partitions back");
 }
+
+/// `DescribeGroups` (one call to any broker) answers, for groups spread
+/// over every coordinator, exactly what `DescribeGroup` answers at each
+/// group's coordinator; a list of ids narrows it; a dead coordinator is
+/// named in `unavailable` rather than its groups silently missing, and
+/// they come back once their offsets partitions have a new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_groups_gathers_every_coordinator_and_matches_describe_group() {
+    use kmon_client::{Admin, GroupDescription, TopicPartition};
+    let mut cluster = cluster();
+    let b = cluster.broker(1).bootstrap();
+    kmon_ok(&b, &["topic", "create", "batched", "--partitions", "4", "--replication-factor", "3"], "");
+    produce(&b, "batched", 0, 40);
+    let admin = Admin::connect(&b).await.unwrap();
+    let mut ids: Vec<String> = (0..9).map(|i| format!("batched-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let offsets = (0..4).map(|p| (TopicPartition::new("batched", p), i as i64)).collect();
+        admin.reset_offsets(id, &offsets).await.unwrap();
+    }
+    // One group with a live member: members, assignments and owners too.
+    let live = GroupConsumer::start(&b, "batched", "batched-live");
+    wait_for("the live member to read everything", Duration::from_secs(60), || {
+        (all_seen(&[&live]) == expected(40)).then_some(())
+    });
+    ids.push("batched-live".into());
+    ids.sort();
+
+    // Both views are read close together; a lag window or the member's
+    // auto-commit may move in between, so compare until they agree.
+    let (batched, one_by_one) =
+        wait_for_async("DescribeGroups to match DescribeGroup", Duration::from_secs(30), || {
+            let (admin, ids) = (admin.clone(), ids.clone());
+            async move {
+                let all = admin.describe_groups(&[]).await.ok()?;
+                assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
+                let batched: Vec<GroupDescription> =
+                    all.groups.into_iter().filter(|g| g.group_id.starts_with("batched-")).collect();
+                let mut one_by_one = Vec::new();
+                for id in &ids {
+                    one_by_one.push(admin.describe_group(id).await.ok()?);
+                }
+                (batched == one_by_one).then_some((batched, one_by_one))
+            }
+        })
+        .await;
+    assert_eq!(batched.iter().map(|g| g.group_id.clone()).collect::<Vec<_>>(), ids);
+    let coordinators: BTreeSet<i32> = one_by_one.iter().map(|g| g.coordinator_id).collect();
+    assert!(coordinators.len() >= 2, "the groups live on several coordinators: {coordinators:?}");
+    let live_view = batched.iter().find(|g| g.group_id == "batched-live").unwrap();
+    assert_eq!((live_view.state.as_str(), live_view.members.len()), ("Stable", 1));
+    assert!(live_view.partitions.iter().all(|p| p.owner.is_some()), "{live_view:?}");
+    let reset = batched.iter().find(|g| g.group_id == "batched-3").unwrap();
+    assert!(reset.partitions.iter().all(|p| p.committed_offset == Some(3)), "{reset:?}");
+
+    let some = admin.describe_groups(&["batched-5", "batched-1", "no-such-group"]).await.unwrap();
+    let named: Vec<&str> = some.groups.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(named, ["batched-1", "batched-5"]);
+
+    // A coordinator other than broker 1 dies: broker 1 still answers, naming
+    // it until its offsets partitions move.
+    let dead = *coordinators.iter().find(|&&c| c != 1).unwrap();
+    let dead_groups: Vec<String> =
+        one_by_one.iter().filter(|g| g.coordinator_id == dead).map(|g| g.group_id.clone()).collect();
+    cluster.broker(dead).kill();
+    let first = admin.describe_groups(&[]).await.unwrap();
+    let present: BTreeSet<&str> = first.groups.iter().map(|g| g.group_id.as_str()).collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !present.contains(id.as_str())).collect();
+    assert!(
+        missing.is_empty() || first.unavailable.iter().any(|u| u.broker_id == dead),
+        "groups {missing:?} missing, unavailable {:?}",
+        first.unavailable
+    );
+    wait_for_async("the dead coordinator's groups on new coordinators", Duration::from_secs(60), || {
+        let admin = admin.clone();
+        let dead_groups = dead_groups.clone();
+        async move {
+            let all = admin.describe_groups(&[]).await.ok()?;
+            let back =
+                dead_groups.iter().all(|id| all.groups.iter().any(|g| &g.group_id == id && g.coordinator_id != dead));
+            (back && all.unavailable.is_empty()).then_some(())
+        }
+    })
+    .await;
+}

@@ -212,3 +212,50 @@ fn views_render_live_cluster_data() {
     let screen = ui::render_to_text(&state, 80, 24);
     assert!(screen.contains("broker 3 down") && screen.contains("live: 3 under-replicated"), "{screen}");
 }
+
+/// A refresh costs the same few RPCs however many groups there are —
+/// `Metadata`, one `DescribeGroups`, `ListAgents` per live broker and, every
+/// `PLAN_EVERY` refreshes, `PlanRebalance` — counted by the client library
+/// as they are sent, not one or two per group.
+#[test]
+fn a_refresh_takes_a_few_rpcs_whatever_the_number_of_groups() {
+    use kmon_client::{Admin, TopicPartition};
+    use kmon_tui::client::Poller;
+
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.broker(1).bootstrap();
+    kmon_ok(&bootstrap, &["topic", "create", "rpcs", "--partitions", "3"], "");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut poller = Poller::new(bootstrap.clone());
+    // RPCs of `refreshes` refreshes in a row, once `groups` groups show.
+    let mut counts = |groups: usize, refreshes: usize| -> Vec<u64> {
+        let mut counts = Vec::new();
+        let end = std::time::Instant::now() + SCREEN_DEADLINE;
+        while counts.len() < refreshes {
+            assert!(std::time::Instant::now() < end, "{groups} groups never showed");
+            match runtime.block_on(poller.poll()) {
+                Ok(snapshot) if snapshot.groups.len() == groups && snapshot.group_gaps.is_empty() => {
+                    counts.push(poller.last_poll_rpcs())
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        counts
+    };
+    let (brokers, with_plan) = (3, 1);
+    let without_groups = counts(0, 12);
+
+    let admin = runtime.block_on(Admin::connect(&bootstrap)).unwrap();
+    for g in 0..25 {
+        let offsets = (0..3).map(|p| (TopicPartition::new("rpcs", p), 0)).collect();
+        runtime.block_on(admin.reset_offsets(&format!("rpc-group-{g}"), &offsets)).unwrap();
+    }
+    let with_groups = counts(25, 12);
+
+    for counts in [&without_groups, &with_groups] {
+        let (least, most) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
+        assert_eq!(least, 2 + brokers, "Metadata + DescribeGroups + ListAgents per broker: {counts:?}");
+        assert!(most <= least + with_plan, "at most a PlanRebalance more: {counts:?}");
+        assert!(counts.contains(&(least + with_plan)), "a plan is asked every PLAN_EVERY refreshes: {counts:?}");
+    }
+}

@@ -3,7 +3,10 @@
 
 use kmon_proto::v1 as pb;
 
-use crate::group::types::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, PartitionLag};
+use crate::group::types::{
+    CommittedOffset, GroupDescription, GroupDescriptions, GroupListing, GroupMemberDescription, PartitionLag,
+    UnavailableCoordinator,
+};
 use crate::types::{
     Acks, BalanceGoal, BrokerInfo, ClusterMetadata, OffsetSpec, PartitionDescription, PartitionMove, PartitionOffset,
     PartitionReassignment, ReassignmentStatus, RebalancePlan, TopicDescription, TopicPartition,
@@ -158,6 +161,19 @@ impl From<pb::DescribeGroupResponse> for GroupDescription {
             coordinator_id: g.coordinator_id,
             members: g.members.into_iter().map(Into::into).collect(),
             partitions: g.partitions.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<pb::DescribeGroupsResponse> for GroupDescriptions {
+    fn from(r: pb::DescribeGroupsResponse) -> Self {
+        GroupDescriptions {
+            groups: r.groups.into_iter().map(Into::into).collect(),
+            unavailable: r
+                .unavailable
+                .into_iter()
+                .map(|u| UnavailableCoordinator { broker_id: u.broker_id, address: u.address, error: u.error })
+                .collect(),
         }
     }
 }

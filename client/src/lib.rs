@@ -19,6 +19,8 @@
 //!   generated protobuf types, which stop there.
 //! - [`prom`]: the Prometheus text format and a `GET /metrics` scrape
 //!   (for tools that read the brokers' and agents' metrics).
+//! - `requests`: how many RPCs a client has sent (every RPC takes its
+//!   connection from the router, which counts them).
 //! - [`error`]: [`ClientError`]; a gRPC status becomes one in a single
 //!   `From` impl that reads the stable `kmon-error` name.
 //!
@@ -40,6 +42,7 @@ mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod prom;
+mod requests;
 mod retry;
 mod router;
 pub mod types;
@@ -48,8 +51,8 @@ pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, ErrorCode, ServerError};
 pub use group::{
-    Assignor, AutoOffsetReset, CommittedOffset, GroupConsumer, GroupConsumerConfig, GroupDescription, GroupListing,
-    GroupMemberDescription, PartitionLag, RebalanceProtocol,
+    Assignor, AutoOffsetReset, CommittedOffset, GroupConsumer, GroupConsumerConfig, GroupDescription,
+    GroupDescriptions, GroupListing, GroupMemberDescription, PartitionLag, RebalanceProtocol, UnavailableCoordinator,
 };
 pub use producer::{Producer, ProducerConfig, RecordHandle};
 pub use types::{

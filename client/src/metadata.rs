@@ -35,11 +35,13 @@ pub(crate) struct MetadataCache {
 impl MetadataCache {
     /// Merges a full `Metadata` answer (every topic): brokers and the
     /// controller are replaced, topics missing from the answer are dropped
-    /// (deleted), partitions keep the newer leader epoch.
-    pub(crate) fn update(&mut self, metadata: ClusterMetadata) {
-        self.brokers = metadata.brokers.into_iter().map(|broker| (broker.id, broker)).collect();
+    /// (deleted), partitions keep the newer leader epoch. By reference: only
+    /// brokers and leaders are kept, and cloning a whole answer of thousands
+    /// of partitions for them cost more than they do.
+    pub(crate) fn update(&mut self, metadata: &ClusterMetadata) {
+        self.brokers = metadata.brokers.iter().map(|broker| (broker.id, broker.clone())).collect();
         let mut topics = HashMap::with_capacity(metadata.topics.len());
-        for topic in metadata.topics {
+        for topic in &metadata.topics {
             let count = topic.partitions.iter().map(|p| p.partition as usize + 1).max().unwrap_or(0);
             let old = self.topics.get(&topic.name);
             let mut leaders = vec![OFFLINE; count];
@@ -51,7 +53,7 @@ impl MetadataCache {
                     _ => new,
                 };
             }
-            topics.insert(topic.name, leaders);
+            topics.insert(topic.name.clone(), leaders);
         }
         self.topics = topics;
         self.generation += 1;
@@ -151,7 +153,7 @@ mod tests {
     fn leaders_and_counts_come_from_the_answer() {
         let mut cache = MetadataCache::default();
         assert_eq!(cache.partition_count("t"), None);
-        cache.update(metadata(vec![("t", vec![partition(1, 3, 0), partition(0, 2, 4), partition(2, -1, 1)])]));
+        cache.update(&metadata(vec![("t", vec![partition(1, 3, 0), partition(0, 2, 4), partition(2, -1, 1)])]));
         assert_eq!(cache.generation(), 1);
         assert_eq!(cache.partition_count("t"), Some(3));
         assert_eq!(cache.leader_address("t", 0), Some("127.0.0.1:9093"));
@@ -168,25 +170,25 @@ mod tests {
     #[test]
     fn a_stale_answer_does_not_move_a_leader_back() {
         let mut cache = MetadataCache::default();
-        cache.update(metadata(vec![("t", vec![partition(0, 2, 5)])]));
-        cache.update(metadata(vec![("t", vec![partition(0, 1, 4)])]));
+        cache.update(&metadata(vec![("t", vec![partition(0, 2, 5)])]));
+        cache.update(&metadata(vec![("t", vec![partition(0, 1, 4)])]));
         assert_eq!(cache.leader("t", 0), Some(Leader { id: 2, epoch: 5 }));
-        cache.update(metadata(vec![("t", vec![partition(0, 3, 6)])]));
+        cache.update(&metadata(vec![("t", vec![partition(0, 3, 6)])]));
         assert_eq!(cache.leader("t", 0), Some(Leader { id: 3, epoch: 6 }));
     }
 
     #[test]
     fn deleted_topics_disappear() {
         let mut cache = MetadataCache::default();
-        cache.update(metadata(vec![("t", vec![partition(0, 1, 0)])]));
-        cache.update(metadata(vec![]));
+        cache.update(&metadata(vec![("t", vec![partition(0, 1, 0)])]));
+        cache.update(&metadata(vec![]));
         assert_eq!(cache.partition_count("t"), None);
     }
 
     #[test]
     fn a_leader_hint_names_a_known_broker() {
         let mut cache = MetadataCache::default();
-        cache.update(metadata(vec![("t", vec![partition(0, 1, 0)])]));
+        cache.update(&metadata(vec![("t", vec![partition(0, 1, 0)])]));
         assert!(cache.apply_leader_hint("t", 0, "127.0.0.1:9094"));
         assert_eq!(cache.leader("t", 0), Some(Leader { id: 3, epoch: 0 }));
         assert!(!cache.apply_leader_hint("t", 0, "10.0.0.1:1"));

@@ -16,6 +16,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,9 @@ pub(crate) struct Router {
     pool: Pool,
     cache: Mutex<MetadataCache>,
     refreshing: tokio::sync::Mutex<()>,
+    /// RPCs sent: every call site takes a client from [`Router::client`]
+    /// for exactly one call (attempt), so that is where they are counted.
+    requests: AtomicU64,
 }
 
 impl Router {
@@ -59,6 +63,7 @@ impl Router {
             pool,
             cache: Mutex::default(),
             refreshing: tokio::sync::Mutex::new(()),
+            requests: AtomicU64::new(0),
         }))
     }
 
@@ -70,7 +75,13 @@ impl Router {
             pool: Pool::default(),
             cache: Mutex::default(),
             refreshing: tokio::sync::Mutex::new(()),
+            requests: AtomicU64::new(0),
         })
+    }
+
+    /// RPCs sent (or attempted) through this router so far.
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     pub(crate) fn cache(&self) -> MutexGuard<'_, MetadataCache> {
@@ -80,6 +91,7 @@ impl Router {
     /// The pooled client for a broker address (as the cluster advertises
     /// it).
     pub(crate) async fn client(&self, address: &str) -> Result<KmonClient, ClientError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(fixed) = &self.fixed
             && address == self.bootstrap
         {
@@ -149,7 +161,7 @@ impl Router {
             .await?;
         let metadata = ClusterMetadata::from(response);
         if topics.is_empty() {
-            self.cache().update(metadata.clone());
+            self.cache().update(&metadata);
         }
         Ok(metadata)
     }

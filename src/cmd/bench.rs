@@ -1,6 +1,6 @@
-//! `kmon bench produce|consume|startup|failover|group|reassign`: throughput,
-//! latency, start-up time, failover time, consumer-group rebalances and
-//! scale-up reassignments.
+//! `kmon bench produce|consume|startup|failover|group|reassign|tui`:
+//! throughput, latency, start-up time, failover time, consumer-group
+//! rebalances, scale-up reassignments and the TUI's cost.
 //!
 //! `produce` and `consume` print one summary line, e.g.
 //! `produce: 1000000 records, 100 bytes each, 1.62M records/s, 162.0 MB/s,
@@ -45,6 +45,9 @@ pub(crate) enum BenchCommand {
     /// Time a scale-up rebalance (3 brokers + 3 new ones) and the acks=all
     /// produce latency while it copies, on a local cluster of its own.
     Reassign(super::bench_reassign::ReassignArgs),
+    /// CPU, memory and input latency of `kmon tui` (run under tmux) on a
+    /// local cluster of its own with 10,000 partitions and 100 groups.
+    Tui(super::bench_tui::TuiBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +97,7 @@ pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Re
         BenchCommand::Failover(args) => super::bench_failover::run(args).await,
         BenchCommand::Group(args) => super::bench_group::run(args).await,
         BenchCommand::Reassign(args) => super::bench_reassign::run(args).await,
+        BenchCommand::Tui(args) => super::bench_tui::run(args).await,
     }
 }
 

@@ -7,6 +7,7 @@ mod bench_failover;
 mod bench_group;
 mod bench_reassign;
 mod bench_startup;
+mod bench_tui;
 mod broker;
 mod cluster;
 mod consume;

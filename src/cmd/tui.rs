@@ -10,6 +10,10 @@ pub(crate) struct TuiArgs {
     /// Time between two refreshes of the cluster's data.
     #[arg(long, default_value = "1s", value_parser = parse_refresh)]
     refresh: Duration,
+    /// Append key-to-frame, draw and refresh times to this file (what
+    /// `kmon bench tui` measures with).
+    #[arg(long, env = "KMON_TUI_TIMINGS", hide = true)]
+    timings: Option<std::path::PathBuf>,
 }
 
 fn parse_refresh(text: &str) -> Result<Duration, String> {
@@ -21,6 +25,7 @@ fn parse_refresh(text: &str) -> Result<Duration, String> {
 }
 
 pub(crate) async fn run(client: ClientArgs, args: TuiArgs) -> anyhow::Result<()> {
-    kmon_tui::run(kmon_tui::Config { bootstrap: client.bootstrap, refresh: args.refresh }).await?;
+    kmon_tui::run(kmon_tui::Config { bootstrap: client.bootstrap, refresh: args.refresh, timings: args.timings })
+        .await?;
     Ok(())
 }

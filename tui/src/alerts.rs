@@ -102,6 +102,9 @@ pub fn evaluate(snapshot: &Snapshot, lag_history: &BTreeMap<String, VecDeque<u64
             }
         }
     }
+    for gap in &snapshot.group_gaps {
+        out.push(condition(format!("groups/{gap}"), Severity::Warning, format!("groups missing: {gap}")));
+    }
     for node in &snapshot.nodes {
         if node.disk_used_fraction() > DISK_FULL {
             out.push(condition(

@@ -193,7 +193,7 @@ pub fn update(state: &mut State, event: Event) {
                 apply(state, action);
             }
         }
-        Event::Tick => {}
+        Event::Redraw => {}
         Event::Data(snapshot) => {
             state.connection = Connection::Live;
             if !state.paused {

@@ -1,12 +1,15 @@
 //! The data task: every refresh, one [`Snapshot`] from the cluster.
 //!
-//! It asks its current broker for `Metadata`, the groups (`ListGroups` on
-//! every broker, then `DescribeGroup` per group at its coordinator) and the
-//! node agents (`ListAgents` on every live broker, merged by node), and
-//! scrapes the brokers' and agents' `/metrics`; counters become rates
-//! against the previous scrape. When its broker fails it tries every other
-//! broker it has seen in `Metadata` (and the bootstrap address); when none
-//! answers it sends [`Event::Disconnected`] and tries again next refresh.
+//! It asks its current broker for `Metadata` and every group in one
+//! `DescribeGroups` (the broker gathers them from the other coordinators),
+//! so the cluster's data takes two RPCs whatever the number of groups and
+//! partitions; then the node agents (`ListAgents` on every live broker,
+//! merged by node) and, every [`PLAN_EVERY`] refreshes, a rebalance plan.
+//! It scrapes the brokers' and agents' `/metrics`, keeping only the series
+//! it shows; counters become rates against the previous scrape. When its
+//! broker fails it tries every other broker it has seen in `Metadata` (and
+//! the bootstrap address); when none answers it sends
+//! [`Event::Disconnected`] and tries again next refresh.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,8 +21,10 @@ use kmon_proto::agent::v1::node_metrics_client::NodeMetricsClient;
 use tokio::sync::mpsc;
 
 use crate::event::Event;
-use crate::prom::{self, Sample};
+use crate::prom::Sample;
+use crate::scrape::scrape_only;
 use crate::snapshot::{Group, NodeStats, Snapshot, Throughput};
+use crate::timings::Timings;
 
 /// A rebalance plan is asked for once every this many refreshes.
 pub const PLAN_EVERY: u32 = 10;
@@ -41,15 +46,36 @@ const NET_DROPS: [&str; 2] = ["node_network_receive_drop_total", "node_network_t
 const CPU_SECONDS: &str = "node_cpu_seconds_total";
 const MEM_TOTAL: &str = "node_memory_MemTotal_bytes";
 const MEM_AVAILABLE: &str = "node_memory_MemAvailable_bytes";
+/// The series read from a broker's `/metrics` (the rest is skipped unparsed).
+const BROKER_SERIES: [&str; 3] = [MESSAGES_IN, BYTES_IN, BYTES_OUT];
+/// The series read from a node agent's `/metrics`.
+const NODE_SERIES: [&str; 13] = [
+    FILESYSTEM_SIZE,
+    FILESYSTEM_AVAIL,
+    DISK_READ,
+    DISK_WRITTEN,
+    NET_RX,
+    NET_TX,
+    NET_ERRS[0],
+    NET_ERRS[1],
+    NET_DROPS[0],
+    NET_DROPS[1],
+    CPU_SECONDS,
+    MEM_TOTAL,
+    MEM_AVAILABLE,
+];
 
 /// Polls every `refresh` until the receiver is gone.
-pub async fn run(bootstrap: String, refresh: Duration, tx: mpsc::Sender<Event>) {
+pub async fn run(bootstrap: String, refresh: Duration, tx: mpsc::Sender<Event>, timings: Timings) {
     let mut poller = Poller::new(bootstrap);
     let mut interval = tokio::time::interval(refresh);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let event = match poller.poll().await {
+        let started = Instant::now();
+        let result = poller.poll().await;
+        timings.record("refresh", started.elapsed(), &format!("rpcs={}", poller.last_poll_rpcs()));
+        let event = match result {
             Ok(snapshot) => Event::Data(Box::new(snapshot)),
             Err((error, tried)) => Event::Disconnected { error, tried },
         };
@@ -84,6 +110,8 @@ pub struct Poller {
     previous: BTreeMap<String, Counters>,
     plan: Option<Result<kmon_client::RebalancePlan, String>>,
     polls: u32,
+    /// RPCs sent by the current / last `poll`, failed attempts included.
+    rpcs: u64,
 }
 
 impl Poller {
@@ -95,12 +123,14 @@ impl Poller {
             previous: BTreeMap::new(),
             plan: None,
             polls: 0,
+            rpcs: 0,
         }
     }
 
     /// One snapshot, from the current broker or failing over to any other
     /// known one; the error names every broker tried.
     pub async fn poll(&mut self) -> Result<Snapshot, (String, Vec<String>)> {
+        self.rpcs = 0;
         let mut candidates: Vec<String> = self.admin.iter().map(|(a, _)| a.clone()).collect();
         for address in self.known.iter().chain(std::iter::once(&self.bootstrap)) {
             if !candidates.contains(address) {
@@ -123,6 +153,12 @@ impl Poller {
         Err((last_error, candidates))
     }
 
+    /// RPCs the last [`Poller::poll`] sent (counted by the client library,
+    /// plus the `ListAgents` calls), failed attempts and failover included.
+    pub fn last_poll_rpcs(&self) -> u64 {
+        self.rpcs
+    }
+
     async fn gather(&mut self, address: &str) -> Result<Snapshot, String> {
         let admin = match &self.admin {
             Some((a, admin)) if a == address => admin.clone(),
@@ -132,6 +168,13 @@ impl Poller {
                 admin
             }
         };
+        let sent_before = admin.requests_sent();
+        let result = self.gather_from(address, &admin).await;
+        self.rpcs += admin.requests_sent() - sent_before;
+        result
+    }
+
+    async fn gather_from(&mut self, address: &str, admin: &Admin) -> Result<Snapshot, String> {
         let metadata = timed(admin.metadata(&[])).await?;
         let alive: Vec<String> =
             metadata.brokers.iter().filter(|b| b.alive && !b.address.is_empty()).map(|b| b.address.clone()).collect();
@@ -150,22 +193,33 @@ impl Poller {
         self.known = known;
 
         let groups = async {
-            let listings = timed(admin.list_groups()).await.unwrap_or_default();
-            join_all(listings.into_iter().map(|listing| {
-                let admin = admin.clone();
-                async move {
-                    let description = timed(admin.describe_group(&listing.group_id)).await;
-                    Group { listing, description }
+            match timed(admin.describe_groups(&[])).await {
+                Ok(described) => {
+                    let gaps = described
+                        .unavailable
+                        .into_iter()
+                        .map(|u| match u.broker_id {
+                            -1 => u.error,
+                            id => format!("coordinator #{id} ({}): {}", u.address, u.error),
+                        })
+                        .collect();
+                    let groups = described
+                        .groups
+                        .into_iter()
+                        .map(|d| Group { listing: d.listing(), description: Ok(d) })
+                        .collect();
+                    (groups, gaps)
                 }
-            }))
-            .await
+                Err(error) => (Vec::new(), vec![format!("DescribeGroups: {error}")]),
+            }
         };
+        self.rpcs += alive.len() as u64;
         let agents = async { merge_agents(join_all(alive.iter().map(|a| list_agents(a))).await) };
         let plan = async {
             let due = self.polls.is_multiple_of(PLAN_EVERY) || self.plan.as_ref().is_none_or(|p| p.is_err());
             if due { Some(timed(admin.plan_rebalance(&[])).await) } else { None }
         };
-        let (groups, agents, plan) = tokio::join!(groups, agents, plan);
+        let ((groups, group_gaps), agents, plan) = tokio::join!(groups, agents, plan);
         self.polls = self.polls.wrapping_add(1);
         if let Some(plan) = plan {
             self.plan = Some(plan);
@@ -178,8 +232,8 @@ impl Poller {
             .map(|b| b.metrics_address.clone())
             .collect();
         let (broker_scrapes, agent_scrapes) = tokio::join!(
-            join_all(broker_metrics.iter().map(|a| prom::scrape(a, CALL_TIMEOUT))),
-            join_all(agents.iter().map(|(_, a)| prom::scrape(a, CALL_TIMEOUT))),
+            join_all(broker_metrics.iter().map(|a| scrape_only(a, &BROKER_SERIES, CALL_TIMEOUT))),
+            join_all(agents.iter().map(|(_, a)| scrape_only(a, &NODE_SERIES, CALL_TIMEOUT))),
         );
 
         let mut throughput: Option<Throughput> = None;
@@ -227,6 +281,7 @@ impl Poller {
             source: address.to_owned(),
             metadata,
             groups,
+            group_gaps,
             throughput,
             topic_rates,
             nodes,
@@ -365,6 +420,7 @@ fn node_stats(node: &str, address: &str, samples: &[Sample], now: &Counters, pre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prom;
 
     #[test]
     fn node_figures_from_agent_metrics() {

@@ -1,5 +1,5 @@
-//! The one event type the main loop consumes, fed by the input thread, the
-//! data task ([`crate::client`]) and the tick.
+//! The one event type the main loop consumes, fed by the input thread and
+//! the data task ([`crate::client`]).
 
 use ratatui::crossterm::event::KeyEvent;
 
@@ -8,8 +8,8 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone)]
 pub enum Event {
     Key(KeyEvent),
-    /// Periodic redraw.
-    Tick,
+    /// Draw again (the terminal was resized).
+    Redraw,
     /// A fresh refresh of the cluster.
     Data(Box<Snapshot>),
     /// No known broker answered; the data task keeps trying.

@@ -14,6 +14,9 @@ pub struct Snapshot {
     pub source: String,
     pub metadata: Metadata,
     pub groups: Vec<Group>,
+    /// Why some groups may be missing: coordinators that did not answer,
+    /// or the whole `DescribeGroups` failing.
+    pub group_gaps: Vec<String>,
     /// Cluster throughput (sum of the brokers' rates); `None` until two
     /// scrapes give a rate.
     pub throughput: Option<Throughput>,
@@ -223,23 +226,57 @@ impl Snapshot {
     /// min(#FD, RF) fault domains and min(#UD, RF) update domains, counting
     /// the domains of the alive brokers.
     pub fn spans_domains(&self, replicas: &[i32]) -> bool {
+        self.domain_rule().spans(replicas)
+    }
+
+    /// The two-domain rule with its inputs worked out once, for checking
+    /// many partitions.
+    pub fn domain_rule(&self) -> DomainRule<'_> {
         let alive = self.metadata.brokers.iter().filter(|b| b.alive);
-        let fault_domains = alive.clone().map(|b| &b.fault_domain).collect::<BTreeSet<_>>().len();
-        let update_domains = alive.map(|b| &b.update_domain).collect::<BTreeSet<_>>().len();
-        let fds: BTreeSet<&str> =
-            replicas.iter().filter_map(|r| self.broker(*r)).map(|b| b.fault_domain.as_str()).collect();
-        let uds: BTreeSet<&str> =
-            replicas.iter().filter_map(|r| self.broker(*r)).map(|b| b.update_domain.as_str()).collect();
-        fds.len() >= fault_domains.min(replicas.len()) && uds.len() >= update_domains.min(replicas.len())
+        DomainRule {
+            fault_domains: alive.clone().map(|b| &b.fault_domain).collect::<BTreeSet<_>>().len(),
+            update_domains: alive.map(|b| &b.update_domain).collect::<BTreeSet<_>>().len(),
+            domains: self
+                .metadata
+                .brokers
+                .iter()
+                .map(|b| (b.id, (b.fault_domain.as_str(), b.update_domain.as_str())))
+                .collect(),
+        }
     }
 
     /// Partitions violating the two-domain rule, as `topic-partition`.
     pub fn domain_violations(&self) -> Vec<String> {
+        let rule = self.domain_rule();
         self.partitions()
-            .filter(|(_, p)| !self.spans_domains(&p.replicas))
+            .filter(|(_, p)| !rule.spans(&p.replicas))
             .map(|(t, p)| format!("{t}-{}", p.partition))
             .collect()
     }
+}
+
+/// See [`Snapshot::domain_rule`].
+#[derive(Debug, Clone)]
+pub struct DomainRule<'a> {
+    fault_domains: usize,
+    update_domains: usize,
+    /// Broker id → (fault domain, update domain).
+    domains: BTreeMap<i32, (&'a str, &'a str)>,
+}
+
+impl DomainRule<'_> {
+    /// Whether `replicas` span enough fault and update domains. Counts
+    /// without allocating: this runs for every partition of the cluster.
+    pub fn spans(&self, replicas: &[i32]) -> bool {
+        let known = replicas.iter().filter_map(|r| self.domains.get(r));
+        distinct(known.clone().map(|d| d.0)) >= self.fault_domains.min(replicas.len())
+            && distinct(known.map(|d| d.1)) >= self.update_domains.min(replicas.len())
+    }
+}
+
+/// Distinct values among a few (a replica list): quadratic, allocation-free.
+fn distinct<'a>(values: impl Iterator<Item = &'a str> + Clone) -> usize {
+    values.clone().enumerate().filter(|(i, v)| !values.clone().take(*i).any(|w| w == *v)).count()
 }
 
 /// Max / mean of the values (1.0 is perfect; 0 for no values or all zero).
@@ -268,5 +305,11 @@ mod tests {
         assert!(GroupStatus::Stop > GroupStatus::Stall);
         assert!(GroupStatus::Err > GroupStatus::Stop);
         assert_eq!(GroupStatus::parse("STOP").as_str(), "STOP");
+    }
+
+    #[test]
+    fn distinct_counts_each_value_once() {
+        assert_eq!(distinct(["a", "b", "a", "c", "b"].into_iter()), 3);
+        assert_eq!(distinct(std::iter::empty()), 0);
     }
 }

@@ -494,12 +494,23 @@ impl GroupCoordinator {
     /// Every coordinated group with its lag, for the metrics (one pass: each
     /// group's lag is computed once).
     pub fn snapshot(&self) -> Vec<GroupView> {
+        self.describe_many(&[])
+    }
+
+    /// The coordinated groups among `wanted` (empty: all of them), sorted by
+    /// id; groups coordinated elsewhere are simply not there.
+    pub fn describe_many(&self, wanted: &[String]) -> Vec<GroupView> {
         let partitions: Vec<Arc<OffsetsPartition>> =
             self.loaded.read().expect("loaded lock").values().cloned().collect();
         let mut views = Vec::new();
         for partition in partitions {
             let groups = partition.groups.lock().expect("groups lock");
-            views.extend(groups.iter().map(|(id, entry)| self.view_of(id, entry)));
+            views.extend(
+                groups
+                    .iter()
+                    .filter(|(id, _)| wanted.is_empty() || wanted.contains(id))
+                    .map(|(id, entry)| self.view_of(id, entry)),
+            );
         }
         views.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         views
@@ -770,7 +781,9 @@ impl GroupCoordinator {
         self.offsets_cache.write().expect("cache lock").extend(fresh);
     }
 
-    fn remote_channel(&self, address: &str) -> Result<tonic::transport::Channel> {
+    /// A lazily connected channel to another broker, kept for reuse (also
+    /// by `DescribeGroups`, which asks the other coordinators).
+    pub fn remote_channel(&self, address: &str) -> Result<tonic::transport::Channel> {
         let mut remote = self.remote.lock().expect("remote lock");
         if let Some(channel) = remote.get(address) {
             return Ok(channel.clone());

@@ -1,7 +1,8 @@
 //! The consumer-group RPCs: FindCoordinator, JoinGroup, SyncGroup,
 //! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
 //! DescribeGroup, DeleteGroup. Wire ↔ domain only; the coordinator
-//! (`group::coordinator`) does the work.
+//! (`group::coordinator`) does the work. DescribeGroups, which gathers from
+//! every coordinator, is in `describe_groups`.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use kmon_proto::v1::*;
 use tonic::Status;
 
 use crate::broker::Broker;
+use crate::group::coordinator::GroupView;
 use crate::group::membership::JoinRequest;
 
 fn opt(s: &str) -> Option<&str> {
@@ -119,14 +121,20 @@ pub(super) fn list(broker: &Broker) -> Result<ListGroupsResponse, Status> {
 
 pub(super) fn describe(broker: &Broker, req: DescribeGroupRequest) -> Result<DescribeGroupResponse, Status> {
     let view = broker.groups.describe(&req.group_id)?;
-    Ok(DescribeGroupResponse {
+    Ok(description(view, broker.config.broker_id))
+}
+
+/// A group's view on the wire (`DescribeGroup`, and each group of
+/// `DescribeGroups`).
+pub(super) fn description(view: GroupView, coordinator_id: i32) -> DescribeGroupResponse {
+    DescribeGroupResponse {
         group_id: view.group_id,
         state: view.state.as_str().into(),
         protocol_type: view.protocol_type,
         protocol: view.protocol,
         status: view.status.as_str().into(),
         generation_id: view.generation,
-        coordinator_id: broker.config.broker_id,
+        coordinator_id,
         members: view
             .members
             .into_iter()
@@ -156,7 +164,7 @@ pub(super) fn describe(broker: &Broker, req: DescribeGroupRequest) -> Result<Des
                 owner: p.owner,
             })
             .collect(),
-    })
+    }
 }
 
 pub(super) async fn delete(broker: &Broker, req: DeleteGroupRequest) -> Result<DeleteGroupResponse, Status> {

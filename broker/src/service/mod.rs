@@ -3,6 +3,7 @@
 //! `status`.
 
 pub mod agent;
+mod describe_groups;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -209,6 +210,18 @@ impl Kmon for KmonService {
         let queued = queue_time(&req, started);
         let result = groups::describe(&self.broker, req.into_inner()).map(Response::new);
         self.observe("DescribeGroups", queued, started, Duration::ZERO);
+        result
+    }
+
+    async fn describe_groups(
+        &self,
+        req: Request<DescribeGroupsRequest>,
+    ) -> Result<Response<DescribeGroupsResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        let result = describe_groups::handle(&self.broker, req.into_inner()).await.map(Response::new);
+        // Waiting on the other coordinators counts as remote time.
+        self.observe("DescribeGroups", queued, started, started.elapsed());
         result
     }
 

@@ -1,7 +1,7 @@
 //! The consumer-group calls of [`Admin`]: each goes to the group's
 //! coordinator (found and retried by `coordinator`), except `list_groups`,
 //! which asks every broker (each answers the groups it coordinates) and
-//! merges.
+//! merges, and `describe_groups`, which asks any broker to gather them.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use kmon_proto::v1 as pb;
 
 use super::coordinator::Coordinator;
 use super::member::NO_GENERATION;
-use super::types::{CommittedOffset, GroupDescription, GroupListing};
+use super::types::{CommittedOffset, GroupDescription, GroupDescriptions, GroupListing};
 use crate::admin::Admin;
 use crate::error::ClientError;
 use crate::types::TopicPartition;
@@ -77,6 +77,26 @@ impl Admin {
             .request(|mut client| {
                 let request = request.clone();
                 async move { client.describe_group(request).await }
+            })
+            .await?;
+        Ok(response.into())
+    }
+
+    /// Every group of the cluster (`group_ids` empty) or the listed ones,
+    /// described in one `DescribeGroups` call to any broker, which gathers
+    /// from the other coordinators: one RPC instead of a `FindCoordinator`
+    /// and a `DescribeGroup` per group. Coordinators that did not answer
+    /// are named in `unavailable`; unknown ids are left out.
+    pub async fn describe_groups(&self, group_ids: &[&str]) -> Result<GroupDescriptions, ClientError> {
+        let request = pb::DescribeGroupsRequest {
+            group_ids: group_ids.iter().map(|g| (*g).to_owned()).collect(),
+            local_only: false,
+        };
+        let response = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.describe_groups(request).await }
             })
             .await?;
         Ok(response.into())

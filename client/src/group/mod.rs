@@ -10,8 +10,8 @@
 //! - `protocol`: the consumer protocol (subscription and assignment bytes
 //!   inside JoinGroup / SyncGroup) (pure).
 //! - [`consumer`]: [`GroupConsumer`]: subscribe, poll, commit, close.
-//! - `admin`: group calls of [`crate::Admin`] (list, describe, delete,
-//!   fetch and reset offsets).
+//! - `admin`: group calls of [`crate::Admin`] (list, describe one or all
+//!   in one call, delete, fetch and reset offsets).
 //! - [`types`]: the group domain types.
 //!
 //! Data flow of [`GroupConsumer::poll`]: rejoin if needed (eager: commit
@@ -33,4 +33,7 @@ pub mod types;
 
 pub use assignor::{Assignor, RebalanceProtocol};
 pub use consumer::{AutoOffsetReset, GroupConsumer, GroupConsumerConfig};
-pub use types::{CommittedOffset, GroupDescription, GroupListing, GroupMemberDescription, PartitionLag};
+pub use types::{
+    CommittedOffset, GroupDescription, GroupDescriptions, GroupListing, GroupMemberDescription, PartitionLag,
+    UnavailableCoordinator,
+};

@@ -33,6 +33,39 @@ pub struct GroupDescription {
     pub partitions: Vec<PartitionLag>,
 }
 
+impl GroupDescription {
+    /// The group as `ListGroups` lists it (the same figures: state, member
+    /// count, status).
+    pub fn listing(&self) -> GroupListing {
+        GroupListing {
+            group_id: self.group_id.clone(),
+            state: self.state.clone(),
+            protocol_type: self.protocol_type.clone(),
+            coordinator_id: self.coordinator_id,
+            members: self.members.len() as u32,
+            status: self.status.clone(),
+        }
+    }
+}
+
+/// `DescribeGroups`: many groups from one call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupDescriptions {
+    /// Sorted by group id.
+    pub groups: Vec<GroupDescription>,
+    /// Coordinators that did not answer; their groups are missing.
+    pub unavailable: Vec<UnavailableCoordinator>,
+}
+
+/// A coordinator `DescribeGroups` could not reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableCoordinator {
+    /// -1 when the offsets partition has no leader.
+    pub broker_id: i32,
+    pub address: String,
+    pub error: String,
+}
+
 /// A member of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMemberDescription {

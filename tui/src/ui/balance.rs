@@ -49,7 +49,18 @@ pub(super) fn render(state: &State, frame: &mut Frame, area: Rect) {
     let text = if violations.is_empty() {
         Line::from(Span::styled("every partition spans its fault and update domains", ok()))
     } else {
-        Line::from(Span::styled(violations.join(" "), bad()))
+        // No more than the box can show: there may be thousands.
+        let room = (bottom.width as usize * bottom.height as usize).max(1);
+        let mut shown = String::new();
+        for (i, v) in violations.iter().enumerate() {
+            if shown.len() + v.len() + 1 > room {
+                shown.push_str(&format!("… and {} more", violations.len() - i));
+                break;
+            }
+            shown.push_str(v);
+            shown.push(' ');
+        }
+        Line::from(Span::styled(shown, bad()))
     };
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(Block::bordered().title(title)), bottom);
     render_preview(s, frame, preview);

@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
-use super::{bold, selected, si, spark, status_style};
+use super::{bold, selected, si, spark, status_style, visible};
 use crate::app::State;
 use crate::snapshot::GroupStatus;
 
@@ -70,8 +70,8 @@ fn render_partitions(state: &State, group: &str, frame: &mut Frame, area: Rect) 
         }
     };
     let header = Row::new(["TOPIC", "P", "COMMITTED", "HW", "LAG", "STATUS", "OWNER"]).style(bold());
-    let rows: Vec<Row> = description
-        .partitions
+    let (shown, selected_row) = visible(description.partitions.len(), state.drill_selected, area);
+    let rows: Vec<Row> = description.partitions[shown]
         .iter()
         .map(|p| {
             let status = GroupStatus::parse(&p.status);
@@ -109,8 +109,7 @@ fn render_partitions(state: &State, group: &str, frame: &mut Frame, area: Rect) 
         description.members.len(),
         description.generation_id
     );
-    let mut table_state = TableState::default()
-        .with_selected(Some(state.drill_selected.min(description.partitions.len().saturating_sub(1))));
+    let mut table_state = TableState::default().with_selected(Some(selected_row));
     frame.render_stateful_widget(
         Table::new(rows, widths).header(header).row_highlight_style(selected()).block(Block::bordered().title(title)),
         area,

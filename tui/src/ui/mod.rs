@@ -203,6 +203,19 @@ pub(crate) fn spark(values: impl DoubleEndedIterator<Item = u64> + ExactSizeIter
     values.iter().map(|v| BARS[((*v as f64 / max as f64) * 7.0).round() as usize]).collect()
 }
 
+/// Of a list of `total` rows with `selected` highlighted, drawn as a
+/// table in `area` (borders and a header line): the rows on screen, and
+/// the selection's index among them. Scrolls as ratatui's table does from
+/// a fresh state (the selection on the last line once past the first
+/// screen), so only the visible rows need building: a topic can have
+/// thousands of partitions.
+pub(crate) fn visible(total: usize, selected: usize, area: Rect) -> (std::ops::Range<usize>, usize) {
+    let height = (area.height as usize).saturating_sub(3).max(1);
+    let selected = selected.min(total.saturating_sub(1));
+    let start = (selected + 1).saturating_sub(height);
+    (start..(start + height).min(total), selected - start)
+}
+
 /// A horizontal bar of `width` cells filled to `fraction`.
 pub(crate) fn bar(fraction: f64, width: usize) -> String {
     let filled = ((fraction.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);

@@ -24,7 +24,7 @@ fn render_totals(state: &State, s: &Snapshot, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let [counts, m, bi, bo] = Layout::vertical([Constraint::Length(1); 4]).areas(inner);
     let partitions = s.partitions().count();
-    let (urp, offline) = (s.under_replicated(), s.offline());
+    let (urp, offline, under_min_isr) = (s.under_replicated(), s.offline(), s.under_min_isr());
     let count_style = |n: usize, style| if n > 0 { style } else { ok() };
     frame.render_widget(
         Paragraph::new(Line::from(vec![
@@ -32,7 +32,7 @@ fn render_totals(state: &State, s: &Snapshot, frame: &mut Frame, area: Rect) {
             Span::raw("under-replicated "),
             Span::styled(urp.to_string(), count_style(urp, warn())),
             Span::raw("  under-min-ISR "),
-            Span::styled(s.under_min_isr().to_string(), count_style(s.under_min_isr(), bad())),
+            Span::styled(under_min_isr.to_string(), count_style(under_min_isr, bad())),
             Span::raw("  offline "),
             Span::styled(offline.to_string(), count_style(offline, bad())),
         ])),

@@ -114,6 +114,7 @@ fn snapshot() -> Snapshot {
             group("billing", "ERR", vec![lag("orders", 0, 1000, "STOP"), lag("orders", 1, 1234, "OK")]),
             group("audit", "OK", vec![lag("payments", 0, 1230, "OK")]),
         ],
+        group_gaps: vec![],
         throughput: Some(Throughput { messages_in: 1500.0, bytes_in: 2048.0, bytes_out: 1024.0 }),
         topic_rates: [("orders".to_owned(), 1200.0)].into(),
         nodes: vec![NodeStats {
@@ -355,4 +356,33 @@ fn lag_growing_raises_an_alert() {
         "{:?}",
         state.alerts
     );
+}
+
+#[test]
+fn only_the_rows_on_screen_are_built() {
+    use ratatui::layout::Rect;
+    let area = Rect::new(0, 0, 80, 13); // 10 rows under the borders and header
+    assert_eq!(super::visible(0, 0, area), (0..0, 0));
+    assert_eq!(super::visible(5, 3, area), (0..5, 3));
+    assert_eq!(super::visible(10_000, 9, area), (0..10, 9));
+    assert_eq!(super::visible(10_000, 10, area), (1..11, 9), "scrolled: the selection on the last line");
+    assert_eq!(super::visible(10_000, 20_000, area), (9_990..10_000, 9), "clamped to the last row");
+}
+
+/// A topic of 5,000 partitions drilled into far down: the selected
+/// partition is on screen and highlighted, as ratatui would scroll it.
+#[test]
+fn a_large_topic_scrolls_to_the_selection() {
+    let mut state = state();
+    let mut s = snapshot();
+    s.metadata.topics[0].partitions = (0..5_000).map(|p| partition(p, 1, &[1, 2], &[1, 2])).collect();
+    app::update(&mut state, Event::Data(Box::new(s)));
+    key(&mut state, KeyCode::Char('2'));
+    key(&mut state, KeyCode::Enter);
+    assert_eq!(state.drill.as_deref(), Some("orders"));
+    state.drill_selected = 4_321;
+    let lines = draw(&state, 80, 24);
+    let last_row = lines[lines.len() - 3].trim_start_matches('│');
+    assert!(last_row.trim_start().starts_with("4321 "), "the selection on the last row:\n{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.trim_start_matches('│').trim_start().starts_with("4304 ")), "{}", lines.join("\n"));
 }

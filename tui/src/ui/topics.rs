@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
-use super::{bad, bold, bytes, ok, selected, si, warn};
+use super::{bad, bold, bytes, ok, selected, si, visible, warn};
 use crate::app::State;
 use crate::snapshot::is_under_replicated;
 
@@ -20,7 +20,8 @@ fn render_topics(state: &State, frame: &mut Frame, area: Rect) {
     let Some(s) = &state.snapshot else { return };
     let header = Row::new(["TOPIC", "PARTS", "RF", "MSGS/S", "URP", "OFFLINE", "SIZE"]).style(bold());
     let topics = state.topic_rows();
-    let rows: Vec<Row> = topics
+    let (shown, selected_row) = visible(topics.len(), state.selected, area);
+    let rows: Vec<Row> = topics[shown]
         .iter()
         .map(|t| {
             let urp = t.partitions.iter().filter(|p| is_under_replicated(p)).count();
@@ -48,7 +49,7 @@ fn render_topics(state: &State, frame: &mut Frame, area: Rect) {
         Constraint::Length(10),
     ];
     let title = format!(" Topics ({}) · Enter: partitions ", topics.len());
-    let mut table_state = TableState::default().with_selected(Some(state.selected.min(topics.len().saturating_sub(1))));
+    let mut table_state = TableState::default().with_selected(Some(selected_row));
     frame.render_stateful_widget(
         Table::new(rows, widths).header(header).row_highlight_style(selected()).block(Block::bordered().title(title)),
         area,
@@ -64,8 +65,9 @@ fn render_partitions(state: &State, topic: &str, frame: &mut Frame, area: Rect) 
     };
     let header =
         Row::new(["P", "LEADER", "REPLICAS", "ISR (!missing)", "START", "END", "SIZE", "DOMAINS"]).style(bold());
-    let rows: Vec<Row> = t
-        .partitions
+    let rule = s.domain_rule();
+    let (shown, selected_row) = visible(t.partitions.len(), state.drill_selected, area);
+    let rows: Vec<Row> = t.partitions[shown]
         .iter()
         .map(|p| {
             let leader = if p.leader < 0 { Span::styled("none", bad()) } else { Span::raw(p.leader.to_string()) };
@@ -80,7 +82,7 @@ fn render_partitions(state: &State, topic: &str, frame: &mut Frame, area: Rect) 
                     isr.push(Span::styled(format!("!{r}"), bad()));
                 }
             }
-            let spans = s.spans_domains(&p.replicas);
+            let spans = rule.spans(&p.replicas);
             Row::new(vec![
                 Cell::from(p.partition.to_string()),
                 Cell::from(leader),
@@ -104,8 +106,7 @@ fn render_partitions(state: &State, topic: &str, frame: &mut Frame, area: Rect) 
         Constraint::Length(7),
     ];
     let title = format!(" {} · {} partitions · RF {} · Esc back ", t.name, t.partitions.len(), t.replication_factor);
-    let mut table_state =
-        TableState::default().with_selected(Some(state.drill_selected.min(t.partitions.len().saturating_sub(1))));
+    let mut table_state = TableState::default().with_selected(Some(selected_row));
     frame.render_stateful_widget(
         Table::new(rows, widths).header(header).row_highlight_style(selected()).block(Block::bordered().title(title)),
         area,

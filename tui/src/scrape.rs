@@ -1,0 +1,224 @@
+//! A `GET /metrics` that keeps only the series the TUI shows.
+//!
+//! A broker leading 10,000 partitions serves ~6.5 MB of text a scrape,
+//! almost all of it per-partition series the TUI does not use. Reading the
+//! whole page and parsing every line into a [`Sample`] cost most of the
+//! TUI's CPU and tens of MB of memory a refresh. Here the body is read a
+//! line at a time into one reused buffer, only lines whose metric name is
+//! wanted are parsed (by [`crate::prom::parse`]), and reading stops once
+//! every wanted metric has been read: the text format keeps a metric's
+//! samples together, so a wanted metric is complete at the first sample of
+//! another one after it. A broker writes its throughput counters before
+//! the per-partition series, so the rest of its page is never read.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::prom::{self, Sample};
+
+/// `GET /metrics` from `address` (host:port), bounded by `timeout`: the
+/// samples whose name is one of `names`.
+pub async fn scrape_only(address: &str, names: &[&str], timeout: Duration) -> Result<Vec<Sample>, String> {
+    let call = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
+        let request =
+            format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut reader = BufReader::with_capacity(64 << 10, stream);
+        let mut line = Vec::with_capacity(256);
+        let mut chunked = false;
+        let mut status = None;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).await.map_err(|e| e.to_string())? == 0 {
+                return Err("no HTTP header end".into());
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            if text.is_empty() {
+                break;
+            }
+            match &status {
+                None => status = Some(text.to_owned()),
+                Some(_) => chunked |= text.to_ascii_lowercase().starts_with("transfer-encoding: chunked"),
+            }
+        }
+        let status = status.unwrap_or_default();
+        if !status.starts_with("HTTP/1.") || status.split_whitespace().nth(1) != Some("200") {
+            return Err(format!("HTTP: {status}"));
+        }
+        if chunked {
+            // Not what a server answers an HTTP/1.0 request with; handled
+            // the simple way.
+            let mut body = Vec::new();
+            reader.read_to_end(&mut body).await.map_err(|e| e.to_string())?;
+            return Ok(filter(&dechunk(&String::from_utf8_lossy(&body)), names));
+        }
+        let mut samples = Vec::new();
+        let mut read = Progress::new(names.len());
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).await.map_err(|e| e.to_string())? == 0 {
+                return Ok(samples);
+            }
+            if line.starts_with(b"#") || line.trim_ascii().is_empty() {
+                continue;
+            }
+            let metric = metric_of(&line, names);
+            if metric.is_some()
+                && let Ok(text) = std::str::from_utf8(&line)
+            {
+                samples.extend(prom::parse(text));
+            }
+            if read.sample_of(metric) {
+                // Dropping the connection ends the transfer.
+                return Ok(samples);
+            }
+        }
+    };
+    tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+}
+
+/// Which of `names` the sample `line` belongs to (its metric name runs up
+/// to `{` or a space).
+fn metric_of(line: &[u8], names: &[&str]) -> Option<usize> {
+    names.iter().position(|name| {
+        line.strip_prefix(name.as_bytes()).is_some_and(|rest| matches!(rest.first(), Some(b'{' | b' ')))
+    })
+}
+
+/// Which wanted metrics have been read whole.
+#[derive(Debug)]
+struct Progress {
+    complete: Vec<bool>,
+    /// The wanted metric whose samples came last.
+    reading: Option<usize>,
+}
+
+impl Progress {
+    fn new(wanted: usize) -> Progress {
+        Progress { complete: vec![false; wanted], reading: None }
+    }
+
+    /// A sample line of wanted metric `metric` (`None`: of another one);
+    /// true once every wanted metric is complete.
+    fn sample_of(&mut self, metric: Option<usize>) -> bool {
+        if let Some(previous) = self.reading
+            && metric != Some(previous)
+        {
+            self.complete[previous] = true;
+        }
+        self.reading = metric;
+        self.complete.iter().all(|c| *c)
+    }
+}
+
+fn filter(text: &str, names: &[&str]) -> Vec<Sample> {
+    text.lines().filter(|l| metric_of(l.as_bytes(), names).is_some()).flat_map(prom::parse).collect()
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_the_named_series() {
+        let page = "# TYPE a_total counter\na_total 1\na_total{topic=\"t\"} 2\nab_total 3\n\
+                    kafka_log_log_size{topic=\"t\",partition=\"0\"} 9\nb 4\n";
+        let kept = filter(page, &["a_total", "b"]);
+        let values: Vec<f64> = kept.iter().map(|s| s.value).collect();
+        assert_eq!(values, [1.0, 2.0, 4.0]);
+        assert_eq!(kept[1].label("topic"), Some("t"));
+    }
+
+    #[test]
+    fn a_metric_is_complete_at_the_next_metric() {
+        let mut read = Progress::new(2);
+        assert!(!read.sample_of(None), "nothing wanted read yet");
+        assert!(!read.sample_of(Some(1)));
+        assert!(!read.sample_of(Some(1)));
+        assert!(!read.sample_of(None), "metric 1 complete, 0 not seen");
+        assert!(!read.sample_of(Some(0)));
+        assert!(read.sample_of(None), "both complete");
+
+        let mut read = Progress::new(3);
+        assert!(!read.sample_of(Some(0)));
+        assert!(!read.sample_of(Some(1)), "0 complete: 1 follows it");
+        assert!(!read.sample_of(Some(2)));
+        assert!(read.sample_of(None), "as a broker's page has them: one after the other");
+    }
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+    }
+
+    /// Against a real HTTP server: a page far larger than the read buffer,
+    /// with a line split across reads.
+    #[tokio::test]
+    async fn scrapes_a_large_page_line_by_line() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let mut page = String::from("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+        for p in 0..20_000 {
+            page.push_str(&format!("kafka_log_log_size{{topic=\"t\",partition=\"{p}\"}} {p}\n"));
+        }
+        page.push_str("# TYPE kafka_server_brokertopicmetrics_messagesin_total counter\n");
+        page.push_str("kafka_server_brokertopicmetrics_messagesin_total 42\n");
+        page.push_str("kafka_server_brokertopicmetrics_messagesin_total{topic=\"t\"} 40\n");
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await.unwrap();
+            socket.write_all(page.as_bytes()).await.unwrap();
+        });
+        let samples =
+            scrape_only(&address, &["kafka_server_brokertopicmetrics_messagesin_total"], Duration::from_secs(5))
+                .await
+                .unwrap();
+        let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
+        assert_eq!(values, [42.0, 40.0], "read to the end: the metric may go on");
+    }
+
+    /// Once every wanted metric has been read, the rest of the page is not:
+    /// the server sees the connection closed early.
+    #[tokio::test]
+    async fn stops_reading_after_the_wanted_metrics() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await.unwrap();
+            let head = "HTTP/1.1 200 OK\r\n\r\nwanted_total 1\nwanted_total{topic=\"t\"} 2\nother 3\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            // 64 MiB more: far beyond the socket buffers, so writing them
+            // fails unless the client reads them all.
+            let filler = "kafka_log_log_size{topic=\"t\",partition=\"0\"} 0\n".repeat(1 << 16);
+            for _ in 0..20 {
+                if socket.write_all(filler.as_bytes()).await.is_err() {
+                    return true;
+                }
+            }
+            false
+        });
+        let samples = scrape_only(&address, &["wanted_total"], Duration::from_secs(10)).await.unwrap();
+        assert_eq!(samples.len(), 2);
+        assert!(server.await.unwrap(), "the client stopped reading");
+    }
+}
