@@ -5,9 +5,6 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -26,60 +23,6 @@ fn cluster() -> Cluster {
     let cluster = Cluster::start(3, &["--config", &path]);
     std::mem::forget(dir);
     cluster
-}
-
-/// A `kmon consume --group` process whose printed lines are collected.
-struct GroupConsumer {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl GroupConsumer {
-    fn start(bootstrap: &str, topic: &str, group: &str) -> GroupConsumer {
-        Self::start_with(bootstrap, topic, group, &["--session-timeout", "3s"])
-    }
-
-    fn start_with(bootstrap: &str, topic: &str, group: &str, extra: &[&str]) -> GroupConsumer {
-        let mut child = Command::new(KMON)
-            .args(["consume", "--topic", topic, "--group", group, "--from-beginning"])
-            .args(["--heartbeat-interval", "500ms"])
-            .args(extra)
-            .env("KMON_BOOTSTRAP", bootstrap)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        GroupConsumer { child, lines }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = wait_for("consumer to stop", Duration::from_secs(20), || self.child.try_wait().ok().flatten());
-    }
-}
-
-impl Drop for GroupConsumer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 fn describe(bootstrap: &str, group: &str) -> Option<Value> {

@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,44 +49,9 @@ fn spans_both(replicas: &[i32], domains: &BTreeMap<i32, (String, String)>) -> bo
     fds.len() == replicas.len() && uds.len() == replicas.len()
 }
 
-/// A `kmon consume --group` process; the keys of its printed `key<TAB>value` lines are collected.
-struct GroupMember {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl GroupMember {
-    fn start(bootstrap: &str, topic: &str, group: &str) -> GroupMember {
-        let mut child = Command::new(KMON)
-            .args(["consume", "--topic", topic, "--group", group, "--from-beginning", "--print-key"])
-            .args(["--session-timeout", "6s", "--heartbeat-interval", "500ms"])
-            .env("KMON_BOOTSTRAP", bootstrap)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        GroupMember { child, lines }
-    }
-
-    fn seen(&self) -> BTreeSet<String> {
-        self.lines.lock().unwrap().iter().filter_map(|l| l.split_once('\t').map(|(k, _)| k.to_string())).collect()
-    }
-}
-
-impl Drop for GroupMember {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The keys a group member printed (`key<TAB>value` lines).
+fn keys_seen(member: &GroupConsumer) -> BTreeSet<String> {
+    member.seen().iter().filter_map(|l| l.split_once('\t').map(|(k, _)| k.to_string())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,8 +124,9 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
     assert!(plan["bytes_to_move"].as_u64().unwrap() > 1_000_000, "{plan:#}");
 
     // Load: acks=all producing, and a consuming group.
-    let group =
-        [GroupMember::start(&bootstrap, "orders", "billing"), GroupMember::start(&bootstrap, "orders", "billing")];
+    let member =
+        |b: &str| GroupConsumer::start_with(b, "orders", "billing", &["--print-key", "--session-timeout", "6s"]);
+    let group = [member(&bootstrap), member(&bootstrap)];
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let load = tokio::spawn({
@@ -187,7 +151,7 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
         }
     });
     wait_for("the group consuming", Duration::from_secs(30), || {
-        (group.iter().map(|m| m.seen().len()).sum::<usize>() > 0).then_some(())
+        (group.iter().map(|m| keys_seen(m).len()).sum::<usize>() > 0).then_some(())
     });
 
     // Execute, throttled so it is still running when the controller dies.
@@ -239,7 +203,7 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
     let lost: Vec<&String> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "{} acknowledged records lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
     wait_for("the group to consume every acknowledged record", Duration::from_secs(60), || {
-        let seen: BTreeSet<String> = group.iter().flat_map(|m| m.seen()).collect();
+        let seen: BTreeSet<String> = group.iter().flat_map(keys_seen).collect();
         acked.is_subset(&seen).then_some(())
     });
 

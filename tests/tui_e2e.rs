@@ -150,9 +150,14 @@ fn tui_fails_over_to_another_broker() {
 fn views_render_live_cluster_data() {
     use kmon_tui::app::{self, State};
     use kmon_tui::client::Poller;
+    use kmon_tui::snapshot::GroupStatus;
     use kmon_tui::{Event, ui};
 
-    let mut cluster = Cluster::start(3, &[]);
+    // A group without commits for 2 s while it lags is STOP (Burrow's rule).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "group_lag_stop_after_ms = 2000\n").unwrap();
+    let mut cluster = Cluster::start(3, &["--config", config.to_str().unwrap()]);
     let bootstrap = cluster.broker(1).bootstrap();
     kmon_ok(&bootstrap, &["topic", "create", "live", "--partitions", "3", "--replication-factor", "3"], "");
     let records: String = (0..10).map(|i| format!("record-{i}\n")).collect();
@@ -169,7 +174,7 @@ fn views_render_live_cluster_data() {
     let mut last = String::new();
     let end = std::time::Instant::now() + SCREEN_DEADLINE;
     let snapshot = loop {
-        assert!(std::time::Instant::now() < end, "broker 3 fenced, live under-replicated, the group listed: {last}");
+        assert!(std::time::Instant::now() < end, "broker 3 fenced, live under-replicated, the group STOP: {last}");
         let snapshot = match runtime.block_on(poller.poll()) {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -178,9 +183,9 @@ fn views_render_live_cluster_data() {
             }
         };
         let fenced = snapshot.metadata.brokers.iter().any(|b| b.id == 3 && !b.alive);
-        let grouped = snapshot.groups.iter().any(|g| g.id() == "tui-group");
+        let grouped = snapshot.groups.iter().any(|g| g.id() == "tui-group" && g.status() == GroupStatus::Stop);
         let live_urp = snapshot.partitions().filter(|(t, p)| *t == "live" && p.isr.len() == 2).count();
-        last = format!("fenced {fenced} grouped {grouped} live under-replicated {live_urp}");
+        last = format!("fenced {fenced} group STOP {grouped} live under-replicated {live_urp}");
         if fenced && grouped && live_urp == 3 {
             break snapshot;
         }
@@ -202,7 +207,8 @@ fn views_render_live_cluster_data() {
     state.view = app::View::Groups;
     state.drill = None;
     let screen = ui::render_to_text(&state, 80, 24);
-    assert!(screen.contains("tui-group"), "{screen}");
+    let row = screen.lines().find(|l| l.contains("tui-group")).unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains("STOP"), "the stopped group shows STOP:\n{screen}");
 
     state.view = app::View::Balance;
     let screen = ui::render_to_text(&state, 80, 24);

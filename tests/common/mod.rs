@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub const KMON: &str = env!("CARGO_BIN_EXE_kmon");
@@ -490,4 +490,59 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A `kmon consume --group` process whose printed lines are collected.
+pub struct GroupConsumer {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl GroupConsumer {
+    /// With a 3 s session (heartbeats every 500 ms), from the beginning.
+    pub fn start(bootstrap: &str, topic: &str, group: &str) -> GroupConsumer {
+        Self::start_with(bootstrap, topic, group, &["--session-timeout", "3s"])
+    }
+
+    pub fn start_with(bootstrap: &str, topic: &str, group: &str, extra: &[&str]) -> GroupConsumer {
+        let mut child = Command::new(KMON)
+            .args(["consume", "--topic", topic, "--group", group, "--from-beginning"])
+            .args(["--heartbeat-interval", "500ms"])
+            .args(extra)
+            .env("KMON_BOOTSTRAP", bootstrap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        GroupConsumer { child, lines }
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = wait_for("consumer to stop", Duration::from_secs(20), || self.child.try_wait().ok().flatten());
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -881,6 +881,21 @@ mod tests {
     }
 
     #[test]
+    fn placement_on_a_full_three_by_three_grid_never_repeats_a_domain() {
+        let layout: Vec<(usize, usize)> = (0..3).flat_map(|f| (0..3).map(move |u| (f, u))).collect();
+        let mut s = cluster(&layout);
+        let outcome = create(&mut s, "t", 36, 3).unwrap();
+        assert_eq!(outcome, CommandOutcome::TopicCreated { placement_note: None });
+        let mut per_broker: BTreeMap<BrokerId, usize> = BTreeMap::new();
+        for p in &s.topics["t"].partitions {
+            for r in &p.replicas {
+                *per_broker.entry(*r).or_default() += 1;
+            }
+        }
+        assert_eq!(per_broker.values().copied().collect::<Vec<_>>(), vec![12; 9], "{per_broker:?}");
+    }
+
+    #[test]
     fn placement_says_which_dimension_was_relaxed() {
         // Two fault domains, three update domains, RF 3.
         let mut s = cluster(&[(0, 0), (1, 1), (0, 2), (1, 0)]);
