@@ -96,7 +96,8 @@ pub async fn scrape(address: &str, timeout: Duration) -> Result<Vec<Sample>, Str
     tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
 }
 
-fn dechunk(body: &str) -> String {
+/// The body of an HTTP/1.1 `Transfer-Encoding: chunked` response, joined.
+pub fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, after)) = rest.split_once("\r\n") {

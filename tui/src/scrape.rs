@@ -53,7 +53,7 @@ pub async fn scrape_only(address: &str, names: &[&str], timeout: Duration) -> Re
             // the simple way.
             let mut body = Vec::new();
             reader.read_to_end(&mut body).await.map_err(|e| e.to_string())?;
-            return Ok(filter(&dechunk(&String::from_utf8_lossy(&body)), names));
+            return Ok(filter(&prom::dechunk(&String::from_utf8_lossy(&body)), names));
         }
         let mut samples = Vec::new();
         let mut read = Progress::new(names.len());
@@ -118,20 +118,6 @@ fn filter(text: &str, names: &[&str]) -> Vec<Sample> {
     text.lines().filter(|l| metric_of(l.as_bytes(), names).is_some()).flat_map(prom::parse).collect()
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,11 +147,6 @@ mod tests {
         assert!(!read.sample_of(Some(1)), "0 complete: 1 follows it");
         assert!(!read.sample_of(Some(2)));
         assert!(read.sample_of(None), "as a broker's page has them: one after the other");
-    }
-
-    #[test]
-    fn dechunks() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
     }
 
     /// Against a real HTTP server: a page far larger than the read buffer,
