@@ -237,7 +237,7 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
     let all: Vec<Vec<i32>> = final_assignment.values().cloned().collect();
     let skew_final = replica_skew(&all, &brokers);
     assert!(skew_final < 1.2, "replica skew after executing {skew_final}");
-    let metrics = reqwest_metrics(&cluster);
+    let metrics = all_metrics(&cluster);
     assert!(metrics.contains("kmon_reassignment_partitions_pending 0"), "controller reports nothing pending");
     // Brokers that gave up replicas deleted their logs (the ones that stayed up).
     let mut moved_off = Vec::new();
@@ -254,7 +254,7 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
 }
 
 /// All brokers' /metrics, concatenated.
-fn reqwest_metrics(cluster: &Cluster) -> String {
+fn all_metrics(cluster: &Cluster) -> String {
     cluster.brokers.iter().filter_map(|b| http_get(&b.metrics, "/metrics").map(|(_, body)| body)).collect()
 }
 

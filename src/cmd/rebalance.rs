@@ -180,6 +180,11 @@ async fn wait_for_reassignment(admin: &Admin) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Broker ids as `1,2,3`.
+fn ids(replicas: &[i32]) -> String {
+    replicas.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Parses a rate: `50MB/s`, `512KiB/s`, `2MB`, `1000000` (bytes/s).
 pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -267,7 +272,6 @@ fn render_status(status: &ReassignmentStatus) -> String {
     if !status.in_progress {
         return "no reassignment in progress\n".into();
     }
-    let ids = |r: &[i32]| r.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     let throttle = status.throttle_bytes_per_sec.map_or("unthrottled".to_owned(), |r| format!("{}/s", human_bytes(r)));
     let mut out = format!(
         "reassignment in progress: {}/{} partition(s) pending, {} of {} left to copy, {throttle}\n",
@@ -346,7 +350,6 @@ impl<'a> From<&'a RebalancePlan> for PlanJson<'a> {
 }
 
 fn render_plan(plan: &RebalancePlan) -> String {
-    let ids = |r: &[i32]| r.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     let mut out = String::new();
     if plan.moves.is_empty() {
         out.push_str("balanced: nothing to move\n");

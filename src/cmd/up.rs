@@ -463,15 +463,7 @@ struct AgentChild {
 impl AgentChild {
     /// SIGTERM, up to [`STOP_GRACE`] to exit, then SIGKILL.
     async fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait()
-            && let Some(pid) = self.child.id()
-        {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        sigterm(&mut self.child);
         if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
             eprintln!("kmon up: the agent did not stop within {STOP_GRACE:?}; killing it");
             let _ = self.child.kill().await;
@@ -635,19 +627,24 @@ fn report_exits(children: &mut [BrokerChild]) {
     }
 }
 
+/// Asks a child that is still running to stop (SIGTERM).
+fn sigterm(child: &mut Child) {
+    if let Ok(None) = child.try_wait()
+        && let Some(pid) = child.id()
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// SIGTERM to every broker, then up to [`STOP_GRACE`] for each to exit,
 /// then SIGKILL.
 pub(super) async fn stop_all(children: &mut [BrokerChild]) {
     for child in children.iter_mut() {
-        if let Ok(None) = child.child.try_wait()
-            && let Some(pid) = child.child.id()
-        {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        sigterm(&mut child.child);
     }
     let deadline = Instant::now() + STOP_GRACE;
     for child in children.iter_mut() {

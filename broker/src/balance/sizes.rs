@@ -36,7 +36,7 @@ pub async fn partition_sizes(broker: &Broker, state: &ClusterState) -> (Partitio
             }
         }
     }
-    let asks = remote.keys().map(|id| ask_sizes(state.brokers[id].address.clone()));
+    let asks = remote.keys().map(|id| ask_sizes(state.brokers[id].address.clone(), Vec::new()));
     let answers = futures::future::join_all(asks).await;
     let mut estimated = 0usize;
     for ((leader, wanted), answer) in remote.iter().zip(answers) {
@@ -61,15 +61,16 @@ pub async fn partition_sizes(broker: &Broker, state: &ClusterState) -> (Partitio
     (sizes, note)
 }
 
-/// The sizes of the partition logs the broker at `address` hosts.
-pub(crate) async fn ask_sizes(address: String) -> Result<BTreeMap<(String, u32), u64>, String> {
+/// The sizes of the partition logs the broker at `address` hosts, of
+/// `topics` (empty: every topic).
+pub(crate) async fn ask_sizes(address: String, topics: Vec<String>) -> Result<BTreeMap<(String, u32), u64>, String> {
     let ask = async {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?
             .connect_timeout(ASK_TIMEOUT);
         let channel = endpoint.connect().await.map_err(|e| format!("{address}: {e}"))?;
         let response = KmonClient::new(channel)
-            .metadata(MetadataRequest { topics: vec![] })
+            .metadata(MetadataRequest { topics })
             .await
             .map_err(|s| format!("{address}: {}", s.message()))?
             .into_inner();

@@ -84,6 +84,18 @@ impl PartitionRecord {
     pub fn is_under_replicated(&self) -> bool {
         self.isr.len() < self.replication_factor()
     }
+
+    /// Moves leadership to the preferred (first) replica if it is in sync
+    /// and alive and does not lead yet (new leader epoch); whether it moved.
+    fn elect_preferred(&mut self, alive: &BTreeSet<BrokerId>) -> bool {
+        let preferred = self.replicas[0];
+        if self.leader == preferred || !self.isr.contains(&preferred) || !alive.contains(&preferred) {
+            return false;
+        }
+        self.leader = preferred;
+        self.leader_epoch += 1;
+        true
+    }
 }
 
 /// The reassignment batch in progress, for progress reports that survive
@@ -391,6 +403,7 @@ impl ClusterState {
                 return Err(invalid(format!("new replica {fenced} is fenced (down) and could not copy the log")));
             }
         }
+        let alive = self.alive();
         let mut count = 0u32;
         let mut bytes = 0u64;
         for m in moves {
@@ -406,12 +419,7 @@ impl ClusterState {
             p.partition_epoch += 1;
             if only_order_changes {
                 // Same replica set, new preferred leader: no copy needed.
-                p.replicas = m.target.clone();
-                let preferred = p.replicas[0];
-                if p.leader != preferred && p.isr.contains(&preferred) && !self.brokers[&preferred].fenced {
-                    p.leader = preferred;
-                    p.leader_epoch += 1;
-                }
+                p.elect_preferred(&alive);
                 continue;
             }
             p.reassignment = Some(Reassignment { original, target: m.target.clone(), bytes: m.bytes });
@@ -495,12 +503,9 @@ impl ClusterState {
                 continue;
             }
             for p in &mut t.partitions {
-                let preferred = p.replicas[0];
-                if p.leader == preferred {
+                if p.leader == p.replicas[0] {
                     already_preferred += 1;
-                } else if p.isr.contains(&preferred) && alive.contains(&preferred) {
-                    p.leader = preferred;
-                    p.leader_epoch += 1;
+                } else if p.elect_preferred(&alive) {
                     p.partition_epoch += 1;
                     moved += 1;
                 } else {
@@ -542,7 +547,7 @@ impl ClusterState {
     /// Moves leadership off a fenced broker and drops it from ISRs (keeping
     /// it only where it is the last member, so we know who has the data).
     fn on_fenced(&mut self, id: BrokerId) {
-        let alive: BTreeSet<BrokerId> = self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect();
+        let alive = self.alive();
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election();
             for p in &mut topic.partitions {

@@ -52,6 +52,11 @@ impl TopicCounter {
         TopicCounter(family, enabled)
     }
 
+    /// Creates a topic's series at 0 if it does not exist yet.
+    fn ensure(&self, topic: &str) {
+        drop(self.0.get_or_create(&vec![("topic", topic.to_string())]));
+    }
+
     pub fn inc_by(&self, topic: &str, n: u64) {
         if !self.1 {
             return;
@@ -380,6 +385,20 @@ fn gzip_fast(bytes: &[u8]) -> Vec<u8> {
 pub fn render(broker: &crate::broker::Broker, format: Format) -> String {
     if !broker.metrics.enabled {
         return "# metrics are disabled on this broker (metrics_enabled = false)\n".into();
+    }
+    // As Kafka's per-topic meters, the failure counts of a topic this broker
+    // leads exist at 0, so dashboards show a zero line, not no data. Done
+    // here, per scrape, rather than on every produce and fetch.
+    let led: std::collections::BTreeSet<String> = broker
+        .replicas
+        .hosted()
+        .iter()
+        .filter(|h| matches!(*h.role.lock().expect("role"), crate::replication::partition::Role::Leader(_)))
+        .map(|h| h.topic.clone())
+        .collect();
+    for topic in &led {
+        broker.metrics.failed_produce.ensure(topic);
+        broker.metrics.failed_fetch.ensure(topic);
     }
     let mut out = String::with_capacity(64 << 10);
     broker.metrics.encode_events(&mut out);

@@ -305,7 +305,7 @@ impl ReplicaManager {
                 tokio::select! {
                     changed = hw.changed() => if changed.is_err() { return Ok(false) },
                     _ = role_check.tick() => {
-                        if hosted.leader_state().map(|s| s.leader_epoch) != Some(state.leader_epoch) {
+                        if hosted.leader_epoch() != Some(state.leader_epoch) {
                             return Err(self.not_leader(&hosted.topic, hosted.partition));
                         }
                     }

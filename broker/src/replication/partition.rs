@@ -105,6 +105,14 @@ impl HostedPartition {
         }
     }
 
+    /// The leader epoch while this broker leads the partition.
+    pub fn leader_epoch(&self) -> Option<i32> {
+        match &*self.role.lock().expect("role lock") {
+            Role::Leader(state) => Some(state.leader_epoch),
+            _ => None,
+        }
+    }
+
     /// Becomes (or stays) leader per the metadata record.
     pub fn apply_leader(&self, me: BrokerId, record: &PartitionRecord) {
         let mut role = self.role.lock().expect("role lock");

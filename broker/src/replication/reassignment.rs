@@ -27,6 +27,9 @@ pub async fn completion_loop(controller: Controller, shutdown: CancellationToken
             continue;
         }
         let current = state.borrow_and_update().clone();
+        if current.reassignment.is_none() {
+            continue; // nothing moving: no need to look at every partition
+        }
         let ready: Vec<(String, u32)> = current
             .pending_reassignments()
             .filter(|(_, _, p, r)| r.target.iter().all(|b| p.isr.contains(b)))

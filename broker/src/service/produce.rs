@@ -37,8 +37,6 @@ pub(super) async fn handle(
     let mut targets = Vec::with_capacity(req.partitions.len());
     for part in req.partitions {
         broker.metrics.total_produce.inc_by(&part.topic, 1);
-        // Exists at 0 once the topic is used (see fetch).
-        broker.metrics.failed_produce.inc_by(&part.topic, 0);
         let checked = broker.replicas.check_produce(&part.topic, part.partition, acks).and_then(|hosted| {
             let max = hosted.log.config().max_message_bytes as usize;
             let header = batch::validate_produced(&part.records, max)

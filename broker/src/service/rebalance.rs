@@ -97,7 +97,11 @@ pub(super) async fn status(broker: &Broker) -> Result<ReassignmentStatusResponse
     }
     let addresses: Vec<(i32, String)> =
         involved.into_iter().filter_map(|id| state.brokers.get(&id).map(|b| (id, b.address.clone()))).collect();
-    let answers = futures::future::join_all(addresses.iter().map(|(_, a)| sizes::ask_sizes(a.clone()))).await;
+    // Only the moving topics: the CLI polls this twice a second.
+    let topics: Vec<String> =
+        state.pending_reassignments().map(|(t, ..)| t.to_owned()).collect::<BTreeSet<_>>().into_iter().collect();
+    let answers =
+        futures::future::join_all(addresses.iter().map(|(_, a)| sizes::ask_sizes(a.clone(), topics.clone()))).await;
     let hosted: BTreeMap<i32, BTreeMap<(String, u32), u64>> =
         addresses.iter().zip(answers).filter_map(|((id, _), a)| a.ok().map(|sizes| (*id, sizes))).collect();
     let size_on = |broker: i32, key: &(String, u32)| hosted.get(&broker).and_then(|s| s.get(key)).copied();
