@@ -162,6 +162,11 @@ fn kmon_up_grows_a_running_cluster_and_rebalances_onto_the_new_brokers() {
     assert!(printed.contains("added broker(s) 4, 5, 6 to the running cluster"), "{printed}");
     let layout = std::fs::read_to_string(data.join("cluster.toml")).unwrap();
     assert_eq!(layout.matches("[[brokers]]").count(), 6, "{layout}");
+    // While partitions move and leaders change, a reader still sees every
+    // acknowledged record: a new leader does not answer "latest" from the
+    // stale high watermark it had as a follower (KIP-207).
+    let out = kmon_ok(&bootstrap, &["consume", "--topic", "grow", "--from-beginning"], "");
+    assert_eq!(out.lines().count(), 600, "read while moving");
     let described = wait_for("partitions moved onto the new brokers, in sync", Duration::from_secs(120), || {
         let status: serde_json::Value =
             serde_json::from_str(&kmon_ok(&bootstrap, &["rebalance", "status", "--json"], "")).ok()?;
@@ -172,8 +177,11 @@ fn kmon_up_grows_a_running_cluster_and_rebalances_onto_the_new_brokers() {
             serde_json::from_str(&kmon_ok(&bootstrap, &["topic", "describe", "grow", "--json"], "")).ok()?;
         let partitions = described["partitions"].as_array()?;
         let on_new = partitions.iter().flat_map(|p| p["replicas"].as_array().unwrap()).any(|r| r.as_i64() > Some(3));
+        // Mid-move a replica list holds the targets and the leaving
+        // replicas: done when every list is back to 3, all in sync.
+        let moved = partitions.iter().all(|p| p["replicas"].as_array().unwrap().len() == 3);
         let in_sync = partitions.iter().all(|p| p["isr"].as_array().unwrap().len() == 3);
-        (on_new && in_sync).then_some(described)
+        (on_new && moved && in_sync).then_some(described)
     });
     let mut per_broker = std::collections::BTreeMap::new();
     for p in described["partitions"].as_array().unwrap() {

@@ -49,6 +49,10 @@ pub enum BrokerError {
         "{topic}-{partition}: written to the leader, but the in-sync replicas fell to {isr} (min.insync.replicas = {min}) before it was replicated"
     )]
     NotEnoughReplicasAfterAppend { topic: String, partition: u32, isr: usize, min: u32 },
+    #[error(
+        "{topic}-{partition}: the new leader's high watermark ({high_watermark}) has not reached the start of its leader epoch ({epoch_start_offset}) yet; retry shortly"
+    )]
+    OffsetNotAvailable { topic: String, partition: u32, high_watermark: i64, epoch_start_offset: i64 },
     #[error("{topic}-{partition}: fenced leader epoch {requested} (current {current})")]
     FencedLeaderEpoch { topic: String, partition: u32, requested: i32, current: i32 },
     #[error("timed out after {waited_ms} ms waiting for {what}")]

@@ -35,6 +35,7 @@ pub(crate) fn is_retriable(err: &ClientError) -> bool {
                 ErrorCode::NotLeaderOrFollower
                     | ErrorCode::UnknownTopicOrPartition
                     | ErrorCode::NotEnoughReplicas
+                    | ErrorCode::OffsetNotAvailable
                     | ErrorCode::RequestTimedOut
                     | ErrorCode::StorageError
             ),
@@ -120,6 +121,7 @@ mod tests {
             ErrorCode::NotEnoughReplicas,
             ErrorCode::RequestTimedOut,
             ErrorCode::StorageError,
+            ErrorCode::OffsetNotAvailable,
         ] {
             assert!(is_retriable(&server(Some(code), tonic::Code::Unavailable)), "{code:?}");
             assert!(!is_transport(&server(Some(code), tonic::Code::Unavailable)));

@@ -259,6 +259,28 @@ impl ReplicaManager {
         }
     }
 
+    /// The leader's log, for answers that name the committed end of the log
+    /// (the latest offset, an offset for a timestamp). A new leader's high
+    /// watermark is its own stale view until the followers fetch from it:
+    /// until it reaches the start of the leader epoch the answer would be
+    /// too small, so it is refused as retriable (Kafka's KIP-207).
+    pub fn committed_leader_log(&self, topic: &str, partition: u32) -> Result<Arc<PartitionLog>> {
+        let hosted = self.get(topic, partition).ok_or_else(|| self.not_leader(topic, partition))?;
+        let Some(epoch_start_offset) = hosted.epoch_start_offset() else {
+            return Err(self.not_leader(topic, partition));
+        };
+        let high_watermark = hosted.log.high_watermark();
+        if high_watermark < epoch_start_offset {
+            return Err(BrokerError::OffsetNotAvailable {
+                topic: topic.into(),
+                partition,
+                high_watermark,
+                epoch_start_offset,
+            });
+        }
+        Ok(hosted.log.clone())
+    }
+
     /// Checks a produce target before anything is written.
     pub fn check_produce(&self, topic: &str, partition: u32, acks: RequiredAcks) -> Result<Arc<HostedPartition>> {
         let hosted = self.get(topic, partition).ok_or_else(|| self.not_leader(topic, partition))?;

@@ -113,6 +113,14 @@ impl HostedPartition {
         }
     }
 
+    /// While this broker leads: its log end offset when it became leader.
+    pub fn epoch_start_offset(&self) -> Option<i64> {
+        match &*self.role.lock().expect("role lock") {
+            Role::Leader(state) => Some(state.epoch_start_offset),
+            _ => None,
+        }
+    }
+
     /// Becomes (or stays) leader per the metadata record.
     pub fn apply_leader(&self, me: BrokerId, record: &PartitionRecord) {
         let mut role = self.role.lock().expect("role lock");
@@ -295,5 +303,55 @@ impl HostedPartition {
         if let Some(token) = self.fetcher.lock().expect("fetcher lock").take() {
             token.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::log::batch::tests::make_batch;
+
+    fn record(leader: BrokerId, leader_epoch: i32, isr: Vec<BrokerId>) -> PartitionRecord {
+        PartitionRecord {
+            replicas: isr.clone(),
+            leader,
+            leader_epoch,
+            isr,
+            partition_epoch: leader_epoch,
+            reassignment: None,
+        }
+    }
+
+    /// A follower's high watermark trails the leader's; once it leads, the
+    /// followers' first fetches bring it up to the start of its epoch. Until
+    /// then `epoch_start_offset` is above it (what KIP-207 refuses on).
+    #[test]
+    fn a_new_leaders_high_watermark_reaches_its_epoch_start_after_the_followers_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::default().default_log_config());
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config).unwrap();
+        let log = Arc::new(log);
+        for _ in 0..4 {
+            log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 0).unwrap();
+        }
+        log.set_high_watermark(5); // what it last heard as a follower
+        let hosted = HostedPartition::new("t", 0, log.clone());
+        assert_eq!(hosted.epoch_start_offset(), None, "not a leader yet");
+
+        hosted.apply_leader(1, &record(1, 1, vec![1, 2, 3]));
+        assert_eq!(hosted.epoch_start_offset(), Some(20));
+        assert_eq!(log.high_watermark(), 5, "followers not heard from: the stale view stays");
+        hosted.on_follower_fetch(2, 20);
+        assert_eq!(log.high_watermark(), 5, "one in-sync follower still unheard");
+        hosted.on_follower_fetch(3, 20);
+        assert_eq!(log.high_watermark(), 20);
+
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
+        hosted.apply_leader(1, &record(1, 2, vec![1, 2, 3]));
+        assert_eq!(hosted.epoch_start_offset(), Some(25), "a new epoch starts at the log end");
+        assert_eq!(log.high_watermark(), 20);
     }
 }

@@ -9,7 +9,12 @@ use crate::broker::Broker;
 pub(super) fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffsetsResponse, Status> {
     let mut out = Vec::with_capacity(req.partitions.len());
     for p in req.partitions {
-        let log = broker.replicas.leader_log(&p.topic, p.partition)?;
+        let log = match p.spec() {
+            OffsetSpec::Latest | OffsetSpec::Timestamp => {
+                broker.replicas.committed_leader_log(&p.topic, p.partition)?
+            }
+            OffsetSpec::Earliest | OffsetSpec::LogEnd => broker.replicas.leader_log(&p.topic, p.partition)?,
+        };
         let (offset, timestamp_ms) = match p.spec() {
             OffsetSpec::Earliest => (log.log_start_offset(), -1),
             OffsetSpec::Latest => (log.high_watermark(), -1),

@@ -24,6 +24,7 @@ impl BrokerError {
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => ErrorCode::StorageError,
             BrokerError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+            BrokerError::OffsetNotAvailable { .. } => ErrorCode::OffsetNotAvailable,
             BrokerError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
             BrokerError::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NotEnoughReplicasAfterAppend,
             BrokerError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
@@ -62,7 +63,9 @@ impl BrokerError {
             BrokerError::TopicAlreadyExists(_) => Code::AlreadyExists,
             BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
             BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => Code::Internal,
-            BrokerError::NotLeader { .. } | BrokerError::Controller(_) => Code::Unavailable,
+            BrokerError::NotLeader { .. } | BrokerError::OffsetNotAvailable { .. } | BrokerError::Controller(_) => {
+                Code::Unavailable
+            }
             BrokerError::NotEnoughReplicas { .. } | BrokerError::NotEnoughReplicasAfterAppend { .. } => {
                 Code::Unavailable
             }
@@ -125,6 +128,20 @@ mod tests {
         assert!(status.message().contains("5..10"), "{}", status.message());
         assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_OUT_OF_RANGE");
         assert_eq!(status.metadata().get(error_metadata::LOG_END_OFFSET).unwrap(), "10");
+    }
+
+    #[test]
+    fn offset_not_available_is_retriable_and_names_both_offsets() {
+        let status = Status::from(BrokerError::OffsetNotAvailable {
+            topic: "t".into(),
+            partition: 3,
+            high_watermark: 5,
+            epoch_start_offset: 20,
+        });
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_NOT_AVAILABLE");
+        assert!(status.message().contains("t-3") && status.message().contains("(5)"), "{}", status.message());
+        assert!(status.message().contains("(20)"), "{}", status.message());
     }
 
     #[test]
