@@ -242,13 +242,9 @@ async fn raft_leader_sigkill_metadata_writes_resume_and_full_restart_keeps_every
     for p in 0..3 {
         wait_isr(&admin, "kept", p, 3, "full ISRs after restart").await;
     }
-    // A restarted leader's high watermark starts from its last checkpoint
-    // and moves up once its followers fetch again; consumers read up to it.
-    wait_for_async("the high watermarks back at 300 records", Duration::from_secs(30), || async {
-        let t = admin.describe_topic("kept").await.ok()?;
-        (t.partitions.iter().map(|p| p.high_watermark).sum::<i64>() == 300).then_some(())
-    })
-    .await;
+    // A restarted leader's high watermark starts from its last checkpoint;
+    // "latest" is refused (retried) until its followers fetch and bring it
+    // to the start of its epoch, so reading at once still gets everything.
     let records = consume_all(&cluster.brokers[1].bootstrap(), "kept", 3).await;
     assert_eq!(records.len(), 300);
 }
