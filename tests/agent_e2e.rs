@@ -120,17 +120,15 @@ fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
     ] {
         assert!(first.samples.iter().any(|s| s.metric == name), "{name} missing from /metrics");
     }
-    assert_eq!(
-        first
-            .samples
-            .iter()
-            .find(|s| s.metric == "kmon_node_broker_resident_memory_bytes")
-            .unwrap()
-            .labels
-            .get("broker"),
-        Some("1"),
-        "the broker's id is read from its command line"
-    );
+    // Ours by pid: other `kmon broker` processes may run on the machine.
+    let pid = cluster.brokers[0].pid().unwrap().to_string();
+    let ours = first
+        .samples
+        .iter()
+        .find(|s| s.metric == "kmon_node_broker_resident_memory_bytes" && s.labels.get("pid") == Some(pid.as_str()))
+        .unwrap_or_else(|| panic!("no broker memory series for pid {pid}"));
+    assert_eq!(ours.labels.get("broker"), Some("1"), "the broker's id is read from its command line");
+    assert!(value(ours) > 1e6, "resident memory of a running broker: {}", value(ours));
 
     // Writing 200 MB (fsynced) on the data disk makes the written bytes rise.
     let written_before = sum(&first, "node_disk_written_bytes_total");
