@@ -369,3 +369,72 @@ async fn the_throttle_holds_the_copy_to_its_rate_and_cancel_and_leader_election_
     let err = kmon_err(&survivor, &["leader-election"], "");
     assert!(err.contains("--preferred"), "{err}");
 }
+
+/// A replica moved away (and a topic deleted) while its broker was down
+/// leaves a stray log on that broker's disk: it is deleted when the broker
+/// comes back and has caught up with the metadata, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stray_logs_of_a_broker_that_was_down_are_deleted_when_it_returns() {
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.brokers[0].bootstrap();
+    let admin = Admin::connect(&bootstrap).await.unwrap();
+    let moved = admin.create_topic("moved", 1, 2, vec![]).await.unwrap().partitions[0].clone();
+    admin.create_topic("gone", 1, 3, vec![]).await.unwrap();
+    let producer = Producer::connect(ProducerConfig::new(bootstrap.clone())).await.unwrap();
+    for i in 0..100 {
+        producer.send("moved", None, Bytes::from(format!("r{i}"))).await.unwrap();
+    }
+    producer.flush().await.unwrap();
+
+    // The follower goes down; its replica moves to the third broker.
+    let (leader, down) = (moved.leader, *moved.replicas.iter().find(|b| **b != moved.leader).unwrap());
+    let third = (1..=3).find(|b| *b != leader && *b != down).unwrap();
+    let dir = |topic: &str| cluster.root.path().join(format!("broker-{down}")).join(format!("{topic}-0"));
+    let (moved_dir, gone_dir) = (dir("moved"), dir("gone"));
+    assert!(moved_dir.exists() && gone_dir.exists(), "the replicas' logs are on disk before the move");
+    cluster.broker(down).kill();
+    let survivor = cluster.bootstrap_except(&[down]);
+    let admin = Admin::connect(&survivor).await.unwrap();
+    let target: Vec<i32> = moved.replicas.iter().map(|b| if *b == down { third } else { *b }).collect();
+    let moves = [kmon_client::PartitionMove {
+        topic: "moved".into(),
+        partition: 0,
+        from_replicas: moved.replicas.clone(),
+        to_replicas: target.clone(),
+        bytes_to_move: 0,
+    }];
+    admin.execute_reassignment(&moves, None).await.unwrap();
+    wait_for_async("the replica moved off the broker that is down", Duration::from_secs(60), || async {
+        let p = admin.describe_topic("moved").await.ok()?.partitions[0].clone();
+        (p.replicas == target && p.isr.len() == 2).then_some(())
+    })
+    .await;
+    admin.delete_topic("gone").await.unwrap();
+    assert!(moved_dir.exists() && gone_dir.exists(), "a broker that is down deletes nothing");
+
+    // Its metadata at restart still has both: once it catches up, the
+    // moved replica and the deleted topic go.
+    cluster.restart(down);
+    wait_for("the logs moved away deleted", Duration::from_secs(30), || {
+        (!moved_dir.exists() && !gone_dir.exists()).then_some(())
+    });
+    assert_eq!(consume_all(&survivor, "moved", 1).await.len(), 100, "nothing lost by the move");
+    let t = admin.create_topic("after", 3, 3, vec![]).await.unwrap();
+    assert!(t.partitions.iter().all(|p| p.replicas.contains(&down)));
+    let after_dir = cluster.root.path().join(format!("broker-{down}")).join("after-0");
+    wait_for("a new replica on the returned broker", Duration::from_secs(30), || after_dir.exists().then_some(()));
+
+    // A log its metadata already says is not here (a crash between
+    // applying the move and deleting the log leaves one): deleted at start,
+    // once the broker's metadata includes its own new registration.
+    cluster.broker(down).kill();
+    let leader_copy = cluster.root.path().join(format!("broker-{leader}")).join("moved-0");
+    let copied = std::process::Command::new("cp").arg("-r").arg(&leader_copy).arg(&moved_dir).status().unwrap();
+    assert!(copied.success());
+    cluster.restart(down);
+    wait_for("the stray log deleted", Duration::from_secs(30), || (!moved_dir.exists()).then_some(()));
+    let log = cluster.broker(down).stderr();
+    assert!(log.contains("deleted stray log"), "{log}");
+    assert!(after_dir.exists(), "logs assigned to the broker stay");
+    assert_eq!(consume_all(&survivor, "moved", 1).await.len(), 100, "the real replicas keep everything");
+}

@@ -154,6 +154,7 @@ pub async fn run_with(
         fault_domain: config.fault_domain.clone(),
         update_domain: config.update_domain.clone(),
         fenced: false,
+        incarnation: replicas.incarnation,
     };
     if lifecycle::register(&controller, record, &shutdown).await {
         tasks.spawn(lifecycle::heartbeat_loop(

@@ -982,6 +982,7 @@ mod tests {
             fault_domain: format!("FD{fd}"),
             update_domain: format!("UD{ud}"),
             fenced: false,
+            incarnation: 0,
         }))
         .unwrap();
     }

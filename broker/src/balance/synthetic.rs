@@ -55,6 +55,7 @@ pub fn skewed_cluster(brokers: u32, partitions: u32, layout: Layout, seed: u64) 
                 fault_domain: format!("FD{}", i % f),
                 update_domain: format!("UD{}", (i % f + i / f) % u),
                 fenced: false,
+                incarnation: 0,
             }))
             .expect("registering a broker");
     };

@@ -26,6 +26,11 @@ pub struct BrokerRecord {
     /// Fenced brokers missed their session: they lead nothing and are in
     /// no ISR until they heartbeat again.
     pub fenced: bool,
+    /// A fresh value each time the broker process starts: when a broker
+    /// sees its own in the applied metadata, that metadata is newer than
+    /// its start (see `ReplicaManager::delete_stray_logs`).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -817,6 +822,7 @@ mod tests {
             fault_domain: format!("FD{fd}"),
             update_domain: format!("UD{ud}"),
             fenced: false,
+            incarnation: 0,
         })
     }
 

@@ -648,6 +648,7 @@ mod tests {
             fault_domain: "FD0".into(),
             update_domain: "UD0".into(),
             fenced: false,
+            incarnation: 0,
         })
     }
 

@@ -115,6 +115,7 @@ fn register(id: BrokerId) -> MetadataCommand {
         fault_domain: format!("FD{id}"),
         update_domain: format!("UD{id}"),
         fenced: false,
+        incarnation: 0,
     })
 }
 

@@ -3,6 +3,7 @@
 //! fetch; ISR changes proposed to the controller.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -46,6 +47,11 @@ pub struct ReplicaManager {
     pub throttle_out: Throttle,
     /// Reassignment traffic this broker copies as a replica being added.
     pub throttle_in: Throttle,
+    /// This process's registration (fresh each start).
+    pub incarnation: u64,
+    /// Logs on disk not assigned here are deleted once, when the applied
+    /// metadata first shows this process's registration.
+    stray_check_pending: AtomicBool,
 }
 
 /// Where an appended batch landed and how long acks=all waited for it.
@@ -75,6 +81,8 @@ impl ReplicaManager {
             metrics,
             throttle_out: Throttle::default(),
             throttle_in: Throttle::default(),
+            incarnation: new_incarnation(),
+            stray_check_pending: AtomicBool::new(true),
         }
     }
 
@@ -147,6 +155,10 @@ impl ReplicaManager {
             }
         }
         self.drop_unassigned(state);
+        let registered = state.brokers.get(&me).is_some_and(|b| b.incarnation == self.incarnation);
+        if registered && self.stray_check_pending.swap(false, Ordering::Relaxed) {
+            self.delete_stray_logs(state);
+        }
         // Deleted topics: stop and remove their local partitions.
         let current: BTreeMap<String, u32> =
             state.topics.iter().map(|(n, t)| (n.clone(), t.partitions.len() as u32)).collect();
@@ -172,12 +184,39 @@ impl ReplicaManager {
         }
     }
 
+    /// Logs found on disk for partitions `state` does not assign here: the
+    /// replica moved away or its topic was deleted while this broker was
+    /// down. Called once `state` holds this process's registration, so it
+    /// is newer than anything the broker saw before it stopped; the data
+    /// lives on the current replicas (Kafka's stray replicas, KAFKA-14616).
+    fn delete_stray_logs(&self, state: &ClusterState) {
+        let me = self.broker_id;
+        for log in self.logs.all() {
+            let assigned = state
+                .topics
+                .get(&log.topic)
+                .and_then(|t| t.partitions.get(log.partition as usize))
+                .is_some_and(|p| p.replicas.contains(&me));
+            if assigned || self.get(&log.topic, log.partition).is_some() {
+                continue;
+            }
+            match self.logs.delete(&log.topic, log.partition) {
+                Ok(()) => tracing::info!(
+                    topic = %log.topic, partition = log.partition, size_bytes = log.size_bytes(),
+                    "deleted stray log: the partition is not assigned to this broker"
+                ),
+                Err(err) => {
+                    tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "deleting stray log failed")
+                }
+            }
+        }
+    }
+
     /// Partitions this broker hosted that a completed (or cancelled)
     /// reassignment took away: stop following and delete the local log.
     /// Only partitions hosted by this process are considered: the metadata
     /// it saw them in is older than `state`, so they really moved away.
-    /// (A log found on disk at start for a partition not assigned here is
-    /// left alone: the metadata applied at start may be stale.)
+    /// (Logs found on disk at start: `delete_stray_logs`.)
     fn drop_unassigned(&self, state: &ClusterState) {
         let me = self.broker_id;
         let gone: Vec<(String, u32)> = self
@@ -515,4 +554,10 @@ impl ReplicaManager {
             Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)),
         )
     }
+}
+
+/// Unique per process start: the time in nanoseconds mixed with the pid.
+fn new_incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 48)
 }
