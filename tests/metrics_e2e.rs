@@ -123,6 +123,37 @@ fn produced_records_move_messages_in_and_the_exposition_is_valid() {
     // OpenMetrics when asked for it.
     let om = http_get(&broker.metrics, "/metrics", Some("application/openmetrics-text; version=1.0.0"));
     assert!(om.ends_with("# EOF\n"));
+    // Only the named metrics, whole (what the TUI and the agent ask for).
+    let path =
+        "/metrics?name[]=kafka_server_brokertopicmetrics_messagesin_total&name[]=kafka_topic_partition_current_offset";
+    let only = http_get(&broker.metrics, path, None);
+    let names: std::collections::BTreeSet<&str> =
+        only.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["kafka_server_brokertopicmetrics_messagesin_total", "kafka_topic_partition_current_offset"],
+        "{only}"
+    );
+    let parsed = prometheus_parse::Scrape::parse(only.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let messages_in = "kafka_server_brokertopicmetrics_messagesin_total";
+    assert_eq!(value(&parsed, messages_in, &[("topic", "counted")]), Some(1234.0));
+    assert_eq!(value(&parsed, messages_in, &[]), value(&after, messages_in, &[]));
+    for p in ["0", "1"] {
+        let labels = [("topic", "counted"), ("partition", p)];
+        let offset = "kafka_topic_partition_current_offset";
+        assert_eq!(value(&parsed, offset, &labels), value(&after, offset, &labels));
+    }
+    promtool_check(&only);
+    let om_only = http_get(&broker.metrics, path, Some("application/openmetrics-text; version=1.0.0"));
+    assert!(om_only.contains("# TYPE kafka_server_brokertopicmetrics_messagesin counter"), "{om_only}");
+    assert!(om_only.ends_with("# EOF\n"));
+    for (bad, says) in
+        [("/metrics?name[]=no{such", "invalid metric name"), ("/metrics?match[]=up", "unknown query parameter")]
+    {
+        let (status, body) = common::http_get(&broker.metrics, bad).unwrap();
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains(says), "{bad}: {body}");
+    }
     // Failed produce requests are counted too (a batch over max.message.bytes).
     kmon_ok(&b, &["topic", "create", "small", "--partitions", "1", "--config", "max.message.bytes=100"], "");
     kmon_err(&b, &["produce", "--topic", "small"], &format!("{}\n", "x".repeat(300)));

@@ -74,12 +74,16 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
     labels
 }
 
-/// `GET /metrics` from `address` (host:port), bounded by `timeout`.
-pub async fn scrape(address: &str, timeout: Duration) -> Result<Vec<Sample>, String> {
+/// `GET /metrics` from `address` (host:port), bounded by `timeout`: every
+/// sample, or only those of the metrics `names` (a kmon broker then renders
+/// only those; the samples are checked here too).
+pub async fn scrape(address: &str, names: &[&str], timeout: Duration) -> Result<Vec<Sample>, String> {
     let call = async {
         let mut stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
-        let request =
-            format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "GET {} HTTP/1.0\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+            metrics_path(names)
+        );
         stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut body = Vec::new();
         stream.read_to_end(&mut body).await.map_err(|e| e.to_string())?;
@@ -88,12 +92,23 @@ pub async fn scrape(address: &str, timeout: Duration) -> Result<Vec<Sample>, Str
         if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
             return Err(format!("HTTP: {}", head.lines().next().unwrap_or_default()));
         }
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            return Ok(parse(&dechunk(body)));
+        let mut samples = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            parse(&dechunk(body))
+        } else {
+            parse(body)
+        };
+        if !names.is_empty() {
+            samples.retain(|s| names.contains(&s.name.as_str()));
         }
-        Ok(parse(body))
+        Ok(samples)
     };
     tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+}
+
+/// `/metrics`, with `?name[]=` for each of `names` (none: the whole page).
+pub fn metrics_path(names: &[&str]) -> String {
+    let query: Vec<String> = names.iter().map(|n| format!("name[]={n}")).collect();
+    if query.is_empty() { "/metrics".into() } else { format!("/metrics?{}", query.join("&")) }
 }
 
 /// The body of an HTTP/1.1 `Transfer-Encoding: chunked` response, joined.

@@ -557,9 +557,10 @@ fn read_timings(path: &Path) -> TimingsLog {
 async fn broker_requests(metrics: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
     for address in metrics {
-        let samples = kmon_tui::prom::scrape(address, Duration::from_secs(10))
-            .await
-            .map_err(|e| anyhow!("scraping {address}: {e}"))?;
+        let samples =
+            kmon_tui::prom::scrape(address, &["kafka_network_requestmetrics_requests_total"], Duration::from_secs(10))
+                .await
+                .map_err(|e| anyhow!("scraping {address}: {e}"))?;
         for s in samples.iter().filter(|s| s.name == "kafka_network_requestmetrics_requests_total") {
             if let Some(request) = s.label("request") {
                 *out.entry(request.to_owned()).or_default() += s.value;

@@ -110,7 +110,7 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let result = kmon_broker::server::run_with(config, shutdown.clone(), |broker| {
         exporter = otlp.as_ref().map(|otlp| {
             let render =
-                move || Some(kmon_broker::metrics::render(&broker, kmon_broker::metrics::Format::PrometheusText));
+                move || Some(kmon_broker::metrics::render(&broker, kmon_broker::metrics::Format::PrometheusText, None));
             crate::telemetry::spawn_metrics(otlp, render, shutdown.clone())
         });
     })

@@ -8,8 +8,8 @@
 //! wanted are parsed (by [`crate::prom::parse`]), and reading stops once
 //! every wanted metric has been read: the text format keeps a metric's
 //! samples together, so a wanted metric is complete at the first sample of
-//! another one after it. A broker writes its throughput counters before
-//! the per-partition series, so the rest of its page is never read.
+//! another one after it. Brokers are asked for the wanted names only
+//! (`?name[]=`), so they do not even render the per-partition series.
 
 use std::time::Duration;
 
@@ -22,8 +22,12 @@ use crate::prom::{self, Sample};
 pub async fn scrape_only(address: &str, names: &[&str], timeout: Duration) -> Result<Vec<Sample>, String> {
     let call = async {
         let mut stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
-        let request =
-            format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n");
+        // Brokers render only the named metrics; the lines are still
+        // checked here (a server may ignore the parameter).
+        let request = format!(
+            "GET {} HTTP/1.0\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+            prom::metrics_path(names)
+        );
         stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut reader = BufReader::with_capacity(64 << 10, stream);
         let mut line = Vec::with_capacity(256);

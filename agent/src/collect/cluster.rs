@@ -82,7 +82,9 @@ impl ClusterSampler {
             .map(|b| (b.id, b.metrics_address.clone()))
             .collect();
         let scrapes = join_all(
-            brokers.iter().map(|(id, address)| async move { (*id, prom::scrape(address, CALL_TIMEOUT).await) }),
+            brokers
+                .iter()
+                .map(|(id, address)| async move { (*id, prom::scrape(address, &WANTED, CALL_TIMEOUT).await) }),
         )
         .await;
         let mut failed = Vec::new();
@@ -159,6 +161,10 @@ pub fn from_metadata(metadata: &ClusterMetadata) -> Vec<Series> {
     }
     out
 }
+
+/// What is asked of each broker's `/metrics` (it renders only these).
+const WANTED: [&str; 4] =
+    [CLUSTER_BYTES_IN.name, CLUSTER_BYTES_OUT.name, CLUSTER_MESSAGES_IN.name, CLUSTER_GROUP_LAG.name];
 
 /// The series taken from the brokers' `/metrics`: each broker's all-topics
 /// throughput counters, and every group's lag per topic (from its

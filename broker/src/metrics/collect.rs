@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::Labels;
+use super::filter::NameFilter;
 use super::names::*;
 use crate::broker::Broker;
 use crate::controller::state::{NO_LEADER, spans_domains};
@@ -27,15 +28,16 @@ struct TextGauges {
     name: &'static str,
     help: &'static str,
     lines: String,
+    /// Not asked for by this scrape: nothing is written.
+    skipped: bool,
 }
 
 impl TextGauges {
-    fn new(name: &'static str, help: &'static str) -> Self {
-        TextGauges { name, help, lines: String::new() }
-    }
-
     fn set(&mut self, labels: &[(&str, &str)], value: i64) {
         use std::fmt::Write;
+        if self.skipped {
+            return;
+        }
         self.lines.push_str(self.name);
         self.lines.push('{');
         for (i, (k, v)) in labels.iter().enumerate() {
@@ -52,6 +54,9 @@ impl TextGauges {
 
     fn write_to(&self, out: &mut String) {
         use std::fmt::Write;
+        if self.skipped {
+            return;
+        }
         let _ = writeln!(out, "# HELP {} {}.", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} gauge", self.name);
         out.push_str(&self.lines);
@@ -70,12 +75,22 @@ fn escape_label(out: &mut String, value: &str) {
     }
 }
 
-/// A registry built for one scrape.
-struct Scrape {
+/// A registry built for one scrape, and the metrics it asked for.
+struct Scrape<'a> {
     registry: Registry,
+    only: Option<&'a NameFilter>,
 }
 
-impl Scrape {
+impl Scrape<'_> {
+    fn wants_any(&self, families: &[&str]) -> bool {
+        self.only.is_none_or(|only| only.wants_any(families))
+    }
+
+    /// A per-partition family, written as text (empty if not asked for).
+    fn text(&self, name: &'static str, help: &'static str) -> TextGauges {
+        TextGauges { name, help, lines: String::new(), skipped: !self.wants_any(&[name]) }
+    }
+
     fn gauge(&mut self, name: &str, help: &str) -> IntGauges {
         let family = IntGauges::default();
         self.registry.register(name, help, family.clone());
@@ -93,9 +108,11 @@ fn l(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
-/// Appends every state metric to `out` (OpenMetrics, without `# EOF`).
-pub fn encode_state(broker: &Broker, out: &mut String) {
-    let mut s = Scrape { registry: Registry::default() };
+/// Appends the state metrics to `out` (OpenMetrics, without `# EOF`):
+/// every one, or those `only` names (the costly per-partition and
+/// per-group families are then not even computed).
+pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>) {
+    let mut s = Scrape { registry: Registry::default(), only };
     let state = broker.metadata();
     let me = broker.config.broker_id;
     let is_controller = broker.controller.is_leader();
@@ -154,9 +171,9 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
     )
     .get_or_create(&vec![])
     .set(broker.metrics.network_idle_ratio());
-    let mut size = TextGauges::new(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
-    let mut start = TextGauges::new(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
-    let mut end = TextGauges::new(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
+    let mut size = s.text(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
+    let mut start = s.text(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
+    let mut end = s.text(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
     let mut my_bytes = 0u64;
     for log in broker.logs.all() {
         let p = log.partition.to_string();
@@ -203,16 +220,14 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
         .set(my_bytes as i64);
 
     // --- Partitions this broker leads (kafka_exporter names).
-    let mut current =
-        TextGauges::new(PARTITION_CURRENT_OFFSET, "High watermark of a partition (its leader exports it)");
-    let mut oldest = TextGauges::new(PARTITION_OLDEST_OFFSET, "Log start offset of a partition");
-    let mut in_sync = TextGauges::new(PARTITION_IN_SYNC, "In-sync replicas of a partition");
-    let mut replicas = TextGauges::new(PARTITION_REPLICAS, "Replicas of a partition");
-    let mut leader_g = TextGauges::new(PARTITION_LEADER, "Leader broker id of a partition");
-    let mut under_g =
-        TextGauges::new(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
+    let mut current = s.text(PARTITION_CURRENT_OFFSET, "High watermark of a partition (its leader exports it)");
+    let mut oldest = s.text(PARTITION_OLDEST_OFFSET, "Log start offset of a partition");
+    let mut in_sync = s.text(PARTITION_IN_SYNC, "In-sync replicas of a partition");
+    let mut replicas = s.text(PARTITION_REPLICAS, "Replicas of a partition");
+    let mut leader_g = s.text(PARTITION_LEADER, "Leader broker id of a partition");
+    let mut under_g = s.text(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
     let mut preferred_g =
-        TextGauges::new(PARTITION_LEADER_PREFERRED, "1 when a partition is led by its preferred (first) replica");
+        s.text(PARTITION_LEADER_PREFERRED, "1 when a partition is led by its preferred (first) replica");
     for h in &hosted {
         let Role::Leader(st) = &*h.role.lock().expect("role") else { continue };
         let p = h.partition.to_string();
@@ -350,7 +365,10 @@ pub fn encode_state(broker: &Broker, out: &mut String) {
     let part_status =
         s.gauge(GROUP_PARTITION_STATUS, "Lag status of a partition: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP");
     let group_status = s.gauge(GROUP_STATUS, "Lag status of a group: 0 OK, 1 WARN, 2 ERR");
-    for view in broker.groups.snapshot() {
+    let group_families =
+        [GROUP_CURRENT_OFFSET, GROUP_LAG, GROUP_LAG_SUM, GROUP_MEMBERS, GROUP_PARTITION_STATUS, GROUP_STATUS];
+    let views = if s.wants_any(&group_families) { broker.groups.snapshot() } else { Vec::new() };
+    for view in views {
         let g = view.group_id.as_str();
         members.get_or_create(&l(&[("consumergroup", g)])).set(view.members.len() as i64);
         group_status.get_or_create(&l(&[("consumergroup", g)])).set(view.status as i64);

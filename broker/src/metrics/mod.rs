@@ -18,6 +18,7 @@
 //! otherwise.
 
 pub mod collect;
+pub mod filter;
 pub mod names;
 pub mod timing;
 
@@ -31,6 +32,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use filter::NameFilter;
 use names::*;
 
 pub type Labels = Vec<(&'static str, String)>;
@@ -346,26 +348,33 @@ pub async fn serve(
     broker: Arc<crate::broker::Broker>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::http::{HeaderMap, header};
+    use axum::extract::RawQuery;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
     use axum::routing::get;
     let app = axum::Router::new().route(
         "/metrics",
-        get(move |headers: HeaderMap| {
+        get(move |headers: HeaderMap, RawQuery(query): RawQuery| {
             let broker = broker.clone();
             async move {
+                let only = match NameFilter::from_query(query.as_deref().unwrap_or("")) {
+                    Ok(only) => only,
+                    Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+                };
                 let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
                 let gzip = headers
                     .get(header::ACCEPT_ENCODING)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
                 let body = tokio::task::spawn_blocking(move || {
-                    let text = render(&broker, format);
+                    let text = render(&broker, format, only.as_ref());
                     if gzip { gzip_fast(text.as_bytes()) } else { text.into_bytes() }
                 })
                 .await
                 .unwrap_or_default();
                 let encoding = if gzip { "gzip" } else { "identity" };
                 ([(header::CONTENT_TYPE, format.content_type()), (header::CONTENT_ENCODING, encoding)], body)
+                    .into_response()
             }
         }),
     );
@@ -381,8 +390,8 @@ fn gzip_fast(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to memory cannot fail")
 }
 
-/// Everything a scrape returns.
-pub fn render(broker: &crate::broker::Broker, format: Format) -> String {
+/// What a scrape returns: everything, or `only` the named metrics.
+pub fn render(broker: &crate::broker::Broker, format: Format, only: Option<&NameFilter>) -> String {
     if !broker.metrics.enabled {
         return "# metrics are disabled on this broker (metrics_enabled = false)\n".into();
     }
@@ -402,11 +411,15 @@ pub fn render(broker: &crate::broker::Broker, format: Format) -> String {
     }
     let mut out = String::with_capacity(64 << 10);
     broker.metrics.encode_events(&mut out);
-    collect::encode_state(broker, &mut out);
+    collect::encode_state(broker, &mut out, only);
     out.push_str("# EOF\n");
-    match format {
+    let page = match format {
         Format::OpenMetrics => out,
         Format::PrometheusText => to_prometheus_text(&out),
+    };
+    match only {
+        Some(only) => only.apply(&page),
+        None => page,
     }
 }
 
