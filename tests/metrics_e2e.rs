@@ -147,6 +147,33 @@ fn produced_records_move_messages_in_and_the_exposition_is_valid() {
     let om_only = http_get(&broker.metrics, path, Some("application/openmetrics-text; version=1.0.0"));
     assert!(om_only.contains("# TYPE kafka_server_brokertopicmetrics_messagesin counter"), "{om_only}");
     assert!(om_only.ends_with("# EOF\n"));
+    // Asked for by name, every family comes back with the same series as
+    // on the whole page (values move between scrapes; label sets do not).
+    let series_of = |page: &str| -> std::collections::BTreeSet<String> {
+        page.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(s, _)| s.to_owned())
+            .collect()
+    };
+    let (page, _) = scrape(&broker.metrics);
+    let families: Vec<&str> = page.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(families.len() > 50, "{families:?}");
+    let query: Vec<String> = families.iter().map(|f| format!("name[]={f}")).collect();
+    let all_named = http_get(&broker.metrics, &format!("/metrics?{}", query.join("&")), None);
+    assert_eq!(series_of(&all_named), series_of(&page), "every family, named");
+    for family in &families {
+        let alone = http_get(&broker.metrics, &format!("/metrics?name[]={family}"), None);
+        let expected: std::collections::BTreeSet<String> = series_of(&page)
+            .into_iter()
+            .filter(|s| {
+                let name = s.split('{').next().unwrap();
+                name == *family || ["_bucket", "_sum", "_count"].iter().any(|x| name == format!("{family}{x}"))
+            })
+            .collect();
+        assert!(!expected.is_empty(), "{family} has no series");
+        assert_eq!(series_of(&alone), expected, "{family} asked for alone");
+    }
     for (bad, says) in
         [("/metrics?name[]=no{such", "invalid metric name"), ("/metrics?match[]=up", "unknown query parameter")]
     {

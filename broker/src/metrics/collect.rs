@@ -108,6 +108,27 @@ fn l(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
+/// What the active controller exports (it walks every partition for them).
+const CONTROLLER_FAMILIES: [&str; 17] = [
+    OFFLINE_PARTITIONS,
+    GLOBAL_PARTITIONS,
+    GLOBAL_TOPICS,
+    CLUSTER_BROKERS,
+    TOPIC_PARTITIONS,
+    PREFERRED_IMBALANCE,
+    BALANCE_BROKER_REPLICAS,
+    BALANCE_BROKER_LEADERS,
+    BALANCE_FD_REPLICAS,
+    BALANCE_FD_LEADERS,
+    BALANCE_UD_REPLICAS,
+    BALANCE_UD_LEADERS,
+    BALANCE_REPLICA_SKEW,
+    BALANCE_LEADER_SKEW,
+    BALANCE_DOMAIN_VIOLATIONS,
+    REASSIGNMENT_PARTITIONS_PENDING,
+    REASSIGNMENT_THROTTLE,
+];
+
 /// Appends the state metrics to `out` (OpenMetrics, without `# EOF`):
 /// every one, or those `only` names (the costly per-partition and
 /// per-group families are then not even computed).
@@ -175,7 +196,12 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     let mut start = s.text(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
     let mut end = s.text(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
     let mut my_bytes = 0u64;
-    for log in broker.logs.all() {
+    let logs = if s.wants_any(&[LOG_SIZE, LOG_START_OFFSET, LOG_END_OFFSET, BALANCE_BROKER_BYTES]) {
+        broker.logs.all()
+    } else {
+        Vec::new()
+    };
+    for log in logs {
         let p = log.partition.to_string();
         let labels = [("topic", log.topic.as_str()), ("partition", p.as_str())];
         let bytes = log.size_bytes();
@@ -228,7 +254,9 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     let mut under_g = s.text(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
     let mut preferred_g =
         s.text(PARTITION_LEADER_PREFERRED, "1 when a partition is led by its preferred (first) replica");
-    for h in &hosted {
+    let families = [&current, &oldest, &in_sync, &replicas, &leader_g, &under_g, &preferred_g];
+    let led = if families.iter().all(|f| f.skipped) { &[][..] } else { &hosted[..] };
+    for h in led {
         let Role::Leader(st) = &*h.role.lock().expect("role") else { continue };
         let p = h.partition.to_string();
         let labels = [("topic", h.topic.as_str()), ("partition", p.as_str())];
@@ -243,7 +271,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     text_families.extend([current, oldest, in_sync, replicas, leader_g, under_g, preferred_g]);
 
     // --- Cluster-wide figures: the active controller only.
-    if is_controller {
+    if is_controller && s.wants_any(&CONTROLLER_FAMILIES) {
         let counts = state.partition_counts();
         s.gauge(OFFLINE_PARTITIONS, "Partitions without a leader (KafkaController OfflinePartitionsCount)")
             .get_or_create(&vec![])
