@@ -861,15 +861,24 @@ fn a_real_prometheus_runs_every_panel_and_fires_alerts_on_a_killed_broker() {
         let lag = prometheus.query(r#"consumergroup:kafka_consumergroup_lag:sum{consumergroup="readers"} > 0"#).ok()?;
         (!lag.is_empty()).then_some(())
     });
-    std::thread::sleep(Duration::from_secs(3));
 
-    // (a) Every panel expression runs; those with data on a healthy cluster have some.
-    let mut empty = Vec::new();
-    for (place, expr) in all_panel_expressions() {
-        let result = prometheus.query(&expr).unwrap_or_else(|e| panic!("{place}: {expr}: {e}"));
-        if result.is_empty() && !DATA_WHILE_A_BROKER_IS_DOWN.iter().any(|t| place.contains(&format!("{t:?}"))) {
-            empty.push(format!("{place}: {expr}"));
+    // (a) Every panel expression runs; those with data on a healthy cluster
+    // have some (rates need a few scrapes: asked again until a deadline).
+    let panels_without_data = || {
+        let mut empty = Vec::new();
+        for (place, expr) in all_panel_expressions() {
+            let result = prometheus.query(&expr).unwrap_or_else(|e| panic!("{place}: {expr}: {e}"));
+            if result.is_empty() && !DATA_WHILE_A_BROKER_IS_DOWN.iter().any(|t| place.contains(&format!("{t:?}"))) {
+                empty.push(format!("{place}: {expr}"));
+            }
         }
+        empty
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut empty = panels_without_data();
+    while !empty.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        empty = panels_without_data();
     }
     assert!(empty.is_empty(), "panels without data:\n{}", empty.join("\n"));
     assert!(
