@@ -23,9 +23,9 @@ fn cluster() -> Cluster {
     )
     .unwrap();
     let path = config.to_str().unwrap().to_string();
-    let cluster = Cluster::start(3, &["--config", &path]);
-    // The config file was read at start; restarts read it again, so keep it.
-    std::mem::forget(dir);
+    let mut cluster = Cluster::start(3, &["--config", &path]);
+    // The config file was read at start; restarts read it again.
+    cluster.kept.push(dir);
     cluster
 }
 
@@ -287,4 +287,51 @@ async fn brokers_beyond_the_voters_join_as_learners_and_serve_metadata() {
     // New topics use broker 4 too.
     let hosts_on_4 = meta.topics[0].partitions.iter().filter(|p| p.replicas.contains(&4)).count();
     assert!(hosts_on_4 > 0, "broker 4 holds replicas of new topics");
+}
+
+/// A topic deleted and created again under its name is a new topic (a new
+/// topic id): none of the old records come back, on any replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_deleted_and_created_again_has_a_new_id_and_none_of_the_old_records() {
+    let cluster = cluster();
+    let bootstrap = cluster.brokers[0].bootstrap();
+    let admin = Admin::connect(&bootstrap).await.unwrap();
+    create_rf3(&admin, "again", 1).await;
+    let producer = Producer::connect(ProducerConfig::new(bootstrap.clone())).await.unwrap();
+    for i in 0..100 {
+        producer.send("again", None, Bytes::from(format!("old-{i}"))).await.unwrap();
+    }
+    producer.flush().await.unwrap();
+    let old_id = admin.describe_topic("again").await.unwrap().topic_id;
+    assert_eq!(old_id.len(), 16, "{old_id:?}");
+
+    // Back to back: a broker may see both changes in one metadata update.
+    admin.delete_topic("again").await.unwrap();
+    create_rf3(&admin, "again", 1).await;
+    let described = wait_isr(&admin, "again", 0, 3, "the new topic in sync").await;
+    let new_id = admin.describe_topic("again").await.unwrap().topic_id;
+    assert!(new_id.len() == 16 && new_id != old_id, "{old_id} then {new_id}");
+    for i in 0..10 {
+        producer.send("again", None, Bytes::from(format!("new-{i}"))).await.unwrap();
+    }
+    producer.flush().await.unwrap();
+    let values: Vec<String> = consume_all(&bootstrap, "again", 1)
+        .await
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+        .collect();
+    assert_eq!(values, (0..10).map(|i| format!("new-{i}")).collect::<Vec<_>>());
+    // Every replica's log is the new topic's: its id on disk, ten records.
+    for id in &described.replicas {
+        let dir = cluster.root.path().join(format!("broker-{id}")).join("again-0");
+        let metadata = std::fs::read_to_string(dir.join("partition.metadata")).unwrap();
+        assert!(metadata.contains(&format!("topic_id: {new_id}")), "broker {id}: {metadata}");
+    }
+    wait_for_async("every replica at 10 records", Duration::from_secs(30), || async {
+        let p = admin.describe_topic("again").await.ok()?.partitions[0].clone();
+        (p.high_watermark == 10 && p.isr.len() == 3).then_some(())
+    })
+    .await;
+    let text = kmon_ok(&bootstrap, &["topic", "describe", "again"], "");
+    assert!(text.contains(&format!("TopicId: {new_id}")), "{text}");
 }

@@ -434,7 +434,7 @@ async fn stray_logs_of_a_broker_that_was_down_are_deleted_when_it_returns() {
     cluster.restart(down);
     wait_for("the stray log deleted", Duration::from_secs(30), || (!moved_dir.exists()).then_some(()));
     let log = cluster.broker(down).stderr();
-    assert!(log.contains("deleted stray log"), "{log}");
+    assert!(log.contains("deleted local log: stray log"), "{log}");
     assert!(after_dir.exists(), "logs assigned to the broker stay");
     assert_eq!(consume_all(&survivor, "moved", 1).await.len(), 100, "the real replicas keep everything");
 }

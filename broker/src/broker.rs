@@ -119,7 +119,13 @@ impl Broker {
                 ),
             });
         }
-        let command = MetadataCommand::CreateTopic { name: name.into(), partitions, replication_factor, configs };
+        let command = MetadataCommand::CreateTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs,
+            topic_id: new_topic_id(),
+        };
         let outcome = self.propose(command).await?;
         let placement_note = match outcome {
             CommandOutcome::TopicCreated { placement_note } => placement_note,
@@ -187,4 +193,9 @@ impl Broker {
             (0..record.partitions.len() as u32).filter_map(|p| self.logs.get(name, p).map(|l| (p, l))).collect();
         TopicView { name: name.into(), record: record.clone(), config, local_logs, placement_note: None }
     }
+}
+
+/// A random topic id (0 means "unknown", so never 0).
+pub fn new_topic_id() -> u64 {
+    rand::random::<u64>().max(1)
 }

@@ -46,6 +46,7 @@ impl From<pb::TopicDescription> for TopicDescription {
     fn from(t: pb::TopicDescription) -> Self {
         TopicDescription {
             name: t.name,
+            topic_id: t.topic_id,
             replication_factor: t.replication_factor,
             configs: t.configs.into_iter().map(|c| (c.key, c.value)).collect(),
             partitions: t.partitions.into_iter().map(Into::into).collect(),

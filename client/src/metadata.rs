@@ -141,6 +141,7 @@ mod tests {
                 .into_iter()
                 .map(|(name, partitions)| TopicDescription {
                     name: name.into(),
+                    topic_id: String::new(),
                     replication_factor: 3,
                     configs: vec![],
                     partitions,

@@ -44,6 +44,9 @@ pub struct PartitionOffset {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicDescription {
     pub name: String,
+    /// Tells this topic from an earlier one of the same name (16 hex
+    /// digits; empty for topics from before ids).
+    pub topic_id: String,
     pub replication_factor: u32,
     /// Every config key with its effective value (defaults included).
     pub configs: Vec<(String, String)>,

@@ -392,6 +392,7 @@ mod tests {
             controller_id: 1,
             topics: vec![TopicDescription {
                 name: "t".into(),
+                topic_id: String::new(),
                 replication_factor: 2,
                 configs: vec![],
                 partitions: vec![partition(1, &[1, 2], &[1, 2]), partition(1, &[1, 2], &[1]), partition(-1, &[2], &[])],

@@ -91,6 +91,7 @@ struct TopicJson<'a> {
     topic: &'a str,
     partitions: Vec<PartitionJson<'a>>,
     replication_factor: u32,
+    topic_id: &'a str,
     configs: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
@@ -128,6 +129,7 @@ impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
                 })
                 .collect(),
             replication_factor: topic.replication_factor,
+            topic_id: &topic.topic_id,
             configs: topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         }
     }
@@ -163,8 +165,9 @@ fn render_description(topic: &TopicDescription) -> String {
         ]);
     }
     let mut out = format!(
-        "Topic: {}  Partitions: {}  ReplicationFactor: {}\n\n",
+        "Topic: {}  TopicId: {}  Partitions: {}  ReplicationFactor: {}\n\n",
         topic.name,
+        if topic.topic_id.is_empty() { "-" } else { &topic.topic_id },
         topic.partitions.len(),
         topic.replication_factor
     );
@@ -211,6 +214,7 @@ mod tests {
     fn description_is_a_table() {
         let topic = TopicDescription {
             name: "orders".into(),
+            topic_id: "00c0ffee00c0ffee".into(),
             replication_factor: 3,
             configs: vec![("retention.ms".into(), "604800000".into())],
             partitions: vec![PartitionDescription {
@@ -227,7 +231,10 @@ mod tests {
             }],
         };
         let text = render_description(&topic);
-        assert!(text.contains("Topic: orders  Partitions: 1  ReplicationFactor: 3"));
+        assert!(
+            text.contains("Topic: orders  TopicId: 00c0ffee00c0ffee  Partitions: 1  ReplicationFactor: 3"),
+            "{text}"
+        );
         assert!(text.contains("1,2,3*"), "{text}");
         assert!(text.contains("* replica not in the ISR"), "{text}");
         assert!(text.contains("2.0 KiB"));
@@ -235,6 +242,7 @@ mod tests {
 
         let json = serde_json::to_value(TopicJson::from(&topic)).unwrap();
         assert_eq!(json["topic"], "orders");
+        assert_eq!(json["topic_id"], "00c0ffee00c0ffee");
         assert_eq!(
             json["partitions"][0],
             serde_json::json!({

@@ -261,6 +261,9 @@ pub struct Cluster {
     pub root: tempfile::TempDir,
     ports: Vec<(u16, u16)>,
     voters: String,
+    /// Directories the test made for the brokers (a config file they read
+    /// again on restart): removed with the cluster.
+    pub kept: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -288,7 +291,7 @@ impl Cluster {
             .map(|(i, (grpc, _))| format!("{}@127.0.0.1:{grpc}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = Cluster { brokers: Vec::new(), root, ports, voters };
+        let mut cluster = Cluster { brokers: Vec::new(), root, ports, voters, kept: Vec::new() };
         let mut pending = Vec::new();
         for i in 0..n {
             let mut b = cluster.new_broker(i, extra_args);

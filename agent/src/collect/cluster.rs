@@ -250,6 +250,7 @@ mod tests {
             controller_id: 1,
             topics: vec![TopicDescription {
                 name: "orders".into(),
+                topic_id: String::new(),
                 replication_factor: 3,
                 configs: vec![],
                 partitions: vec![

@@ -1001,6 +1001,7 @@ mod tests {
             partitions,
             replication_factor: rf,
             configs: BTreeMap::new(),
+            topic_id: 1,
         })
         .unwrap();
     }

@@ -75,6 +75,7 @@ pub fn skewed_cluster(brokers: u32, partitions: u32, layout: Layout, seed: u64) 
                 partitions: count,
                 replication_factor: REPLICATION_FACTOR.min(old_brokers as u32),
                 configs: BTreeMap::new(),
+                topic_id: topic as u64 + 1,
             })
             .expect("creating a topic");
         // Log-uniform between 16 MiB and 16 GiB: 2^(24..34).

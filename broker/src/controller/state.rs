@@ -128,6 +128,11 @@ pub struct ReplicaMove {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
+    /// Tells this topic from an earlier one of the same name (Kafka's topic
+    /// id, KIP-516): a broker that finds a log of another id deletes it
+    /// instead of serving it. 0: unknown (created before ids existed).
+    #[serde(default)]
+    pub topic_id: u64,
     pub replication_factor: u32,
     /// Topic config overrides (Kafka names), validated before proposal.
     pub configs: BTreeMap<String, String>,
@@ -167,6 +172,9 @@ pub enum MetadataCommand {
         partitions: u32,
         replication_factor: u32,
         configs: BTreeMap<String, String>,
+        /// Chosen at random by the proposer (the state machine must not).
+        #[serde(default)]
+        topic_id: u64,
     },
     DeleteTopic {
         name: String,
@@ -293,7 +301,7 @@ impl ClusterState {
                 self.on_unfenced(*id);
                 Ok(CommandOutcome::Done)
             }
-            MetadataCommand::CreateTopic { name, partitions, replication_factor, configs } => {
+            MetadataCommand::CreateTopic { name, partitions, replication_factor, configs, topic_id } => {
                 if self.topics.contains_key(name) {
                     return Err(MetadataError::TopicAlreadyExists(name.clone()));
                 }
@@ -314,7 +322,12 @@ impl ClusterState {
                     .collect();
                 self.topics.insert(
                     name.clone(),
-                    TopicRecord { replication_factor: *replication_factor, configs: configs.clone(), partitions },
+                    TopicRecord {
+                        topic_id: *topic_id,
+                        replication_factor: *replication_factor,
+                        configs: configs.clone(),
+                        partitions,
+                    },
                 );
                 Ok(CommandOutcome::TopicCreated { placement_note })
             }
@@ -840,6 +853,7 @@ mod tests {
             partitions,
             replication_factor: rf,
             configs: BTreeMap::new(),
+            topic_id: 1,
         })
     }
 
@@ -953,8 +967,14 @@ mod tests {
         let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
         let mut configs = BTreeMap::new();
         configs.insert("unclean.leader.election.enable".to_string(), "true".to_string());
-        s.apply(&MetadataCommand::CreateTopic { name: "u".into(), partitions: 1, replication_factor: 3, configs })
-            .unwrap();
+        s.apply(&MetadataCommand::CreateTopic {
+            name: "u".into(),
+            partitions: 1,
+            replication_factor: 3,
+            configs,
+            topic_id: 7,
+        })
+        .unwrap();
         let p = s.topics["u"].partitions[0].clone();
         // Shrink the ISR to the leader alone, then fence the leader.
         s.apply(&MetadataCommand::AlterIsr {

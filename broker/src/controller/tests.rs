@@ -120,7 +120,13 @@ fn register(id: BrokerId) -> MetadataCommand {
 }
 
 fn create_topic(name: &str, rf: u32) -> MetadataCommand {
-    MetadataCommand::CreateTopic { name: name.into(), partitions: 3, replication_factor: rf, configs: BTreeMap::new() }
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        partitions: 3,
+        replication_factor: rf,
+        configs: BTreeMap::new(),
+        topic_id: 1,
+    }
 }
 
 fn node_dir(root: &Path, id: BrokerId) -> PathBuf {

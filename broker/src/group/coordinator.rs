@@ -189,6 +189,7 @@ impl GroupCoordinator {
             partitions: self.config.offsets_partitions,
             replication_factor: rf,
             configs,
+            topic_id: crate::broker::new_topic_id(),
         };
         match self.controller.write(command).await {
             Ok(Ok(_)) | Ok(Err(MetadataError::TopicAlreadyExists(_))) => {

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -59,6 +59,8 @@ pub enum ReadBound {
 
 /// File holding the high watermark, written on flush and close.
 const HIGH_WATERMARK_FILE: &str = "high-watermark";
+/// Which topic (by id) this log belongs to, as Kafka's file of that name.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
 /// File holding the leader epoch cache: `epoch start_offset` per line.
 const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
@@ -78,6 +80,8 @@ pub struct PartitionLog {
     dirty: AtomicBool,
     /// Compacted logs: sealed segments below this offset were cleaned.
     cleaned_up_to: AtomicI64,
+    /// The id of the topic this log belongs to; 0: not recorded.
+    topic_id: AtomicU64,
 }
 
 /// Writes a small file so that a crash leaves the old or the new content.
@@ -147,6 +151,11 @@ impl PartitionLog {
             .collect();
         // Epochs that start beyond the (possibly truncated) log end are gone.
         epochs.retain(|&(_, start)| start < next_offset);
+        let topic_id = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| u64::from_str_radix(l.strip_prefix("topic_id: ")?.trim(), 16).ok())
+            .unwrap_or(0);
         let (end_offset, _) = watch::channel(next_offset);
         let (high_watermark, _) = watch::channel(hw);
         let log = PartitionLog {
@@ -160,12 +169,27 @@ impl PartitionLog {
             epochs: Mutex::new(epochs),
             dirty: AtomicBool::new(false),
             cleaned_up_to: AtomicI64::new(0),
+            topic_id: AtomicU64::new(topic_id),
         };
         Ok((log, truncated))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The id of the topic this log was created for (0: not recorded, a
+    /// log from before topic ids).
+    pub fn topic_id(&self) -> u64 {
+        self.topic_id.load(Ordering::Relaxed)
+    }
+
+    /// Records the topic id in `partition.metadata` (written atomically).
+    pub fn set_topic_id(&self, topic_id: u64) -> Result<()> {
+        let text = format!("version: 0\ntopic_id: {topic_id:016x}\n");
+        write_atomically(&self.dir.join(PARTITION_METADATA_FILE), text.as_bytes())?;
+        self.topic_id.store(topic_id, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn config(&self) -> Arc<LogConfig> {

@@ -39,9 +39,10 @@ pub struct ReplicaManager {
     controller: Controller,
     config: BrokerConfig,
     shutdown: CancellationToken,
-    /// Topics of the last metadata applied: a topic that disappears from
-    /// it was deleted and its local logs go too.
-    known_topics: RwLock<BTreeMap<String, u32>>,
+    /// Topics of the last metadata applied (partition count, topic id): a
+    /// topic that disappears from it, or whose id changes, was deleted and
+    /// its local logs go too.
+    known_topics: RwLock<BTreeMap<String, (u32, u64)>>,
     pub metrics: Arc<BrokerMetrics>,
     /// Reassignment traffic this broker sends as leader to replicas being added.
     pub throttle_out: Throttle,
@@ -104,14 +105,17 @@ impl ReplicaManager {
         Arc::new(self.default_log_config.with_overrides(configs).unwrap_or_else(|_| self.default_log_config.clone()))
     }
 
-    /// Brings the hosted partitions in line with the metadata: create logs
-    /// for new assignments, switch roles on leader changes, delete logs of
-    /// deleted topics.
+    /// Brings the hosted partitions in line with the metadata: delete logs
+    /// of deleted topics, create logs for new assignments, switch roles on
+    /// leader changes, delete logs of replicas moved away.
     pub fn apply_metadata(self: &Arc<Self>, state: &ClusterState) {
         let me = self.broker_id;
         let throttle = state.reassignment.as_ref().and_then(|r| r.throttle_bytes_per_sec);
         self.throttle_out.set_rate(throttle);
         self.throttle_in.set_rate(throttle);
+        // First: a topic deleted and created again may come in one update,
+        // and the old logs must go before new ones of that name open.
+        self.drop_deleted_topics(state);
         for (name, topic) in &state.topics {
             let config = self.log_config(&topic.configs);
             for (index, record) in topic.partitions.iter().enumerate() {
@@ -119,7 +123,7 @@ impl ReplicaManager {
                     continue;
                 }
                 let partition = index as u32;
-                let hosted = match self.ensure_hosted(name, partition, config.clone()) {
+                let hosted = match self.ensure_hosted(name, partition, config.clone(), topic.topic_id) {
                     Ok(hosted) => hosted,
                     Err(err) => {
                         tracing::error!(topic = %name, partition, error = %err, "cannot open partition log");
@@ -159,28 +163,45 @@ impl ReplicaManager {
         if registered && self.stray_check_pending.swap(false, Ordering::Relaxed) {
             self.delete_stray_logs(state);
         }
-        // Deleted topics: stop and remove their local partitions.
-        let current: BTreeMap<String, u32> =
-            state.topics.iter().map(|(n, t)| (n.clone(), t.partitions.len() as u32)).collect();
+    }
+
+    /// Topics of the last metadata applied that are gone from `state`, or
+    /// whose name now belongs to a new topic (another topic id): their
+    /// local partitions stop and their logs are deleted.
+    fn drop_deleted_topics(&self, state: &ClusterState) {
+        let current: BTreeMap<String, (u32, u64)> =
+            state.topics.iter().map(|(n, t)| (n.clone(), (t.partitions.len() as u32, t.topic_id))).collect();
         let deleted: Vec<(String, u32)> = {
             let mut known = self.known_topics.write().expect("known lock");
-            let deleted =
-                known.iter().filter(|(n, _)| !current.contains_key(*n)).map(|(n, c)| (n.clone(), *c)).collect();
+            let deleted = known
+                .iter()
+                .filter(|(name, (_, id))| current.get(*name).is_none_or(|(_, now)| other_topic(*id, *now)))
+                .map(|(name, (count, _))| (name.clone(), *count))
+                .collect();
             *known = current;
             deleted
         };
         for (topic, count) in deleted {
             for partition in 0..count {
-                if let Some(hosted) =
-                    self.partitions.write().expect("partitions lock").remove(&(topic.clone(), partition))
-                {
-                    hosted.stop_fetcher();
-                }
-                if let Err(err) = self.logs.delete(&topic, partition) {
-                    tracing::error!(%topic, partition, error = %err, "deleting partition log failed");
-                }
+                self.remove_local(&topic, partition, "its topic was deleted");
             }
-            tracing::info!(%topic, "removed local logs of deleted topic");
+        }
+    }
+
+    /// Stops a local partition and deletes its log; `why` goes to the log.
+    fn remove_local(&self, topic: &str, partition: u32, why: &str) {
+        if let Some(hosted) = self.partitions.write().expect("partitions lock").remove(&(topic.to_string(), partition))
+        {
+            hosted.stop_fetcher();
+            *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: -1 };
+        }
+        let size_bytes = self.logs.get(topic, partition).map(|l| l.size_bytes());
+        match (size_bytes, self.logs.delete(topic, partition)) {
+            (None, _) => {}
+            (Some(size_bytes), Ok(())) => tracing::info!(%topic, partition, size_bytes, "deleted local log: {why}"),
+            (Some(_), Err(err)) => {
+                tracing::error!(%topic, partition, error = %err, "deleting local log failed ({why})")
+            }
         }
     }
 
@@ -192,22 +213,12 @@ impl ReplicaManager {
     fn delete_stray_logs(&self, state: &ClusterState) {
         let me = self.broker_id;
         for log in self.logs.all() {
-            let assigned = state
-                .topics
-                .get(&log.topic)
-                .and_then(|t| t.partitions.get(log.partition as usize))
-                .is_some_and(|p| p.replicas.contains(&me));
-            if assigned || self.get(&log.topic, log.partition).is_some() {
-                continue;
-            }
-            match self.logs.delete(&log.topic, log.partition) {
-                Ok(()) => tracing::info!(
-                    topic = %log.topic, partition = log.partition, size_bytes = log.size_bytes(),
-                    "deleted stray log: the partition is not assigned to this broker"
-                ),
-                Err(err) => {
-                    tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "deleting stray log failed")
-                }
+            let assigned = state.topics.get(&log.topic).is_some_and(|t| {
+                !other_topic(log.topic_id(), t.topic_id)
+                    && t.partitions.get(log.partition as usize).is_some_and(|p| p.replicas.contains(&me))
+            });
+            if !assigned && self.get(&log.topic, log.partition).is_none() {
+                self.remove_local(&log.topic, log.partition, "stray log: the partition is not assigned to this broker");
             }
         }
     }
@@ -234,24 +245,34 @@ impl ReplicaManager {
             .cloned()
             .collect();
         for (topic, partition) in gone {
-            if let Some(hosted) = self.partitions.write().expect("partitions lock").remove(&(topic.clone(), partition))
-            {
-                hosted.stop_fetcher();
-                *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: -1 };
-            }
-            match self.logs.delete(&topic, partition) {
-                Ok(()) => tracing::info!(%topic, partition, "replica moved away by a reassignment; local log deleted"),
-                Err(err) => tracing::error!(%topic, partition, error = %err, "deleting a moved replica's log failed"),
-            }
+            self.remove_local(&topic, partition, "replica moved away by a reassignment");
         }
     }
 
-    fn ensure_hosted(&self, topic: &str, partition: u32, config: Arc<LogConfig>) -> Result<Arc<HostedPartition>> {
-        if let Some(hosted) = self.get(topic, partition) {
+    /// The hosted partition, opening (or creating) its log. A log of an
+    /// earlier topic of the same name (another topic id) is deleted first:
+    /// its records are not this topic's.
+    fn ensure_hosted(
+        &self,
+        topic: &str,
+        partition: u32,
+        config: Arc<LogConfig>,
+        topic_id: u64,
+    ) -> Result<Arc<HostedPartition>> {
+        if let Some(hosted) = self.get(topic, partition)
+            && !other_topic(hosted.log.topic_id(), topic_id)
+        {
             if *hosted.log.config() != *config {
                 hosted.log.set_config(config);
             }
             return Ok(hosted);
+        }
+        if let Some(log) = self.logs.get(topic, partition)
+            && other_topic(log.topic_id(), topic_id)
+        {
+            let why =
+                format!("it belongs to an earlier topic {topic} (id {:016x}, now {topic_id:016x})", log.topic_id());
+            self.remove_local(topic, partition, &why);
         }
         let log = match self.logs.get(topic, partition) {
             Some(log) => {
@@ -260,6 +281,9 @@ impl ReplicaManager {
             }
             None => self.logs.create(topic, partition, config)?,
         };
+        if log.topic_id() == 0 && topic_id != 0 {
+            log.set_topic_id(topic_id)?;
+        }
         let hosted = Arc::new(HostedPartition::new(topic, partition, log));
         self.partitions.write().expect("partitions lock").insert((topic.to_string(), partition), hosted.clone());
         Ok(hosted)
@@ -556,8 +580,108 @@ impl ReplicaManager {
     }
 }
 
+/// Whether two topic ids name different topics (0: not recorded, matches any).
+fn other_topic(a: u64, b: u64) -> bool {
+    a != 0 && b != 0 && a != b
+}
+
 /// Unique per process start: the time in nanoseconds mixed with the pid.
 fn new_incarnation() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 48)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::controller::ControllerConfig;
+    use crate::controller::state::{BrokerRecord, PartitionRecord, TopicRecord};
+    use crate::log::batch::tests::make_batch;
+
+    async fn manager(dir: &Path, controller: Controller) -> Arc<ReplicaManager> {
+        let config = BrokerConfig { broker_id: 1, data_dirs: vec![dir.join("data")], ..BrokerConfig::default() };
+        let log_config = Arc::new(config.default_log_config());
+        let logs = Arc::new(LogManager::open(&config.data_dirs, |_| Some(log_config.clone())).unwrap());
+        let metrics = Arc::new(BrokerMetrics::new(false));
+        Arc::new(ReplicaManager::new(config, logs, controller, metrics, CancellationToken::new()))
+    }
+
+    /// Broker 1 alone, leading the one partition of topic "t" with `topic_id`.
+    fn state(topic_id: u64) -> ClusterState {
+        let mut state = ClusterState::default();
+        let broker = BrokerRecord {
+            id: 1,
+            address: "127.0.0.1:1".into(),
+            metrics_address: String::new(),
+            fault_domain: "FD0".into(),
+            update_domain: "UD0".into(),
+            fenced: false,
+            incarnation: 0,
+        };
+        state.brokers.insert(1, broker);
+        let partition = PartitionRecord {
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            partition_epoch: 0,
+            reassignment: None,
+        };
+        let topic =
+            TopicRecord { topic_id, replication_factor: 1, configs: BTreeMap::new(), partitions: vec![partition] };
+        state.topics.insert("t".into(), topic);
+        state
+    }
+
+    /// A topic deleted and created again under the same name can reach a
+    /// broker as one metadata update (or while it was down): the old log's
+    /// records must not become the new topic's.
+    #[tokio::test]
+    async fn a_topic_created_again_under_the_same_name_starts_from_an_empty_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let controller = Controller::start(ControllerConfig {
+            node_id: 1,
+            voters: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+            dir: dir.path().join("raft"),
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+        })
+        .await
+        .unwrap();
+        let replicas = manager(dir.path(), controller.clone()).await;
+        replicas.apply_metadata(&state(0xA));
+        let old = replicas.get("t", 0).unwrap().log.clone();
+        old.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 0).unwrap();
+        assert_eq!((old.log_end_offset(), old.topic_id()), (5, 0xA));
+
+        replicas.apply_metadata(&state(0xB));
+        let new = replicas.get("t", 0).unwrap().log.clone();
+        assert_eq!((new.log_end_offset(), new.topic_id()), (0, 0xB), "a fresh log for the new topic");
+        new.append(BytesMut::from(&make_batch(2, 1000, 10)[..]), 0).unwrap();
+        let metadata = std::fs::read_to_string(new.dir().join("partition.metadata")).unwrap();
+        assert!(metadata.contains("topic_id: 000000000000000b"), "{metadata}");
+
+        // The same name is reused again while the broker is down: at start
+        // its log (id B) is replaced, the first metadata it sees is enough.
+        replicas.shutdown.cancel();
+        drop(replicas);
+        let restarted = manager(dir.path(), controller.clone()).await;
+        assert_eq!(restarted.logs.get("t", 0).unwrap().log_end_offset(), 2, "recovered from disk");
+        restarted.apply_metadata(&state(0xC));
+        let log = restarted.get("t", 0).unwrap().log.clone();
+        assert_eq!((log.log_end_offset(), log.topic_id()), (0, 0xC));
+
+        // The same topic id: the log and its records stay.
+        log.append(BytesMut::from(&make_batch(3, 1000, 10)[..]), 0).unwrap();
+        restarted.apply_metadata(&state(0xC));
+        assert_eq!(restarted.get("t", 0).unwrap().log.log_end_offset(), 3);
+        // A log recorded before topic ids (0) is kept and adopts the id.
+        let unrecorded = state(0);
+        restarted.apply_metadata(&unrecorded);
+        assert_eq!(restarted.get("t", 0).unwrap().log.log_end_offset(), 3);
+        controller.shutdown().await;
+    }
 }

@@ -46,6 +46,7 @@ pub(super) async fn delete(broker: &Broker, req: DeleteTopicRequest) -> Result<D
 pub(super) fn describe_view(view: &TopicView) -> TopicDescription {
     TopicDescription {
         name: view.name.clone(),
+        topic_id: topic_id_text(view.record.topic_id),
         replication_factor: view.record.replication_factor,
         configs: view.config.entries().into_iter().map(|(key, value)| TopicConfigEntry { key, value }).collect(),
         partitions: view
@@ -70,4 +71,9 @@ pub(super) fn describe_view(view: &TopicView) -> TopicDescription {
             })
             .collect(),
     }
+}
+
+/// A topic id as shown to users: 16 hex digits (empty when not recorded).
+pub(super) fn topic_id_text(topic_id: u64) -> String {
+    if topic_id == 0 { String::new() } else { format!("{topic_id:016x}") }
 }

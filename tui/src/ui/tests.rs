@@ -98,12 +98,14 @@ fn snapshot() -> Snapshot {
             topics: vec![
                 TopicDescription {
                     name: "orders".into(),
+                    topic_id: String::new(),
                     replication_factor: 2,
                     configs: vec![("min.insync.replicas".into(), "2".into())],
                     partitions: vec![partition(0, 1, &[1, 4], &[1]), partition(1, 2, &[1, 2], &[1, 2])],
                 },
                 TopicDescription {
                     name: "payments".into(),
+                    topic_id: String::new(),
                     replication_factor: 2,
                     configs: vec![],
                     partitions: vec![partition(0, 3, &[3, 2], &[3, 2])],
