@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use common::*;
 use kmon_client::{Admin, ErrorCode, Producer, ProducerConfig};
@@ -113,6 +115,10 @@ async fn partitions_spread_over_several_data_dirs_and_survive_restart() {
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("spread-"))
             .count()
     };
+    // The broker opens the logs as it applies the new metadata.
+    wait_for("the 4 partition logs", Duration::from_secs(20), || {
+        (count(&dirs[0]) + count(&dirs[1]) == 4).then_some(())
+    });
     assert_eq!(count(&dirs[0]), 2, "new partitions go to the least used dir");
     assert_eq!(count(&dirs[1]), 2);
     let input: String = (0..400).map(|i| format!("r{i}\n")).collect();
