@@ -323,9 +323,11 @@ async fn a_topic_deleted_and_created_again_has_a_new_id_and_none_of_the_old_reco
     assert_eq!(values, (0..10).map(|i| format!("new-{i}")).collect::<Vec<_>>());
     // Every replica's log is the new topic's: its id on disk, ten records.
     for id in &described.replicas {
-        let dir = cluster.root.path().join(format!("broker-{id}")).join("again-0");
-        let metadata = std::fs::read_to_string(dir.join("partition.metadata")).unwrap();
-        assert!(metadata.contains(&format!("topic_id: {new_id}")), "broker {id}: {metadata}");
+        let file = cluster.root.path().join(format!("broker-{id}")).join("again-0").join("partition.metadata");
+        // Written at the next flush (every second).
+        wait_for("the new topic id on disk", Duration::from_secs(10), || {
+            std::fs::read_to_string(&file).ok()?.contains(&format!("topic_id: {new_id}")).then_some(())
+        });
     }
     wait_for_async("every replica at 10 records", Duration::from_secs(30), || async {
         let p = admin.describe_topic("again").await.ok()?.partitions[0].clone();

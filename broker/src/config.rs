@@ -81,9 +81,10 @@ pub struct BrokerConfig {
     /// How often retention runs, in ms (log.retention.check.interval.ms).
     pub log_retention_check_interval_ms: u64,
     /// `interval`: fsync every `log_flush_interval_ms`; `always`: fsync
-    /// before acknowledging each produce.
+    /// before acknowledging each produce (replicated copies every interval).
     pub log_flush_policy: FlushPolicy,
-    /// Flush interval in ms for the `interval` policy.
+    /// Flush interval in ms (everything with `interval`, replicated copies
+    /// with `always`).
     pub log_flush_interval_ms: u64,
     /// Bytes between two offset/time index entries (log.index.interval.bytes).
     pub log_index_interval_bytes: u32,

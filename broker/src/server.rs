@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
-use crate::config::{BrokerConfig, FlushPolicy};
+use crate::config::BrokerConfig;
 use crate::controller::state::BrokerRecord;
 use crate::controller::{Controller, ControllerConfig};
 use crate::error::{BrokerError, Result};
@@ -220,10 +220,10 @@ async fn learner_loop(controller: Controller, voters: std::collections::BTreeSet
     }
 }
 
+/// Every flush interval: syncs what was appended since (all of it with the
+/// `interval` policy; replicated appends with `always`) and saves new topic
+/// ids.
 async fn flush_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
-    if broker.config.log_flush_policy != FlushPolicy::Interval {
-        return;
-    }
     let mut tick = tokio::time::interval(broker.config.flush_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

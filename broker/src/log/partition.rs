@@ -82,6 +82,8 @@ pub struct PartitionLog {
     cleaned_up_to: AtomicI64,
     /// The id of the topic this log belongs to; 0: not recorded.
     topic_id: AtomicU64,
+    /// `topic_id` is not in `partition.metadata` yet.
+    topic_id_unsaved: AtomicBool,
 }
 
 /// Writes a small file so that a crash leaves the old or the new content.
@@ -170,6 +172,7 @@ impl PartitionLog {
             dirty: AtomicBool::new(false),
             cleaned_up_to: AtomicI64::new(0),
             topic_id: AtomicU64::new(topic_id),
+            topic_id_unsaved: AtomicBool::new(false),
         };
         Ok((log, truncated))
     }
@@ -184,18 +187,24 @@ impl PartitionLog {
         self.topic_id.load(Ordering::Relaxed)
     }
 
-    /// Records the topic id in `partition.metadata` (replaced by a rename,
-    /// not synced: creating 10,000 partitions must not cost 10,000 fsyncs,
-    /// and a file lost in a crash only means "not recorded", as before ids).
-    pub fn set_topic_id(&self, topic_id: u64) -> Result<()> {
-        let path = self.dir.join(PARTITION_METADATA_FILE);
-        let tmp = path.with_extension("tmp");
-        let text = format!("version: 0\ntopic_id: {topic_id:016x}\n");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .storage(|| format!("writing {}", path.display()))?;
+    /// Sets the topic id; `partition.metadata` is written at the next
+    /// flush, as Kafka does: creating 10,000 partitions must not cost 10,000
+    /// more file writes on the way. A file lost or torn in a crash reads as
+    /// "not recorded", as for logs from before ids.
+    pub fn set_topic_id(&self, topic_id: u64) {
         self.topic_id.store(topic_id, Ordering::Relaxed);
-        Ok(())
+        self.topic_id_unsaved.store(true, Ordering::Release);
+    }
+
+    fn save_topic_id(&self) -> Result<()> {
+        if !self.topic_id_unsaved.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let path = self.dir.join(PARTITION_METADATA_FILE);
+        let text = format!("version: 0\ntopic_id: {:016x}\n", self.topic_id());
+        std::fs::write(&path, text).storage(|| format!("writing {}", path.display())).inspect_err(|_| {
+            self.topic_id_unsaved.store(true, Ordering::Release);
+        })
     }
 
     pub fn config(&self) -> Arc<LogConfig> {
@@ -551,8 +560,10 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// Syncs the active segment if anything was written since the last flush.
+    /// Syncs the active segment if anything was written since the last
+    /// flush; writes the topic id if it is new.
     pub fn flush(&self) -> Result<()> {
+        self.save_topic_id()?;
         if self.dirty.swap(false, Ordering::AcqRel) {
             let active = self.state.lock().expect("log lock").active().clone();
             if let Err(e) = active.flush() {
@@ -612,6 +623,7 @@ impl PartitionLog {
         let active = self.state.lock().expect("log lock").active().clone();
         active.flush()?;
         active.write_indexes()?;
+        self.save_topic_id()?;
         self.checkpoint_high_watermark()
     }
 

@@ -282,7 +282,7 @@ impl ReplicaManager {
             None => self.logs.create(topic, partition, config)?,
         };
         if log.topic_id() == 0 && topic_id != 0 {
-            log.set_topic_id(topic_id)?;
+            log.set_topic_id(topic_id);
         }
         let hosted = Arc::new(HostedPartition::new(topic, partition, log));
         self.partitions.write().expect("partitions lock").insert((topic.to_string(), partition), hosted.clone());
@@ -661,6 +661,7 @@ mod tests {
         let new = replicas.get("t", 0).unwrap().log.clone();
         assert_eq!((new.log_end_offset(), new.topic_id()), (0, 0xB), "a fresh log for the new topic");
         new.append(BytesMut::from(&make_batch(2, 1000, 10)[..]), 0).unwrap();
+        new.flush().unwrap();
         let metadata = std::fs::read_to_string(new.dir().join("partition.metadata")).unwrap();
         assert!(metadata.contains("topic_id: 000000000000000b"), "{metadata}");
 
