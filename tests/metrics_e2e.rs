@@ -17,32 +17,12 @@ fn scrape(metrics_address: &str) -> (String, prometheus_parse::Scrape) {
     (body, parsed)
 }
 
-/// A minimal HTTP/1.1 GET over a std TcpStream.
+/// `GET path` with an optional `Accept` header; the body of a 200 answer.
 fn http_get(address: &str, path: &str, accept: Option<&str>) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to /metrics");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    if head.to_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
+    let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+    let (status, body) = common::http_get_with(address, path, &headers).expect("an HTTP answer from /metrics");
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 /// Value of a series with exactly these labels (`[]` = no labels).

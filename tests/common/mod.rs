@@ -469,10 +469,16 @@ impl Drop for AgentProcess {
 
 /// A minimal HTTP/1.1 GET: status and body (`None` when nothing answers).
 pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    http_get_with(address, path, &[])
+}
+
+/// [`http_get`] with extra request headers.
+pub fn http_get_with(address: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+    let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n").ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();
