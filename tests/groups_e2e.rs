@@ -20,8 +20,9 @@ fn cluster() -> Cluster {
     )
     .unwrap();
     let path = config.to_str().unwrap().to_string();
-    let cluster = Cluster::start(3, &["--config", &path]);
-    std::mem::forget(dir);
+    let mut cluster = Cluster::start(3, &["--config", &path]);
+    // Restarts read the config file again.
+    cluster.kept.push(dir);
     cluster
 }
 
@@ -453,4 +454,44 @@ async fn describe_groups_gathers_every_coordinator_and_matches_describe_group() 
         }
     })
     .await;
+}
+
+/// Deleting a topic removes the groups' committed offsets on it (with
+/// tombstones, so they stay gone after a restart): a topic created again
+/// under the name is not read from the old offsets.
+#[test]
+fn deleting_a_topic_removes_the_committed_offsets_on_it() {
+    let mut cluster = cluster();
+    let b = cluster.brokers[0].bootstrap();
+    kmon_ok(&b, &["topic", "create", "doomed", "--partitions", "2", "--replication-factor", "3"], "");
+    kmon_ok(&b, &["topic", "create", "kept", "--partitions", "1", "--replication-factor", "3"], "");
+    produce(&b, "doomed", 0, 20);
+    produce(&b, "kept", 0, 5);
+    for topic in ["doomed", "kept"] {
+        let args = ["consume", "--group", "g4", "--topic", topic, "--from-beginning", "--max-records", "5"];
+        kmon_ok(&b, &args, "");
+    }
+    let topics_of = |d: &Value| -> BTreeSet<String> {
+        d["partitions"].as_array().into_iter().flatten().filter_map(|p| p["topic"].as_str().map(String::from)).collect()
+    };
+    let committed = wait_for("offsets committed on both topics", Duration::from_secs(30), || {
+        let d = describe(&b, "g4")?;
+        (topics_of(&d).len() == 2).then_some(d)
+    });
+    assert!(topics_of(&committed).contains("doomed"), "{committed}");
+
+    kmon_ok(&b, &["topic", "delete", "doomed"], "");
+    wait_for("the offsets on the deleted topic removed", Duration::from_secs(30), || {
+        let d = describe(&b, "g4")?;
+        (topics_of(&d) == BTreeSet::from(["kept".to_string()])).then_some(())
+    });
+    // Persisted: a full restart reloads the group without them.
+    cluster.restart_all();
+    let b = cluster.brokers[0].bootstrap();
+    kmon_ok(&b, &["topic", "create", "doomed", "--partitions", "2", "--replication-factor", "3"], "");
+    let d = wait_for("the group reloaded", Duration::from_secs(60), || {
+        let d = describe(&b, "g4")?;
+        (!topics_of(&d).is_empty()).then_some(d)
+    });
+    assert_eq!(topics_of(&d), BTreeSet::from(["kept".to_string()]), "{d}");
 }
