@@ -34,8 +34,10 @@ impl NameFilter {
         Ok((!names.is_empty()).then_some(NameFilter(names)))
     }
 
-    /// Whether the family `family` (its base name) was asked for, by its
-    /// own name or by one of its sample names (`x_total` asks for `x`).
+    /// Whether the family `family` (its base name) may have been asked
+    /// for, by its own name or one of its sample names (`x_total` asks for
+    /// `x`). Errs on the side of yes (it does not know the family's type):
+    /// it decides what to compute; [`NameFilter::apply`] decides exactly.
     pub fn wants(&self, family: &str) -> bool {
         self.0.contains(family) || SUFFIXES.iter().any(|s| self.0.contains(&format!("{family}{s}")))
     }
@@ -45,22 +47,52 @@ impl NameFilter {
         families.iter().any(|f| self.wants(f))
     }
 
-    /// Whether a sample or metadata line's name belongs to a wanted family.
-    fn wants_name(&self, name: &str) -> bool {
-        self.wants(name) || SUFFIXES.iter().any(|s| name.strip_suffix(s).is_some_and(|family| self.wants(family)))
+    /// Whether the family `name` of type `kind` (from its `# TYPE` line)
+    /// was asked for by its name or by one of its sample names.
+    /// Prometheus text names a counter family `x_total`, OpenMetrics `x`.
+    fn wants_typed(&self, name: &str, kind: &str) -> bool {
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total", "_created"],
+            "histogram" | "gaugehistogram" => &["_bucket", "_sum", "_count", "_created", "_gsum", "_gcount"],
+            "summary" => &["_sum", "_count", "_created"],
+            "info" => &["_info"],
+            _ => &[],
+        };
+        self.0.contains(name)
+            || suffixes.iter().any(|s| self.0.contains(&format!("{name}{s}")))
+            || (kind == "counter" && name.strip_suffix("_total").is_some_and(|base| self.0.contains(base)))
     }
 
     /// The lines of an exposition page that belong to wanted families
-    /// (`# EOF` kept).
+    /// (`# EOF` kept). A family's samples follow its `# HELP`/`# TYPE`
+    /// lines, so they are judged by that family and its type, not by their
+    /// own names: a gauge `x_sum` is not a part of `x`.
     pub fn apply(&self, page: &str) -> String {
+        let kinds: std::collections::HashMap<&str, &str> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' '))
+            .map(|(name, kind)| (name, kind.trim()))
+            .collect();
         let mut out = String::new();
+        let mut family: Option<(&str, bool)> = None;
         for line in page.lines() {
-            let name = match line.strip_prefix("# ") {
-                Some("EOF") => None,
-                Some(comment) => comment.split(' ').nth(1),
-                None => line.split(['{', ' ']).next(),
+            let keep = match line.strip_prefix("# ") {
+                Some("EOF") => true,
+                Some(comment) => {
+                    let name = comment.split(' ').nth(1).unwrap_or_default();
+                    let wanted = match family {
+                        Some((current, wanted)) if current == name => wanted,
+                        _ => self.wants_typed(name, kinds.get(name).copied().unwrap_or("unknown")),
+                    };
+                    family = Some((name, wanted));
+                    wanted
+                }
+                None => match family {
+                    Some((_, wanted)) => wanted,
+                    None => line.split(['{', ' ']).next().is_some_and(|name| self.0.contains(name)),
+                },
             };
-            if name.is_none_or(|n| self.wants_name(n)) {
+            if keep {
                 out.push_str(line);
                 out.push('\n');
             }
@@ -105,5 +137,19 @@ mod tests {
         // OpenMetrics names a counter family without `_total`.
         let om = "# TYPE a counter\na_total 2\na_created 1.5\n# TYPE g gauge\ng 5\n# EOF\n";
         assert_eq!(filter("name[]=a_total").apply(om), "# TYPE a counter\na_total 2\na_created 1.5\n# EOF\n");
+        assert_eq!(filter("name[]=a").apply(om), "# TYPE a counter\na_total 2\na_created 1.5\n# EOF\n");
+    }
+
+    /// kafka_exporter has gauges `kafka_consumergroup_lag` and
+    /// `kafka_consumergroup_lag_sum`: two families, not one with a `_sum`.
+    #[test]
+    fn a_gauge_named_like_a_suffix_is_its_own_family() {
+        let page = "# HELP lag L.\n# TYPE lag gauge\nlag{p=\"0\"} 3\n\
+                    # HELP lag_sum S.\n# TYPE lag_sum gauge\nlag_sum{t=\"x\"} 3\n# EOF\n";
+        assert_eq!(
+            filter("name[]=lag_sum").apply(page),
+            "# HELP lag_sum S.\n# TYPE lag_sum gauge\nlag_sum{t=\"x\"} 3\n# EOF\n"
+        );
+        assert_eq!(filter("name[]=lag").apply(page), "# HELP lag L.\n# TYPE lag gauge\nlag{p=\"0\"} 3\n# EOF\n");
     }
 }
