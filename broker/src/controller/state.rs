@@ -145,6 +145,33 @@ impl TopicRecord {
     }
 }
 
+/// Whether two topic ids name different topics (0: not recorded, matches any).
+pub fn other_topic(a: u64, b: u64) -> bool {
+    a != 0 && b != 0 && a != b
+}
+
+/// The topics (partition count, id) of the last metadata a component
+/// applied, to tell which are gone from the next: deleted, or their name
+/// taken by a new topic. Metadata arrives through a watch channel, so a
+/// delete and a create of the same name can come as one update.
+#[derive(Debug, Default)]
+pub struct TopicsSeen(BTreeMap<String, (u32, u64)>);
+
+impl TopicsSeen {
+    /// Records `state`'s topics; returns the previous ones that are gone,
+    /// with their partition counts.
+    pub fn update(&mut self, state: &ClusterState) -> Vec<(String, u32)> {
+        let gone = self
+            .0
+            .iter()
+            .filter(|(name, (_, id))| state.topics.get(*name).is_none_or(|t| other_topic(*id, t.topic_id)))
+            .map(|(name, (count, _))| (name.clone(), *count))
+            .collect();
+        self.0 = state.topics.iter().map(|(name, t)| (name.clone(), (t.partitions.len() as u32, t.topic_id))).collect();
+        gone
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     pub brokers: BTreeMap<BrokerId, BrokerRecord>,

@@ -17,7 +17,7 @@ use super::lag::{CommitSample, CommitWindow, GroupStatus, LagRules, PartitionSta
 use super::membership::{Group, GroupState, GroupTimings, JoinOutcome, JoinRequest, Pending};
 use super::records::{self, Entry, OffsetValue};
 use crate::controller::Controller;
-use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, MetadataError, NO_LEADER};
+use crate::controller::state::{BrokerId, MetadataCommand, MetadataError, NO_LEADER, TopicsSeen};
 use crate::error::{BrokerError, Result};
 use crate::log::partition::{ReadBound, now_ms};
 use crate::replication::{ReplicaManager, RequiredAcks};
@@ -104,9 +104,9 @@ pub struct GroupCoordinator {
     /// Channels to other brokers for that refresh, kept across refreshes
     /// (tonic reconnects a lazy channel by itself).
     remote: Mutex<HashMap<String, tonic::transport::Channel>>,
-    /// Topic ids of the last metadata seen: a name whose id changes was
-    /// deleted and created again.
-    topic_ids: Mutex<HashMap<String, u64>>,
+    /// Topics of the last metadata seen: offsets on those gone from the
+    /// next (deleted, or the name taken by a new topic) are removed.
+    topics_seen: Mutex<TopicsSeen>,
     shutdown: CancellationToken,
 }
 
@@ -128,7 +128,7 @@ impl GroupCoordinator {
             loading: Mutex::new(HashSet::new()),
             offsets_cache: RwLock::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
-            topic_ids: Mutex::new(HashMap::new()),
+            topics_seen: Mutex::new(TopicsSeen::default()),
             shutdown,
         }
     }
@@ -588,8 +588,15 @@ impl GroupCoordinator {
                     tokio::spawn(self.clone().load(p, epoch));
                 }
             }
-            let replaced = self.replaced_topics(&current);
-            tokio::spawn(self.clone().forget_deleted_topics(current, replaced, now_ms()));
+            let gone: HashSet<String> =
+                self.topics_seen.lock().expect("topics lock").update(&current).into_iter().map(|(t, _)| t).collect();
+            if !gone.is_empty() {
+                // Commits after this are to a new topic of a reused name.
+                let seen_ms = now_ms();
+                let doomed =
+                    move |topic: &str, _: u32, committed_ms: i64| gone.contains(topic) && committed_ms <= seen_ms;
+                tokio::spawn(self.clone().forget_offsets(doomed));
+            }
             tokio::select! {
                 changed = state.changed() => if changed.is_err() { return },
                 _ = self.shutdown.cancelled() => return,
@@ -680,7 +687,10 @@ impl GroupCoordinator {
         self.loading.lock().expect("loading lock").remove(&p);
         // Offsets of topics deleted while another broker coordinated.
         let state = self.controller.state().borrow().clone();
-        tokio::spawn(self.clone().forget_deleted_topics(state, HashSet::new(), now_ms()));
+        let doomed = move |topic: &str, partition: u32, _: i64| {
+            state.topics.get(topic).is_none_or(|t| partition as usize >= t.partitions.len())
+        };
+        tokio::spawn(self.clone().forget_offsets(doomed));
         tracing::info!(
             partition = p,
             groups = count,
@@ -689,33 +699,13 @@ impl GroupCoordinator {
         );
     }
 
-    /// Topic names that now belong to another topic (a new topic id) than
-    /// in the metadata seen before.
-    fn replaced_topics(&self, state: &ClusterState) -> HashSet<String> {
-        let mut known = self.topic_ids.lock().expect("topic ids lock");
-        let replaced = state
-            .topics
-            .iter()
-            .filter(|(name, t)| known.get(*name).is_some_and(|old| *old != 0 && t.topic_id != 0 && *old != t.topic_id))
-            .map(|(name, _)| name.clone())
-            .collect();
-        *known = state.topics.iter().map(|(name, t)| (name.clone(), t.topic_id)).collect();
-        replaced
-    }
-
-    /// Removes the committed offsets of partitions that no longer exist
-    /// (their topic was deleted, or `replaced` by a new one of that name),
-    /// writing tombstones, as Kafka's coordinator does when partitions are
-    /// deleted: a topic created again under the name starts without them.
-    /// Commits made after `seen_ms` (when the replacement was seen) are the
-    /// new topic's and stay.
-    async fn forget_deleted_topics(self: Arc<Self>, state: Arc<ClusterState>, replaced: HashSet<String>, seen_ms: i64) {
+    /// Removes the committed offsets that are `doomed` (topic, partition,
+    /// commit time): those of deleted partitions, writing tombstones, as
+    /// Kafka's coordinator does when partitions are deleted; a topic created
+    /// again under the name starts without them.
+    async fn forget_offsets(self: Arc<Self>, doomed: impl Fn(&str, u32, i64) -> bool) {
         let partitions: Vec<(u32, Arc<OffsetsPartition>)> =
             self.loaded.read().expect("loaded lock").iter().map(|(p, v)| (*p, v.clone())).collect();
-        let exists = |topic: &str, partition: u32, committed_ms: i64| {
-            (!replaced.contains(topic) || committed_ms > seen_ms)
-                && state.topics.get(topic).is_some_and(|t| (partition as usize) < t.partitions.len())
-        };
         for (p, partition) in partitions {
             let mut tombstones = Vec::new();
             {
@@ -724,7 +714,7 @@ impl GroupCoordinator {
                     let gone: Vec<(String, u32)> = entry
                         .offsets
                         .iter()
-                        .filter(|((t, part), v)| !exists(t, *part, v.commit_timestamp_ms))
+                        .filter(|((t, part), v)| doomed(t, *part, v.commit_timestamp_ms))
                         .map(|(key, _)| key.clone())
                         .collect();
                     for key in gone {

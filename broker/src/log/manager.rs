@@ -129,14 +129,15 @@ impl LogManager {
     }
 
     /// Removes a partition's log: renamed first (atomic), then deleted.
-    pub fn delete(&self, topic: &str, partition: u32) -> Result<()> {
+    /// Returns the log that was removed, if there was one.
+    pub fn delete(&self, topic: &str, partition: u32) -> Result<Option<Arc<PartitionLog>>> {
         let log = self.logs.write().expect("logs lock").remove(&(topic.to_string(), partition));
-        if let Some(log) = log {
+        if let Some(log) = &log {
             let doomed = log.dir().with_file_name(format!("{topic}-{partition}.{}-delete", now_ms()));
             std::fs::rename(log.dir(), &doomed).storage(|| format!("renaming {}", log.dir().display()))?;
             std::fs::remove_dir_all(&doomed).storage(|| format!("removing {}", doomed.display()))?;
         }
-        Ok(())
+        Ok(log)
     }
 
     pub fn flush_all(&self) {

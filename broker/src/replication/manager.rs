@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -15,7 +15,7 @@ use super::partition::{HostedPartition, IsrProposal, Role};
 use super::throttle::Throttle;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
-use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADER};
+use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADER, TopicsSeen, other_topic};
 use crate::error::{BrokerError, Result};
 use crate::log::batch::BatchHeader;
 use crate::log::partition::ReadBound;
@@ -39,10 +39,9 @@ pub struct ReplicaManager {
     controller: Controller,
     config: BrokerConfig,
     shutdown: CancellationToken,
-    /// Topics of the last metadata applied (partition count, topic id): a
-    /// topic that disappears from it, or whose id changes, was deleted and
-    /// its local logs go too.
-    known_topics: RwLock<BTreeMap<String, (u32, u64)>>,
+    /// Topics of the last metadata applied: those gone from the next one
+    /// (deleted, or the name taken by a new topic) lose their local logs.
+    topics_seen: Mutex<TopicsSeen>,
     pub metrics: Arc<BrokerMetrics>,
     /// Reassignment traffic this broker sends as leader to replicas being added.
     pub throttle_out: Throttle,
@@ -78,7 +77,7 @@ impl ReplicaManager {
             controller,
             config,
             shutdown,
-            known_topics: RwLock::new(BTreeMap::new()),
+            topics_seen: Mutex::new(TopicsSeen::default()),
             metrics,
             throttle_out: Throttle::default(),
             throttle_in: Throttle::default(),
@@ -169,19 +168,8 @@ impl ReplicaManager {
     /// whose name now belongs to a new topic (another topic id): their
     /// local partitions stop and their logs are deleted.
     fn drop_deleted_topics(&self, state: &ClusterState) {
-        let current: BTreeMap<String, (u32, u64)> =
-            state.topics.iter().map(|(n, t)| (n.clone(), (t.partitions.len() as u32, t.topic_id))).collect();
-        let deleted: Vec<(String, u32)> = {
-            let mut known = self.known_topics.write().expect("known lock");
-            let deleted = known
-                .iter()
-                .filter(|(name, (_, id))| current.get(*name).is_none_or(|(_, now)| other_topic(*id, *now)))
-                .map(|(name, (count, _))| (name.clone(), *count))
-                .collect();
-            *known = current;
-            deleted
-        };
-        for (topic, count) in deleted {
+        let gone = self.topics_seen.lock().expect("topics lock").update(state);
+        for (topic, count) in gone {
             for partition in 0..count {
                 self.remove_local(&topic, partition, "its topic was deleted");
             }
@@ -195,13 +183,12 @@ impl ReplicaManager {
             hosted.stop_fetcher();
             *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: -1 };
         }
-        let size_bytes = self.logs.get(topic, partition).map(|l| l.size_bytes());
-        match (size_bytes, self.logs.delete(topic, partition)) {
-            (None, _) => {}
-            (Some(size_bytes), Ok(())) => tracing::info!(%topic, partition, size_bytes, "deleted local log: {why}"),
-            (Some(_), Err(err)) => {
-                tracing::error!(%topic, partition, error = %err, "deleting local log failed ({why})")
+        match self.logs.delete(topic, partition) {
+            Ok(None) => {}
+            Ok(Some(log)) => {
+                tracing::info!(%topic, partition, size_bytes = log.size_bytes(), "deleted local log: {why}")
             }
+            Err(err) => tracing::error!(%topic, partition, error = %err, "deleting local log failed ({why})"),
         }
     }
 
@@ -267,14 +254,13 @@ impl ReplicaManager {
             }
             return Ok(hosted);
         }
-        if let Some(log) = self.logs.get(topic, partition)
-            && other_topic(log.topic_id(), topic_id)
-        {
-            let why =
-                format!("it belongs to an earlier topic {topic} (id {:016x}, now {topic_id:016x})", log.topic_id());
-            self.remove_local(topic, partition, &why);
-        }
         let log = match self.logs.get(topic, partition) {
+            Some(log) if other_topic(log.topic_id(), topic_id) => {
+                let why =
+                    format!("it belongs to an earlier topic {topic} (id {:016x}, now {topic_id:016x})", log.topic_id());
+                self.remove_local(topic, partition, &why);
+                self.logs.create(topic, partition, config)?
+            }
             Some(log) => {
                 log.set_config(config);
                 log
@@ -578,11 +564,6 @@ impl ReplicaManager {
             Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)),
         )
     }
-}
-
-/// Whether two topic ids name different topics (0: not recorded, matches any).
-fn other_topic(a: u64, b: u64) -> bool {
-    a != 0 && b != 0 && a != b
 }
 
 /// Unique per process start: the time in nanoseconds mixed with the pid.
