@@ -98,27 +98,26 @@ impl HostedPartition {
         self.follower_lag.store(lag.max(0), Ordering::Relaxed);
     }
 
-    pub fn leader_state(&self) -> Option<LeaderState> {
+    /// `read` of the leader state, while this broker leads the partition.
+    fn as_leader<T>(&self, read: impl FnOnce(&LeaderState) -> T) -> Option<T> {
         match &*self.role.lock().expect("role lock") {
-            Role::Leader(state) => Some(state.clone()),
+            Role::Leader(state) => Some(read(state)),
             _ => None,
         }
+    }
+
+    pub fn leader_state(&self) -> Option<LeaderState> {
+        self.as_leader(LeaderState::clone)
     }
 
     /// The leader epoch while this broker leads the partition.
     pub fn leader_epoch(&self) -> Option<i32> {
-        match &*self.role.lock().expect("role lock") {
-            Role::Leader(state) => Some(state.leader_epoch),
-            _ => None,
-        }
+        self.as_leader(|state| state.leader_epoch)
     }
 
     /// While this broker leads: its log end offset when it became leader.
     pub fn epoch_start_offset(&self) -> Option<i64> {
-        match &*self.role.lock().expect("role lock") {
-            Role::Leader(state) => Some(state.epoch_start_offset),
-            _ => None,
-        }
+        self.as_leader(|state| state.epoch_start_offset)
     }
 
     /// Becomes (or stays) leader per the metadata record.
