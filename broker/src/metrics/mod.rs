@@ -397,17 +397,16 @@ pub fn render(broker: &crate::broker::Broker, format: Format, only: Option<&Name
     }
     // As Kafka's per-topic meters, the failure counts of a topic this broker
     // leads exist at 0, so dashboards show a zero line, not no data. Done
-    // here, per scrape, rather than on every produce and fetch.
-    let led: std::collections::BTreeSet<String> = broker
-        .replicas
-        .hosted()
-        .iter()
-        .filter(|h| matches!(*h.role.lock().expect("role"), crate::replication::partition::Role::Leader(_)))
-        .map(|h| h.topic.clone())
-        .collect();
-    for topic in &led {
-        broker.metrics.failed_produce.ensure(topic);
-        broker.metrics.failed_fetch.ensure(topic);
+    // here, per scrape (when asked for), rather than on every produce and
+    // fetch.
+    if only.is_none_or(|only| only.wants_any(&[FAILED_PRODUCE, FAILED_FETCH])) {
+        let hosted = broker.replicas.hosted();
+        let led: std::collections::BTreeSet<&str> =
+            hosted.iter().filter(|h| h.leader_epoch().is_some()).map(|h| h.topic.as_str()).collect();
+        for topic in led {
+            broker.metrics.failed_produce.ensure(topic);
+            broker.metrics.failed_fetch.ensure(topic);
+        }
     }
     let mut out = String::with_capacity(64 << 10);
     broker.metrics.encode_events(&mut out);
