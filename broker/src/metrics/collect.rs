@@ -145,7 +145,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
         match &*h.role.lock().expect("role") {
             Role::Leader(st) => {
                 leaders += 1;
-                if st.isr.len() < st.replicas.len() - st.adding.len() {
+                if st.is_under_replicated() {
                     under_replicated += 1;
                 }
                 if (st.isr.len() as u32) < h.log.config().min_insync_replicas {
@@ -265,7 +265,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
         in_sync.set(&labels, st.isr.len() as i64);
         replicas.set(&labels, st.replicas.len() as i64);
         leader_g.set(&labels, i64::from(me));
-        under_g.set(&labels, i64::from(st.isr.len() < st.replicas.len() - st.adding.len()));
+        under_g.set(&labels, i64::from(st.is_under_replicated()));
         preferred_g.set(&labels, i64::from(st.replicas.first() == Some(&me)));
     }
     text_families.extend([current, oldest, in_sync, replicas, leader_g, under_g, preferred_g]);
@@ -377,7 +377,8 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
             .get_or_create(&vec![])
             .set(throttle as i64);
     }
-    let bytes_left: u64 = hosted.iter().map(|h| h.bytes_left_to_copy()).sum();
+    let bytes_left: u64 =
+        if s.wants_any(&[REASSIGNMENT_BYTES_LEFT]) { hosted.iter().map(|h| h.bytes_left_to_copy()).sum() } else { 0 };
     s.gauge(
         REASSIGNMENT_BYTES_LEFT,
         "Bytes the new replicas of partitions this broker leads still have to copy (estimate)",

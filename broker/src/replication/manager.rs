@@ -333,11 +333,12 @@ impl ReplicaManager {
     /// Checks a produce target before anything is written.
     pub fn check_produce(&self, topic: &str, partition: u32, acks: RequiredAcks) -> Result<Arc<HostedPartition>> {
         let hosted = self.get(topic, partition).ok_or_else(|| self.not_leader(topic, partition))?;
-        let Some(state) = hosted.leader_state() else {
+        if hosted.leader_epoch().is_none() {
             return Err(self.not_leader(topic, partition));
-        };
+        }
         let min = hosted.log.config().min_insync_replicas;
-        let in_sync = hosted.live_isr(self.broker_id, self.max_lag()).min(state.isr.len());
+        // ISR members that kept up (0 if leadership moved meanwhile).
+        let in_sync = hosted.live_isr(self.broker_id, self.max_lag());
         if acks == RequiredAcks::All && (in_sync as u32) < min {
             return Err(BrokerError::NotEnoughReplicas { topic: topic.into(), partition, isr: in_sync, min });
         }
@@ -354,9 +355,9 @@ impl ReplicaManager {
         acks: RequiredAcks,
         timeout: Duration,
     ) -> Result<AppendOutcome> {
-        let state = hosted.leader_state().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
+        let leader_epoch = hosted.leader_epoch().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
-        let info = hosted.log.append_checked(batch, header, state.leader_epoch)?;
+        let info = hosted.log.append_checked(batch, header, leader_epoch)?;
         hosted.update_high_watermark();
         if acks != RequiredAcks::All {
             return Ok(AppendOutcome { info, replication_wait: Duration::ZERO });
@@ -376,7 +377,7 @@ impl ReplicaManager {
                 tokio::select! {
                     changed = hw.changed() => if changed.is_err() { return Ok(false) },
                     _ = role_check.tick() => {
-                        if hosted.leader_epoch() != Some(state.leader_epoch) {
+                        if hosted.leader_epoch() != Some(leader_epoch) {
                             return Err(self.not_leader(&hosted.topic, hosted.partition));
                         }
                     }
@@ -399,7 +400,7 @@ impl ReplicaManager {
             }
         }
         let min = hosted.log.config().min_insync_replicas;
-        let isr = hosted.leader_state().map_or(0, |s| s.isr.len()).min(hosted.live_isr(self.broker_id, self.max_lag()));
+        let isr = hosted.live_isr(self.broker_id, self.max_lag());
         if (isr as u32) < min {
             return Err(BrokerError::NotEnoughReplicasAfterAppend {
                 topic: hosted.topic.clone(),

@@ -44,6 +44,14 @@ pub struct LeaderState {
     pub isr_change_pending: bool,
 }
 
+impl LeaderState {
+    /// Fewer in sync than the replication factor (replicas a reassignment
+    /// is adding do not count), as `PartitionRecord::is_under_replicated`.
+    pub fn is_under_replicated(&self) -> bool {
+        self.isr.len() < self.replicas.len() - self.adding.len()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Role {
     Leader(LeaderState),
@@ -285,6 +293,9 @@ impl HostedPartition {
     pub fn bytes_left_to_copy(&self) -> u64 {
         let role = self.role.lock().expect("role lock");
         let Role::Leader(state) = &*role else { return 0 };
+        if state.adding.is_empty() {
+            return 0; // almost always: no need to size the log
+        }
         let (start, end, size) = (self.log.log_start_offset(), self.log.log_end_offset(), self.log.size_bytes());
         let span = (end - start).max(1) as f64;
         state

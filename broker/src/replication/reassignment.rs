@@ -26,15 +26,18 @@ pub async fn completion_loop(controller: Controller, shutdown: CancellationToken
         if !controller.is_leader() {
             continue;
         }
-        let current = state.borrow_and_update().clone();
-        if current.reassignment.is_none() {
-            continue; // nothing moving: no need to look at every partition
-        }
-        let ready: Vec<(String, u32)> = current
-            .pending_reassignments()
-            .filter(|(_, _, p, r)| r.target.iter().all(|b| p.isr.contains(b)))
-            .map(|(topic, partition, _, _)| (topic.to_string(), partition))
-            .collect();
+        // Read in place (no copy of the whole state), released before writing.
+        let ready: Vec<(String, u32)> = {
+            let current = state.borrow_and_update();
+            if current.reassignment.is_none() {
+                continue; // nothing moving: no need to look at every partition
+            }
+            current
+                .pending_reassignments()
+                .filter(|(_, _, p, r)| r.target.iter().all(|b| p.isr.contains(b)))
+                .map(|(topic, partition, _, _)| (topic.to_string(), partition))
+                .collect()
+        };
         for (topic, partition) in ready {
             let command = MetadataCommand::CompleteReassignment { topic: topic.clone(), partition };
             match controller.write(command).await {
