@@ -19,6 +19,18 @@ use crate::controller::state::{BrokerId, ClusterState};
 /// Bound on asking one leader for its sizes.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The sizes of the partition logs this broker hosts, of `topics` (empty:
+/// every topic), read locally.
+pub(crate) fn local_sizes(broker: &Broker, topics: &[String]) -> BTreeMap<(String, u32), u64> {
+    broker
+        .logs
+        .all()
+        .into_iter()
+        .filter(|log| topics.is_empty() || topics.contains(&log.topic))
+        .map(|log| ((log.topic.clone(), log.partition), log.size_bytes()))
+        .collect()
+}
+
 /// Sizes of every partition of the cluster, and a note when some are
 /// estimates.
 pub async fn partition_sizes(broker: &Broker, state: &ClusterState) -> (PartitionSizes, Option<String>) {
@@ -36,7 +48,7 @@ pub async fn partition_sizes(broker: &Broker, state: &ClusterState) -> (Partitio
             }
         }
     }
-    let asks = remote.keys().map(|id| ask_sizes(state.brokers[id].address.clone(), Vec::new()));
+    let asks = remote.keys().map(|id| ask_sizes(broker, &state.brokers[id].address, Vec::new()));
     let answers = futures::future::join_all(asks).await;
     let mut estimated = 0usize;
     for ((leader, wanted), answer) in remote.iter().zip(answers) {
@@ -62,13 +74,14 @@ pub async fn partition_sizes(broker: &Broker, state: &ClusterState) -> (Partitio
 }
 
 /// The sizes of the partition logs the broker at `address` hosts, of
-/// `topics` (empty: every topic).
-pub(crate) async fn ask_sizes(address: String, topics: Vec<String>) -> Result<BTreeMap<(String, u32), u64>, String> {
+/// `topics` (empty: every topic), over the channel this broker keeps to it.
+pub(crate) async fn ask_sizes(
+    broker: &Broker,
+    address: &str,
+    topics: Vec<String>,
+) -> Result<BTreeMap<(String, u32), u64>, String> {
     let ask = async {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(ASK_TIMEOUT);
-        let channel = endpoint.connect().await.map_err(|e| format!("{address}: {e}"))?;
+        let channel = broker.groups.remote_channel(address).map_err(|e| format!("{address}: {e}"))?;
         let response = KmonClient::new(channel)
             .metadata(MetadataRequest { topics })
             .await

@@ -100,8 +100,18 @@ pub(super) async fn status(broker: &Broker) -> Result<ReassignmentStatusResponse
     // Only the moving topics: the CLI polls this twice a second.
     let topics: Vec<String> =
         state.pending_reassignments().map(|(t, ..)| t.to_owned()).collect::<BTreeSet<_>>().into_iter().collect();
-    let answers =
-        futures::future::join_all(addresses.iter().map(|(_, a)| sizes::ask_sizes(a.clone(), topics.clone()))).await;
+    let me = broker.config.broker_id;
+    let answers = futures::future::join_all(addresses.iter().map(|(id, address)| {
+        let topics = topics.clone();
+        async move {
+            if *id == me {
+                Ok(sizes::local_sizes(broker, &topics))
+            } else {
+                sizes::ask_sizes(broker, address, topics).await
+            }
+        }
+    }))
+    .await;
     let hosted: BTreeMap<i32, BTreeMap<(String, u32), u64>> =
         addresses.iter().zip(answers).filter_map(|((id, _), a)| a.ok().map(|sizes| (*id, sizes))).collect();
     let size_on = |broker: i32, key: &(String, u32)| hosted.get(&broker).and_then(|s| s.get(key)).copied();
