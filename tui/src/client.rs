@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::event::Event;
 use crate::prom::Sample;
-use crate::scrape::scrape_only;
+use crate::prom::scrape;
 use crate::snapshot::{Group, NodeStats, Snapshot, Throughput};
 use crate::timings::Timings;
 
@@ -232,8 +232,8 @@ impl Poller {
             .map(|b| b.metrics_address.clone())
             .collect();
         let (broker_scrapes, agent_scrapes) = tokio::join!(
-            join_all(broker_metrics.iter().map(|a| scrape_only(a, &BROKER_SERIES, CALL_TIMEOUT))),
-            join_all(agents.iter().map(|(_, a)| scrape_only(a, &NODE_SERIES, CALL_TIMEOUT))),
+            join_all(broker_metrics.iter().map(|a| scrape(a, &BROKER_SERIES, CALL_TIMEOUT))),
+            join_all(agents.iter().map(|(_, a)| scrape(a, &NODE_SERIES, CALL_TIMEOUT))),
         );
 
         let mut throughput: Option<Throughput> = None;

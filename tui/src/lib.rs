@@ -5,7 +5,7 @@
 //! - [`client`]: the data task: every refresh it asks one broker for
 //!   `Metadata`, every group in one `DescribeGroups` and the node agents
 //!   (`ListAgents`), scrapes the series it shows from the brokers' and
-//!   agents' `/metrics` ([`scrape`], [`prom`]) into rates, and sends a
+//!   agents' `/metrics` ([`prom::scrape`]) into rates, and sends a
 //!   [`Snapshot`]; when its broker fails it tries every other known
 //!   broker and reports [`Event::Disconnected`] meanwhile.
 //! - [`event`]: the one [`Event`] enum fed by the input thread and the
@@ -30,7 +30,6 @@ pub mod event;
 pub mod input;
 pub mod prom;
 mod run;
-pub mod scrape;
 pub mod snapshot;
 pub mod terminal;
 pub mod timings;
