@@ -21,6 +21,7 @@ use clap::Subcommand;
 use kmon_client::{Admin, BrokerInfo};
 
 use super::ClientArgs;
+use super::up::Layout;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClusterCommand {
@@ -115,10 +116,10 @@ fn emptiest_cell(brokers: &[BrokerInfo]) -> (String, String) {
     for b in brokers {
         *count.entry((b.fault_domain.as_str(), b.update_domain.as_str())).or_default() += 1;
     }
-    let walk = (0..uds.len()).flat_map(|shift| {
-        let (fds, uds) = (&fds, &uds);
-        (0..fds.len()).map(move |i| (fds[i], uds[(i + shift) % uds.len()]))
-    });
+    let cells = fds.len() * uds.len();
+    let walk = super::up::domains(Layout::Diagonal, cells, fds.len() as u32, uds.len() as u32)
+        .into_iter()
+        .map(|(fd, ud)| (fds[fd as usize], uds[ud as usize]));
     let (fd, ud) = walk.min_by_key(|cell| count.get(cell).copied().unwrap_or(0)).expect("a non-empty grid");
     (fd.to_owned(), ud.to_owned())
 }

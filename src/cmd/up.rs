@@ -152,7 +152,7 @@ impl BrokerLayout {
 }
 
 /// Fault and update domain numbers of the first `count` brokers.
-fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
+pub(super) fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
     let cycle: Vec<(u32, u32)> = match layout {
         Layout::Diagonal => (0..update_domains)
             .flat_map(|shift| (0..fault_domains).map(move |fd| (fd, (fd + shift) % update_domains)))
