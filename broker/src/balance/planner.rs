@@ -979,6 +979,7 @@ mod tests {
             id,
             address: format!("127.0.0.1:{}", 9000 + id),
             metrics_address: String::new(),
+            kafka_address: String::new(),
             fault_domain: format!("FD{fd}"),
             update_domain: format!("UD{ud}"),
             fenced: false,

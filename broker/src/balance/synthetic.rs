@@ -52,6 +52,7 @@ pub fn skewed_cluster(brokers: u32, partitions: u32, layout: Layout, seed: u64) 
                 id,
                 address: format!("127.0.0.1:{}", 9000 + id),
                 metrics_address: String::new(),
+                kafka_address: String::new(),
                 fault_domain: format!("FD{}", i % f),
                 update_domain: format!("UD{}", (i % f + i / f) % u),
                 fenced: false,

@@ -645,6 +645,7 @@ mod tests {
             id,
             address: format!("127.0.0.1:{}", 9000 + id),
             metrics_address: String::new(),
+            kafka_address: String::new(),
             fault_domain: "FD0".into(),
             update_domain: "UD0".into(),
             fenced: false,

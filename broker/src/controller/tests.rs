@@ -112,6 +112,7 @@ fn register(id: BrokerId) -> MetadataCommand {
         id,
         address: format!("127.0.0.1:{}", 9000 + id),
         metrics_address: String::new(),
+        kafka_address: String::new(),
         fault_domain: format!("FD{id}"),
         update_domain: format!("UD{id}"),
         fenced: false,

@@ -597,6 +597,7 @@ mod tests {
             id: 1,
             address: "127.0.0.1:1".into(),
             metrics_address: String::new(),
+            kafka_address: String::new(),
             fault_domain: "FD0".into(),
             update_domain: "UD0".into(),
             fenced: false,
