@@ -77,6 +77,7 @@ impl From<pb::BrokerInfo> for BrokerInfo {
             id: b.id,
             address: b.address,
             metrics_address: b.metrics_address,
+            kafka_address: b.kafka_address,
             fault_domain: b.fault_domain,
             update_domain: b.update_domain,
             alive: b.alive,

@@ -75,6 +75,8 @@ pub struct BrokerInfo {
     pub id: i32,
     pub address: String,
     pub metrics_address: String,
+    /// Kafka wire-protocol listener; empty when the broker serves none.
+    pub kafka_address: String,
     pub fault_domain: String,
     pub update_domain: String,
     pub alive: bool,

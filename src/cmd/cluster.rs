@@ -133,6 +133,7 @@ mod tests {
             id,
             address: String::new(),
             metrics_address: String::new(),
+            kafka_address: String::new(),
             fault_domain: fd.into(),
             update_domain: ud.into(),
             alive: true,

@@ -84,6 +84,9 @@ pub(crate) struct UpArgs {
     /// Metrics port of broker 1; broker i gets PORT+i-1 (default 9644).
     #[arg(long)]
     base_metrics_port: Option<u16>,
+    /// Kafka-protocol port of broker 1; broker i gets PORT+i-1 (default 19092).
+    #[arg(long)]
+    base_kafka_port: Option<u16>,
     /// How brokers are spread over fault and update domains.
     #[arg(long, value_enum)]
     layout: Option<Layout>,
@@ -137,6 +140,10 @@ pub(super) struct BrokerLayout {
     pub(super) listen: String,
     /// Metrics `HOST:PORT`.
     metrics_listen: String,
+    /// Kafka-protocol `HOST:PORT` (layouts written before the Kafka listener
+    /// have none: broker i then gets the default 19092+i-1).
+    #[serde(default)]
+    pub(super) kafka_listen: String,
     fault_domain: String,
     update_domain: String,
     /// Data directory, relative to the cluster's directory.
@@ -148,8 +155,12 @@ impl BrokerLayout {
     pub(super) fn set_ports(&mut self, grpc: u16, metrics: u16) {
         self.listen = format!("{HOST}:{grpc}");
         self.metrics_listen = format!("{HOST}:{metrics}");
+        self.kafka_listen = format!("{HOST}:0");
     }
 }
+
+/// Kafka clients' default port, for broker 1 of `kmon up`.
+const BASE_KAFKA_PORT: u16 = 19092;
 
 /// Fault and update domain numbers of the first `count` brokers.
 pub(super) fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
@@ -167,6 +178,7 @@ impl ClusterLayout {
         let count = args.brokers.unwrap_or(3) as usize;
         let base_port = args.base_port.unwrap_or(9092);
         let base_metrics_port = args.base_metrics_port.unwrap_or(9644);
+        let base_kafka_port = args.base_kafka_port.unwrap_or(BASE_KAFKA_PORT);
         let port = |base: u16, index: usize, what: &str| {
             u16::try_from(usize::from(base) + index)
                 .with_context(|| format!("{what} port {base}+{index} is above 65535"))
@@ -174,15 +186,21 @@ impl ClusterLayout {
         let ports = (0..count)
             .map(|index| Ok((port(base_port, index, "gRPC")?, port(base_metrics_port, index, "metrics")?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Self::on_ports(
+        let mut cluster = Self::on_ports(
             args.layout.unwrap_or(Layout::Diagonal),
             &ports,
             args.fault_domains.unwrap_or(3),
             args.update_domains.unwrap_or(3),
-        )
+        )?;
+        for (index, broker) in cluster.brokers.iter_mut().enumerate() {
+            broker.kafka_listen = format!("{HOST}:{}", port(base_kafka_port, index, "Kafka")?);
+        }
+        cluster.check()?;
+        Ok(cluster)
     }
 
-    /// One broker per `(gRPC port, metrics port)` of 127.0.0.1, ids from 1.
+    /// One broker per `(gRPC port, metrics port)` of 127.0.0.1, ids from 1;
+    /// their Kafka listeners on any free port.
     pub(super) fn on_ports(
         layout: Layout,
         ports: &[(u16, u16)],
@@ -200,6 +218,7 @@ impl ClusterLayout {
                     id,
                     listen: format!("{HOST}:{grpc}"),
                     metrics_listen: format!("{HOST}:{metrics}"),
+                    kafka_listen: format!("{HOST}:0"),
                     fault_domain: format!("FD{fd}"),
                     update_domain: format!("UD{ud}"),
                     data_dir: PathBuf::from(format!("broker-{id}")),
@@ -233,6 +252,7 @@ impl ClusterLayout {
         };
         let first = &self.brokers[0];
         let (base, base_metrics) = (port_of(&first.listen)?, port_of(&first.metrics_listen)?);
+        let base_kafka = port_of(&first.kafka_listen)?;
         let fault_domains = self.fault_domains.or(fault_domains).unwrap_or(3);
         let update_domains = self.update_domains.or(update_domains).unwrap_or(3);
         let grid = domains(self.layout, count, fault_domains, update_domains);
@@ -246,6 +266,8 @@ impl ClusterLayout {
                 id,
                 listen: format!("{HOST}:{}", port(base)?),
                 metrics_listen: format!("{HOST}:{}", port(base_metrics)?),
+                // Port 0 (a bench's cluster) stays "any free port".
+                kafka_listen: format!("{HOST}:{}", if base_kafka == 0 { 0 } else { port(base_kafka)? }),
                 fault_domain: format!("FD{fd}"),
                 update_domain: format!("UD{ud}"),
                 data_dir: PathBuf::from(format!("broker-{id}")),
@@ -272,7 +294,10 @@ impl ClusterLayout {
     fn check(&self) -> anyhow::Result<()> {
         let mut seen = BTreeSet::new();
         for b in &self.brokers {
-            for address in [&b.listen, &b.metrics_listen] {
+            for address in [&b.listen, &b.metrics_listen, &b.kafka_listen] {
+                if address.ends_with(":0") {
+                    continue;
+                }
                 if !seen.insert(address) {
                     bail!("address {address} would be used twice; choose other base ports");
                 }
@@ -289,6 +314,11 @@ impl ClusterLayout {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let mut cluster: ClusterLayout =
                 toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+            for (index, broker) in cluster.brokers.iter_mut().enumerate() {
+                if broker.kafka_listen.is_empty() {
+                    broker.kafka_listen = format!("{HOST}:{}", usize::from(BASE_KAFKA_PORT) + index);
+                }
+            }
             let mut added = Vec::new();
             if let Some(wanted) = args.brokers {
                 check_broker_count(&args.data_dir, cluster.brokers.len(), wanted as usize)?;
@@ -406,6 +436,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
 
     println!("kmon cluster up: bootstrap {}", cluster.brokers[0].listen);
+    println!(
+        "Kafka clients: bootstrap.servers={} (e.g. kcat -b {} -L)",
+        cluster.brokers.iter().map(|b| b.kafka_listen.as_str()).collect::<Vec<_>>().join(","),
+        cluster.brokers[0].kafka_listen
+    );
     print!("{}", render_table(&cluster));
     match &agent {
         Some(agent) => println!("node agent: metrics {} (log {})", agent.metrics, agent.log.display()),
@@ -541,7 +576,9 @@ pub(super) fn spawn(
         .arg(&data_dir)
         .args(["--listen", &broker.listen])
         .args(["--metrics-listen", &broker.metrics_listen])
+        .args(["--kafka-listen", &broker.kafka_listen])
         .env_remove("KMON_BOOTSTRAP")
+        .env_remove("KMON_KAFKA_LISTEN")
         .env_remove("KMON_DATA_DIR")
         .env_remove("KMON_LISTEN")
         .env_remove("KMON_METRICS_LISTEN")
@@ -679,6 +716,7 @@ fn render_table(cluster: &ClusterLayout) -> String {
         "ID".to_owned(),
         "GRPC".to_owned(),
         "METRICS".to_owned(),
+        "KAFKA".to_owned(),
         "FD".to_owned(),
         "UD".to_owned(),
         "ROLE".to_owned(),
@@ -688,6 +726,7 @@ fn render_table(cluster: &ClusterLayout) -> String {
             b.id.to_string(),
             b.listen.clone(),
             b.metrics_listen.clone(),
+            b.kafka_listen.clone(),
             b.fault_domain.clone(),
             b.update_domain.clone(),
             if index < MAX_VOTERS { "voter" } else { "learner" }.to_owned(),
@@ -748,6 +787,7 @@ mod tests {
             throttle: None,
             base_port: None,
             base_metrics_port: None,
+            base_kafka_port: None,
             layout: None,
             fault_domains: None,
             update_domains: None,

@@ -17,6 +17,8 @@ pub struct BrokerProcess {
     child: Option<Child>,
     pub grpc: String,
     pub metrics: String,
+    /// The Kafka wire-protocol listener (any free port).
+    pub kafka: String,
     pub data_dirs: Vec<PathBuf>,
     pub stderr_path: PathBuf,
     extra_args: Vec<String>,
@@ -33,6 +35,7 @@ impl BrokerProcess {
             child: None,
             grpc: String::new(),
             metrics: String::new(),
+            kafka: String::new(),
             data_dirs: data_dirs.to_vec(),
             stderr_path: data_dirs[0].with_extension(format!("stderr.{}", std::process::id())),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -57,7 +60,7 @@ impl BrokerProcess {
         for dir in &self.data_dirs {
             cmd.arg("--data-dir").arg(dir);
         }
-        cmd.args(["--listen", listen, "--metrics-listen", metrics])
+        cmd.args(["--listen", listen, "--metrics-listen", metrics, "--kafka-listen", "127.0.0.1:0"])
             .args(&self.extra_args)
             .env_remove("KMON_BOOTSTRAP")
             .stdin(Stdio::null())
@@ -94,6 +97,7 @@ impl BrokerProcess {
         };
         self.grpc = field("grpc");
         self.metrics = field("metrics");
+        self.kafka = field("kafka");
         Ok(())
     }
 
@@ -324,6 +328,7 @@ impl Cluster {
             child: None,
             grpc: String::new(),
             metrics: String::new(),
+            kafka: String::new(),
             data_dirs: vec![dir.clone()],
             stderr_path: self.root.path().join(format!("broker-{}.log", i + 1)),
             extra_args: args,

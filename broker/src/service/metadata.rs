@@ -22,6 +22,7 @@ pub(super) fn handle(broker: &Broker, req: MetadataRequest) -> Result<MetadataRe
                 id: b.id,
                 address: b.address.clone(),
                 metrics_address: b.metrics_address.clone(),
+                kafka_address: b.kafka_address.clone(),
                 fault_domain: b.fault_domain.clone(),
                 update_domain: b.update_domain.clone(),
                 alive: !b.fenced,
