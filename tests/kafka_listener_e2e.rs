@@ -261,3 +261,58 @@ fn connections_are_counted_per_listener() {
         "Kafka requests counted under Kafka's API name"
     );
 }
+
+/// Kills a child process on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_kmon_member_and_a_librdkafka_member_share_one_group() {
+    use std::process::{Command, Stdio};
+    assert!(
+        Command::new("kcat").arg("-V").output().is_ok_and(|o| o.status.success()),
+        "kcat is missing: ./test.sh installs Debian's kcat package"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    kmon_ok(&broker.grpc, &["topic", "create", "mix", "--partitions", "4"], "");
+    let _kmon_member = Killed(
+        Command::new(common::KMON)
+            .args(["consume", "--topic", "mix", "--group", "mixed", "--from-beginning"])
+            .env("KMON_BOOTSTRAP", &broker.grpc)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the kmon member to own all 4 partitions", Duration::from_secs(30), || {
+        let out = kmon_ok(&broker.grpc, &["group", "describe", "mixed"], "");
+        (out.matches("kmon-consume-").count() >= 4 + 1).then_some(())
+    });
+    let _kafka_member = Killed(
+        Command::new("kcat")
+            .args(["-b", &broker.kafka, "-G", "mixed", "mix", "-q", "-f", "%s\n"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // One group, one coordinator: librdkafka's member joins the kmon
+    // member's group (Kafka's ConsumerProtocol on both sides) and the range
+    // assignor gives each member two partitions.
+    let described = wait_for("both members to own two partitions each", Duration::from_secs(40), || {
+        let out = kmon_ok(&broker.grpc, &["group", "describe", "mixed"], "");
+        let owners: Vec<&str> =
+            out.lines().filter(|l| l.starts_with("mix ")).filter_map(|l| l.split_whitespace().last()).collect();
+        let kmon = owners.iter().filter(|o| o.starts_with("kmon-consume-")).count();
+        let rdkafka = owners.iter().filter(|o| o.starts_with("rdkafka-")).count();
+        (kmon == 2 && rdkafka == 2).then_some(out)
+    });
+    assert!(described.contains("State: Stable"), "{described}");
+}
