@@ -42,6 +42,8 @@ impl Up {
             .arg("--data-dir")
             .arg(dir)
             .args(["--base-port", &base.to_string(), "--base-metrics-port", &metrics.to_string()])
+            // Kafka listeners on free ports too (a restart keeps those of its first start).
+            .args(["--base-kafka-port", &free_port_run(6).to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -217,7 +217,11 @@ pub fn decode_batches_into(
         }
         next_offset = Some(header.next_offset());
         if header.attributes & CONTROL_FLAG == 0 && header.next_offset() > min_offset {
-            decode_records(data, position, &header, min_offset, out)?;
+            if header.attributes & COMPRESSION_MASK == 0 {
+                decode_records(data, position, &header, min_offset, out)?;
+            } else {
+                decode_compressed(data.slice(position..end), min_offset, out)?;
+            }
         }
         position = end;
     }
@@ -272,12 +276,6 @@ impl BatchHeader {
             )));
         }
         let attributes = i16::from_be_bytes(data[21..23].try_into().expect("2 bytes"));
-        if attributes & COMPRESSION_MASK != 0 {
-            return Err(corrupt(format!(
-                "batch at offset {base_offset} is compressed (codec {}), which kmon does not support",
-                attributes & COMPRESSION_MASK
-            )));
-        }
         Ok(BatchHeader {
             base_offset,
             total_len: total_len as usize,
@@ -292,6 +290,21 @@ impl BatchHeader {
     fn next_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta) + 1
     }
+}
+
+/// A batch a Kafka client wrote compressed (kmon's producer never does):
+/// kafka-protocol decompresses it (gzip, snappy, lz4, zstd).
+fn decode_compressed(mut batch: Bytes, min_offset: i64, out: &mut Vec<DecodedRecord>) -> Result<(), ClientError> {
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
+        .map_err(|err| corrupt(format!("compressed batch: {err}")))?;
+    out.extend(set.records.into_iter().filter(|r| r.offset >= min_offset).map(|r| DecodedRecord {
+        offset: r.offset,
+        timestamp_ms: r.timestamp,
+        key: r.key,
+        value: r.value.unwrap_or_default(),
+        headers: r.headers.into_iter().map(|(key, value)| Header { key: key.as_str().to_string(), value }).collect(),
+    }));
+    Ok(())
 }
 
 fn decode_records(

@@ -338,6 +338,7 @@ impl ClusterLayout {
             }
             if args.base_port.is_some()
                 || args.base_metrics_port.is_some()
+                || args.base_kafka_port.is_some()
                 || args.layout.is_some()
                 || args.fault_domains.is_some()
                 || args.update_domains.is_some()

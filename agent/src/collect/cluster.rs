@@ -211,6 +211,7 @@ mod tests {
             id,
             address: format!("127.0.0.1:{}", 9091 + id),
             metrics_address: format!("127.0.0.1:{}", 9643 + id),
+            kafka_address: String::new(),
             fault_domain: String::new(),
             update_domain: String::new(),
             alive: true,

@@ -125,6 +125,21 @@ fn we_decode_kafka_protocol_batches() {
 }
 
 #[test]
+fn compressed_batches_from_kafka_clients_decode_the_same() {
+    let records = sample_records();
+    for compression in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &to_kafka(&records), &RecordEncodeOptions { version: 2, compression })
+            .unwrap();
+        let batch = Bytes::from(with_base_offset(buf.to_vec(), 7));
+        assert_eq!(decode_batches(&batch).unwrap(), decoded(&records, 7), "{compression:?}");
+        let mut out = Vec::new();
+        assert_eq!(decode_batches_into(&batch, 9, &mut out).unwrap(), Some(10), "{compression:?}");
+        assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![9], "{compression:?}");
+    }
+}
+
+#[test]
 fn concatenated_batches_skip_records_below_min_offset() {
     let records = sample_records();
     let mut data = with_base_offset(encode_batch(&records), 10);

@@ -16,6 +16,7 @@ fn broker(id: i32, fd: &str, ud: &str, alive: bool) -> BrokerInfo {
         id,
         address: format!("127.0.0.1:{}", 9090 + id),
         metrics_address: format!("127.0.0.1:{}", 9640 + id),
+        kafka_address: String::new(),
         fault_domain: fd.into(),
         update_domain: ud.into(),
         alive,
