@@ -5,7 +5,9 @@
 //! written to the partition with acks=all before they count.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -151,10 +153,10 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId(group.into()).into());
         }
         let p = records::partition_for(group, self.offsets_partitions());
-        if let Some(loaded) = self.loaded.read().expect("loaded lock").get(&p) {
+        if let Some(loaded) = self.loaded.read().get(&p) {
             return Ok(loaded.clone());
         }
-        if self.loading.lock().expect("loading lock").contains(&p) {
+        if self.loading.lock().contains(&p) {
             return Err(GroupError::CoordinatorLoadInProgress.into());
         }
         Err(GroupError::NotCoordinator.into())
@@ -235,7 +237,7 @@ impl GroupCoordinator {
         let partition = self.partition_of(group_id)?;
         let wait_limit = req.rebalance_timeout + self.config.initial_rebalance_delay + Duration::from_secs(5);
         let pending = {
-            let mut groups = partition.groups.lock().expect("groups lock");
+            let mut groups = partition.groups.lock();
             let entry = groups.entry(group_id.to_string()).or_insert_with(|| GroupEntry::new(group_id, Instant::now()));
             entry.group.join(req, Instant::now(), self.timings())
         };
@@ -266,7 +268,7 @@ impl GroupCoordinator {
         let partition = self.partition_of(group_id)?;
         let p = records::partition_for(group_id, self.offsets_partitions());
         let (pending, persist) = {
-            let mut groups = partition.groups.lock().expect("groups lock");
+            let mut groups = partition.groups.lock();
             let entry = groups.get_mut(group_id).ok_or_else(|| GroupError::UnknownMemberId(member_id.into()))?;
             let before = entry.group.state;
             let pending = entry.group.sync(member_id, instance_id, generation, assignments, Instant::now())?;
@@ -293,14 +295,14 @@ impl GroupCoordinator {
 
     pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<()> {
         let partition = self.partition_of(group_id)?;
-        let mut groups = partition.groups.lock().expect("groups lock");
+        let mut groups = partition.groups.lock();
         let entry = groups.get_mut(group_id).ok_or_else(|| GroupError::UnknownMemberId(member_id.into()))?;
         Ok(entry.group.heartbeat(member_id, instance_id, generation, Instant::now())?)
     }
 
     pub fn leave(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> Result<()> {
         let partition = self.partition_of(group_id)?;
-        let mut groups = partition.groups.lock().expect("groups lock");
+        let mut groups = partition.groups.lock();
         let entry = groups.get_mut(group_id).ok_or_else(|| GroupError::GroupIdNotFound(group_id.into()))?;
         Ok(entry.group.leave(member_id, instance_id, Instant::now(), self.timings())?)
     }
@@ -331,7 +333,7 @@ impl GroupCoordinator {
             }
         }
         {
-            let mut groups = partition.groups.lock().expect("groups lock");
+            let mut groups = partition.groups.lock();
             let admin = generation < 0 && member_id.is_empty();
             match groups.get_mut(group_id) {
                 Some(entry) if admin && !entry.group.members.is_empty() => {
@@ -380,9 +382,9 @@ impl GroupCoordinator {
             })
             .collect();
         self.append(records::partition_for(group_id, self.offsets_partitions()), entries).await?;
-        let cache = self.offsets_cache.read().expect("cache lock").clone();
+        let cache = self.offsets_cache.read().clone();
         let admin = generation < 0 && member_id.is_empty();
-        let mut groups = partition.groups.lock().expect("groups lock");
+        let mut groups = partition.groups.lock();
         if let Some(entry) = groups.get_mut(group_id) {
             for (topic, p, offset, metadata) in offsets {
                 if admin {
@@ -408,7 +410,7 @@ impl GroupCoordinator {
         wanted: &[(String, u32)],
     ) -> Result<Vec<(String, u32, Option<OffsetValue>)>> {
         let partition = self.partition_of(group_id)?;
-        let groups = partition.groups.lock().expect("groups lock");
+        let groups = partition.groups.lock();
         let Some(entry) = groups.get(group_id) else {
             return Ok(wanted.iter().map(|(t, p)| (t.clone(), *p, None)).collect());
         };
@@ -420,11 +422,10 @@ impl GroupCoordinator {
 
     /// Groups this broker coordinates: (id, state, protocol type, members, status).
     pub fn list_groups(&self) -> Vec<(String, GroupState, String, usize, GroupStatus)> {
-        let partitions: Vec<Arc<OffsetsPartition>> =
-            self.loaded.read().expect("loaded lock").values().cloned().collect();
+        let partitions: Vec<Arc<OffsetsPartition>> = self.loaded.read().values().cloned().collect();
         let mut out = Vec::new();
         for partition in partitions {
-            let groups = partition.groups.lock().expect("groups lock");
+            let groups = partition.groups.lock();
             for (id, entry) in groups.iter() {
                 let status = GroupStatus::of(self.lag_of(entry).iter().map(|l| l.status));
                 out.push((
@@ -441,7 +442,7 @@ impl GroupCoordinator {
     }
 
     fn lag_of(&self, entry: &GroupEntry) -> Vec<PartitionLagView> {
-        let cache = self.offsets_cache.read().expect("cache lock");
+        let cache = self.offsets_cache.read();
         let owners = entry.group.owners(decode_assignment);
         let mut keys: Vec<(String, u32)> = entry.offsets.keys().cloned().collect();
         keys.extend(owners.keys().cloned());
@@ -475,7 +476,7 @@ impl GroupCoordinator {
 
     pub fn describe(&self, group_id: &str) -> Result<GroupView> {
         let partition = self.partition_of(group_id)?;
-        let groups = partition.groups.lock().expect("groups lock");
+        let groups = partition.groups.lock();
         let entry = groups.get(group_id).ok_or_else(|| GroupError::GroupIdNotFound(group_id.into()))?;
         Ok(self.view_of(group_id, entry))
     }
@@ -516,11 +517,10 @@ impl GroupCoordinator {
     /// The coordinated groups among `wanted` (empty: all of them), sorted by
     /// id; groups coordinated elsewhere are simply not there.
     pub fn describe_many(&self, wanted: &[String]) -> Vec<GroupView> {
-        let partitions: Vec<Arc<OffsetsPartition>> =
-            self.loaded.read().expect("loaded lock").values().cloned().collect();
+        let partitions: Vec<Arc<OffsetsPartition>> = self.loaded.read().values().cloned().collect();
         let mut views = Vec::new();
         for partition in partitions {
-            let groups = partition.groups.lock().expect("groups lock");
+            let groups = partition.groups.lock();
             views.extend(
                 groups
                     .iter()
@@ -536,7 +536,7 @@ impl GroupCoordinator {
     pub async fn delete(&self, group_id: &str) -> Result<()> {
         let partition = self.partition_of(group_id)?;
         let entries = {
-            let groups = partition.groups.lock().expect("groups lock");
+            let groups = partition.groups.lock();
             let entry = groups.get(group_id).ok_or_else(|| GroupError::GroupIdNotFound(group_id.into()))?;
             if !entry.group.members.is_empty() {
                 return Err(GroupError::NonEmptyGroup {
@@ -549,7 +549,7 @@ impl GroupCoordinator {
             tombstones(group_id, entry)
         };
         self.append(records::partition_for(group_id, self.offsets_partitions()), entries).await?;
-        partition.groups.lock().expect("groups lock").remove(group_id);
+        partition.groups.lock().remove(group_id);
         Ok(())
     }
 
@@ -584,7 +584,7 @@ impl GroupCoordinator {
                 })
                 .unwrap_or_default();
             {
-                let mut loaded = self.loaded.write().expect("loaded lock");
+                let mut loaded = self.loaded.write();
                 loaded.retain(|p, part| {
                     let keep = led.get(p) == Some(&part.leader_epoch);
                     if !keep {
@@ -594,13 +594,12 @@ impl GroupCoordinator {
                 });
             }
             for (p, epoch) in led {
-                let already = self.loaded.read().expect("loaded lock").contains_key(&p);
-                if !already && self.loading.lock().expect("loading lock").insert(p) {
+                let already = self.loaded.read().contains_key(&p);
+                if !already && self.loading.lock().insert(p) {
                     tokio::spawn(self.clone().load(p, epoch));
                 }
             }
-            let gone: HashSet<String> =
-                self.topics_seen.lock().expect("topics lock").update(&current).into_iter().map(|(t, _)| t).collect();
+            let gone: HashSet<String> = self.topics_seen.lock().update(&current).into_iter().map(|(t, _)| t).collect();
             if !gone.is_empty() {
                 // Commits after this are to a new topic of a reused name.
                 let seen_ms = now_ms();
@@ -649,7 +648,7 @@ impl GroupCoordinator {
             Ok(entries) => entries,
             Err(err) => {
                 tracing::error!(partition = p, error = %err, "loading {OFFSETS_TOPIC} failed");
-                self.loading.lock().expect("loading lock").remove(&p);
+                self.loading.lock().remove(&p);
                 return;
             }
         };
@@ -691,11 +690,8 @@ impl GroupCoordinator {
             entry.offsets = map;
         }
         let count = groups.len();
-        self.loaded
-            .write()
-            .expect("loaded lock")
-            .insert(p, Arc::new(OffsetsPartition { leader_epoch, groups: Mutex::new(groups) }));
-        self.loading.lock().expect("loading lock").remove(&p);
+        self.loaded.write().insert(p, Arc::new(OffsetsPartition { leader_epoch, groups: Mutex::new(groups) }));
+        self.loading.lock().remove(&p);
         // Offsets of topics deleted while another broker coordinated.
         let state = self.controller.state().borrow().clone();
         let doomed = move |topic: &str, partition: u32, _: i64| {
@@ -716,11 +712,11 @@ impl GroupCoordinator {
     /// again under the name starts without them.
     async fn forget_offsets(self: Arc<Self>, doomed: impl Fn(&str, u32, i64) -> bool) {
         let partitions: Vec<(u32, Arc<OffsetsPartition>)> =
-            self.loaded.read().expect("loaded lock").iter().map(|(p, v)| (*p, v.clone())).collect();
+            self.loaded.read().iter().map(|(p, v)| (*p, v.clone())).collect();
         for (p, partition) in partitions {
             let mut tombstones = Vec::new();
             {
-                let mut groups = partition.groups.lock().expect("groups lock");
+                let mut groups = partition.groups.lock();
                 for (group, entry) in groups.iter_mut() {
                     let gone: Vec<(String, u32)> = entry
                         .offsets
@@ -758,12 +754,12 @@ impl GroupCoordinator {
             }
             let now = Instant::now();
             let partitions: Vec<(u32, Arc<OffsetsPartition>)> =
-                self.loaded.read().expect("loaded lock").iter().map(|(p, v)| (*p, v.clone())).collect();
+                self.loaded.read().iter().map(|(p, v)| (*p, v.clone())).collect();
             for (p, partition) in &partitions {
                 let mut expired_groups = Vec::new();
                 let mut persist = Vec::new();
                 {
-                    let mut groups = partition.groups.lock().expect("groups lock");
+                    let mut groups = partition.groups.lock();
                     for (id, entry) in groups.iter_mut() {
                         let before = entry.group.state;
                         if entry.group.expire(now, self.timings())
@@ -810,7 +806,7 @@ impl GroupCoordinator {
     async fn refresh_offsets(&self, partitions: &[(u32, Arc<OffsetsPartition>)]) {
         let mut wanted: HashSet<(String, u32)> = HashSet::new();
         for (_, partition) in partitions {
-            let groups = partition.groups.lock().expect("groups lock");
+            let groups = partition.groups.lock();
             for entry in groups.values() {
                 wanted.extend(entry.offsets.keys().cloned());
                 wanted.extend(entry.group.owners(decode_assignment).into_keys());
@@ -845,13 +841,13 @@ impl GroupCoordinator {
                 Err(err) => tracing::debug!(%address, error = %err, "offset lookup failed"),
             }
         }
-        self.offsets_cache.write().expect("cache lock").extend(fresh);
+        self.offsets_cache.write().extend(fresh);
     }
 
     /// A lazily connected channel to another broker, kept for reuse (also
     /// by `DescribeGroups`, which asks the other coordinators).
     pub fn remote_channel(&self, address: &str) -> Result<tonic::transport::Channel> {
-        let mut remote = self.remote.lock().expect("remote lock");
+        let mut remote = self.remote.lock();
         if let Some(channel) = remote.get(address) {
             return Ok(channel.clone());
         }

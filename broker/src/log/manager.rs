@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
@@ -98,17 +100,17 @@ impl LogManager {
     }
 
     pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<PartitionLog>> {
-        self.logs.read().expect("logs lock").get(&(topic.to_string(), partition)).cloned()
+        self.logs.read().get(&(topic.to_string(), partition)).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<PartitionLog>> {
-        self.logs.read().expect("logs lock").values().cloned().collect()
+        self.logs.read().values().cloned().collect()
     }
 
     /// Creates an empty partition log in the least used data directory
     /// (fewest bytes of logs, then fewest partitions).
     pub fn create(&self, topic: &str, partition: u32, config: Arc<LogConfig>) -> Result<Arc<PartitionLog>> {
-        let mut logs = self.logs.write().expect("logs lock");
+        let mut logs = self.logs.write();
         if let Some(existing) = logs.get(&(topic.to_string(), partition)) {
             return Ok(existing.clone());
         }
@@ -131,7 +133,7 @@ impl LogManager {
     /// Removes a partition's log: renamed first (atomic), then deleted.
     /// Returns the log that was removed, if there was one.
     pub fn delete(&self, topic: &str, partition: u32) -> Result<Option<Arc<PartitionLog>>> {
-        let log = self.logs.write().expect("logs lock").remove(&(topic.to_string(), partition));
+        let log = self.logs.write().remove(&(topic.to_string(), partition));
         if let Some(log) = &log {
             let doomed = log.dir().with_file_name(format!("{topic}-{partition}.{}-delete", now_ms()));
             std::fs::rename(log.dir(), &doomed).storage(|| format!("renaming {}", log.dir().display()))?;

@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
@@ -208,11 +210,11 @@ impl PartitionLog {
     }
 
     pub fn config(&self) -> Arc<LogConfig> {
-        self.config.read().expect("config lock").clone()
+        self.config.read().clone()
     }
 
     pub fn set_config(&self, config: Arc<LogConfig>) {
-        *self.config.write().expect("config lock") = config;
+        *self.config.write() = config;
     }
 
     /// Checks and appends one produced batch; returns where it landed.
@@ -228,7 +230,7 @@ impl PartitionLog {
         let config = self.config();
         let now = now_ms();
         let info = {
-            let mut state = self.state.lock().expect("log lock");
+            let mut state = self.state.lock();
             let base_offset = state.next_offset;
             if self.should_roll(&state, &config, bytes.len(), &header, now) {
                 self.roll(&mut state, base_offset)?;
@@ -257,7 +259,7 @@ impl PartitionLog {
         let now = now_ms();
         let mut appended = 0;
         {
-            let mut state = self.state.lock().expect("log lock");
+            let mut state = self.state.lock();
             let mut pos = 0;
             while pos < bytes.len() {
                 let header = batch::validate(&bytes[pos..]).map_err(|f| {
@@ -291,7 +293,7 @@ impl PartitionLog {
     /// Records that `epoch` starts at `offset` if it is newer than the last
     /// known epoch (persisted: followers truncate by it after a failover).
     fn note_epoch(&self, epoch: i32, offset: i64) -> Result<()> {
-        let mut epochs = self.epochs.lock().expect("epoch lock");
+        let mut epochs = self.epochs.lock();
         if epochs.last().is_none_or(|&(last, _)| epoch > last) {
             epochs.push((epoch, offset));
             self.write_epochs(&epochs)?;
@@ -306,14 +308,14 @@ impl PartitionLog {
 
     /// The newest leader epoch in this log, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
-        self.epochs.lock().expect("epoch lock").last().map(|&(e, _)| e)
+        self.epochs.lock().last().map(|&(e, _)| e)
     }
 
     /// Kafka's OffsetForLeaderEpoch: the largest epoch <= `epoch` this log
     /// knows and the offset where it ended (the next epoch's start, or the
     /// log end). `None` when the log knows no epoch that old.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        let epochs = self.epochs.lock().expect("epoch lock").clone();
+        let epochs = self.epochs.lock().clone();
         let i = epochs.partition_point(|&(e, _)| e <= epoch);
         if i == 0 {
             return None;
@@ -328,7 +330,7 @@ impl PartitionLog {
     pub fn truncate_to(&self, offset: i64) -> Result<i64> {
         let config = self.config();
         let new_end = {
-            let mut state = self.state.lock().expect("log lock");
+            let mut state = self.state.lock();
             if offset >= state.next_offset {
                 return Ok(state.next_offset);
             }
@@ -348,7 +350,7 @@ impl PartitionLog {
             end
         };
         let epochs = {
-            let mut epochs = self.epochs.lock().expect("epoch lock");
+            let mut epochs = self.epochs.lock();
             epochs.retain(|&(_, start)| start < new_end);
             epochs.clone()
         };
@@ -414,7 +416,7 @@ impl PartitionLog {
     /// Reads batches from `offset` up to `bound`.
     pub fn read_bounded(&self, offset: i64, max_bytes: usize, bound: ReadBound) -> Result<ReadResult> {
         let (segments, log_start_offset, high_watermark, upper) = {
-            let state = self.state.lock().expect("log lock");
+            let state = self.state.lock();
             let hw = *self.high_watermark.borrow();
             let upper = match bound {
                 ReadBound::HighWatermark => hw,
@@ -456,20 +458,20 @@ impl PartitionLog {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.state.lock().expect("log lock").log_start_offset
+        self.state.lock().log_start_offset
     }
 
     pub fn log_end_offset(&self) -> i64 {
-        self.state.lock().expect("log lock").next_offset
+        self.state.lock().next_offset
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.state.lock().expect("log lock").segments.values().map(|s| s.size()).sum()
+        self.state.lock().segments.values().map(|s| s.size()).sum()
     }
 
     /// Every segment but the active one.
     pub fn sealed_segments(&self) -> Vec<Arc<Segment>> {
-        let state = self.state.lock().expect("log lock");
+        let state = self.state.lock();
         let n = state.segments.len();
         state.segments.values().take(n - 1).cloned().collect()
     }
@@ -489,7 +491,7 @@ impl PartitionLog {
         let stem = super::segment::file_stem(base);
         let tmp = self.dir.join(format!("{stem}.log.cleaned"));
         write_atomically(&tmp, cleaned)?;
-        let mut state = self.state.lock().expect("log lock");
+        let mut state = self.state.lock();
         if !state.segments.get(&base).is_some_and(|s| Arc::ptr_eq(s, old)) {
             let _ = std::fs::remove_file(&tmp); // deleted by retention meanwhile
             return Ok(());
@@ -511,14 +513,14 @@ impl PartitionLog {
     }
 
     pub fn segment_count(&self) -> usize {
-        self.state.lock().expect("log lock").segments.len()
+        self.state.lock().segments.len()
     }
 
     /// The first offset whose record timestamp is >= `timestamp`, with that
     /// record's timestamp; `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let (segments, hw) = {
-            let state = self.state.lock().expect("log lock");
+            let state = self.state.lock();
             (state.segments.values().cloned().collect::<Vec<_>>(), *self.high_watermark.borrow())
         };
         for segment in segments {
@@ -565,7 +567,7 @@ impl PartitionLog {
     pub fn flush(&self) -> Result<()> {
         self.save_topic_id()?;
         if self.dirty.swap(false, Ordering::AcqRel) {
-            let active = self.state.lock().expect("log lock").active().clone();
+            let active = self.state.lock().active().clone();
             if let Err(e) = active.flush() {
                 self.dirty.store(true, Ordering::Release);
                 return Err(e);
@@ -580,7 +582,7 @@ impl PartitionLog {
     pub fn apply_retention(&self, now: i64) -> Result<usize> {
         let config = self.config();
         let doomed: Vec<Arc<Segment>> = {
-            let mut state = self.state.lock().expect("log lock");
+            let mut state = self.state.lock();
             let mut total: u64 = state.segments.values().map(|s| s.size()).sum();
             let mut doomed = Vec::new();
             let count = state.segments.len();
@@ -620,7 +622,7 @@ impl PartitionLog {
 
     /// Flushes the active segment and its indexes (clean shutdown).
     pub fn close(&self) -> Result<()> {
-        let active = self.state.lock().expect("log lock").active().clone();
+        let active = self.state.lock().active().clone();
         active.flush()?;
         active.write_indexes()?;
         self.save_topic_id()?;

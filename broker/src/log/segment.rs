@@ -7,10 +7,10 @@
 //! increase; one writer (the partition's append lock) at a time, any number
 //! of concurrent readers using positioned reads.
 
+use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
@@ -112,7 +112,7 @@ impl Segment {
                     segment.max_timestamp.fetch_max(ts, Ordering::AcqRel);
                 }
                 {
-                    let mut idx = segment.indexes.write().expect("index lock");
+                    let mut idx = segment.indexes.write();
                     idx.offsets = offsets;
                     idx.times = times;
                 }
@@ -193,7 +193,7 @@ impl Segment {
                 break;
             }
         }
-        *self.indexes.write().expect("index lock") = idx;
+        *self.indexes.write() = idx;
         let truncated = file_size - pos;
         if truncated > 0 {
             self.file.set_len(pos).storage(|| format!("truncating {}", self.log_path().display()))?;
@@ -243,7 +243,7 @@ impl Segment {
             self.first_append_ms.store(now_ms, Ordering::Relaxed);
         }
         {
-            let mut idx = self.indexes.write().expect("index lock");
+            let mut idx = self.indexes.write();
             self.index_batch(&mut idx, header, position, index_interval);
         }
         self.size.store(position + bytes.len() as u64, Ordering::Release);
@@ -312,12 +312,12 @@ impl Segment {
     /// Position of the last indexed batch starting at or before `offset`.
     pub fn lookup_position(&self, offset: i64) -> u64 {
         let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        u64::from(self.indexes.read().expect("index lock").offsets.lookup(rel))
+        u64::from(self.indexes.read().offsets.lookup(rel))
     }
 
     /// Position from which to scan for the first record with timestamp >= ts.
     pub fn lookup_time_position(&self, timestamp: i64) -> u64 {
-        let idx = self.indexes.read().expect("index lock");
+        let idx = self.indexes.read();
         let rel = idx.times.lookup(timestamp);
         u64::from(idx.offsets.lookup(rel))
     }
@@ -380,7 +380,7 @@ impl Segment {
     pub fn write_indexes(&self) -> Result<()> {
         let (_, index_path, time_path) = Self::paths(&self.dir, self.base_offset);
         let (offsets, times) = {
-            let idx = self.indexes.read().expect("index lock");
+            let idx = self.indexes.read();
             (idx.offsets.encode(), idx.times.encode())
         };
         for (path, bytes) in [(index_path, offsets), (time_path, times)] {

@@ -142,7 +142,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     let hosted = broker.replicas.hosted();
     let (mut leaders, mut under_replicated, mut under_min_isr, mut offline, mut max_lag) = (0, 0, 0, 0, 0i64);
     for h in &hosted {
-        match &*h.role.lock().expect("role") {
+        match &*h.role.lock() {
             Role::Leader(st) => {
                 leaders += 1;
                 if st.is_under_replicated() {
@@ -257,7 +257,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     let families = [&current, &oldest, &in_sync, &replicas, &leader_g, &under_g, &preferred_g];
     let led = if families.iter().all(|f| f.skipped) { &[][..] } else { &hosted[..] };
     for h in led {
-        let Role::Leader(st) = &*h.role.lock().expect("role") else { continue };
+        let Role::Leader(st) = &*h.role.lock() else { continue };
         let p = h.partition.to_string();
         let labels = [("topic", h.topic.as_str()), ("partition", p.as_str())];
         current.set(&labels, h.log.high_watermark());

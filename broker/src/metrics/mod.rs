@@ -125,10 +125,10 @@ pub struct BrokerMetrics {
     connections: Family<Labels, Gauge>,
     /// Nanoseconds spent working on requests (for the idle ratio).
     busy_nanos: AtomicU64,
-    idle_window: std::sync::Mutex<(Instant, u64)>,
+    idle_window: parking_lot::Mutex<(Instant, u64)>,
     /// Nanoseconds spent sending responses (for the network idle ratio).
     send_nanos: AtomicU64,
-    network_window: std::sync::Mutex<(Instant, u64)>,
+    network_window: parking_lot::Mutex<(Instant, u64)>,
     workers: u64,
     /// With metrics off (broker config `metrics_enabled = false`), events
     /// are not counted and `/metrics` says so: the baseline for measuring
@@ -172,9 +172,9 @@ impl BrokerMetrics {
             isr_expands: Counter::default(),
             connections: Family::default(),
             busy_nanos: AtomicU64::new(0),
-            idle_window: std::sync::Mutex::new((Instant::now(), 0)),
+            idle_window: parking_lot::Mutex::new((Instant::now(), 0)),
             send_nanos: AtomicU64::new(0),
-            network_window: std::sync::Mutex::new((Instant::now(), 0)),
+            network_window: parking_lot::Mutex::new((Instant::now(), 0)),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
             enabled,
         };
@@ -292,9 +292,9 @@ impl BrokerMetrics {
         Self::idle_since_last(&self.send_nanos, &self.network_window, self.workers)
     }
 
-    fn idle_since_last(busy_nanos: &AtomicU64, window: &std::sync::Mutex<(Instant, u64)>, workers: u64) -> f64 {
+    fn idle_since_last(busy_nanos: &AtomicU64, window: &parking_lot::Mutex<(Instant, u64)>, workers: u64) -> f64 {
         let busy = busy_nanos.load(Ordering::Relaxed);
-        let mut window = window.lock().expect("idle lock");
+        let mut window = window.lock();
         let (since, busy_then) = *window;
         let elapsed = since.elapsed().as_nanos() as f64 * workers as f64;
         *window = (Instant::now(), busy);

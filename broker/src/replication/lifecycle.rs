@@ -4,7 +4,9 @@
 //! `ClusterState::apply`) and unfences them when they heartbeat again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use kmon_proto::replication::v1::BrokerHeartbeatRequest;
@@ -22,7 +24,7 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn heartbeat(&self, broker: BrokerId) {
-        self.last_seen.lock().expect("liveness lock").insert(broker, Instant::now());
+        self.last_seen.lock().insert(broker, Instant::now());
     }
 }
 
@@ -110,14 +112,14 @@ pub async fn fencing_loop(
         if !was_leader {
             // A new controller gives every broker a full session to reach it.
             was_leader = true;
-            let mut seen = liveness.last_seen.lock().expect("liveness lock");
+            let mut seen = liveness.last_seen.lock();
             for id in state.brokers.keys() {
                 seen.insert(*id, now);
             }
             continue;
         }
         let commands: Vec<MetadataCommand> = {
-            let mut seen = liveness.last_seen.lock().expect("liveness lock");
+            let mut seen = liveness.last_seen.lock();
             // A broker that just registered gets a full session to send its
             // first heartbeat.
             for id in state.brokers.keys() {

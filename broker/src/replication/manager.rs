@@ -3,8 +3,10 @@
 //! fetch; ISR changes proposed to the controller.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -91,11 +93,11 @@ impl ReplicaManager {
     }
 
     pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<HostedPartition>> {
-        self.partitions.read().expect("partitions lock").get(&(topic.to_string(), partition)).cloned()
+        self.partitions.read().get(&(topic.to_string(), partition)).cloned()
     }
 
     pub fn hosted(&self) -> Vec<Arc<HostedPartition>> {
-        self.partitions.read().expect("partitions lock").values().cloned().collect()
+        self.partitions.read().values().cloned().collect()
     }
 
     fn log_config(&self, configs: &BTreeMap<String, String>) -> Arc<LogConfig> {
@@ -131,7 +133,7 @@ impl ReplicaManager {
                 };
                 hosted.being_added.store(record.adding().contains(&me), std::sync::atomic::Ordering::Relaxed);
                 if record.leader == me {
-                    let was_leader = matches!(*hosted.role.lock().expect("role"), Role::Leader(_));
+                    let was_leader = matches!(*hosted.role.lock(), Role::Leader(_));
                     hosted.stop_fetcher();
                     hosted.apply_leader(me, record);
                     if !was_leader {
@@ -139,19 +141,19 @@ impl ReplicaManager {
                     }
                 } else if record.leader == NO_LEADER {
                     hosted.stop_fetcher();
-                    *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: record.leader_epoch };
+                    *hosted.role.lock() = Role::Offline { leader_epoch: record.leader_epoch };
                 } else {
                     let same = matches!(
-                        *hosted.role.lock().expect("role"),
+                        *hosted.role.lock(),
                         Role::Follower { leader, leader_epoch } if leader == record.leader && leader_epoch == record.leader_epoch
                     );
                     let leader_address = state.brokers.get(&record.leader).map(|b| b.address.clone());
                     if !same && let Some(address) = leader_address {
                         hosted.stop_fetcher();
-                        *hosted.role.lock().expect("role") =
+                        *hosted.role.lock() =
                             Role::Follower { leader: record.leader, leader_epoch: record.leader_epoch };
                         let token = self.shutdown.child_token();
-                        *hosted.fetcher.lock().expect("fetcher") = Some(token.clone());
+                        *hosted.fetcher.lock() = Some(token.clone());
                         tokio::spawn(fetcher::run(self.clone(), hosted.clone(), address, record.leader_epoch, token));
                     }
                 }
@@ -168,7 +170,7 @@ impl ReplicaManager {
     /// whose name now belongs to a new topic (another topic id): their
     /// local partitions stop and their logs are deleted.
     fn drop_deleted_topics(&self, state: &ClusterState) {
-        let gone = self.topics_seen.lock().expect("topics lock").update(state);
+        let gone = self.topics_seen.lock().update(state);
         for (topic, count) in gone {
             for partition in 0..count {
                 self.remove_local(&topic, partition, "its topic was deleted");
@@ -178,10 +180,9 @@ impl ReplicaManager {
 
     /// Stops a local partition and deletes its log; `why` goes to the log.
     fn remove_local(&self, topic: &str, partition: u32, why: &str) {
-        if let Some(hosted) = self.partitions.write().expect("partitions lock").remove(&(topic.to_string(), partition))
-        {
+        if let Some(hosted) = self.partitions.write().remove(&(topic.to_string(), partition)) {
             hosted.stop_fetcher();
-            *hosted.role.lock().expect("role") = Role::Offline { leader_epoch: -1 };
+            *hosted.role.lock() = Role::Offline { leader_epoch: -1 };
         }
         match self.logs.delete(topic, partition) {
             Ok(None) => {}
@@ -220,7 +221,6 @@ impl ReplicaManager {
         let gone: Vec<(String, u32)> = self
             .partitions
             .read()
-            .expect("partitions lock")
             .keys()
             .filter(|(topic, partition)| {
                 state
@@ -271,7 +271,7 @@ impl ReplicaManager {
             log.set_topic_id(topic_id);
         }
         let hosted = Arc::new(HostedPartition::new(topic, partition, log));
-        self.partitions.write().expect("partitions lock").insert((topic.to_string(), partition), hosted.clone());
+        self.partitions.write().insert((topic.to_string(), partition), hosted.clone());
         Ok(hosted)
     }
 
@@ -303,7 +303,7 @@ impl ReplicaManager {
     /// The log of a partition this broker leads (for client reads/writes).
     pub fn leader_log(&self, topic: &str, partition: u32) -> Result<Arc<PartitionLog>> {
         match self.get(topic, partition) {
-            Some(hosted) if matches!(*hosted.role.lock().expect("role"), Role::Leader(_)) => Ok(hosted.log.clone()),
+            Some(hosted) if matches!(*hosted.role.lock(), Role::Leader(_)) => Ok(hosted.log.clone()),
             _ => Err(self.not_leader(topic, partition)),
         }
     }

@@ -7,8 +7,10 @@
 //! themselves go through the controller.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -108,7 +110,7 @@ impl HostedPartition {
 
     /// `read` of the leader state, while this broker leads the partition.
     fn as_leader<T>(&self, read: impl FnOnce(&LeaderState) -> T) -> Option<T> {
-        match &*self.role.lock().expect("role lock") {
+        match &*self.role.lock() {
             Role::Leader(state) => Some(read(state)),
             _ => None,
         }
@@ -130,7 +132,7 @@ impl HostedPartition {
 
     /// Becomes (or stays) leader per the metadata record.
     pub fn apply_leader(&self, me: BrokerId, record: &PartitionRecord) {
-        let mut role = self.role.lock().expect("role lock");
+        let mut role = self.role.lock();
         match &mut *role {
             Role::Leader(state) if state.leader_epoch == record.leader_epoch => {
                 state.isr = record.isr.clone();
@@ -175,7 +177,7 @@ impl HostedPartition {
     /// own included). Followers not heard from yet hold it back.
     pub fn update_high_watermark(&self) {
         let hw = {
-            let role = self.role.lock().expect("role lock");
+            let role = self.role.lock();
             let Role::Leader(state) = &*role else { return };
             let mut hw = self.log.log_end_offset();
             for member in &state.isr {
@@ -196,7 +198,7 @@ impl HostedPartition {
     pub fn on_follower_fetch(&self, follower: BrokerId, offset: i64) -> Option<IsrProposal> {
         let leader_end = self.log.log_end_offset();
         let proposal = {
-            let mut role = self.role.lock().expect("role lock");
+            let mut role = self.role.lock();
             let Role::Leader(state) = &mut *role else { return None };
             let progress = state.followers.entry(follower).or_insert(FollowerProgress {
                 log_end_offset: -1,
@@ -232,7 +234,7 @@ impl HostedPartition {
     /// Followers in the ISR that have not caught up within `max_lag`:
     /// returns the shrunk ISR to propose, if any.
     pub fn lagging_followers(&self, max_lag: Duration) -> Option<IsrProposal> {
-        let mut role = self.role.lock().expect("role lock");
+        let mut role = self.role.lock();
         let Role::Leader(state) = &mut *role else { return None };
         if state.isr_change_pending {
             return None;
@@ -268,7 +270,7 @@ impl HostedPartition {
     /// is refused up front when replicas are gone even while the quorum is
     /// down too.
     pub fn live_isr(&self, me: BrokerId, max_lag: Duration) -> usize {
-        let role = self.role.lock().expect("role lock");
+        let role = self.role.lock();
         let Role::Leader(state) = &*role else { return 0 };
         let now = Instant::now();
         state
@@ -282,7 +284,7 @@ impl HostedPartition {
 
     /// An ISR proposal failed (stale epoch, no controller): allow another.
     pub fn isr_change_failed(&self) {
-        if let Role::Leader(state) = &mut *self.role.lock().expect("role lock") {
+        if let Role::Leader(state) = &mut *self.role.lock() {
             state.isr_change_pending = false;
         }
     }
@@ -291,7 +293,7 @@ impl HostedPartition {
     /// fetch offset (its log end) and this leader's log: the share of the
     /// log's offsets it lacks, times the log's size.
     pub fn bytes_left_to_copy(&self) -> u64 {
-        let role = self.role.lock().expect("role lock");
+        let role = self.role.lock();
         let Role::Leader(state) = &*role else { return 0 };
         if state.adding.is_empty() {
             return 0; // almost always: no need to size the log
@@ -310,7 +312,7 @@ impl HostedPartition {
     }
 
     pub fn stop_fetcher(&self) {
-        if let Some(token) = self.fetcher.lock().expect("fetcher lock").take() {
+        if let Some(token) = self.fetcher.lock().take() {
             token.cancel();
         }
     }

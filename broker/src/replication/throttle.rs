@@ -5,7 +5,7 @@
 //! Replication between in-sync replicas is never throttled, so acks=all
 //! latency does not suffer while a reassignment copies data.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ impl Throttle {
     pub fn set_rate(&self, bytes_per_sec: Option<u64>) {
         let rate = bytes_per_sec.unwrap_or(0);
         if self.rate.swap(rate, Ordering::Relaxed) != rate {
-            *self.bucket.lock().expect("throttle lock") = (0.0, Instant::now());
+            *self.bucket.lock() = (0.0, Instant::now());
         }
     }
 
@@ -64,7 +64,7 @@ impl Throttle {
         let rate = rate as f64;
         let largest = self.largest.fetch_max(bytes as u64, Ordering::Relaxed).max(bytes as u64) as f64;
         let cap = (rate * BURST).max(2.0 * largest);
-        let mut bucket = self.bucket.lock().expect("throttle lock");
+        let mut bucket = self.bucket.lock();
         let (tokens, since) = *bucket;
         let refilled = (tokens + now.saturating_duration_since(since).as_secs_f64() * rate).min(cap);
         let left = refilled - bytes as f64;
