@@ -6,7 +6,13 @@
 # node and npm (Debian's `nodejs` and `npm`) install TypeScript and
 # @grafana/schema, pinned in dashboards/schema-check/package-lock.json, which
 # type-check the Grafana dashboards (npm's cache is wherever npm puts it);
-# tmux, in which the TUI tests run `kmon tui` in a real terminal.
+# tmux, in which the TUI tests run `kmon tui` in a real terminal; kcat
+# (Debian's) and, in a virtualenv outside the clone (KMON_TEST_VENV, default
+# ~/.cache/kmon-test-venv; pip installs again when
+# tests/kafka_clients/requirements.txt is newer than the venv's copy of it),
+# the pinned confluent-kafka and kafka-python from PyPI: the third-party
+# Kafka clients the Kafka listener is tested with, found by the tests through
+# KMON_TEST_PYTHON.
 # The build itself needs no protoc and no system libraries.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,6 +30,24 @@ if ! command -v tmux >/dev/null 2>&1; then
   echo "test.sh: installing Debian's tmux package (the TUI runs in a real terminal in tests)" >&2
   apt_install tmux
 fi
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's kcat package (a third-party Kafka client in tests)" >&2
+  apt_install kcat
+fi
+venv="${KMON_TEST_VENV:-$HOME/.cache/kmon-test-venv}"
+requirements=tests/kafka_clients/requirements.txt
+if [ ! -x "$venv/bin/python" ] || [ "$requirements" -nt "$venv/kmon-requirements.txt" ]; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's python3 and python3-venv packages (for the Python Kafka clients)" >&2
+    apt_install python3 python3-venv
+  fi
+  echo "test.sh: pip install -r $requirements into $venv" >&2
+  if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  # The stamp: what is installed, newer than the requirements it came from.
+  cp "$requirements" "$venv/kmon-requirements.txt"
+fi
+export KMON_TEST_PYTHON="$venv/bin/python"
 schema_check=dashboards/schema-check
 if [ ! -d "$schema_check/node_modules" ] \
   || [ "$schema_check/package-lock.json" -nt "$schema_check/node_modules/.package-lock.json" ]; then
