@@ -65,6 +65,10 @@ pub enum BrokerError {
     Group(#[from] crate::group::GroupError),
     #[error("{}", crate::balance::scale_down::refusal(&format!("removing broker {broker_id}")))]
     ScaleDownRefused { broker_id: i32 },
+    #[error("broker not available: {0}; retry")]
+    Unavailable(String),
+    #[error("internal error in the broker: {0}")]
+    Internal(String),
 }
 
 fn leader_hint(leader: &Option<String>) -> String {

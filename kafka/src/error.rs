@@ -61,6 +61,8 @@ pub fn kafka_error(code: ErrorCode) -> ResponseError {
         ErrorCode::InvalidSessionTimeout => K::InvalidSessionTimeout,
         ErrorCode::InvalidGroupId => K::InvalidGroupId,
         ErrorCode::OffsetNotAvailable => K::OffsetNotAvailable,
+        ErrorCode::BrokerNotAvailable => K::BrokerNotAvailable,
+        ErrorCode::UnknownServerError => K::UnknownServerError,
     }
 }
 

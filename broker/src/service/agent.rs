@@ -98,7 +98,7 @@ impl AgentService {
                 Producer::connect(config).await
             })
             .await
-            .map_err(|err| Status::unavailable(format!("node metrics producer: {err}")))
+            .map_err(|err| Status::from(BrokerError::Unavailable(format!("node metrics producer: {err}"))))
     }
 
     fn remember(&self, sample: &NodeSample) {
@@ -155,14 +155,16 @@ impl NodeMetrics for AgentService {
             let handle = producer
                 .send_to(NODE_METRICS_TOPIC, None, Some(sample.node.as_bytes()), &value)
                 .await
-                .map_err(|err| Status::unavailable(format!("storing a node sample: {err}")))?;
+                .map_err(|err| Status::from(BrokerError::Unavailable(format!("storing a node sample: {err}"))))?;
             handles.push(handle);
             last_sequence = sample.sequence;
             self.remember(&sample);
         }
         let accepted = handles.len() as u64;
         for handle in handles {
-            handle.await.map_err(|err| Status::unavailable(format!("storing a node sample: {err}")))?;
+            handle
+                .await
+                .map_err(|err| Status::from(BrokerError::Unavailable(format!("storing a node sample: {err}"))))?;
         }
         Ok(Response::new(ShipAck { accepted, last_sequence }))
     }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 /// Kafka's `max.partition.fetch.bytes` and `fetch.max.bytes` defaults.
 const DEFAULT_PARTITION_MAX_BYTES: usize = 1 << 20;
@@ -89,7 +90,7 @@ pub(super) async fn handle(
         tokio::select! {
             _ = any_changed => {}
             _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutdown.cancelled() => return Err(Status::unavailable("broker is shutting down")),
+            _ = shutdown.cancelled() => return Err(BrokerError::Unavailable("the broker is shutting down".into()).into()),
         }
     }
 }

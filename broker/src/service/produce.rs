@@ -89,7 +89,7 @@ pub(super) async fn handle(
     if !to_sync.is_empty() {
         tokio::task::spawn_blocking(move || to_sync.iter().try_for_each(|log| log.flush()))
             .await
-            .map_err(|e| Status::internal(format!("flush task failed: {e}")))??;
+            .map_err(|e| BrokerError::Internal(format!("flush task failed: {e}")))??;
     }
     if let Some(err) = first_error {
         return Err(err.into());

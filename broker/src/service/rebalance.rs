@@ -22,7 +22,7 @@ pub(super) async fn plan(broker: &Broker, req: PlanRebalanceRequest) -> Result<P
     // Planning is CPU work (up to ~a second for large clusters).
     let plan = tokio::task::spawn_blocking(move || planner::plan(&state, &sizes, &topics))
         .await
-        .map_err(|e| Status::internal(format!("the planner failed: {e}")))?;
+        .map_err(|e| BrokerError::Internal(format!("the planner failed: {e}")))?;
     Ok(PlanRebalanceResponse {
         moves: plan
             .moves
@@ -79,7 +79,7 @@ pub(super) async fn execute(
             tracing::info!(partitions, bytes, ?throttle, "reassignment started");
             Ok(ExecuteReassignmentResponse { partitions, bytes })
         }
-        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        other => Err(BrokerError::Internal(format!("unexpected outcome {other:?}")).into()),
     }
 }
 
@@ -158,7 +158,7 @@ pub(super) async fn cancel(broker: &Broker) -> Result<CancelReassignmentResponse
             tracing::info!(reverted, kept, "reassignment cancelled");
             Ok(CancelReassignmentResponse { reverted, kept })
         }
-        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        other => Err(BrokerError::Internal(format!("unexpected outcome {other:?}")).into()),
     }
 }
 
@@ -168,6 +168,6 @@ pub(super) async fn elect_leaders(broker: &Broker, req: ElectLeadersRequest) -> 
             tracing::info!(moved, already_preferred, not_eligible, "preferred leader election");
             Ok(ElectLeadersResponse { moved, already_preferred, not_eligible })
         }
-        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        other => Err(BrokerError::Internal(format!("unexpected outcome {other:?}")).into()),
     }
 }

@@ -31,6 +31,8 @@ impl BrokerError {
             BrokerError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
             BrokerError::Controller(_) => ErrorCode::NotController,
             BrokerError::ScaleDownRefused { .. } => ErrorCode::InvalidKafkaScaleDownRequest,
+            BrokerError::Unavailable(_) => ErrorCode::BrokerNotAvailable,
+            BrokerError::Internal(_) => ErrorCode::UnknownServerError,
             BrokerError::Group(e) => match e {
                 GroupError::NotCoordinator => ErrorCode::NotCoordinator,
                 GroupError::CoordinatorNotAvailable(_) => ErrorCode::CoordinatorNotAvailable,
@@ -62,7 +64,10 @@ impl BrokerError {
             BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => Code::NotFound,
             BrokerError::TopicAlreadyExists(_) => Code::AlreadyExists,
             BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
-            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } => Code::Internal,
+            BrokerError::Storage { .. } | BrokerError::CorruptLogDir { .. } | BrokerError::Internal(_) => {
+                Code::Internal
+            }
+            BrokerError::Unavailable(_) => Code::Unavailable,
             BrokerError::NotLeader { .. } | BrokerError::OffsetNotAvailable { .. } | BrokerError::Controller(_) => {
                 Code::Unavailable
             }
@@ -151,5 +156,16 @@ mod tests {
         assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "INVALID_KAFKA_SCALE_DOWN_REQUEST");
         assert!(status.message().contains("InvalidKafkaScaleDownRequestErrorCode"), "{}", status.message());
         assert!(status.message().contains("removing broker 2"), "{}", status.message());
+    }
+
+    #[test]
+    fn unavailable_and_internal_carry_stable_names() {
+        let status = Status::from(BrokerError::Unavailable("the broker is shutting down".into()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "BROKER_NOT_AVAILABLE");
+        let status = Status::from(BrokerError::Internal("the planner failed: panicked".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "UNKNOWN_SERVER_ERROR");
+        assert!(status.message().contains("the planner failed"), "{}", status.message());
     }
 }
