@@ -607,6 +607,17 @@ fn split_of(members: &[&Client], partitions: u32) -> Option<Vec<BTreeSet<u32>>> 
         .then_some(sets)
 }
 
+/// [`split_of`] the named members, when `kmon group describe` of the
+/// Stable group "workers" shows exactly those members owning the same.
+fn agreed_split(grpc: &str, members: &[(&str, &Client)], partitions: u32) -> Option<Vec<BTreeSet<u32>>> {
+    let clients: Vec<&Client> = members.iter().map(|(_, c)| *c).collect();
+    let split = split_of(&clients, partitions)?;
+    let desc = group_json(grpc, "workers")?;
+    let expected: BTreeMap<String, BTreeSet<u32>> =
+        members.iter().map(|(name, _)| name.to_string()).zip(split.iter().cloned()).collect();
+    (desc["state"] == "Stable" && described_owners(&desc) == expected).then_some(split)
+}
+
 fn group_json(grpc: &str, group: &str) -> Option<Value> {
     let out = kmon(grpc, &["group", "describe", group, "--json"], "");
     out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
@@ -652,18 +663,13 @@ fn kafka_python_group_of_three_rebalances_when_a_member_leaves_and_commits_show_
     };
     let mut members = [member("m1"), member("m2"), member("m3")];
 
+    // Each partition owned by exactly one member, as the members see it
+    // and as kmon's coordinator describes it.
     let split = wait_for("three kafka-python members with two partitions each", Duration::from_secs(60), || {
-        let refs: Vec<&Client> = members.iter().collect();
-        split_of(&refs, 6).filter(|sets| sets.iter().all(|s| s.len() == 2))
+        agreed_split(g, &[("m1", &members[0]), ("m2", &members[1]), ("m3", &members[2])], 6)
+            .filter(|sets| sets.iter().all(|s| s.len() == 2))
     });
-    // kmon's coordinator says the same: who owns what.
-    wait_for("kmon group describe to show the same three members", Duration::from_secs(30), || {
-        let desc = group_json(g, "workers")?;
-        let owners = described_owners(&desc);
-        let expected: BTreeMap<String, BTreeSet<u32>> =
-            ["m1", "m2", "m3"].iter().map(|m| m.to_string()).zip(split.iter().cloned()).collect();
-        (desc["state"] == "Stable" && owners == expected).then_some(())
-    });
+    eprintln!("group: {split:?}");
     let expected = |to: usize| (0..to).map(|i| format!("job-{i}")).collect::<BTreeSet<_>>();
     wait_for("the group to read the first 300 records", Duration::from_secs(60), || {
         let refs: Vec<&Client> = members.iter().collect();
@@ -677,7 +683,7 @@ fn kafka_python_group_of_three_rebalances_when_a_member_leaves_and_commits_show_
     assert!(status.success(), "m1 did not close cleanly ({status}): {}", members[0].stderr());
     assert_eq!(members[0].count("closed"), 1);
     let split = wait_for("m2 and m3 to own all six partitions", Duration::from_secs(60), || {
-        split_of(&[&members[1], &members[2]], 6)
+        agreed_split(g, &[("m2", &members[1]), ("m3", &members[2])], 6)
     });
     assert_eq!(split.iter().map(BTreeSet::len).collect::<Vec<_>>(), [3, 3], "{split:?}");
     produce(300, 600);
