@@ -70,6 +70,9 @@ pub struct BrokerConfig {
     /// port); empty serves no Kafka listener. Metadata advertises the bound
     /// address to Kafka clients.
     pub kafka_listen: String,
+    /// After SIGTERM or SIGINT, how long a broker may take to stop cleanly
+    /// (finish requests, flush logs) before it exits anyway, in ms.
+    pub shutdown_grace_ms: u64,
     /// Largest Kafka request frame accepted; a larger one closes the
     /// connection (socket.request.max.bytes).
     pub socket_request_max_bytes: u32,
@@ -136,6 +139,7 @@ impl Default for BrokerConfig {
             metrics_listen: "127.0.0.1:9644".into(),
             kafka_listen: String::new(),
             socket_request_max_bytes: 100 << 20,
+            shutdown_grace_ms: 30_000,
             metrics_enabled: true,
             log_segment_bytes: 1 << 30,
             log_roll_ms: 7 * 24 * 3600 * 1000,
@@ -190,6 +194,9 @@ impl BrokerConfig {
                 "kafka_listen",
                 format!("'{}' is not HOST:PORT with a numeric host (empty: no Kafka listener)", self.kafka_listen),
             );
+        }
+        if self.shutdown_grace_ms == 0 {
+            return bad("shutdown_grace_ms", "must be > 0".into());
         }
         if self.socket_request_max_bytes < 1024 {
             return bad("socket_request_max_bytes", "must be at least 1024".into());

@@ -22,6 +22,7 @@
 //! - [`topics`]: topic metadata and Kafka's topic name rules.
 //! - [`config`]: broker configuration and topic-level log configs.
 //! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
+//! - [`tasks`]: the one shutdown token and task tracker of a broker.
 //! - [`error`]: the crate's error type.
 
 pub mod balance;
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod replication;
 pub mod server;
 pub mod service;
+pub mod tasks;
 pub mod topics;
 
 pub use broker::Broker;

@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
@@ -27,6 +26,7 @@ use crate::replication::lifecycle::{self, Liveness};
 use crate::replication::reassignment;
 use crate::service::KmonService;
 use crate::service::replication::ReplicationService;
+use crate::tasks::Tasks;
 
 /// The line a broker prints on standard output once it serves and has
 /// registered, so scripts and tests can learn the ports it bound.
@@ -110,17 +110,14 @@ pub async fn run_with(
     .await
     .map_err(|e| BrokerError::Controller(e.to_string()))?;
 
-    // 3. The broker itself.
+    // 3. The broker itself. Everything it spawns from here on is tracked
+    //    by `tasks` and stopped by `shutdown`.
+    let tasks = Tasks::new(shutdown.clone());
     let metrics = Arc::new(BrokerMetrics::new(config.metrics_enabled));
-    let replicas = Arc::new(ReplicaManager::new(
-        config.clone(),
-        logs.clone(),
-        controller.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let replicas =
+        Arc::new(ReplicaManager::new(config.clone(), logs.clone(), controller.clone(), metrics.clone(), tasks.clone()));
     let liveness = Arc::new(Liveness::default());
-    let groups = Arc::new(GroupCoordinator::new(replicas.clone(), config.group_config(), shutdown.clone()));
+    let groups = Arc::new(GroupCoordinator::new(replicas.clone(), config.group_config()));
     let broker = Arc::new(Broker::new(
         config.clone(),
         logs,
@@ -135,7 +132,6 @@ pub async fn run_with(
     on_start(broker.clone());
 
     // 4. Serve: the client API, the quorum and replication share the port.
-    let tasks = TaskTracker::new();
     let incoming = TcpListenerStream::new(grpc_listener).map(|conn| {
         if let Ok(stream) = &conn {
             let _ = stream.set_nodelay(true);
@@ -203,9 +199,7 @@ pub async fn run_with(
     }
 
     let served = grpc.await.expect("gRPC server task panicked");
-    shutdown.cancel();
-    tasks.close();
-    tasks.wait().await;
+    tasks.stop().await;
     controller.shutdown().await;
     let logs = broker.logs.clone();
     tokio::task::spawn_blocking(move || logs.close_all()).await.expect("close task panicked");

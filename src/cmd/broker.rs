@@ -112,7 +112,8 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .transpose()?;
     let telemetry = crate::cmd::init_telemetry(otlp.as_ref())?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+    tokio::spawn(cancel_on_signal(shutdown.clone(), grace));
     let mut exporter = None;
     let result = kmon_broker::server::run_with(config, shutdown.clone(), kmon_kafka::FRONTENDS, |broker| {
         exporter = otlp.as_ref().map(|otlp| {
@@ -131,15 +132,22 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM starts a graceful shutdown; a second signal exits.
-pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
+/// SIGINT or SIGTERM starts a graceful shutdown; a second signal, or
+/// `grace` passing without the broker having stopped, exits.
+pub(crate) async fn cancel_on_signal(shutdown: CancellationToken, grace: std::time::Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("shutting down (signal again to exit at once)");
+    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down (signal again to exit at once)");
     shutdown.cancel();
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    std::process::exit(130);
+    tokio::select! {
+        _ = term.recv() => std::process::exit(130),
+        _ = int.recv() => std::process::exit(130),
+        _ = tokio::time::sleep(grace) => {
+            tracing::error!(grace_ms = grace.as_millis() as u64, "did not stop within shutdown_grace_ms; exiting");
+            std::process::exit(1);
+        }
+    }
 }

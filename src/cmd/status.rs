@@ -419,9 +419,9 @@ mod tests {
                 "controller_id": 1,
                 "brokers": [
                     {"id": 1, "address": "127.0.0.1:9092", "metrics_address": "127.0.0.1:9644",
-                     "fault_domain": "FD0", "update_domain": "UD0", "alive": true},
+                     "kafka_address": "127.0.0.1:19092", "fault_domain": "FD0", "update_domain": "UD0", "alive": true},
                     {"id": 2, "address": "127.0.0.1:9093", "metrics_address": "127.0.0.1:9645",
-                     "fault_domain": "FD1", "update_domain": "UD1", "alive": false},
+                     "kafka_address": "127.0.0.1:19093", "fault_domain": "FD1", "update_domain": "UD1", "alive": false},
                 ],
                 "partitions": 3,
                 "under_replicated_partitions": 2,

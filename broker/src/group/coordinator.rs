@@ -23,6 +23,7 @@ use crate::controller::state::{BrokerId, MetadataCommand, MetadataError, NO_LEAD
 use crate::error::{BrokerError, Result};
 use crate::log::partition::{ReadBound, now_ms};
 use crate::replication::{ReplicaManager, RequiredAcks};
+use crate::tasks::Tasks;
 
 pub use kmon_proto::groups::OFFSETS_TOPIC;
 
@@ -114,6 +115,8 @@ pub struct GroupCoordinator {
     /// next (deleted, or the name taken by a new topic) are removed.
     topics_seen: Mutex<TopicsSeen>,
     shutdown: CancellationToken,
+    /// Loads, offset clean-ups and group writes run here (tracked).
+    tasks: Tasks,
 }
 
 /// Decodes a member's assignment into (topic, partition) pairs: Kafka's
@@ -129,7 +132,8 @@ pub fn decode_assignment(bytes: &Bytes) -> Vec<(String, u32)> {
 }
 
 impl GroupCoordinator {
-    pub fn new(replicas: Arc<ReplicaManager>, config: GroupConfig, shutdown: CancellationToken) -> Self {
+    pub fn new(replicas: Arc<ReplicaManager>, config: GroupConfig) -> Self {
+        let tasks = replicas.tasks.clone();
         GroupCoordinator {
             me: replicas.broker_id,
             controller: replicas.controller().clone(),
@@ -140,7 +144,8 @@ impl GroupCoordinator {
             offsets_cache: RwLock::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
             topics_seen: Mutex::new(TopicsSeen::default()),
-            shutdown,
+            shutdown: tasks.shutdown().clone(),
+            tasks,
         }
     }
 
@@ -596,7 +601,7 @@ impl GroupCoordinator {
             for (p, epoch) in led {
                 let already = self.loaded.read().contains_key(&p);
                 if !already && self.loading.lock().insert(p) {
-                    tokio::spawn(self.clone().load(p, epoch));
+                    self.tasks.spawn_cancellable(self.clone().load(p, epoch));
                 }
             }
             let gone: HashSet<String> = self.topics_seen.lock().update(&current).into_iter().map(|(t, _)| t).collect();
@@ -605,7 +610,7 @@ impl GroupCoordinator {
                 let seen_ms = now_ms();
                 let doomed =
                     move |topic: &str, _: u32, committed_ms: i64| gone.contains(topic) && committed_ms <= seen_ms;
-                tokio::spawn(self.clone().forget_offsets(doomed));
+                self.tasks.spawn_cancellable(self.clone().forget_offsets(doomed));
             }
             tokio::select! {
                 changed = state.changed() => if changed.is_err() { return },
@@ -697,7 +702,7 @@ impl GroupCoordinator {
         let doomed = move |topic: &str, partition: u32, _: i64| {
             state.topics.get(topic).is_none_or(|t| partition as usize >= t.partitions.len())
         };
-        tokio::spawn(self.clone().forget_offsets(doomed));
+        self.tasks.spawn_cancellable(self.clone().forget_offsets(doomed));
         tracing::info!(
             partition = p,
             groups = count,
@@ -787,7 +792,7 @@ impl GroupCoordinator {
                 if !persist.is_empty() {
                     let this = self.clone();
                     let p = *p;
-                    tokio::spawn(async move {
+                    self.tasks.spawn_cancellable(async move {
                         if let Err(err) = this.append(p, persist).await {
                             tracing::warn!(partition = p, error = %err, "could not persist group changes");
                         }

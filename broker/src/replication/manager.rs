@@ -23,6 +23,7 @@ use crate::log::batch::BatchHeader;
 use crate::log::partition::ReadBound;
 use crate::log::{AppendInfo, LogManager, PartitionLog, ReadResult};
 use crate::metrics::BrokerMetrics;
+use crate::tasks::Tasks;
 
 /// How many replicas must hold a batch before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct ReplicaManager {
     controller: Controller,
     config: BrokerConfig,
     shutdown: CancellationToken,
+    /// Where fetchers and ISR proposals run (tracked, cancelled at shutdown).
+    pub tasks: Tasks,
     /// Topics of the last metadata applied: those gone from the next one
     /// (deleted, or the name taken by a new topic) lose their local logs.
     topics_seen: Mutex<TopicsSeen>,
@@ -69,7 +72,7 @@ impl ReplicaManager {
         logs: Arc<LogManager>,
         controller: Controller,
         metrics: Arc<BrokerMetrics>,
-        shutdown: CancellationToken,
+        tasks: Tasks,
     ) -> Self {
         ReplicaManager {
             broker_id: config.broker_id,
@@ -78,7 +81,8 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             controller,
             config,
-            shutdown,
+            shutdown: tasks.shutdown().clone(),
+            tasks,
             topics_seen: Mutex::new(TopicsSeen::default()),
             metrics,
             throttle_out: Throttle::default(),
@@ -154,7 +158,13 @@ impl ReplicaManager {
                             Role::Follower { leader: record.leader, leader_epoch: record.leader_epoch };
                         let token = self.shutdown.child_token();
                         *hosted.fetcher.lock() = Some(token.clone());
-                        tokio::spawn(fetcher::run(self.clone(), hosted.clone(), address, record.leader_epoch, token));
+                        self.tasks.spawn(fetcher::run(
+                            self.clone(),
+                            hosted.clone(),
+                            address,
+                            record.leader_epoch,
+                            token,
+                        ));
                     }
                 }
             }
@@ -490,7 +500,7 @@ impl ReplicaManager {
         let controller = self.controller.clone();
         let me = self.broker_id;
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn_cancellable(async move {
             tracing::info!(
                 topic = %hosted.topic, partition = hosted.partition, isr = ?proposal.isr,
                 "proposing ISR change"
@@ -587,7 +597,7 @@ mod tests {
         let log_config = Arc::new(config.default_log_config());
         let logs = Arc::new(LogManager::open(&config.data_dirs, |_| Some(log_config.clone())).unwrap());
         let metrics = Arc::new(BrokerMetrics::new(false));
-        Arc::new(ReplicaManager::new(config, logs, controller, metrics, CancellationToken::new()))
+        Arc::new(ReplicaManager::new(config, logs, controller, metrics, Tasks::new(CancellationToken::new())))
     }
 
     /// Broker 1 alone, leading the one partition of topic "t" with `topic_id`.
