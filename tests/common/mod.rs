@@ -307,7 +307,7 @@ impl Cluster {
     }
 
     fn new_broker(&self, i: usize, extra_args: &[&str]) -> BrokerProcess {
-        let (fd, ud) = (i % 3, (i % 3 + i / 3) % 3);
+        let (fd, ud) = kmon_broker::placement::diagonal_cell(i, 3, 3);
         let mut args: Vec<String> = vec![
             "--id".into(),
             (i + 1).to_string(),

@@ -61,7 +61,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::controller::state::{BrokerId, ClusterState, spans_domains};
+use crate::controller::state::{BrokerId, ClusterState};
+use crate::placement::spans_domains;
 
 /// Bytes per partition, keyed by (topic, partition). Missing: 0.
 pub type PartitionSizes = BTreeMap<(String, u32), u64>;
