@@ -976,23 +976,14 @@ mod tests {
     use crate::controller::state::{BrokerRecord, MetadataCommand};
 
     fn register(s: &mut ClusterState, id: BrokerId, fd: usize, ud: usize) {
-        s.apply(&MetadataCommand::RegisterBroker(BrokerRecord {
-            id,
-            address: format!("127.0.0.1:{}", 9000 + id),
-            metrics_address: String::new(),
-            fault_domain: format!("FD{fd}"),
-            update_domain: format!("UD{ud}"),
-            fenced: false,
-            incarnation: 0,
-        }))
-        .unwrap();
+        s.apply(&MetadataCommand::RegisterBroker(BrokerRecord::local(id, fd, ud))).unwrap();
     }
 
     /// Brokers 1..=n on the diagonal of a 3 × 3 grid (as `kmon up`).
     fn diagonal(s: &mut ClusterState, ids: std::ops::RangeInclusive<BrokerId>) {
         for id in ids {
-            let i = id as usize - 1;
-            register(s, id, i % 3, (i % 3 + i / 3) % 3);
+            let (fd, ud) = crate::placement::diagonal_cell(id as usize - 1, 3, 3);
+            register(s, id, fd, ud);
         }
     }
 

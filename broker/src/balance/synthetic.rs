@@ -47,17 +47,7 @@ pub fn skewed_cluster(brokers: u32, partitions: u32, layout: Layout, seed: u64) 
     let mut state = ClusterState::default();
     let register = |state: &mut ClusterState, id: BrokerId| {
         let (fd, ud) = placement::diagonal_cell((id - 1) as usize, layout.fault_domains, layout.update_domains);
-        state
-            .apply(&MetadataCommand::RegisterBroker(BrokerRecord {
-                id,
-                address: format!("127.0.0.1:{}", 9000 + id),
-                metrics_address: String::new(),
-                fault_domain: format!("FD{fd}"),
-                update_domain: format!("UD{ud}"),
-                fenced: false,
-                incarnation: 0,
-            }))
-            .expect("registering a broker");
+        state.apply(&MetadataCommand::RegisterBroker(BrokerRecord::local(id, fd, ud))).expect("registering a broker");
     };
     let old_brokers = (brokers / 2).max(REPLICATION_FACTOR.min(brokers)).max(1) as BrokerId;
     for id in 1..=old_brokers {

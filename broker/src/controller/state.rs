@@ -73,6 +73,23 @@ impl Reassignment {
     }
 }
 
+impl BrokerRecord {
+    /// Broker `id` at `127.0.0.1:9000+id` in fault domain `FD<fd>` and
+    /// update domain `UD<ud>`, unfenced: the brokers of synthetic clusters
+    /// (planner benchmarks) and of tests.
+    pub fn local(id: BrokerId, fd: usize, ud: usize) -> BrokerRecord {
+        BrokerRecord {
+            id,
+            address: format!("127.0.0.1:{}", 9000 + id),
+            metrics_address: String::new(),
+            fault_domain: format!("FD{fd}"),
+            update_domain: format!("UD{ud}"),
+            fenced: false,
+            incarnation: 0,
+        }
+    }
+}
+
 impl PartitionRecord {
     /// Replicas being added by an ongoing reassignment (empty otherwise).
     pub fn adding(&self) -> Vec<BrokerId> {
@@ -686,15 +703,7 @@ pub(crate) mod testing {
     use super::*;
 
     pub(crate) fn broker(id: BrokerId, fd: usize, ud: usize) -> MetadataCommand {
-        MetadataCommand::RegisterBroker(BrokerRecord {
-            id,
-            address: format!("127.0.0.1:{}", 9000 + id),
-            metrics_address: String::new(),
-            fault_domain: format!("FD{fd}"),
-            update_domain: format!("UD{ud}"),
-            fenced: false,
-            incarnation: 0,
-        })
+        MetadataCommand::RegisterBroker(BrokerRecord::local(id, fd, ud))
     }
 
     pub(crate) fn cluster(layout: &[(usize, usize)]) -> ClusterState {
