@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use crate::admin::Admin;
 use crate::batch::{self, DecodedRecord};
 use crate::error::ClientError;
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 use crate::router::Router;
 use crate::types::{ConsumerRecord, OffsetSpec};
 
@@ -330,7 +330,7 @@ fn fetch(
                         have_data |= response.partitions.iter().any(|p| !p.records.is_empty());
                         merged.extend(response.partitions);
                     }
-                    Err(err) if retry::is_retriable(&err) => {
+                    Err(err) if err.is_retriable() => {
                         router.learn_from(&address, &err, partitions.iter().map(partition_of));
                         retry.extend(partitions);
                         last_error = Some(err);

@@ -19,7 +19,7 @@ use kmon_proto::v1 as pb;
 
 use crate::connection::KmonClient;
 use crate::error::{ClientError, ErrorCode};
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 use crate::router::Router;
 
 /// How long a group call keeps retrying coordinator moves by default
@@ -43,7 +43,7 @@ pub(crate) fn classify(err: &ClientError) -> Failure {
     match err.code() {
         Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable) => Failure::Refind,
         Some(ErrorCode::CoordinatorLoadInProgress) => Failure::Wait,
-        _ if retry::is_transport(err) => Failure::Refind,
+        _ if err.is_transport() => Failure::Refind,
         _ => Failure::Fail,
     }
 }
