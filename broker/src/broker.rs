@@ -95,13 +95,17 @@ impl Broker {
         self.controller.state().borrow().clone()
     }
 
-    pub async fn create_topic(
+    /// Checks a new topic as `create_topic` would, without creating it
+    /// (Kafka's `validate_only`): the partition count and replication factor
+    /// it would get, defaults applied. How many brokers can hold it is the
+    /// quorum's check, at creation.
+    pub fn check_create_topic(
         &self,
         name: &str,
         partitions: u32,
         replication_factor: u32,
-        configs: BTreeMap<String, String>,
-    ) -> Result<TopicView> {
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(u32, u32)> {
         check_new_topic(name, self.metadata().topics.keys())?;
         let partitions = if partitions == 0 { self.config.num_partitions } else { partitions };
         if partitions > MAX_PARTITIONS {
@@ -109,7 +113,7 @@ impl Broker {
         }
         let replication_factor =
             if replication_factor == 0 { self.config.default_replication_factor } else { replication_factor };
-        let log_config = self.default_log_config.with_overrides(&configs)?;
+        let log_config = self.default_log_config.with_overrides(configs)?;
         if log_config.min_insync_replicas > replication_factor {
             return Err(BrokerError::InvalidConfig {
                 key: "min.insync.replicas".into(),
@@ -119,6 +123,18 @@ impl Broker {
                 ),
             });
         }
+        Ok((partitions, replication_factor))
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicView> {
+        let (partitions, replication_factor) =
+            self.check_create_topic(name, partitions, replication_factor, &configs)?;
         let command = MetadataCommand::CreateTopic {
             name: name.into(),
             partitions,

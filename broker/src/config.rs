@@ -66,6 +66,13 @@ pub struct BrokerConfig {
     pub listen: String,
     /// Prometheus `/metrics` listen address.
     pub metrics_listen: String,
+    /// Kafka wire-protocol listen address, HOST:PORT (port 0 picks a free
+    /// port); empty serves no Kafka listener. Metadata advertises the bound
+    /// address to Kafka clients.
+    pub kafka_listen: String,
+    /// Largest Kafka request frame accepted; a larger one closes the
+    /// connection (socket.request.max.bytes).
+    pub socket_request_max_bytes: u32,
     /// Count events for `/metrics` (false only to measure what metrics cost).
     pub metrics_enabled: bool,
     /// Segment size at which the active segment rolls (log.segment.bytes).
@@ -127,6 +134,8 @@ impl Default for BrokerConfig {
             data_dirs: vec![PathBuf::from("kmon-data")],
             listen: "127.0.0.1:9092".into(),
             metrics_listen: "127.0.0.1:9644".into(),
+            kafka_listen: String::new(),
+            socket_request_max_bytes: 100 << 20,
             metrics_enabled: true,
             log_segment_bytes: 1 << 30,
             log_roll_ms: 7 * 24 * 3600 * 1000,
@@ -175,6 +184,15 @@ impl BrokerConfig {
             if addr.parse::<SocketAddr>().is_err() {
                 return bad(key, format!("'{addr}' is not HOST:PORT with a numeric host"));
             }
+        }
+        if !self.kafka_listen.is_empty() && self.kafka_listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "kafka_listen",
+                format!("'{}' is not HOST:PORT with a numeric host (empty: no Kafka listener)", self.kafka_listen),
+            );
+        }
+        if self.socket_request_max_bytes < 1024 {
+            return bad("socket_request_max_bytes", "must be at least 1024".into());
         }
         self.default_log_config().validate_all()?;
         if self.log_flush_interval_ms == 0 {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -34,9 +35,21 @@ pub const READY_PREFIX: &str = "kmon broker ready";
 /// first data directory.
 pub const METADATA_DIR: &str = "__cluster_metadata";
 
+/// Serves a protocol other than gRPC (the Kafka listener of `kmon-kafka`)
+/// on a listener the broker bound, over the same broker, until `shutdown`.
+pub type ServeFn = fn(TcpListener, Arc<Broker>, CancellationToken) -> BoxFuture<'static, ()>;
+
+/// The protocols served beside gRPC; each listens only when its address is
+/// configured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Frontends {
+    /// Serves `kafka_listen`.
+    pub kafka: Option<ServeFn>,
+}
+
 /// Runs a broker until `shutdown` is cancelled.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()> {
-    run_with(config, shutdown, |_| {}).await
+    run_with(config, shutdown, Frontends::default(), |_| {}).await
 }
 
 /// [`run`], calling `on_start` with the broker once it exists (logs
@@ -46,13 +59,29 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
 pub async fn run_with(
     config: BrokerConfig,
     shutdown: CancellationToken,
+    frontends: Frontends,
     on_start: impl FnOnce(Arc<Broker>),
 ) -> Result<()> {
     config.validate()?;
+    let kafka_serve = match (config.kafka_listen.is_empty(), frontends.kafka) {
+        (true, _) => None,
+        (false, Some(serve)) => Some(serve),
+        (false, None) => {
+            return Err(BrokerError::Config(format!(
+                "kafka_listen: '{}' is set, but this program serves no Kafka listener (run `kmon broker`)",
+                config.kafka_listen
+            )));
+        }
+    };
     let grpc_listener = bind(&config.listen).await?;
     let metrics_listener = bind(&config.metrics_listen).await?;
+    let kafka_listener = match kafka_serve {
+        Some(_) => Some(bind(&config.kafka_listen).await?),
+        None => None,
+    };
     let address = local_addr(&grpc_listener)?;
     let metrics_address = local_addr(&metrics_listener)?;
+    let kafka_address = kafka_listener.as_ref().map(local_addr).transpose()?;
 
     // 1. Recover every partition log found on disk (whatever the metadata
     //    says later, nothing stored is dropped here).
@@ -131,6 +160,9 @@ pub async fn run_with(
             }
         }
     });
+    if let (Some(serve), Some(listener)) = (kafka_serve, kafka_listener) {
+        tasks.spawn(serve(listener, broker.clone(), shutdown.clone()));
+    }
     tasks.spawn(replicas.clone().metadata_loop());
     tasks.spawn(replicas.clone().isr_shrink_loop());
     tasks.spawn(groups.clone().metadata_loop());
@@ -151,6 +183,7 @@ pub async fn run_with(
         id: config.broker_id,
         address: address.to_string(),
         metrics_address: metrics_address.to_string(),
+        kafka_address: kafka_address.map(|a| a.to_string()).unwrap_or_default(),
         fault_domain: config.fault_domain.clone(),
         update_domain: config.update_domain.clone(),
         fenced: false,
@@ -164,7 +197,8 @@ pub async fn run_with(
             Duration::from_millis(config.broker_heartbeat_interval_ms),
             shutdown.clone(),
         ));
-        println!("{READY_PREFIX} grpc={address} metrics={metrics_address} id={}", config.broker_id);
+        let kafka = kafka_address.map(|a| format!(" kafka={a}")).unwrap_or_default();
+        println!("{READY_PREFIX} grpc={address} metrics={metrics_address}{kafka} id={}", config.broker_id);
         tracing::info!(%address, %metrics_address, broker = config.broker_id, "broker serving");
     }
 

@@ -9,6 +9,8 @@
 //! - [`agent`]: node agents shipping host samples to the cluster, from
 //!   `proto/agent.proto`.
 //! - [`groups`]: Kafka's placement of a group on `__consumer_offsets`.
+//! - [`consumer_protocol`]: Kafka's `ConsumerProtocol` (member subscriptions
+//!   and assignments inside the group protocol), shared by every client.
 //! - [`error_metadata`]: the status metadata keys every error carries.
 #![allow(unreachable_pub, clippy::all)]
 
@@ -43,6 +45,7 @@ pub mod agent {
 
 /// Which `__consumer_offsets` partition coordinates a group: part of the
 /// wire contract, shared by brokers and clients.
+pub mod consumer_protocol;
 pub mod groups;
 
 /// Keys of the gRPC status metadata that kmon puts on every error.

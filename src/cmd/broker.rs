@@ -19,6 +19,10 @@ pub(crate) struct BrokerArgs {
     /// Prometheus /metrics listen address, HOST:PORT.
     #[arg(long, env = "KMON_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Kafka wire-protocol listen address, HOST:PORT (port 0: any free port),
+    /// for Kafka clients (librdkafka, Java, kafka-python, kcat).
+    #[arg(long, env = "KMON_KAFKA_LISTEN")]
+    kafka_listen: Option<String>,
     /// TOML configuration file (see --print-default-config).
     #[arg(long, env = "KMON_CONFIG")]
     config: Option<PathBuf>,
@@ -59,6 +63,9 @@ impl BrokerArgs {
         }
         if let Some(metrics_listen) = self.metrics_listen {
             config.metrics_listen = metrics_listen;
+        }
+        if let Some(kafka_listen) = self.kafka_listen {
+            config.kafka_listen = kafka_listen;
         }
         if let Some(id) = self.broker_id {
             config.broker_id = id;
@@ -107,7 +114,7 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let mut exporter = None;
-    let result = kmon_broker::server::run_with(config, shutdown.clone(), |broker| {
+    let result = kmon_broker::server::run_with(config, shutdown.clone(), kmon_kafka::FRONTENDS, |broker| {
         exporter = otlp.as_ref().map(|otlp| {
             let render =
                 move || Some(kmon_broker::metrics::render(&broker, kmon_broker::metrics::Format::PrometheusText, None));

@@ -21,6 +21,9 @@ pub struct BrokerRecord {
     pub id: BrokerId,
     pub address: String,
     pub metrics_address: String,
+    /// The Kafka listener's address; empty when the broker serves none.
+    #[serde(default)]
+    pub kafka_address: String,
     pub fault_domain: String,
     pub update_domain: String,
     /// Fenced brokers missed their session: they lead nothing and are in
@@ -82,6 +85,7 @@ impl BrokerRecord {
             id,
             address: format!("127.0.0.1:{}", 9000 + id),
             metrics_address: String::new(),
+            kafka_address: String::new(),
             fault_domain: format!("FD{fd}"),
             update_domain: format!("UD{ud}"),
             fenced: false,

@@ -76,6 +76,10 @@ pub struct MemberView {
     pub client_id: String,
     pub host: String,
     pub assignment: Vec<(String, u32)>,
+    /// The member's metadata for the group's protocol and its assignment,
+    /// as sent (Kafka's DescribeGroups returns both).
+    pub metadata: Bytes,
+    pub assignment_bytes: Bytes,
 }
 
 #[derive(Debug, Clone)]
@@ -110,11 +114,16 @@ pub struct GroupCoordinator {
     shutdown: CancellationToken,
 }
 
-/// Decodes a ConsumerProtocolAssignment into (topic, partition) pairs.
+/// Decodes a member's assignment into (topic, partition) pairs: Kafka's
+/// `ConsumerProtocol` (every client today), or the protobuf form kmon
+/// clients wrote before (still in stored group state); anything else, as
+/// another protocol type's assignment, owns nothing.
 pub fn decode_assignment(bytes: &Bytes) -> Vec<(String, u32)> {
-    kmon_proto::v1::ConsumerProtocolAssignment::decode(bytes.clone())
-        .map(|a| a.partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect())
-        .unwrap_or_default()
+    kmon_proto::consumer_protocol::decode_assignment(bytes).unwrap_or_else(|_| {
+        kmon_proto::v1::ConsumerProtocolAssignment::decode(bytes.clone())
+            .map(|a| a.partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect())
+            .unwrap_or_default()
+    })
 }
 
 impl GroupCoordinator {
@@ -490,6 +499,8 @@ impl GroupCoordinator {
                     client_id: m.client_id.clone(),
                     host: m.host.clone(),
                     assignment: decode_assignment(&m.assignment),
+                    metadata: g.protocol.as_deref().map(|p| m.subscription(p)).unwrap_or_default(),
+                    assignment_bytes: m.assignment.clone(),
                 })
                 .collect(),
             partitions,

@@ -93,7 +93,7 @@ pub struct Member {
 }
 
 impl Member {
-    fn subscription(&self, protocol: &str) -> Bytes {
+    pub fn subscription(&self, protocol: &str) -> Bytes {
         self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
     }
 }

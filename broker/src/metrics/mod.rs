@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -88,6 +89,19 @@ pub struct RequestTiming {
     pub remote: Duration,
 }
 
+/// An open connection, counted in the connection-count gauge while alive.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    metrics: Arc<BrokerMetrics>,
+    listener: &'static str,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections.get_or_create(&vec![("listener", self.listener.to_string())]).dec();
+    }
+}
+
 pub struct BrokerMetrics {
     registry: Registry,
     pub messages_in: TopicCounter,
@@ -107,6 +121,8 @@ pub struct BrokerMetrics {
     remote_time: Family<Labels, Histogram>,
     pub isr_shrinks: Counter,
     pub isr_expands: Counter,
+    /// Open connections by listener name.
+    connections: Family<Labels, Gauge>,
     /// Nanoseconds spent working on requests (for the idle ratio).
     busy_nanos: AtomicU64,
     idle_window: std::sync::Mutex<(Instant, u64)>,
@@ -154,6 +170,7 @@ impl BrokerMetrics {
             remote_time: latency_family(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
+            connections: Family::default(),
             busy_nanos: AtomicU64::new(0),
             idle_window: std::sync::Mutex::new((Instant::now(), 0)),
             send_nanos: AtomicU64::new(0),
@@ -222,7 +239,18 @@ impl BrokerMetrics {
             "ISR expansions proposed by this leader and accepted (IsrExpandsPerSec)",
             m.isr_expands.clone(),
         );
+        registry.register(
+            CONNECTION_COUNT,
+            "Open client connections by listener (socket-server-metrics connection-count)",
+            m.connections.clone(),
+        );
         BrokerMetrics { registry, ..m }
+    }
+
+    /// Counts a connection opened on `listener` until the guard drops.
+    pub fn connection_opened(self: &Arc<Self>, listener: &'static str) -> ConnectionGuard {
+        self.connections.get_or_create(&vec![("listener", listener.to_string())]).inc();
+        ConnectionGuard { metrics: self.clone(), listener }
     }
 
     /// Counts a request and its timing.

@@ -20,6 +20,8 @@ pub const REMOTE_TIME_MS: &str = "kafka_network_requestmetrics_remotetimems";
 pub const QUEUE_TIME_MS: &str = "kafka_network_requestmetrics_requestqueuetimems";
 pub const RESPONSE_SEND_TIME_MS: &str = "kafka_network_requestmetrics_responsesendtimems";
 pub const REQUEST_HANDLER_IDLE: &str = "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent";
+/// Open client connections per listener (socket-server-metrics connection-count).
+pub const CONNECTION_COUNT: &str = "kafka_server_socket_server_metrics_connection_count";
 pub const NETWORK_IDLE: &str = "kafka_network_socketserver_networkprocessoravgidlepercent";
 
 // ReplicaManager and fetchers.

@@ -1,12 +1,11 @@
 //! The consumer protocol carried inside the group protocol (pure): a
 //! member's `ConsumerProtocolSubscription` in `JoinGroup` (one per
 //! assignor it offers) and its `ConsumerProtocolAssignment` in
-//! `SyncGroup`, both protobuf-encoded (Kafka's `ConsumerProtocol`, as
-//! protobuf instead of Kafka's own schema).
+//! `SyncGroup`, in Kafka's own `ConsumerProtocol` schema
+//! (`kmon_proto::consumer_protocol`), so Kafka clients can share a group.
 
 use bytes::Bytes;
-use kmon_proto::v1 as pb;
-use prost::Message;
+use kmon_proto::consumer_protocol as wire;
 
 use crate::error::ClientError;
 use crate::types::TopicPartition;
@@ -22,36 +21,42 @@ pub(crate) struct Subscription {
     pub(crate) generation: i32,
 }
 
-pub(crate) fn encode_subscription(subscription: &Subscription) -> Bytes {
-    pb::ConsumerProtocolSubscription {
-        topics: subscription.topics.clone(),
-        owned_partitions: subscription.owned_partitions.iter().map(Into::into).collect(),
-        generation_id: subscription.generation,
-    }
-    .encode_to_vec()
-    .into()
+fn pairs(partitions: &[TopicPartition]) -> Vec<(String, u32)> {
+    partitions.iter().map(|tp| (tp.topic.clone(), tp.partition)).collect()
 }
 
-pub(crate) fn decode_subscription(bytes: &[u8]) -> Result<Subscription, ClientError> {
-    let decoded = pb::ConsumerProtocolSubscription::decode(bytes)
-        .map_err(|err| ClientError::InvalidArgument(format!("undecodable member subscription: {err}")))?;
-    Ok(Subscription {
-        topics: decoded.topics,
-        owned_partitions: decoded.owned_partitions.into_iter().map(Into::into).collect(),
-        generation: decoded.generation_id,
+fn partitions(pairs: Vec<(String, u32)>) -> Vec<TopicPartition> {
+    pairs.into_iter().map(|(topic, partition)| TopicPartition { topic, partition }).collect()
+}
+
+pub(crate) fn encode_subscription(subscription: &Subscription) -> Bytes {
+    wire::encode_subscription(&wire::Subscription {
+        topics: subscription.topics.clone(),
+        owned_partitions: pairs(&subscription.owned_partitions),
+        generation: subscription.generation,
     })
 }
 
-pub(crate) fn encode_assignment(partitions: &[TopicPartition]) -> Bytes {
-    pb::ConsumerProtocolAssignment { partitions: partitions.iter().map(Into::into).collect() }.encode_to_vec().into()
+pub(crate) fn decode_subscription(bytes: &[u8]) -> Result<Subscription, ClientError> {
+    let decoded = wire::decode_subscription(bytes)
+        .map_err(|err| ClientError::InvalidArgument(format!("undecodable member subscription: {err}")))?;
+    Ok(Subscription {
+        topics: decoded.topics,
+        owned_partitions: partitions(decoded.owned_partitions),
+        generation: decoded.generation,
+    })
+}
+
+pub(crate) fn encode_assignment(assigned: &[TopicPartition]) -> Bytes {
+    wire::encode_assignment(&pairs(assigned))
 }
 
 /// An empty answer (a member the leader gave nothing) decodes as no
 /// partitions.
 pub(crate) fn decode_assignment(bytes: &[u8]) -> Result<Vec<TopicPartition>, ClientError> {
-    let decoded = pb::ConsumerProtocolAssignment::decode(bytes)
-        .map_err(|err| ClientError::InvalidArgument(format!("undecodable assignment from the coordinator: {err}")))?;
-    Ok(decoded.partitions.into_iter().map(Into::into).collect())
+    wire::decode_assignment(bytes)
+        .map(partitions)
+        .map_err(|err| ClientError::InvalidArgument(format!("undecodable assignment from the coordinator: {err}")))
 }
 
 #[cfg(test)]
@@ -66,7 +71,7 @@ mod tests {
             generation: 7,
         };
         assert_eq!(decode_subscription(&encode_subscription(&subscription)).unwrap(), subscription);
-        assert_eq!(decode_subscription(&[]).unwrap(), Subscription::default());
+        assert_eq!(decode_subscription(&[]).unwrap(), Subscription { generation: -1, ..Subscription::default() });
     }
 
     #[test]

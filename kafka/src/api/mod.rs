@@ -1,0 +1,127 @@
+//! One module per Kafka API (or per small family of them): each converts
+//! the Kafka request to broker calls and the outcome to the Kafka response,
+//! with errors per partition, member or resource as Kafka reports them.
+
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod epochs;
+pub mod fetch;
+pub mod group_admin;
+pub mod groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+pub mod producer_id;
+pub mod topics;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kmon_broker::Broker;
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::Request;
+
+/// A handled request: its response (None: acks=0 produce, never answered)
+/// and the time it waited on others (replicas, new data, the quorum).
+#[derive(Debug)]
+pub struct Handled {
+    pub response: Option<ResponseKind>,
+    pub remote: Duration,
+}
+
+/// Who sent the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub id: &'a str,
+    pub peer: SocketAddr,
+}
+
+pub async fn handle(
+    broker: &Broker,
+    request: Request,
+    client_id: &str,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Handled {
+    let version = request.version;
+    let client = Client { id: client_id, peer };
+    let mut remote = Duration::ZERO;
+    let started = Instant::now();
+    let response = match request.body {
+        RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions::handle())),
+        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(broker, r, version))),
+        RequestKind::Produce(r) => produce::handle(broker, r, &mut remote).await.map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(broker, r, shutdown, &mut remote).await)),
+        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(broker, r))),
+        RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(epochs::handle(broker, r))),
+        RequestKind::FindCoordinator(r) => {
+            Some(ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version).await))
+        }
+        RequestKind::JoinGroup(r) => {
+            let response = groups::join(broker, r, version, client).await;
+            remote = started.elapsed();
+            Some(ResponseKind::JoinGroup(response))
+        }
+        RequestKind::SyncGroup(r) => {
+            let response = groups::sync(broker, r).await;
+            remote = started.elapsed();
+            Some(ResponseKind::SyncGroup(response))
+        }
+        RequestKind::Heartbeat(r) => Some(ResponseKind::Heartbeat(groups::heartbeat(broker, r))),
+        RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(groups::leave(broker, r, version))),
+        RequestKind::OffsetCommit(r) => {
+            let response = offsets::commit(broker, r).await;
+            remote = started.elapsed();
+            Some(ResponseKind::OffsetCommit(response))
+        }
+        RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(offsets::fetch(broker, r, version))),
+        RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(group_admin::list(broker, r))),
+        RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(group_admin::describe(broker, r))),
+        RequestKind::DeleteGroups(r) => {
+            let response = group_admin::delete(broker, r).await;
+            remote = started.elapsed();
+            Some(ResponseKind::DeleteGroups(response))
+        }
+        RequestKind::CreateTopics(r) => {
+            let response = topics::create(broker, r).await;
+            remote = started.elapsed();
+            Some(ResponseKind::CreateTopics(response))
+        }
+        RequestKind::DeleteTopics(r) => {
+            let response = topics::delete(broker, r).await;
+            remote = started.elapsed();
+            Some(ResponseKind::DeleteTopics(response))
+        }
+        RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(configs::describe(broker, r))),
+        RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(cluster::describe(broker, r))),
+        RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(producer_id::handle(r, client))),
+        // `frame::decode_request` yields only the APIs of `versions::SERVED`.
+        other => unreachable!("unserved API decoded: {:?}", std::mem::discriminant(&other)),
+    };
+    Handled { response, remote }
+}
+
+pub(crate) fn text(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
+    TopicName(text(s))
+}
+
+/// Kafka's leader-epoch fencing (KIP-320): a client that names an epoch
+/// older than the leader's is fenced; a newer one means this broker has not
+/// caught up with the metadata yet. -1: the client does not check.
+pub(crate) fn epoch_check(current: i32, requested: i32) -> Option<kafka_protocol::ResponseError> {
+    use kafka_protocol::ResponseError as K;
+    match requested {
+        r if r < 0 || r == current => None,
+        r if r < current => Some(K::FencedLeaderEpoch),
+        _ => Some(K::UnknownLeaderEpoch),
+    }
+}

@@ -1,0 +1,154 @@
+//! The Kafka listener: accepts connections and serves each one request at
+//! a time, in order (as Kafka's socket server mutes a connection while its
+//! request is handled, so the pipelined produces of one connection append
+//! in the order sent). Every request is counted and timed in the same
+//! `kafka_network_requestmetrics_*` families as gRPC, under Kafka's API name.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kmon_broker::Broker;
+use kmon_broker::metrics::RequestTiming;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, Handled};
+use crate::error::KafkaError;
+use crate::frame::{self, FrameError};
+
+/// The listener name in `kafka_server_socket_server_metrics_connection_count`
+/// (Kafka's default listener name).
+pub const LISTENER: &str = "PLAINTEXT";
+
+/// Serves Kafka clients on `listener` until `shutdown`; waits for open
+/// connections to finish their current request.
+pub fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+    Box::pin(accept_loop(listener, broker, shutdown))
+}
+
+async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn(connection(stream, peer, broker.clone(), shutdown.clone()));
+            }
+            // Out of file descriptors and the like: keep serving the others.
+            Err(err) => {
+                tracing::warn!(error = %err, "kafka listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken) {
+    let _counted = broker.metrics.connection_opened(LISTENER);
+    let max = broker.config.socket_request_max_bytes;
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 << 10, reader);
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader, max) => frame,
+            _ = shutdown.cancelled() => return,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(%peer, error = %err, "kafka listener: closing connection");
+                return;
+            }
+        };
+        let arrived = Instant::now();
+        let served = serve_one(frame, &broker, peer, &shutdown).await;
+        let reply = match served {
+            Ok(reply) => reply,
+            Err(err) => {
+                tracing::warn!(%peer, error = %err, "kafka listener: closing connection");
+                return;
+            }
+        };
+        if let Some((name, bytes)) = reply {
+            let sending = Instant::now();
+            if let Err(err) = writer.write_all(&bytes).await {
+                tracing::debug!(%peer, error = %err, "kafka listener: client went away");
+                return;
+            }
+            broker.metrics.observe_response(name, sending.elapsed(), arrived.elapsed());
+        }
+    }
+}
+
+/// One request: its response frame (None for acks=0 produce, which Kafka
+/// never answers), or the error that closes the connection.
+async fn serve_one(
+    frame: Bytes,
+    broker: &Broker,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Result<Option<(&'static str, Bytes)>, KafkaError> {
+    let decoding = Instant::now();
+    let request = match frame::decode_request(frame) {
+        Ok(request) => request,
+        // An old ApiVersions from a newer client: answer with what is
+        // served, at v0, so the client can pick (Kafka's behaviour).
+        Err(FrameError::UnsupportedVersion { name: "ApiVersions", correlation_id, .. }) => {
+            let response = ApiVersionsResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::UnsupportedVersion.code())
+                .with_api_keys(api::api_versions::served_keys());
+            let bytes =
+                frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(response))?;
+            return Ok(Some(("ApiVersions", bytes)));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let (api, version, correlation_id) = (request.api, request.version, request.header.correlation_id);
+    let started = Instant::now();
+    let client = request.header.client_id.as_ref().map(|c| c.as_str().to_string()).unwrap_or_default();
+    let Handled { response, remote } = api::handle(broker, request, &client, peer, shutdown).await;
+    let handled = started.elapsed();
+    broker.metrics.observe_request(
+        api.name,
+        RequestTiming {
+            queue: started.saturating_duration_since(decoding),
+            local: handled.saturating_sub(remote),
+            remote: remote.min(handled),
+        },
+    );
+    match response {
+        Some(response) => {
+            let bytes = frame::encode_response(api.key, version, correlation_id, &response)?;
+            Ok(Some((api.name, bytes)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Reads one size-prefixed frame; `None` at a clean end of stream.
+async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R, max: u32) -> Result<Option<Bytes>, KafkaError> {
+    let size = match reader.read_i32().await {
+        Ok(size) => size,
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    if size < 0 || size as u32 > max {
+        return Err(KafkaError::FrameTooLarge { size: i64::from(size), max });
+    }
+    let mut buf = BytesMut::zeroed(size as usize);
+    reader.read_exact(&mut buf).await?;
+    Ok(Some(buf.freeze()))
+}
