@@ -77,7 +77,7 @@ pub(crate) struct UpArgs {
     #[arg(long)]
     rebalance: bool,
     /// Replication throttle of that rebalance, e.g. 50MB/s (default: none).
-    #[arg(long, requires = "rebalance", value_parser = super::rebalance::parse_rate)]
+    #[arg(long, requires = "rebalance", value_parser = super::format::parse_rate)]
     throttle: Option<u64>,
     /// gRPC port of broker 1; broker i gets PORT+i-1 (default 9092).
     #[arg(long)]
@@ -692,7 +692,7 @@ fn render_table(cluster: &ClusterLayout) -> String {
             if index < MAX_VOTERS { "voter" } else { "learner" }.to_owned(),
         ]);
     }
-    super::status::render_rows(&rows)
+    super::format::render_rows(&rows)
 }
 
 /// Spawns a child of `kmon up` logging to `stderr`, in its own process group
