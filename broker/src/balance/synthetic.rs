@@ -1,5 +1,5 @@
 //! A synthetic, skewed cluster for benchmarking the planner (`cargo bench
-//! -p kmon-broker --bench planner`, `kmon bench plan`), and the naive
+//! -p kmon-broker --bench planner`), and the naive
 //! round-robin reassignment it is compared with. Deterministic: the same
 //! arguments give the same cluster.
 //!
