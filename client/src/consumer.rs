@@ -86,14 +86,7 @@ type FetchResult = Result<(pb::FetchResponse, Duration), ClientError>;
 impl Consumer {
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
         let router = Router::connect(&config.bootstrap).await?;
-        Ok(Consumer {
-            admin: Admin::from_router(router.clone()),
-            router,
-            config,
-            assignments: Vec::new(),
-            prefetch: None,
-            last_round_trip: None,
-        })
+        Ok(Self::with_router(router, config))
     }
 
     /// A consumer sharing `router` (the group consumer's fetcher).

@@ -176,10 +176,11 @@ impl From<tonic::Status> for ClientError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn server(code: Option<ErrorCode>, status: tonic::Code) -> ClientError {
+    /// A broker error with this code (if any) and gRPC status.
+    pub(crate) fn server(code: Option<ErrorCode>, status: tonic::Code) -> ClientError {
         ClientError::Server(ServerError {
             code,
             status,

@@ -161,18 +161,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ServerError;
-
-    pub(crate) fn server(code: Option<ErrorCode>, status: tonic::Code) -> ClientError {
-        ClientError::Server(ServerError {
-            code,
-            status,
-            message: "m".into(),
-            log_start_offset: None,
-            log_end_offset: None,
-            leader: None,
-        })
-    }
+    use crate::error::tests::server;
 
     #[test]
     fn coordinator_moves_are_retried_and_the_rest_fails() {

@@ -1,6 +1,6 @@
 use super::model::combinations;
 use super::*;
-use crate::controller::state::{BrokerRecord, MetadataCommand};
+use crate::controller::state::{BrokerRecord, MetadataCommand, testing};
 use crate::placement::spans_domains;
 
 fn register(s: &mut ClusterState, id: BrokerId, fd: usize, ud: usize) {
@@ -16,14 +16,7 @@ fn diagonal(s: &mut ClusterState, ids: std::ops::RangeInclusive<BrokerId>) {
 }
 
 fn create(s: &mut ClusterState, name: &str, partitions: u32, rf: u32) {
-    s.apply(&MetadataCommand::CreateTopic {
-        name: name.into(),
-        partitions,
-        replication_factor: rf,
-        configs: BTreeMap::new(),
-        topic_id: 1,
-    })
-    .unwrap();
+    testing::create(s, name, partitions, rf).unwrap();
 }
 
 fn sizes(s: &ClusterState, size: impl Fn(&str, u32) -> u64) -> PartitionSizes {
