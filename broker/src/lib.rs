@@ -12,6 +12,8 @@
 //! - [`broker`]: the broker's state and operations in domain terms, and the
 //!   table of which operation goes to the quorum and which to a leader.
 //! - [`controller`]: the metadata quorum (openraft) and its state machine.
+//! - [`placement`]: the fault × update domain grid's diagonal walk and the
+//!   replicas of new partitions.
 //! - [`balance`]: the rebalance planner (fault × update domains, load,
 //!   leaders) and the scale-down refusal.
 //! - [`replication`]: ISR replication: replica manager, follower fetchers,
@@ -33,6 +35,7 @@ pub mod error;
 pub mod group;
 pub mod log;
 pub mod metrics;
+pub mod placement;
 pub mod replication;
 pub mod server;
 pub mod service;

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use crate::admin::Admin;
 use crate::batch::{self, DecodedRecord};
 use crate::error::ClientError;
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 use crate::router::Router;
 use crate::types::{ConsumerRecord, OffsetSpec};
 
@@ -86,14 +86,7 @@ type FetchResult = Result<(pb::FetchResponse, Duration), ClientError>;
 impl Consumer {
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
         let router = Router::connect(&config.bootstrap).await?;
-        Ok(Consumer {
-            admin: Admin::from_router(router.clone()),
-            router,
-            config,
-            assignments: Vec::new(),
-            prefetch: None,
-            last_round_trip: None,
-        })
+        Ok(Self::with_router(router, config))
     }
 
     /// A consumer sharing `router` (the group consumer's fetcher).
@@ -330,7 +323,7 @@ fn fetch(
                         have_data |= response.partitions.iter().any(|p| !p.records.is_empty());
                         merged.extend(response.partitions);
                     }
-                    Err(err) if retry::is_retriable(&err) => {
+                    Err(err) if err.is_retriable() => {
                         router.learn_from(&address, &err, partitions.iter().map(partition_of));
                         retry.extend(partitions);
                         last_error = Some(err);

@@ -1,5 +1,5 @@
-//! The crate's one error type, and the one place where a gRPC status
-//! becomes a [`ClientError`].
+//! The crate's one error type, the one place where a gRPC status becomes a
+//! [`ClientError`], and which errors are worth another try.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,10 +87,69 @@ impl ClientError {
     }
 
     /// Whether trying again (after a metadata refresh) may succeed: leader
-    /// changes, unavailable brokers, timeouts. See `retry` for the table.
+    /// changes, unavailable brokers, timeouts.
+    ///
+    /// | failure                                   | retried | refresh metadata |
+    /// |-------------------------------------------|---------|------------------|
+    /// | NOT_LEADER_OR_FOLLOWER                    | yes     | yes              |
+    /// | UNKNOWN_TOPIC_OR_PARTITION (just created) | yes     | yes              |
+    /// | NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT    | yes     | yes              |
+    /// | STORAGE_ERROR (the leader moves away)     | yes     | yes              |
+    /// | no connection, transport failure          | yes     | yes              |
+    /// | client-side request timeout               | yes     | yes              |
+    /// | no leader known for the partition         | yes     | yes              |
+    /// | anything else (CORRUPT_MESSAGE, INVALID_*, MESSAGE_TOO_LARGE, OFFSET_OUT_OF_RANGE, ...) | no | - |
+    ///
+    /// A status without a `kmon-error` name did not come from kmon's request
+    /// handling (every kmon error carries one): it is the transport's, e.g.
+    /// a broker that died mid-request.
     pub fn is_retriable(&self) -> bool {
-        crate::retry::is_retriable(self)
+        match self {
+            ClientError::Server(server) => match server.code {
+                Some(code) => matches!(
+                    code,
+                    ErrorCode::NotLeaderOrFollower
+                        | ErrorCode::UnknownTopicOrPartition
+                        | ErrorCode::NotEnoughReplicas
+                        | ErrorCode::OffsetNotAvailable
+                        | ErrorCode::RequestTimedOut
+                        | ErrorCode::StorageError
+                ),
+                None => is_transport_status(server.status),
+            },
+            ClientError::Connect { .. } | ClientError::Timeout(_) => true,
+            ClientError::LeaderNotAvailable { .. } => true,
+            ClientError::InvalidAddress { .. }
+            | ClientError::CorruptBatch(_)
+            | ClientError::InvalidArgument(_)
+            | ClientError::EarlierBatchFailed { .. }
+            | ClientError::ProducerClosed => false,
+        }
     }
+
+    /// Whether the connection to the broker is suspect (drop it from the
+    /// pool and try another broker for requests any broker can answer).
+    pub(crate) fn is_transport(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } | ClientError::Timeout(_) => true,
+            ClientError::Server(server) => server.code.is_none() && is_transport_status(server.status),
+            _ => false,
+        }
+    }
+}
+
+/// The gRPC codes of a failed transport (a status with no `kmon-error`
+/// name and one of these did not come from kmon's request handling).
+fn is_transport_status(status: tonic::Code) -> bool {
+    matches!(
+        status,
+        tonic::Code::Unavailable
+            | tonic::Code::Cancelled
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Aborted
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+    )
 }
 
 impl From<tonic::Status> for ClientError {
@@ -117,8 +176,20 @@ impl From<tonic::Status> for ClientError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A broker error with this code (if any) and gRPC status.
+    pub(crate) fn server(code: Option<ErrorCode>, status: tonic::Code) -> ClientError {
+        ClientError::Server(ServerError {
+            code,
+            status,
+            message: "m".into(),
+            log_start_offset: None,
+            log_end_offset: None,
+            leader: None,
+        })
+    }
 
     #[test]
     fn status_metadata_gives_the_code_and_message_is_kept() {
@@ -138,5 +209,46 @@ mod tests {
         let err = ClientError::from(tonic::Status::unavailable("connection refused"));
         assert_eq!(err.code(), None);
         assert_eq!(err.to_string(), "connection refused");
+    }
+
+    #[tokio::test]
+    async fn leader_and_availability_errors_are_retried() {
+        for code in [
+            ErrorCode::NotLeaderOrFollower,
+            ErrorCode::UnknownTopicOrPartition,
+            ErrorCode::NotEnoughReplicas,
+            ErrorCode::RequestTimedOut,
+            ErrorCode::StorageError,
+            ErrorCode::OffsetNotAvailable,
+        ] {
+            assert!(server(Some(code), tonic::Code::Unavailable).is_retriable(), "{code:?}");
+            assert!(!server(Some(code), tonic::Code::Unavailable).is_transport());
+        }
+        assert!(server(None, tonic::Code::Unavailable).is_retriable());
+        assert!(server(None, tonic::Code::Unavailable).is_transport());
+        assert!(ClientError::Timeout(Duration::from_secs(1)).is_retriable());
+        // Nothing listens on port 1: a real connect error.
+        let connect = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect().await.unwrap_err();
+        assert!((ClientError::Connect { address: "127.0.0.1:1".into(), source: Arc::new(connect) }).is_retriable());
+        assert!((ClientError::LeaderNotAvailable { topic: "t".into(), partition: 0 }).is_retriable());
+    }
+
+    #[test]
+    fn data_and_request_errors_are_not_retried() {
+        for code in [
+            ErrorCode::CorruptMessage,
+            ErrorCode::MessageTooLarge,
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidConfig,
+            ErrorCode::InvalidTopicName,
+            ErrorCode::OffsetOutOfRange,
+            ErrorCode::TopicAlreadyExists,
+        ] {
+            assert!(!server(Some(code), tonic::Code::InvalidArgument).is_retriable(), "{code:?}");
+        }
+        assert!(!server(None, tonic::Code::InvalidArgument).is_retriable());
+        assert!(!server(None, tonic::Code::ResourceExhausted).is_retriable());
+        assert!(!ClientError::CorruptBatch("crc".into()).is_retriable());
+        assert!(!ClientError::InvalidArgument("x".into()).is_retriable());
     }
 }

@@ -3,8 +3,8 @@
 //! - [`connection`]: opens tonic channels; a pool keeps one per broker.
 //! - `router`: which broker gets a request (any broker for admin and
 //!   metadata, the partition leader for produce/fetch/offsets), over a
-//!   `metadata` cache of brokers and partition leaders; `retry` says
-//!   which failures are retried and with what backoff.
+//!   `metadata` cache of brokers and partition leaders; `retry` is the
+//!   backoff between tries.
 //! - [`admin`]: topics, offsets ([`OffsetSpec`]) and cluster metadata.
 //! - [`producer`]: [`Producer`] batches records per partition and pipelines
 //!   produce requests; [`partitioner`] picks partitions the way Kafka's
@@ -22,7 +22,8 @@
 //! - `requests`: how many RPCs a client has sent (every RPC takes its
 //!   connection from the router, which counts them).
 //! - [`error`]: [`ClientError`]; a gRPC status becomes one in a single
-//!   `From` impl that reads the stable `kmon-error` name.
+//!   `From` impl that reads the stable `kmon-error` name;
+//!   [`ClientError::is_retriable`] says which failures are retried.
 //!
 //! Data flow: `Producer::send` → partitioner → accumulator (encodes into a
 //! batch) → sender task (groups batches by leader) → Produce RPC to each

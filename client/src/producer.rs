@@ -70,7 +70,7 @@ use crate::admin::Admin;
 use crate::batch::{BATCH_HEADER_LEN, BatchBuilder};
 use crate::error::ClientError;
 use crate::partitioner::{StickyPartitioner, partition_for_key};
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 use crate::router::Router;
 use crate::types::{Acks, RecordMetadata};
 
@@ -668,7 +668,7 @@ async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: Owne
                         finish(&shared, batch, result);
                     }
                 }
-                Err(err) if retry::is_retriable(&err) => {
+                Err(err) if err.is_retriable() => {
                     router.learn_from(&address, &err, batches.iter().map(InFlight::partition));
                     retry.extend(batches.into_iter().map(|batch| (batch, err.clone())));
                 }

@@ -26,7 +26,7 @@ use kmon_proto::v1 as pb;
 use crate::connection::{self, KmonClient, Pool};
 use crate::error::ClientError;
 use crate::metadata::MetadataCache;
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 use crate::types::ClusterMetadata;
 
 /// Bound on one `Metadata` call to one broker.
@@ -102,7 +102,7 @@ impl Router {
 
     /// Forgets the connection to `address` if `err` says it is broken.
     pub(crate) fn note_failure(&self, address: &str, err: &ClientError) {
-        if retry::is_transport(err) && !(self.fixed.is_some() && address == self.bootstrap) {
+        if err.is_transport() && !(self.fixed.is_some() && address == self.bootstrap) {
             self.pool.evict(&reachable_address(address, &self.bootstrap));
         }
     }
@@ -138,7 +138,7 @@ impl Router {
                 Err(err) => Err(err),
             };
             match result {
-                Err(err) if retry::is_transport(&err) => {
+                Err(err) if err.is_transport() => {
                     tracing::debug!(%address, error = %err, "broker unreachable, trying the next");
                     self.note_failure(&address, &err);
                     last = Some(err);
@@ -286,7 +286,7 @@ impl Router {
             for (address, items, result) in join_all(attempts).await {
                 match result {
                     Ok(results) => done.extend(results),
-                    Err(err) if retry::is_retriable(&err) => {
+                    Err(err) if err.is_retriable() => {
                         self.learn_from(&address, &err, items.iter().map(partition_of));
                         let entry = retry.get_or_insert_with(|| (Vec::new(), err));
                         entry.0.extend(items);

@@ -24,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kmon_client::{Acks, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, RecordHandle};
 
 use super::ClientArgs;
+use super::format::format_rate;
 use super::produce::parse_acks;
 
 #[derive(Debug, Subcommand)]
@@ -281,16 +282,6 @@ fn summary(records: u64, record_size: usize, elapsed: Duration, mut latencies: V
         percentile(0.99),
         percentile(0.999)
     )
-}
-
-pub(super) fn format_rate(rate: f64) -> String {
-    if rate >= 1e6 {
-        format!("{:.2}M records/s", rate / 1e6)
-    } else if rate >= 1e3 {
-        format!("{:.1}K records/s", rate / 1e3)
-    } else {
-        format!("{rate:.0} records/s")
-    }
 }
 
 #[cfg(test)]

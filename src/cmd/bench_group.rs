@@ -432,10 +432,10 @@ impl ConsumeRun {
         let steady = self.steady().as_secs_f64().max(f64::EPSILON);
         format!(
             "{}, {:.1} MB/s (first record after {} ms; from it on {}, {:.1} MB/s)",
-            super::bench::format_rate(records as f64 / seconds),
+            super::format::format_rate(records as f64 / seconds),
             records as f64 * record_size as f64 / 1e6 / seconds,
             self.first_record.as_millis(),
-            super::bench::format_rate(records as f64 / steady),
+            super::format::format_rate(records as f64 / steady),
             records as f64 * record_size as f64 / 1e6 / steady,
         )
     }
@@ -454,14 +454,14 @@ impl ConsumeRun {
         let seconds = steadies[mid].as_secs_f64().max(f64::EPSILON);
         let all: Vec<String> = totals
             .iter()
-            .map(|t| super::bench::format_rate(records as f64 / t.as_secs_f64().max(f64::EPSILON)))
+            .map(|t| super::format::format_rate(records as f64 / t.as_secs_f64().max(f64::EPSILON)))
             .collect();
         format!(
             "median {}, {:.1} MB/s (first record after {} ms; from it on {}, {:.1} MB/s) over {} runs [{}]",
-            super::bench::format_rate(records as f64 / median.total.as_secs_f64().max(f64::EPSILON)),
+            super::format::format_rate(records as f64 / median.total.as_secs_f64().max(f64::EPSILON)),
             records as f64 * record_size as f64 / 1e6 / median.total.as_secs_f64().max(f64::EPSILON),
             median.first_record.as_millis(),
-            super::bench::format_rate(records as f64 / seconds),
+            super::format::format_rate(records as f64 / seconds),
             records as f64 * record_size as f64 / 1e6 / seconds,
             runs.len(),
             all.join(", ")

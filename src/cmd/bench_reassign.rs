@@ -35,7 +35,7 @@ pub(crate) struct ReassignArgs {
     size_mb: u64,
     /// Replication throttle of the reassignment, e.g. 20MB/s (per broker
     /// and direction); default: unthrottled.
-    #[arg(long, value_parser = super::rebalance::parse_rate)]
+    #[arg(long, value_parser = super::format::parse_rate)]
     throttle: Option<u64>,
     /// Records per second the background acks=all producer sends.
     #[arg(long, default_value_t = 1000)]

@@ -18,10 +18,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use kmon_broker::placement;
 use kmon_client::{Admin, BrokerInfo};
 
 use super::ClientArgs;
-use super::up::Layout;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClusterCommand {
@@ -117,9 +117,7 @@ fn emptiest_cell(brokers: &[BrokerInfo]) -> (String, String) {
         *count.entry((b.fault_domain.as_str(), b.update_domain.as_str())).or_default() += 1;
     }
     let cells = fds.len() * uds.len();
-    let walk = super::up::domains(Layout::Diagonal, cells, fds.len() as u32, uds.len() as u32)
-        .into_iter()
-        .map(|(fd, ud)| (fds[fd as usize], uds[ud as usize]));
+    let walk = placement::diagonal_walk(cells, fds.len(), uds.len()).map(|(fd, ud)| (fds[fd], uds[ud]));
     let (fd, ud) = walk.min_by_key(|cell| count.get(cell).copied().unwrap_or(0)).expect("a non-empty grid");
     (fd.to_owned(), ud.to_owned())
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kmon_client::{
-    Assignor, AutoOffsetReset, ClientError, Consumer, ConsumerConfig, ErrorCode, GroupConsumer, GroupConsumerConfig,
-    OffsetSpec,
+    Assignor, AutoOffsetReset, ClientError, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode, GroupConsumer,
+    GroupConsumerConfig, OffsetSpec,
 };
 
 use super::ClientArgs;
@@ -136,12 +136,7 @@ pub(crate) async fn run(client: ClientArgs, args: ConsumeArgs) -> anyhow::Result
             if ends.get(&record.partition).is_some_and(|&end| record.offset >= end) {
                 continue;
             }
-            if args.print_key {
-                out.extend_from_slice(record.key.as_deref().unwrap_or_default());
-                out.push(b'\t');
-            }
-            out.extend_from_slice(&record.value);
-            out.push(b'\n');
+            print_record(&mut out, record, args.print_key);
             printed += 1;
         }
         if !write_stdout(&out)? {
@@ -208,12 +203,7 @@ async fn run_group(client: ClientArgs, args: ConsumeArgs, group: String) -> anyh
         };
         out.clear();
         for record in &records {
-            if args.print_key {
-                out.extend_from_slice(record.key.as_deref().unwrap_or_default());
-                out.push(b'\t');
-            }
-            out.extend_from_slice(&record.value);
-            out.push(b'\n');
+            print_record(&mut out, record, args.print_key);
             printed += 1;
         }
         match write_stdout(&out) {
@@ -278,4 +268,14 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<bool> {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(err) => Err(err).context("cannot write to standard output"),
     }
+}
+
+/// One output line: `key<TAB>value` with `print_key`, else the value.
+fn print_record(out: &mut Vec<u8>, record: &ConsumerRecord, print_key: bool) {
+    if print_key {
+        out.extend_from_slice(record.key.as_deref().unwrap_or_default());
+        out.push(b'\t');
+    }
+    out.extend_from_slice(&record.value);
+    out.push(b'\n');
 }

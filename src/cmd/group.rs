@@ -20,7 +20,7 @@ use kmon_client::{Admin, ClientError, ErrorCode, GroupDescription, GroupListing,
 use serde::Serialize;
 
 use super::ClientArgs;
-use super::status::render_rows;
+use super::format::render_rows;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GroupCommand {

@@ -12,6 +12,7 @@ mod broker;
 mod cluster;
 mod consume;
 mod dashboards;
+mod format;
 mod group;
 mod leader_election;
 mod produce;

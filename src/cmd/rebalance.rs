@@ -23,8 +23,7 @@ use kmon_client::{Admin, ReassignmentStatus, RebalancePlan};
 use serde::Serialize;
 
 use super::ClientArgs;
-use super::status::render_rows;
-use super::topic::human_bytes;
+use super::format::{human_bytes, parse_rate, render_rows};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RebalanceCommand {
@@ -183,33 +182,6 @@ async fn wait_for_reassignment(admin: &Admin) -> anyhow::Result<()> {
 /// Broker ids as `1,2,3`.
 fn ids(replicas: &[i32]) -> String {
     replicas.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
-}
-
-/// Parses a rate: `50MB/s`, `512KiB/s`, `2MB`, `1000000` (bytes/s).
-pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t);
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 =
-        number.parse().map_err(|_| format!("invalid rate {text:?}: expected e.g. 50MB/s, 512KiB/s or 1000000"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!("invalid rate {text:?}: unknown unit {other:?} (use B, KB, MB, GB, KiB, MiB, GiB)"));
-        }
-    };
-    let rate = (value * scale).round() as u64;
-    if rate == 0 {
-        return Err(format!("invalid rate {text:?}: must be positive"));
-    }
-    Ok(rate)
 }
 
 #[derive(Debug, Serialize)]
@@ -413,17 +385,6 @@ mod tests {
             text.contains("replicas_per_broker_skew") && text.contains("1.333") && text.contains("1.000"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn rates_parse_with_units_and_bad_ones_are_named() {
-        assert_eq!(parse_rate("50MB/s"), Ok(50_000_000));
-        assert_eq!(parse_rate("512KiB/s"), Ok(512 * 1024));
-        assert_eq!(parse_rate("2.5mb"), Ok(2_500_000));
-        assert_eq!(parse_rate("1000000"), Ok(1_000_000));
-        assert!(parse_rate("fast").unwrap_err().contains("\"fast\""));
-        assert!(parse_rate("5 furlongs/s").unwrap_err().contains("unknown unit"));
-        assert!(parse_rate("0MB/s").unwrap_err().contains("positive"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use kmon_proto::agent::v1::{AgentInfo, ListAgentsRequest};
 use serde::Serialize;
 
 use super::ClientArgs;
-use super::topic::human_bytes;
+use super::format::{human_bytes, render_rows};
 
 /// Bound on asking one broker for its agents.
 const AGENT_LIST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -342,23 +342,6 @@ fn render(status: &Status) -> String {
         for a in &status.alerts {
             out.push_str(&format!("  {:<8}  {}\n", a.severity, a.message));
         }
-    }
-    out
-}
-
-/// Left-aligned columns separated by two spaces.
-pub(crate) fn render_rows<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
     }
     out
 }

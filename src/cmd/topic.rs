@@ -6,6 +6,7 @@ use kmon_client::{Admin, TopicDescription};
 use serde::Serialize;
 
 use super::ClientArgs;
+use super::format::{human_bytes, render_rows};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TopicCommand {
@@ -171,7 +172,7 @@ fn render_description(topic: &TopicDescription) -> String {
         topic.partitions.len(),
         topic.replication_factor
     );
-    out.push_str(&super::status::render_rows(&rows));
+    out.push_str(&render_rows(&rows));
     if topic.partitions.iter().any(|p| p.replicas.iter().any(|r| !p.isr.contains(r))) {
         out.push_str("\n* replica not in the ISR (out of sync)\n");
     }
@@ -184,17 +185,6 @@ fn render_description(topic: &TopicDescription) -> String {
         }
     }
     out
-}
-
-pub(super) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]

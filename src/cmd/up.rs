@@ -41,6 +41,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kmon_broker::placement;
 use kmon_client::Admin;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -76,7 +77,7 @@ pub(crate) struct UpArgs {
     #[arg(long)]
     rebalance: bool,
     /// Replication throttle of that rebalance, e.g. 50MB/s (default: none).
-    #[arg(long, requires = "rebalance", value_parser = super::rebalance::parse_rate)]
+    #[arg(long, requires = "rebalance", value_parser = super::format::parse_rate)]
     throttle: Option<u64>,
     /// gRPC port of broker 1; broker i gets PORT+i-1 (default 9092).
     #[arg(long)]
@@ -105,10 +106,10 @@ pub(crate) struct UpArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Layout {
-    /// Walk the grid's diagonals: for shift in 0..U, for fd in 0..F:
-    /// (fd, (fd + shift) % U). With 3×3: 1 FD0/UD0, 2 FD1/UD1, 3 FD2/UD2,
-    /// 4 FD0/UD1, ... so any F consecutive brokers span every fault domain
-    /// and, when F == U, every update domain too.
+    /// Walk the grid's diagonals (`kmon_broker::placement::diagonal_walk`):
+    /// with 3×3: 1 FD0/UD0, 2 FD1/UD1, 3 FD2/UD2, 4 FD0/UD1, ... so any F
+    /// consecutive brokers span every fault domain and, when F == U, every
+    /// update domain too.
     Diagonal,
     /// Row by row: for ud in 0..U, for fd in 0..F: (fd, ud).
     Rows,
@@ -164,13 +165,11 @@ const BASE_KAFKA_PORT: u16 = 19092;
 
 /// Fault and update domain numbers of the first `count` brokers.
 pub(super) fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
-    let cycle: Vec<(u32, u32)> = match layout {
-        Layout::Diagonal => (0..update_domains)
-            .flat_map(|shift| (0..fault_domains).map(move |fd| (fd, (fd + shift) % update_domains)))
-            .collect(),
-        Layout::Rows => (0..update_domains).flat_map(|ud| (0..fault_domains).map(move |fd| (fd, ud))).collect(),
-    };
-    cycle.into_iter().cycle().take(count).collect()
+    let (f, u) = (fault_domains as usize, update_domains as usize);
+    match layout {
+        Layout::Diagonal => placement::diagonal_walk(count, f, u).map(|(fd, ud)| (fd as u32, ud as u32)).collect(),
+        Layout::Rows => (0..count).map(|i| ((i % f) as u32, ((i / f) % u) as u32)).collect(),
+    }
 }
 
 impl ClusterLayout {
@@ -733,7 +732,7 @@ fn render_table(cluster: &ClusterLayout) -> String {
             if index < MAX_VOTERS { "voter" } else { "learner" }.to_owned(),
         ]);
     }
-    super::status::render_rows(&rows)
+    super::format::render_rows(&rows)
 }
 
 /// Spawns a child of `kmon up` logging to `stderr`, in its own process group
@@ -797,11 +796,10 @@ mod tests {
     }
 
     #[test]
-    fn diagonal_walk_of_a_3x3_grid() {
-        let grid = domains(Layout::Diagonal, 10, 3, 3);
-        assert_eq!(grid, [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0), (0, 2), (1, 0), (2, 1), (0, 0)]);
+    fn layouts_of_the_grid() {
         assert_eq!(domains(Layout::Diagonal, 4, 2, 3), [(0, 0), (1, 1), (0, 1), (1, 2)]);
         assert_eq!(domains(Layout::Rows, 4, 3, 2), [(0, 0), (1, 0), (2, 0), (0, 1)]);
+        assert_eq!(domains(Layout::Rows, 7, 3, 2)[6], (0, 0), "the grid starts again");
     }
 
     #[test]

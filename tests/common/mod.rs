@@ -9,6 +9,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod dashboards;
+pub mod prometheus;
+
 pub const KMON: &str = env!("CARGO_BIN_EXE_kmon");
 const READY_PREFIX: &str = "kmon broker ready";
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -311,7 +314,7 @@ impl Cluster {
     }
 
     fn new_broker(&self, i: usize, extra_args: &[&str]) -> BrokerProcess {
-        let (fd, ud) = (i % 3, (i % 3 + i / 3) % 3);
+        let (fd, ud) = kmon_broker::placement::diagonal_cell(i, 3, 3);
         let mut args: Vec<String> = vec![
             "--id".into(),
             (i + 1).to_string(),
@@ -426,11 +429,17 @@ impl AgentProcess {
     /// `node`, shipping to `bootstrap`, with any extra flags; waits for its
     /// ready line.
     pub fn start(bootstrap: &str, buffer_dir: &Path, node: &str, extra_args: &[&str]) -> AgentProcess {
+        Self::start_every("200ms", bootstrap, buffer_dir, &[&["--node", node], extra_args].concat())
+    }
+
+    /// Starts `kmon agent` sampling every `interval` (ephemeral /metrics
+    /// port), shipping to `bootstrap`, with any extra flags; waits for its
+    /// ready line.
+    pub fn start_every(interval: &str, bootstrap: &str, buffer_dir: &Path, extra_args: &[&str]) -> AgentProcess {
         let stderr_path = buffer_dir.with_extension("stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(KMON)
-            .args(["agent", "--bootstrap", bootstrap, "--metrics-listen", "127.0.0.1:0", "--interval", "200ms"])
-            .args(["--node", node])
+            .args(["agent", "--bootstrap", bootstrap, "--metrics-listen", "127.0.0.1:0", "--interval", interval])
             .args(extra_args)
             .arg("--buffer-dir")
             .arg(buffer_dir)

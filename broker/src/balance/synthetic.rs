@@ -1,11 +1,11 @@
 //! A synthetic, skewed cluster for benchmarking the planner (`cargo bench
-//! -p kmon-broker --bench planner`, `kmon bench plan`), and the naive
+//! -p kmon-broker --bench planner`), and the naive
 //! round-robin reassignment it is compared with. Deterministic: the same
 //! arguments give the same cluster.
 //!
 //! The shape: brokers laid over `fault_domains × update_domains` racks
-//! along the diagonal (as `kmon up`: broker `i` is in FD `i % F`, UD
-//! `(i % F + i / F) % U`), topics of RF 3 with various partition counts
+//! along the diagonal (as `kmon up`: broker `i` is in
+//! [`placement::diagonal_cell`]`(i)`), topics of RF 3 with various partition counts
 //! created by the controller's own placement while only the first half of
 //! the brokers existed (so the second half is empty: a scale-out), 1 % of
 //! the partitions then reassigned by hand onto random old brokers (some
@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use super::planner::{PartitionSizes, Plan, measure};
 use crate::controller::state::{BrokerId, BrokerRecord, ClusterState, MetadataCommand};
+use crate::placement;
 
 /// Brokers per fault domain × update domain grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +46,8 @@ pub fn skewed_cluster(brokers: u32, partitions: u32, layout: Layout, seed: u64) 
     let mut rng = SplitMix64(seed);
     let mut state = ClusterState::default();
     let register = |state: &mut ClusterState, id: BrokerId| {
-        let i = (id - 1) as usize;
-        let (f, u) = (layout.fault_domains.max(1), layout.update_domains.max(1));
-        state
-            .apply(&MetadataCommand::RegisterBroker(BrokerRecord {
-                id,
-                address: format!("127.0.0.1:{}", 9000 + id),
-                metrics_address: String::new(),
-                kafka_address: String::new(),
-                fault_domain: format!("FD{}", i % f),
-                update_domain: format!("UD{}", (i % f + i / f) % u),
-                fenced: false,
-                incarnation: 0,
-            }))
-            .expect("registering a broker");
+        let (fd, ud) = placement::diagonal_cell((id - 1) as usize, layout.fault_domains, layout.update_domains);
+        state.apply(&MetadataCommand::RegisterBroker(BrokerRecord::local(id, fd, ud))).expect("registering a broker");
     };
     let old_brokers = (brokers / 2).max(REPLICATION_FACTOR.min(brokers)).max(1) as BrokerId;
     for id in 1..=old_brokers {

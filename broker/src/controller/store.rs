@@ -641,16 +641,7 @@ mod tests {
     }
 
     fn register(id: i32) -> MetadataCommand {
-        MetadataCommand::RegisterBroker(BrokerRecord {
-            id,
-            address: format!("127.0.0.1:{}", 9000 + id),
-            metrics_address: String::new(),
-            kafka_address: String::new(),
-            fault_domain: "FD0".into(),
-            update_domain: "UD0".into(),
-            fenced: false,
-            incarnation: 0,
-        })
+        MetadataCommand::RegisterBroker(BrokerRecord::local(id, 0, 0))
     }
 
     fn entries(from: u64, to: u64) -> Vec<Entry<TypeConfig>> {

@@ -108,16 +108,7 @@ async fn agreed_leader(controllers: &[&Controller]) -> BrokerId {
 }
 
 fn register(id: BrokerId) -> MetadataCommand {
-    MetadataCommand::RegisterBroker(BrokerRecord {
-        id,
-        address: format!("127.0.0.1:{}", 9000 + id),
-        metrics_address: String::new(),
-        kafka_address: String::new(),
-        fault_domain: format!("FD{id}"),
-        update_domain: format!("UD{id}"),
-        fenced: false,
-        incarnation: 0,
-    })
+    MetadataCommand::RegisterBroker(BrokerRecord::local(id, id as usize, id as usize))
 }
 
 fn create_topic(name: &str, rf: u32) -> MetadataCommand {

@@ -4,13 +4,17 @@
 //!
 //! ```text
 //! <data-dir>/
-//!   kmon-topics.json                 topic metadata (first data dir only)
+//!   __cluster_metadata/raft/         the metadata quorum's log, vote and snapshot
+//!                                    (first data dir only; see `controller`)
 //!   <topic>-<partition>/
 //!     00000000000000000000.log       RecordBatch v2 batches, back to back
 //!     00000000000000000000.index     (relative offset u32, position u32)*
 //!     00000000000000000000.timeindex (max timestamp i64, relative offset u32)*
 //!     00000000000000052413.log       next segment, named by its base offset
 //!     ...
+//!     leader-epoch-checkpoint        `epoch start_offset` per line
+//!     high-watermark                 written on flush and close
+//!     partition.metadata             the id of the topic the log belongs to
 //! ```
 //!
 //! - [`batch`]: the RecordBatch v2 header: parse, CRC-check, stamp offsets.

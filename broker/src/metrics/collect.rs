@@ -15,7 +15,8 @@ use super::Labels;
 use super::filter::NameFilter;
 use super::names::*;
 use crate::broker::Broker;
-use crate::controller::state::{NO_LEADER, spans_domains};
+use crate::controller::state::NO_LEADER;
+use crate::placement::spans_domains;
 use crate::replication::partition::Role;
 
 type IntGauges = Family<Labels, Gauge>;

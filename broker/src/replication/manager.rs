@@ -603,17 +603,7 @@ mod tests {
     /// Broker 1 alone, leading the one partition of topic "t" with `topic_id`.
     fn state(topic_id: u64) -> ClusterState {
         let mut state = ClusterState::default();
-        let broker = BrokerRecord {
-            id: 1,
-            address: "127.0.0.1:1".into(),
-            metrics_address: String::new(),
-            kafka_address: String::new(),
-            fault_domain: "FD0".into(),
-            update_domain: "UD0".into(),
-            fenced: false,
-            incarnation: 0,
-        };
-        state.brokers.insert(1, broker);
+        state.brokers.insert(1, BrokerRecord::local(1, 0, 0));
         let partition = PartitionRecord {
             replicas: vec![1],
             leader: 1,

@@ -19,7 +19,7 @@ use kmon_proto::v1 as pb;
 
 use crate::connection::KmonClient;
 use crate::error::{ClientError, ErrorCode};
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 use crate::router::Router;
 
 /// How long a group call keeps retrying coordinator moves by default
@@ -43,7 +43,7 @@ pub(crate) fn classify(err: &ClientError) -> Failure {
     match err.code() {
         Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable) => Failure::Refind,
         Some(ErrorCode::CoordinatorLoadInProgress) => Failure::Wait,
-        _ if retry::is_transport(err) => Failure::Refind,
+        _ if err.is_transport() => Failure::Refind,
         _ => Failure::Fail,
     }
 }
@@ -161,18 +161,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ServerError;
-
-    pub(crate) fn server(code: Option<ErrorCode>, status: tonic::Code) -> ClientError {
-        ClientError::Server(ServerError {
-            code,
-            status,
-            message: "m".into(),
-            log_start_offset: None,
-            log_end_offset: None,
-            leader: None,
-        })
-    }
+    use crate::error::tests::server;
 
     #[test]
     fn coordinator_moves_are_retried_and_the_rest_fails() {

@@ -1,0 +1,223 @@
+use std::collections::BTreeMap;
+
+use super::testing::{cluster, create};
+use super::*;
+
+#[test]
+fn fencing_moves_leadership_within_the_isr_and_unfencing_restores_offline_partitions() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    create(&mut s, "t", 3, 3).unwrap();
+    let p0 = s.topics["t"].partitions[0].clone();
+    let old_leader = p0.leader;
+    s.apply(&MetadataCommand::FenceBroker { id: old_leader }).unwrap();
+    let p = &s.topics["t"].partitions[0];
+    assert_ne!(p.leader, old_leader);
+    assert!(p0.isr.contains(&p.leader));
+    assert_eq!(p.leader_epoch, p0.leader_epoch + 1);
+    assert!(!p.isr.contains(&old_leader));
+    // Fence the rest: the last ISR member keeps its place, the partition goes offline.
+    for id in [1, 2, 3] {
+        if id != old_leader {
+            s.apply(&MetadataCommand::FenceBroker { id }).unwrap();
+        }
+    }
+    let p = s.topics["t"].partitions[0].clone();
+    assert_eq!(p.leader, NO_LEADER);
+    assert_eq!(p.isr.len(), 1);
+    assert_eq!(s.partition_counts().offline, 3);
+    // The old leader is not in the ISR: it cannot lead (no unclean election).
+    s.apply(&MetadataCommand::UnfenceBroker { id: old_leader }).unwrap();
+    assert_eq!(s.topics["t"].partitions[0].leader, NO_LEADER);
+    s.apply(&MetadataCommand::UnfenceBroker { id: p.isr[0] }).unwrap();
+    assert_eq!(s.topics["t"].partitions[0].leader, p.isr[0]);
+}
+
+#[test]
+fn unclean_election_picks_a_live_out_of_sync_replica_only_when_allowed() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    let mut configs = BTreeMap::new();
+    configs.insert("unclean.leader.election.enable".to_string(), "true".to_string());
+    s.apply(&MetadataCommand::CreateTopic {
+        name: "u".into(),
+        partitions: 1,
+        replication_factor: 3,
+        configs,
+        topic_id: 7,
+    })
+    .unwrap();
+    let p = s.topics["u"].partitions[0].clone();
+    // Shrink the ISR to the leader alone, then fence the leader.
+    s.apply(&MetadataCommand::AlterIsr {
+        topic: "u".into(),
+        partition: 0,
+        leader: p.leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        isr: vec![p.leader],
+    })
+    .unwrap();
+    s.apply(&MetadataCommand::FenceBroker { id: p.leader }).unwrap();
+    let after = &s.topics["u"].partitions[0];
+    assert_ne!(after.leader, NO_LEADER, "unclean election elects an out-of-sync replica");
+    assert_ne!(after.leader, p.leader);
+    assert_eq!(after.isr, vec![after.leader]);
+}
+
+#[test]
+fn isr_changes_need_the_current_leader_and_epochs() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    create(&mut s, "t", 1, 3).unwrap();
+    let p = s.topics["t"].partitions[0].clone();
+    let follower = p.replicas[1];
+    let shrink = |leader, leader_epoch, partition_epoch, isr: Vec<BrokerId>| MetadataCommand::AlterIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch,
+        partition_epoch,
+        isr,
+    };
+    let smaller: Vec<BrokerId> = p.isr.iter().copied().filter(|b| *b != follower).collect();
+    assert!(matches!(s.apply(&shrink(follower, 0, 0, smaller.clone())), Err(MetadataError::StaleIsrChange { .. })));
+    assert_eq!(
+        s.apply(&shrink(p.leader, 0, 0, smaller.clone())).unwrap(),
+        CommandOutcome::IsrAltered { partition_epoch: 1 }
+    );
+    assert!(matches!(s.apply(&shrink(p.leader, 0, 0, p.isr.clone())), Err(MetadataError::StaleIsrChange { .. })));
+    assert!(matches!(s.apply(&shrink(p.leader, 0, 1, vec![follower])), Err(MetadataError::InvalidIsr { .. })));
+    s.apply(&shrink(p.leader, 0, 1, p.isr.clone())).unwrap();
+    assert_eq!(s.topics["t"].partitions[0].isr, p.replicas);
+}
+
+fn start(s: &mut ClusterState, topic: &str, partition: u32, target: Vec<BrokerId>) -> ApplyResult {
+    s.apply(&MetadataCommand::StartReassignment {
+        moves: vec![ReplicaMove { topic: topic.into(), partition, target, bytes: 100 }],
+        throttle_bytes_per_sec: Some(1000),
+        now_ms: 1,
+    })
+}
+
+fn join_isr(s: &mut ClusterState, topic: &str, partition: u32, broker: BrokerId) {
+    let p = s.topics[topic].partitions[partition as usize].clone();
+    let mut isr = p.isr.clone();
+    isr.push(broker);
+    s.apply(&MetadataCommand::AlterIsr {
+        topic: topic.into(),
+        partition,
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr,
+    })
+    .unwrap();
+}
+
+#[test]
+fn reassignment_adds_then_removes_replicas_and_the_preferred_replica_leads() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0)]);
+    create(&mut s, "t", 1, 3).unwrap();
+    let before = s.topics["t"].partitions[0].clone();
+    assert_eq!(before.replicas, vec![1, 2, 3]);
+    let outcome = start(&mut s, "t", 0, vec![4, 2, 6]).unwrap();
+    assert_eq!(outcome, CommandOutcome::ReassignmentStarted { partitions: 1, bytes: 100 });
+    let p = s.topics["t"].partitions[0].clone();
+    // Target first, then the leaving originals; the leader has not moved.
+    assert_eq!(p.replicas, vec![4, 2, 6, 1, 3]);
+    assert_eq!(p.adding(), vec![4, 6]);
+    assert_eq!(p.leader, 1);
+    assert!(!p.is_under_replicated(), "new replicas do not count until they are in sync");
+    assert_eq!(s.reassignment.as_ref().unwrap().throttle_bytes_per_sec, Some(1000));
+    // Not ready until every target replica is in the ISR.
+    let early = s.apply(&MetadataCommand::CompleteReassignment { topic: "t".into(), partition: 0 });
+    assert!(
+        matches!(early, Err(MetadataError::ReassignmentNotReady { ref waiting_for, .. }) if *waiting_for == vec![4, 6])
+    );
+    // A second move of the same partition is refused while it moves.
+    assert!(matches!(start(&mut s, "t", 0, vec![5, 2, 6]), Err(MetadataError::ReassignmentInProgress { .. })));
+    join_isr(&mut s, "t", 0, 4);
+    join_isr(&mut s, "t", 0, 6);
+    s.apply(&MetadataCommand::CompleteReassignment { topic: "t".into(), partition: 0 }).unwrap();
+    let done = &s.topics["t"].partitions[0];
+    assert_eq!(done.replicas, vec![4, 2, 6]);
+    assert_eq!(done.isr, vec![4, 2, 6]);
+    assert_eq!(done.leader, 4, "the preferred replica leads");
+    assert_eq!(done.leader_epoch, before.leader_epoch + 1);
+    assert!(done.reassignment.is_none());
+    assert!(s.reassignment.is_none(), "the batch ends with its last partition");
+}
+
+#[test]
+fn bad_reassignments_are_refused_whole() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1)]);
+    create(&mut s, "t", 2, 3).unwrap();
+    let snapshot = s.clone();
+    let moves = |target: Vec<BrokerId>| MetadataCommand::StartReassignment {
+        moves: vec![
+            ReplicaMove { topic: "t".into(), partition: 0, target: vec![4, 2, 3], bytes: 1 },
+            ReplicaMove { topic: "t".into(), partition: 1, target, bytes: 1 },
+        ],
+        throttle_bytes_per_sec: None,
+        now_ms: 0,
+    };
+    for (target, expected) in
+        [(vec![9, 2, 3], "broker 9 is not registered"), (vec![4, 4, 3], "names a broker twice"), (vec![], "empty")]
+    {
+        let err = s.apply(&moves(target)).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(s, snapshot, "nothing applied");
+    }
+    s.apply(&MetadataCommand::FenceBroker { id: 4 }).unwrap();
+    let (index, without_4) =
+        s.topics["t"].partitions.iter().enumerate().find(|(_, p)| !p.replicas.contains(&4)).unwrap();
+    let target = [vec![4], without_4.replicas[1..].to_vec()].concat();
+    let err = start(&mut s, "t", index as u32, target).unwrap_err();
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert!(matches!(start(&mut s, "nope", 0, vec![1]), Err(MetadataError::UnknownTopic(_))));
+}
+
+#[test]
+fn cancel_reverts_to_the_original_replicas() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2), (0, 1)]);
+    create(&mut s, "t", 1, 3).unwrap();
+    start(&mut s, "t", 0, vec![4, 2, 3]).unwrap();
+    join_isr(&mut s, "t", 0, 4);
+    let outcome = s.apply(&MetadataCommand::CancelReassignment).unwrap();
+    assert_eq!(outcome, CommandOutcome::ReassignmentCancelled { reverted: 1, kept: 0 });
+    let p = &s.topics["t"].partitions[0];
+    assert_eq!(p.replicas, vec![1, 2, 3]);
+    assert_eq!(p.isr, vec![1, 2, 3]);
+    assert_eq!(p.leader, 1);
+    assert!(s.reassignment.is_none());
+    assert_eq!(s.apply(&MetadataCommand::CancelReassignment), Err(MetadataError::NoReassignment(None)));
+}
+
+#[test]
+fn preferred_leader_election_moves_only_eligible_partitions() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    create(&mut s, "t", 3, 3).unwrap();
+    // Fence and unfence broker 1: it loses leadership and the ISR.
+    s.apply(&MetadataCommand::FenceBroker { id: 1 }).unwrap();
+    s.apply(&MetadataCommand::UnfenceBroker { id: 1 }).unwrap();
+    let led_by_1 = s.topics["t"].partitions.iter().filter(|p| p.replicas[0] == 1).count() as u32;
+    let outcome = s.apply(&MetadataCommand::ElectPreferredLeaders { topics: vec![] }).unwrap();
+    assert_eq!(
+        outcome,
+        CommandOutcome::LeadersElected { moved: 0, already_preferred: 3 - led_by_1, not_eligible: led_by_1 }
+    );
+    // Back in the ISR, it leads its partitions again.
+    for i in 0..3 {
+        if s.topics["t"].partitions[i].replicas[0] == 1 {
+            join_isr(&mut s, "t", i as u32, 1);
+        }
+    }
+    let outcome = s.apply(&MetadataCommand::ElectPreferredLeaders { topics: vec!["t".into()] }).unwrap();
+    assert_eq!(
+        outcome,
+        CommandOutcome::LeadersElected { moved: led_by_1, already_preferred: 3 - led_by_1, not_eligible: 0 }
+    );
+    assert!(s.topics["t"].partitions.iter().all(|p| p.leader == p.replicas[0]));
+    assert!(matches!(
+        s.apply(&MetadataCommand::ElectPreferredLeaders { topics: vec!["x".into()] }),
+        Err(MetadataError::UnknownTopic(_))
+    ));
+}
