@@ -95,6 +95,7 @@ impl ClientError {
     /// | UNKNOWN_TOPIC_OR_PARTITION (just created) | yes     | yes              |
     /// | NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT    | yes     | yes              |
     /// | STORAGE_ERROR (the leader moves away)     | yes     | yes              |
+    /// | BROKER_NOT_AVAILABLE (shutting down)      | yes     | yes, another broker |
     /// | no connection, transport failure          | yes     | yes              |
     /// | client-side request timeout               | yes     | yes              |
     /// | no leader known for the partition         | yes     | yes              |
@@ -114,6 +115,7 @@ impl ClientError {
                         | ErrorCode::OffsetNotAvailable
                         | ErrorCode::RequestTimedOut
                         | ErrorCode::StorageError
+                        | ErrorCode::BrokerNotAvailable
                 ),
                 None => is_transport_status(server.status),
             },
@@ -132,7 +134,11 @@ impl ClientError {
     pub(crate) fn is_transport(&self) -> bool {
         match self {
             ClientError::Connect { .. } | ClientError::Timeout(_) => true,
-            ClientError::Server(server) => server.code.is_none() && is_transport_status(server.status),
+            ClientError::Server(server) => match server.code {
+                // A broker on its way down: ask another.
+                Some(code) => code == ErrorCode::BrokerNotAvailable,
+                None => is_transport_status(server.status),
+            },
             _ => false,
         }
     }
@@ -226,6 +232,9 @@ pub(crate) mod tests {
         }
         assert!(server(None, tonic::Code::Unavailable).is_retriable());
         assert!(server(None, tonic::Code::Unavailable).is_transport());
+        let shutting_down = server(Some(ErrorCode::BrokerNotAvailable), tonic::Code::Unavailable);
+        assert!(shutting_down.is_retriable() && shutting_down.is_transport());
+        assert!(!server(Some(ErrorCode::UnknownServerError), tonic::Code::Internal).is_retriable());
         assert!(ClientError::Timeout(Duration::from_secs(1)).is_retriable());
         // Nothing listens on port 1: a real connect error.
         let connect = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect().await.unwrap_err();
