@@ -6,17 +6,28 @@
 use kafka_protocol::messages::ApiKey;
 
 /// One served API: its key, its name in Kafka's request metrics (the
-/// `request` label) and the versions served.
+/// `request` label), the versions served, and whether ApiVersions lists it.
 #[derive(Debug, Clone, Copy)]
 pub struct Served {
     pub key: ApiKey,
     pub name: &'static str,
     pub min: i16,
     pub max: i16,
+    pub advertised: bool,
 }
 
 const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max }
+    Served { key, name, min, max, advertised: true }
+}
+
+/// Answered (with an error) when sent, but not advertised: InitProducerId
+/// until kmon has an idempotent producer. A client that finds it missing
+/// from ApiVersions stops at once ("idempotent producer not supported by
+/// the broker", librdkafka); one that sends it anyway gets
+/// UNSUPPORTED_VERSION. Advertising it with that error made librdkafka
+/// retry every 500 ms until its message timeout.
+const fn unadvertised(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
+    Served { key, name, min, max, advertised: false }
 }
 
 pub const SERVED: &[Served] = &[
@@ -36,7 +47,7 @@ pub const SERVED: &[Served] = &[
     api(ApiKey::ApiVersions, "ApiVersions", 0, 3),
     api(ApiKey::CreateTopics, "CreateTopics", 2, 7),
     api(ApiKey::DeleteTopics, "DeleteTopics", 1, 6),
-    api(ApiKey::InitProducerId, "InitProducerId", 0, 4),
+    unadvertised(ApiKey::InitProducerId, "InitProducerId", 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, "OffsetForLeaderEpoch", 2, 4),
     api(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
     api(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),

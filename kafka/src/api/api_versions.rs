@@ -8,6 +8,7 @@ use crate::versions::SERVED;
 pub fn served_keys() -> Vec<ApiVersion> {
     SERVED
         .iter()
+        .filter(|s| s.advertised)
         .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max))
         .collect()
 }

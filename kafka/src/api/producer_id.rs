@@ -1,6 +1,8 @@
 //! InitProducerId: kmon has no idempotent or transactional producer yet
-//! (issue: idempotent producer), so the answer is an error a client stops
-//! on at once instead of retrying; `enable.idempotence=false` works.
+//! (issue: idempotent producer). ApiVersions does not list it, which stops
+//! librdkafka at once; a client that sends it anyway (kafka-python) gets
+//! UNSUPPORTED_VERSION, which it does not retry. `enable.idempotence=false`
+//! works.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
