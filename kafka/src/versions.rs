@@ -14,10 +14,12 @@ pub struct Served {
     pub min: i16,
     pub max: i16,
     pub advertised: bool,
+    /// The lowest version ApiVersions names (below `min` for Produce only).
+    pub advertised_min: i16,
 }
 
 const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max, advertised: true }
+    Served { key, name, min, max, advertised: true, advertised_min: min }
 }
 
 /// Answered (with an error) when sent, but not advertised: InitProducerId
@@ -27,11 +29,15 @@ const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
 /// UNSUPPORTED_VERSION. Advertising it with that error made librdkafka
 /// retry every 500 ms until its message timeout.
 const fn unadvertised(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max, advertised: false }
+    Served { key, name, min, max, advertised: false, advertised_min: min }
 }
 
 pub const SERVED: &[Served] = &[
-    api(ApiKey::Produce, "Produce", 3, 9),
+    // Advertised from v0 as Kafka 4 does (KAFKA-18659): librdkafka before
+    // 2.10 otherwise sends gzip, snappy and lz4 batches uncompressed (seen
+    // with Debian's 2.0.2). v0–v2 (message formats 0 and 1) are not served:
+    // such a request closes the connection.
+    Served { key: ApiKey::Produce, name: "Produce", min: 3, max: 9, advertised: true, advertised_min: 0 },
     api(ApiKey::Fetch, "Fetch", 4, 12),
     api(ApiKey::ListOffsets, "ListOffsets", 1, 6),
     api(ApiKey::Metadata, "Metadata", 0, 12),

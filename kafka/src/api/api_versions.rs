@@ -9,7 +9,9 @@ pub fn served_keys() -> Vec<ApiVersion> {
     SERVED
         .iter()
         .filter(|s| s.advertised)
-        .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max))
+        .map(|s| {
+            ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.advertised_min).with_max_version(s.max)
+        })
         .collect()
 }
 
