@@ -15,18 +15,7 @@ use kmon_client::{Acks, Admin, ErrorCode, Producer, ProducerConfig};
 const FAST: &[&str] = &[];
 
 fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n",
-    )
-    .unwrap();
-    let path = config.to_str().unwrap().to_string();
-    let mut cluster = Cluster::start(3, &["--config", &path]);
-    // The config file was read at start; restarts read it again.
-    cluster.kept.push(dir);
-    cluster
+    Cluster::start_fast_failover(3)
 }
 
 async fn create_rf3(admin: &Admin, topic: &str, partitions: u32) {

@@ -47,13 +47,7 @@ const DATA_WHILE_A_BROKER_IS_DOWN: &[&str] =
 #[test]
 fn a_real_prometheus_runs_every_panel_and_fires_alerts_on_a_killed_broker() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n",
-    )
-    .unwrap();
-    let mut cluster = Cluster::start(3, &["--config", config.to_str().unwrap()]);
+    let mut cluster = Cluster::start_fast_failover(3);
     let bootstrap = cluster.brokers[0].bootstrap();
     kmon_ok(&bootstrap, &["topic", "create", "watched", "--partitions", "3", "--replication-factor", "3"], "");
     let agent = AgentProcess::start_every("1s", &bootstrap, &dir.path().join("agent-buffer"), &[]);

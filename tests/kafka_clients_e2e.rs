@@ -811,14 +811,7 @@ fn kafka_python_group_of_three_rebalances_when_a_member_leaves_and_commits_show_
 
 #[test]
 fn acks_all_confluent_producer_loses_nothing_acknowledged_when_the_leader_is_killed() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n",
-    )
-    .unwrap();
-    let mut cluster = Cluster::start(3, &["--config", config.to_str().unwrap()]);
+    let mut cluster = Cluster::start_fast_failover(3);
     let g = cluster.brokers[0].grpc.clone();
     create_topic(&g, "chaos", 1, &["--replication-factor", "3", "--config", "min.insync.replicas=2"]);
     let leader = wait_for("the partition fully in sync", Duration::from_secs(30), || {

@@ -272,16 +272,6 @@ fn connections_are_counted_per_listener() {
     );
 }
 
-/// Kills a child process on drop.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_kmon_member_and_a_librdkafka_member_share_one_group() {
     use std::process::{Command, Stdio};
@@ -292,7 +282,7 @@ fn a_kmon_member_and_a_librdkafka_member_share_one_group() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
     kmon_ok(&broker.grpc, &["topic", "create", "mix", "--partitions", "4"], "");
-    let _kmon_member = Killed(
+    let _kmon_member = common::KillOnDrop(
         Command::new(common::KMON)
             .args(["consume", "--topic", "mix", "--group", "mixed", "--from-beginning"])
             .env("KMON_BOOTSTRAP", &broker.grpc)
@@ -311,7 +301,7 @@ fn a_kmon_member_and_a_librdkafka_member_share_one_group() {
         // Four partition owners and the member line.
         (out.matches("kmon-consume-").count() >= 5).then_some(())
     });
-    let _kafka_member = Killed(
+    let _kafka_member = common::KillOnDrop(
         Command::new("kcat")
             .args(["-b", &broker.kafka, "-G", "mixed", "mix", "-q", "-f", "%s\n"])
             .stdout(Stdio::null())

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -142,16 +142,6 @@ fn latest_value(received: &Received, service: &str, name: &str, labels: &[(&str,
         .next_back()
 }
 
-/// `kmon agent`, killed on drop.
-struct AgentProcess(Child);
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn broker_exports_spans_and_metrics_over_otlp_and_a_broker_without_the_flag_does_not() {
     let mut collector = TestCollector::start();
@@ -260,7 +250,7 @@ fn agent_exports_its_metrics_over_otlp() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn kmon agent");
-    let mut agent = AgentProcess(child);
+    let mut agent = KillOnDrop(child); // `kmon agent`
     wait_for("node_load1 from kmon-agent over OTLP", Duration::from_secs(30), || {
         collector.with(|r| {
             let found = metrics(r).into_iter().find(|(resource, m)| {

@@ -274,6 +274,22 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `n` brokers that fence a dead broker and shrink the ISR within
+    /// seconds (session 1.5 s, heartbeat 200 ms, replica lag 2 s), for tests
+    /// that kill brokers; the config file stays for restarts.
+    pub fn start_fast_failover(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("broker.toml");
+        std::fs::write(
+            &config,
+            "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n",
+        )
+        .unwrap();
+        let mut cluster = Cluster::start(n, &["--config", config.to_str().unwrap()]);
+        cluster.kept.push(dir);
+        cluster
+    }
+
     /// Starts `n` brokers; if one cannot bind its pre-picked port (another
     /// test took it meanwhile), starts over on new ports.
     pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
@@ -567,5 +583,15 @@ impl GroupConsumer {
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A child process SIGKILLed (and reaped) on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
