@@ -270,3 +270,47 @@ fn topic_from(topic: Option<pb::TopicDescription>, name: &str) -> Result<TopicDe
         .map(Into::into)
         .ok_or_else(|| ClientError::InvalidArgument(format!("the broker's answer for topic {name:?} was empty")))
 }
+
+/// The throttle of a reassignment (`--throttle`) in bytes/s.
+/// Parses a rate: `50MB/s`, `512KiB/s`, `2MB`, `1000000` (bytes/s).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 =
+        number.parse().map_err(|_| format!("invalid rate {text:?}: expected e.g. 50MB/s, 512KiB/s or 1000000"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!("invalid rate {text:?}: unknown unit {other:?} (use B, KB, MB, GB, KiB, MiB, GiB)"));
+        }
+    };
+    let rate = (value * scale).round() as u64;
+    if rate == 0 {
+        return Err(format!("invalid rate {text:?}: must be positive"));
+    }
+    Ok(rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_bad_ones_are_named() {
+        assert_eq!(parse_rate("50MB/s"), Ok(50_000_000));
+        assert_eq!(parse_rate("512KiB/s"), Ok(512 * 1024));
+        assert_eq!(parse_rate("2.5mb"), Ok(2_500_000));
+        assert_eq!(parse_rate("1000000"), Ok(1_000_000));
+        assert!(parse_rate("fast").unwrap_err().contains("\"fast\""));
+        assert!(parse_rate("5 furlongs/s").unwrap_err().contains("unknown unit"));
+        assert!(parse_rate("0MB/s").unwrap_err().contains("positive"));
+    }
+}

@@ -19,6 +19,18 @@ pub enum Acks {
     All,
 }
 
+impl Acks {
+    /// Parses `0`, `1` or `all` (or `-1`), as the CLI and the benches take it.
+    pub fn parse(text: &str) -> Result<Acks, String> {
+        match text {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(format!("expected 0, 1 or all, got {other:?}")),
+        }
+    }
+}
+
 /// Which offset `ListOffsets` resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {

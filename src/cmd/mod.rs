@@ -1,13 +1,6 @@
 //! The command-line interface: one module per subcommand.
 
 mod agent;
-mod bench;
-mod bench_cluster;
-mod bench_failover;
-mod bench_group;
-mod bench_reassign;
-mod bench_startup;
-mod bench_tui;
 mod broker;
 mod cluster;
 mod consume;
@@ -130,7 +123,7 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         #[command(subcommand)]
-        command: bench::BenchCommand,
+        command: kmon_bench::BenchCommand,
     },
 }
 
@@ -161,7 +154,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Tui { client, args } => tui::run(client, args).await,
         Command::Report { client, args } => report::run(client, args).await,
-        Command::Bench { client, command } => bench::run(client, command).await,
+        Command::Bench { client, command } => kmon_bench::run(&client.bootstrap, command).await,
         Command::Dashboards { command } => dashboards::run(command),
     }
 }

@@ -60,14 +60,8 @@ pub(crate) async fn run(client: ClientArgs, args: ProduceArgs) -> anyhow::Result
     Ok(())
 }
 
-/// Parses `0`, `1` or `all` (also used by `kmon bench produce`).
-pub(super) fn parse_acks(text: &str) -> Result<Acks, String> {
-    match text {
-        "0" => Ok(Acks::None),
-        "1" => Ok(Acks::Leader),
-        "all" | "-1" => Ok(Acks::All),
-        other => Err(format!("expected 0, 1 or all, got {other:?}")),
-    }
+fn parse_acks(text: &str) -> Result<Acks, String> {
+    Acks::parse(text)
 }
 
 fn strip_line_end(line: &[u8]) -> &[u8] {

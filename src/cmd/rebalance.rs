@@ -23,7 +23,9 @@ use kmon_client::{Admin, ReassignmentStatus, RebalancePlan};
 use serde::Serialize;
 
 use super::ClientArgs;
-use super::format::{human_bytes, parse_rate, render_rows};
+use kmon_client::admin::parse_rate;
+
+use super::format::{human_bytes, render_rows};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RebalanceCommand {

@@ -32,35 +32,26 @@
 //! buffer in `DIR/agent-buffer` and logs to `DIR/agent.log`. It starts once
 //! the cluster is up and is stopped (SIGTERM) before the brokers.
 //!
-//! `kmon bench failover` reuses the layout, [`spawn`] and
-//! [`wait_until_up`] to run its own cluster on free ports.
+//! The layout and the child processes are `kmon-cluster`'s (`cluster/`),
+//! shared with the benches (`bench/`), which run their own clusters on
+//! free ports.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kmon_broker::placement;
 use kmon_client::Admin;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use kmon_cluster::process::{is_running, report_exits, sigterm};
+use kmon_cluster::{
+    ClusterLayout, HOST, Layout, LayoutRequest, MAX_VOTERS, START_DEADLINE, STOP_GRACE, log_tail, spawn, start_child,
+    stop_all, wait_until_up,
+};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
-const HOST: &str = "127.0.0.1";
-const LAYOUT_FILE: &str = "cluster.toml";
-const READY_PREFIX: &str = "kmon broker ready";
 const AGENT_READY_PREFIX: &str = "kmon agent ready";
 /// Bound on the agent's start-up.
 const AGENT_START_DEADLINE: Duration = Duration::from_secs(20);
-/// Small clusters run combined: every broker a voter, up to five (as KRaft
-/// advises); brokers beyond that are learners.
-const MAX_VOTERS: usize = 5;
-/// Bound on start-up: every broker ready, a controller, all alive.
-const START_DEADLINE: Duration = Duration::from_secs(60);
-/// How long a broker gets to exit after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How often children are checked for an unexpected exit.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -77,7 +68,7 @@ pub(crate) struct UpArgs {
     #[arg(long)]
     rebalance: bool,
     /// Replication throttle of that rebalance, e.g. 50MB/s (default: none).
-    #[arg(long, requires = "rebalance", value_parser = super::format::parse_rate)]
+    #[arg(long, requires = "rebalance", value_parser = kmon_client::admin::parse_rate)]
     throttle: Option<u64>,
     /// gRPC port of broker 1; broker i gets PORT+i-1 (default 9092).
     #[arg(long)]
@@ -102,291 +93,9 @@ pub(crate) struct UpArgs {
     agent_metrics_port: Option<u16>,
 }
 
-/// How brokers are placed on the fault domain × update domain grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Layout {
-    /// Walk the grid's diagonals (`kmon_broker::placement::diagonal_walk`):
-    /// with 3×3: 1 FD0/UD0, 2 FD1/UD1, 3 FD2/UD2, 4 FD0/UD1, ... so any F
-    /// consecutive brokers span every fault domain and, when F == U, every
-    /// update domain too.
-    Diagonal,
-    /// Row by row: for ud in 0..U, for fd in 0..F: (fd, ud).
-    Rows,
-}
-
-/// `DIR/cluster.toml`: the cluster as first started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ClusterLayout {
-    /// The layout the domains were assigned with (informational).
-    layout: Layout,
-    /// `ID@HOST:PORT,...` of the controller voters.
-    controller_voters: String,
-    /// Grid size the domains were assigned on (absent in files written
-    /// before scale-up existed: then the flags, or 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    fault_domains: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    update_domains: Option<u32>,
-    pub(super) brokers: Vec<BrokerLayout>,
-}
-
-/// One broker of `cluster.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct BrokerLayout {
-    pub(super) id: u32,
-    /// gRPC `HOST:PORT`.
-    pub(super) listen: String,
-    /// Metrics `HOST:PORT`.
-    metrics_listen: String,
-    /// Kafka-protocol `HOST:PORT` (layouts written before the Kafka listener
-    /// have none: broker i then gets the default 19092+i-1).
-    #[serde(default)]
-    pub(super) kafka_listen: String,
-    fault_domain: String,
-    update_domain: String,
-    /// Data directory, relative to the cluster's directory.
-    data_dir: PathBuf,
-}
-
-impl BrokerLayout {
-    /// Moves the broker to other ports of 127.0.0.1 (benches pick free ones).
-    pub(super) fn set_ports(&mut self, grpc: u16, metrics: u16) {
-        self.listen = format!("{HOST}:{grpc}");
-        self.metrics_listen = format!("{HOST}:{metrics}");
-        self.kafka_listen = format!("{HOST}:0");
-    }
-}
-
-/// Kafka clients' default port, for broker 1 of `kmon up`.
-const BASE_KAFKA_PORT: u16 = 19092;
-
-/// Fault and update domain numbers of the first `count` brokers.
-pub(super) fn domains(layout: Layout, count: usize, fault_domains: u32, update_domains: u32) -> Vec<(u32, u32)> {
-    let (f, u) = (fault_domains as usize, update_domains as usize);
-    match layout {
-        Layout::Diagonal => placement::diagonal_walk(count, f, u).map(|(fd, ud)| (fd as u32, ud as u32)).collect(),
-        Layout::Rows => (0..count).map(|i| ((i % f) as u32, ((i / f) % u) as u32)).collect(),
-    }
-}
-
-impl ClusterLayout {
-    fn new(args: &UpArgs) -> anyhow::Result<Self> {
-        let count = args.brokers.unwrap_or(3) as usize;
-        let base_port = args.base_port.unwrap_or(9092);
-        let base_metrics_port = args.base_metrics_port.unwrap_or(9644);
-        let base_kafka_port = args.base_kafka_port.unwrap_or(BASE_KAFKA_PORT);
-        let port = |base: u16, index: usize, what: &str| {
-            u16::try_from(usize::from(base) + index)
-                .with_context(|| format!("{what} port {base}+{index} is above 65535"))
-        };
-        let ports = (0..count)
-            .map(|index| Ok((port(base_port, index, "gRPC")?, port(base_metrics_port, index, "metrics")?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut cluster = Self::on_ports(
-            args.layout.unwrap_or(Layout::Diagonal),
-            &ports,
-            args.fault_domains.unwrap_or(3),
-            args.update_domains.unwrap_or(3),
-        )?;
-        for (index, broker) in cluster.brokers.iter_mut().enumerate() {
-            broker.kafka_listen = format!("{HOST}:{}", port(base_kafka_port, index, "Kafka")?);
-        }
-        cluster.check()?;
-        Ok(cluster)
-    }
-
-    /// One broker per `(gRPC port, metrics port)` of 127.0.0.1, ids from 1;
-    /// their Kafka listeners on any free port.
-    pub(super) fn on_ports(
-        layout: Layout,
-        ports: &[(u16, u16)],
-        fault_domains: u32,
-        update_domains: u32,
-    ) -> anyhow::Result<Self> {
-        let grid = domains(layout, ports.len(), fault_domains, update_domains);
-        let brokers: Vec<BrokerLayout> = grid
-            .into_iter()
-            .zip(ports)
-            .enumerate()
-            .map(|(index, ((fd, ud), (grpc, metrics)))| {
-                let id = index as u32 + 1;
-                BrokerLayout {
-                    id,
-                    listen: format!("{HOST}:{grpc}"),
-                    metrics_listen: format!("{HOST}:{metrics}"),
-                    kafka_listen: format!("{HOST}:0"),
-                    fault_domain: format!("FD{fd}"),
-                    update_domain: format!("UD{ud}"),
-                    data_dir: PathBuf::from(format!("broker-{id}")),
-                }
-            })
-            .collect();
-        let controller_voters =
-            brokers.iter().take(MAX_VOTERS).map(|b| format!("{}@{}", b.id, b.listen)).collect::<Vec<_>>().join(",");
-        let cluster = ClusterLayout {
-            layout,
-            controller_voters,
-            fault_domains: Some(fault_domains),
-            update_domains: Some(update_domains),
-            brokers,
-        };
-        cluster.check()?;
-        Ok(cluster)
-    }
-
-    /// Adds brokers up to `count`: the next ids, the ports after broker 1's
-    /// (broker i on base + i - 1), the next slots of the layout. Voters do
-    /// not change: the new brokers join as learners.
-    pub(super) fn grow(
-        &mut self,
-        count: usize,
-        fault_domains: Option<u32>,
-        update_domains: Option<u32>,
-    ) -> anyhow::Result<Vec<BrokerLayout>> {
-        let port_of = |address: &str| -> anyhow::Result<u16> {
-            address.rsplit(':').next().and_then(|p| p.parse().ok()).with_context(|| format!("bad address {address}"))
-        };
-        let first = &self.brokers[0];
-        let (base, base_metrics) = (port_of(&first.listen)?, port_of(&first.metrics_listen)?);
-        let base_kafka = port_of(&first.kafka_listen)?;
-        let fault_domains = self.fault_domains.or(fault_domains).unwrap_or(3);
-        let update_domains = self.update_domains.or(update_domains).unwrap_or(3);
-        let grid = domains(self.layout, count, fault_domains, update_domains);
-        let mut added = Vec::new();
-        for (index, (fd, ud)) in grid.into_iter().enumerate().skip(self.brokers.len()) {
-            let id = index as u32 + 1;
-            let port = |base: u16| {
-                u16::try_from(usize::from(base) + index).with_context(|| format!("broker {id}'s port is above 65535"))
-            };
-            added.push(BrokerLayout {
-                id,
-                listen: format!("{HOST}:{}", port(base)?),
-                metrics_listen: format!("{HOST}:{}", port(base_metrics)?),
-                // Port 0 (a bench's cluster) stays "any free port".
-                kafka_listen: format!("{HOST}:{}", if base_kafka == 0 { 0 } else { port(base_kafka)? }),
-                fault_domain: format!("FD{fd}"),
-                update_domain: format!("UD{ud}"),
-                data_dir: PathBuf::from(format!("broker-{id}")),
-            });
-        }
-        self.brokers.extend(added.iter().cloned());
-        self.fault_domains = Some(fault_domains);
-        self.update_domains = Some(update_domains);
-        self.check()?;
-        Ok(added)
-    }
-
-    fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join(LAYOUT_FILE);
-        let text = format!(
-            "# Written by `kmon up` on first start (and when it adds brokers); `kmon up`\n\
-             # on this directory restarts the same cluster from it.\n{}",
-            toml::to_string(self)?
-        );
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-    }
-
-    /// Ports must not collide (gRPC and metrics ranges may overlap).
-    fn check(&self) -> anyhow::Result<()> {
-        let mut seen = BTreeSet::new();
-        for b in &self.brokers {
-            for address in [&b.listen, &b.metrics_listen, &b.kafka_listen] {
-                if address.ends_with(":0") {
-                    continue;
-                }
-                if !seen.insert(address) {
-                    bail!("address {address} would be used twice; choose other base ports");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads `DIR/cluster.toml` (growing it when `--brokers` asks for
-    /// more), or writes it on first start. Returns the brokers added.
-    fn load_or_create(args: &UpArgs) -> anyhow::Result<(Self, Vec<BrokerLayout>)> {
-        let path = args.data_dir.join(LAYOUT_FILE);
-        if path.exists() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let mut cluster: ClusterLayout =
-                toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
-            for (index, broker) in cluster.brokers.iter_mut().enumerate() {
-                if broker.kafka_listen.is_empty() {
-                    broker.kafka_listen = format!("{HOST}:{}", usize::from(BASE_KAFKA_PORT) + index);
-                }
-            }
-            let mut added = Vec::new();
-            if let Some(wanted) = args.brokers {
-                check_broker_count(&args.data_dir, cluster.brokers.len(), wanted as usize)?;
-                if wanted as usize > cluster.brokers.len() {
-                    added = cluster.grow(wanted as usize, args.fault_domains, args.update_domains)?;
-                    cluster.write(&args.data_dir)?;
-                    eprintln!(
-                        "kmon up: adding broker(s) {} to the cluster in {}",
-                        added
-                            .iter()
-                            .map(|b| format!("{} ({}/{})", b.id, b.fault_domain, b.update_domain))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        args.data_dir.display()
-                    );
-                }
-            }
-            if args.base_port.is_some()
-                || args.base_metrics_port.is_some()
-                || args.base_kafka_port.is_some()
-                || args.layout.is_some()
-                || args.fault_domains.is_some()
-                || args.update_domains.is_some()
-            {
-                eprintln!(
-                    "kmon up: restarting the cluster as stored in {}; layout and port flags are ignored",
-                    path.display()
-                );
-            }
-            return Ok((cluster, added));
-        }
-        let cluster = ClusterLayout::new(args)?;
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-        cluster.write(&args.data_dir)?;
-        Ok((cluster, Vec::new()))
-    }
-}
-
-/// `--brokers` on an existing cluster: the same count restarts it, more
-/// adds brokers; fewer is a scale-down, refused as the broker refuses
-/// `RemoveBroker`.
-fn check_broker_count(dir: &Path, stored: usize, wanted: usize) -> anyhow::Result<()> {
-    if wanted < stored {
-        let what = format!("restarting the cluster in {} with {wanted} of its {stored} brokers", dir.display());
-        bail!("{}", kmon_broker::balance::scale_down::refusal(&what));
-    }
-    Ok(())
-}
-
-/// Whether broker 1 of the layout answers (the cluster runs under another
-/// `kmon up`).
-async fn is_running(cluster: &ClusterLayout) -> bool {
-    let probe = async { Admin::connect(&cluster.brokers[0].listen).await?.metadata(&[]).await };
-    matches!(tokio::time::timeout(Duration::from_secs(3), probe).await, Ok(Ok(_)))
-}
-
-/// A running `kmon broker` child (killed when dropped).
-pub(super) struct BrokerChild {
-    pub(super) layout: BrokerLayout,
-    pub(super) log: PathBuf,
-    pub(super) child: Child,
-    /// Set once its exit was seen.
-    exited: Option<ExitStatus>,
-}
-
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     crate::cmd::init_logging();
-    let (cluster, added) = ClusterLayout::load_or_create(&args)?;
+    let (cluster, added) = ClusterLayout::load_or_create(&layout_request(&args))?;
     let exe = std::env::current_exe().context("cannot find the kmon executable")?;
     let deadline = Instant::now() + START_DEADLINE;
     // Growing a running cluster: start only the new brokers (the other
@@ -488,6 +197,20 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The layout part of `kmon up`'s flags.
+fn layout_request(args: &UpArgs) -> LayoutRequest {
+    LayoutRequest {
+        data_dir: args.data_dir.clone(),
+        brokers: args.brokers,
+        base_port: args.base_port,
+        base_metrics_port: args.base_metrics_port,
+        base_kafka_port: args.base_kafka_port,
+        layout: args.layout,
+        fault_domains: args.fault_domains,
+        update_domains: args.update_domains,
+    }
+}
+
 /// The `kmon agent` child of `kmon up` (killed when dropped).
 struct AgentChild {
     child: Child,
@@ -550,167 +273,6 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
     Ok(AgentChild { child, metrics, log })
 }
 
-/// Starts one broker; the receiver gets its ready line.
-pub(super) fn spawn(
-    exe: &Path,
-    dir: &Path,
-    cluster: &ClusterLayout,
-    broker: &BrokerLayout,
-) -> anyhow::Result<(BrokerChild, tokio::sync::oneshot::Receiver<String>)> {
-    let data_dir = dir.join(&broker.data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let log = dir.join(format!("broker-{}.log", broker.id));
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot open {}", log.display()))?;
-    let mut command = Command::new(exe);
-    command
-        .arg("broker")
-        .args(["--id", &broker.id.to_string()])
-        .args(["--fault-domain", &broker.fault_domain])
-        .args(["--update-domain", &broker.update_domain])
-        .args(["--controller-voters", &cluster.controller_voters])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--listen", &broker.listen])
-        .args(["--metrics-listen", &broker.metrics_listen])
-        .args(["--kafka-listen", &broker.kafka_listen])
-        .env_remove("KMON_BOOTSTRAP")
-        .env_remove("KMON_KAFKA_LISTEN")
-        .env_remove("KMON_DATA_DIR")
-        .env_remove("KMON_LISTEN")
-        .env_remove("KMON_METRICS_LISTEN")
-        .env_remove("KMON_CONFIG");
-    let (child, rx) =
-        start_child(command, stderr, READY_PREFIX).with_context(|| format!("cannot start broker {}", broker.id))?;
-    Ok((BrokerChild { layout: broker.clone(), log, child, exited: None }, rx))
-}
-
-/// Every broker printed its ready line, then `Metadata` shows a
-/// controller and every broker alive.
-pub(super) async fn wait_until_up(
-    cluster: &ClusterLayout,
-    children: &mut [BrokerChild],
-    ready: Vec<tokio::sync::oneshot::Receiver<String>>,
-    deadline: Instant,
-) -> anyhow::Result<()> {
-    for (child, ready) in children.iter_mut().zip(ready) {
-        let id = child.layout.id;
-        tokio::select! {
-            line = ready => {
-                if line.is_err() {
-                    let status = child.child.wait().await?;
-                    bail!("broker {id} exited ({status}) before it was ready{}", log_tail(&child.log));
-                }
-            }
-            status = child.child.wait() => {
-                let status = status?;
-                bail!("broker {id} exited ({status}) before it was ready{}", log_tail(&child.log));
-            }
-            () = tokio::time::sleep_until(deadline.into()) => {
-                bail!("broker {id} was not ready within {START_DEADLINE:?}{}", log_tail(&child.log));
-            }
-        }
-    }
-
-    let bootstrap = &cluster.brokers[0].listen;
-    let wanted: BTreeSet<i32> = cluster.brokers.iter().map(|b| b.id as i32).collect();
-    let mut last;
-    loop {
-        match Admin::connect(bootstrap).await {
-            Ok(admin) => match admin.metadata(&[]).await {
-                Ok(metadata) => {
-                    let alive: BTreeSet<i32> = metadata.brokers.iter().filter(|b| b.alive).map(|b| b.id).collect();
-                    if metadata.controller_id >= 0 && wanted.is_subset(&alive) {
-                        return Ok(());
-                    }
-                    let missing: Vec<String> = wanted.difference(&alive).map(i32::to_string).collect();
-                    last = format!(
-                        "controller {}, brokers not alive yet: {}",
-                        if metadata.controller_id >= 0 { metadata.controller_id.to_string() } else { "none".into() },
-                        if missing.is_empty() { "none".into() } else { missing.join(",") }
-                    );
-                }
-                Err(err) => last = err.to_string(),
-            },
-            Err(err) => last = err.to_string(),
-        }
-        for child in children.iter_mut() {
-            if let Some(status) = child.child.try_wait()? {
-                bail!("broker {} exited ({status}) during start-up{}", child.layout.id, log_tail(&child.log));
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!("the cluster did not come up within {START_DEADLINE:?}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Reports brokers that exited on their own (once each).
-fn report_exits(children: &mut [BrokerChild]) {
-    for child in children.iter_mut().filter(|c| c.exited.is_none()) {
-        if let Ok(Some(status)) = child.child.try_wait() {
-            child.exited = Some(status);
-            eprintln!(
-                "kmon up: broker {} ({}) exited unexpectedly ({status}); the others keep running{}",
-                child.layout.id,
-                child.layout.listen,
-                log_tail(&child.log)
-            );
-        }
-    }
-}
-
-/// Asks a child that is still running to stop (SIGTERM).
-fn sigterm(child: &mut Child) {
-    if let Ok(None) = child.try_wait()
-        && let Some(pid) = child.id()
-    {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// SIGTERM to every broker, then up to [`STOP_GRACE`] for each to exit,
-/// then SIGKILL.
-pub(super) async fn stop_all(children: &mut [BrokerChild]) {
-    for child in children.iter_mut() {
-        sigterm(&mut child.child);
-    }
-    let deadline = Instant::now() + STOP_GRACE;
-    for child in children.iter_mut() {
-        let id = child.layout.id;
-        match tokio::time::timeout_at(deadline.into(), child.child.wait()).await {
-            Ok(Ok(status)) if child.exited.is_none() => {
-                eprintln!("kmon up: broker {id} stopped ({status})");
-            }
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("kmon up: broker {id} did not stop within {STOP_GRACE:?}; killing it");
-                let _ = child.child.kill().await;
-            }
-        }
-    }
-}
-
-/// The last lines of a broker's log, for an error message.
-pub(super) fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(10)..];
-    if tail.is_empty() {
-        format!(" (log: {})", log.display())
-    } else {
-        format!("; last lines of {}:\n{}", log.display(), tail.join("\n"))
-    }
-}
-
 fn render_table(cluster: &ClusterLayout) -> String {
     let mut rows = vec![[
         "ID".to_owned(),
@@ -735,48 +297,10 @@ fn render_table(cluster: &ClusterLayout) -> String {
     super::format::render_rows(&rows)
 }
 
-/// Spawns a child of `kmon up` logging to `stderr`, in its own process group
-/// (a terminal's Ctrl-C reaches only `kmon up`, which then stops each child
-/// with one clean SIGTERM), and watches its stdout for the ready line.
-fn start_child(
-    mut command: Command,
-    stderr: std::fs::File,
-    ready_prefix: &'static str,
-) -> std::io::Result<(tokio::process::Child, tokio::sync::oneshot::Receiver<String>)> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
-    let rx = watch_ready_line(child.stdout.take().expect("stdout is piped"), ready_prefix);
-    Ok((child, rx))
-}
-
-/// Reads a child's standard output and hands over the first line starting
-/// with `prefix`; keeps reading after it so the pipe never fills.
-fn watch_ready_line(
-    stdout: tokio::process::ChildStdout,
-    prefix: &'static str,
-) -> tokio::sync::oneshot::Receiver<String> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.starts_with(prefix)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    rx
-}
-
 #[cfg(test)]
 mod tests {
+    use kmon_cluster::{LAYOUT_FILE, domains};
+
     use super::*;
 
     fn args(brokers: Option<u32>) -> UpArgs {
@@ -804,7 +328,7 @@ mod tests {
 
     #[test]
     fn layout_ports_voters_and_domains() {
-        let cluster = ClusterLayout::new(&args(Some(6))).unwrap();
+        let cluster = ClusterLayout::new(&layout_request(&args(Some(6)))).unwrap();
         assert_eq!(
             cluster.controller_voters,
             "1@127.0.0.1:9092,2@127.0.0.1:9093,3@127.0.0.1:9094,4@127.0.0.1:9095,5@127.0.0.1:9096",
@@ -817,20 +341,20 @@ mod tests {
         assert_eq!((b5.fault_domain.as_str(), b5.update_domain.as_str()), ("FD1", "UD2"));
         assert_eq!(b5.data_dir, PathBuf::from("broker-5"));
 
-        let one = ClusterLayout::new(&args(Some(1))).unwrap();
+        let one = ClusterLayout::new(&layout_request(&args(Some(1)))).unwrap();
         assert_eq!(one.controller_voters, "1@127.0.0.1:9092");
-        assert_eq!(ClusterLayout::new(&args(None)).unwrap().brokers.len(), 3);
+        assert_eq!(ClusterLayout::new(&layout_request(&args(None))).unwrap().brokers.len(), 3);
     }
 
     #[test]
     fn colliding_ports_are_refused() {
         let mut overlap = args(Some(3));
         overlap.base_metrics_port = Some(9093);
-        let err = ClusterLayout::new(&overlap).unwrap_err();
+        let err = ClusterLayout::new(&layout_request(&overlap)).unwrap_err();
         assert!(err.to_string().contains("127.0.0.1:9093"), "{err}");
         let mut high = args(Some(3));
         high.base_port = Some(65535);
-        assert!(ClusterLayout::new(&high).is_err());
+        assert!(ClusterLayout::new(&layout_request(&high)).is_err());
     }
 
     #[test]
@@ -838,13 +362,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut first = args(Some(3));
         first.data_dir = dir.path().join("c");
-        let (created, added) = ClusterLayout::load_or_create(&first).unwrap();
+        let (created, added) = ClusterLayout::load_or_create(&layout_request(&first)).unwrap();
         assert!(added.is_empty());
         let mut again = args(None);
         again.data_dir = first.data_dir.clone();
-        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), (created.clone(), vec![]));
+        assert_eq!(ClusterLayout::load_or_create(&layout_request(&again)).unwrap(), (created.clone(), vec![]));
         again.brokers = Some(6);
-        let (grown, added) = ClusterLayout::load_or_create(&again).unwrap();
+        let (grown, added) = ClusterLayout::load_or_create(&layout_request(&again)).unwrap();
         assert_eq!(grown.brokers[..3], created.brokers[..], "the old brokers are kept as they were");
         assert_eq!(grown.controller_voters, created.controller_voters, "new brokers join as learners");
         let new: Vec<(u32, &str, &str, &str)> = added
@@ -861,7 +385,7 @@ mod tests {
         );
         // Stored: the next start is the six-broker cluster.
         again.brokers = None;
-        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), (grown, vec![]));
+        assert_eq!(ClusterLayout::load_or_create(&layout_request(&again)).unwrap(), (grown, vec![]));
     }
 
     #[test]
@@ -869,17 +393,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut first = args(Some(4));
         first.data_dir = dir.path().join("c");
-        let (created, _) = ClusterLayout::load_or_create(&first).unwrap();
+        let (created, _) = ClusterLayout::load_or_create(&layout_request(&first)).unwrap();
         let toml_before = std::fs::read_to_string(first.data_dir.join(LAYOUT_FILE)).unwrap();
         let mut smaller = args(Some(2));
         smaller.data_dir = first.data_dir.clone();
-        let err = ClusterLayout::load_or_create(&smaller).unwrap_err().to_string();
+        let err = ClusterLayout::load_or_create(&layout_request(&smaller)).unwrap_err().to_string();
         assert!(err.starts_with("InvalidKafkaScaleDownRequestErrorCode: "), "{err}");
         assert!(err.contains("with 2 of its 4 brokers") && err.contains("Nothing was changed"), "{err}");
         assert!(err.contains("kmon rebalance plan"), "{err}");
         assert_eq!(std::fs::read_to_string(first.data_dir.join(LAYOUT_FILE)).unwrap(), toml_before);
         let mut again = args(None);
         again.data_dir = first.data_dir.clone();
-        assert_eq!(ClusterLayout::load_or_create(&again).unwrap(), (created, vec![]));
+        assert_eq!(ClusterLayout::load_or_create(&layout_request(&again)).unwrap(), (created, vec![]));
     }
 }

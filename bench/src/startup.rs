@@ -16,7 +16,7 @@ use kmon_broker::BrokerConfig;
 use kmon_broker::log::PartitionLog;
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct StartupArgs {
+pub struct StartupArgs {
     /// Where to write the log (created; removed afterwards unless --keep).
     #[arg(long, default_value = "kmon-bench-startup")]
     data_dir: PathBuf,
@@ -34,7 +34,7 @@ pub(crate) struct StartupArgs {
     keep: bool,
 }
 
-pub(crate) async fn run(args: StartupArgs) -> anyhow::Result<()> {
+pub async fn run(args: StartupArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     if data_dir.exists() {
         anyhow::bail!("{} exists; pass a new directory (it is removed afterwards)", data_dir.display());

@@ -1,4 +1,6 @@
-//! `kmon bench produce|consume|startup|failover|group|reassign|tui`:
+//! kmon's benchmarks, a product of their own (see README.md beside this
+//! file): `kmon bench produce|consume|startup|failover|group|reassign|tui`
+//! are thin entry points into this crate:
 //! throughput, latency, start-up time, failover time, consumer-group
 //! rebalances, scale-up reassignments and the TUI's cost.
 //!
@@ -23,36 +25,39 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use kmon_client::{Acks, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, RecordHandle};
 
-use super::ClientArgs;
-use super::format::format_rate;
-use super::produce::parse_acks;
+pub mod cluster;
+pub mod failover;
+pub mod group;
+pub mod reassign;
+pub mod startup;
+pub mod tui;
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum BenchCommand {
+pub enum BenchCommand {
     /// Produce N records of a given size to an existing topic.
     Produce(ProduceBenchArgs),
     /// Consume N records of a topic from its earliest offsets.
     Consume(ConsumeBenchArgs),
     /// Time a broker's start over a large log, and its idle memory.
-    Startup(super::bench_startup::StartupArgs),
+    Startup(crate::startup::StartupArgs),
     /// Time partition-leader and controller failover on a local cluster of
     /// its own (3 `kmon broker` processes, SIGKILLed one at a time).
-    Failover(super::bench_failover::FailoverArgs),
+    Failover(crate::failover::FailoverArgs),
     /// Time consumer-group rebalances (a member leaving, a member killed)
     /// and compare group and plain consume throughput, on a local cluster
     /// of its own (3 `kmon broker` processes, `kmon consume --group`
     /// members).
-    Group(super::bench_group::GroupArgs),
+    Group(crate::group::GroupArgs),
     /// Time a scale-up rebalance (3 brokers + 3 new ones) and the acks=all
     /// produce latency while it copies, on a local cluster of its own.
-    Reassign(super::bench_reassign::ReassignArgs),
+    Reassign(crate::reassign::ReassignArgs),
     /// CPU, memory and input latency of `kmon tui` (run under tmux) on a
     /// local cluster of its own with 10,000 partitions and 100 groups.
-    Tui(super::bench_tui::TuiBenchArgs),
+    Tui(crate::tui::TuiBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct ProduceBenchArgs {
+pub struct ProduceBenchArgs {
     #[arg(long)]
     topic: String,
     /// Records to send.
@@ -62,7 +67,7 @@ pub(crate) struct ProduceBenchArgs {
     #[arg(long, default_value_t = 100)]
     record_size: usize,
     /// Acknowledgement level: 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    #[arg(long, default_value = "all", value_parser = Acks::parse)]
     acks: Acks,
     /// Batch size in bytes (producer default if unset).
     #[arg(long)]
@@ -79,7 +84,7 @@ pub(crate) struct ProduceBenchArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct ConsumeBenchArgs {
+pub struct ConsumeBenchArgs {
     #[arg(long)]
     topic: String,
     /// Records to read.
@@ -90,15 +95,15 @@ pub(crate) struct ConsumeBenchArgs {
     idle_timeout: Duration,
 }
 
-pub(crate) async fn run(client: ClientArgs, command: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(bootstrap: &str, command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Produce(args) => produce(client, args).await,
-        BenchCommand::Consume(args) => consume(client, args).await,
-        BenchCommand::Startup(args) => super::bench_startup::run(args).await,
-        BenchCommand::Failover(args) => super::bench_failover::run(args).await,
-        BenchCommand::Group(args) => super::bench_group::run(args).await,
-        BenchCommand::Reassign(args) => super::bench_reassign::run(args).await,
-        BenchCommand::Tui(args) => super::bench_tui::run(args).await,
+        BenchCommand::Produce(args) => produce(bootstrap, args).await,
+        BenchCommand::Consume(args) => consume(bootstrap, args).await,
+        BenchCommand::Startup(args) => crate::startup::run(args).await,
+        BenchCommand::Failover(args) => crate::failover::run(args).await,
+        BenchCommand::Group(args) => crate::group::run(args).await,
+        BenchCommand::Reassign(args) => crate::reassign::run(args).await,
+        BenchCommand::Tui(args) => crate::tui::run(args).await,
     }
 }
 
@@ -107,8 +112,8 @@ const CHUNK: u64 = 1000;
 /// Step of the `--rate` pacing.
 const PACING_STEP: Duration = Duration::from_millis(1);
 
-async fn produce(client: ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<()> {
-    let mut config = ProducerConfig::new(client.bootstrap);
+async fn produce(bootstrap: &str, args: ProduceBenchArgs) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new(bootstrap.to_string());
     config.acks = args.acks;
     if let Some(batch_size) = args.batch_size {
         config.batch_size = batch_size;
@@ -208,8 +213,8 @@ impl RecordLatencies {
     }
 }
 
-async fn consume(client: ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result<()> {
-    let mut consumer = Consumer::connect(ConsumerConfig::new(client.bootstrap)).await?;
+async fn consume(bootstrap: &str, args: ConsumeBenchArgs) -> anyhow::Result<()> {
+    let mut consumer = Consumer::connect(ConsumerConfig::new(bootstrap.to_string())).await?;
     let topic = consumer
         .admin()
         .describe_topic(&args.topic)
@@ -282,6 +287,17 @@ fn summary(records: u64, record_size: usize, elapsed: Duration, mut latencies: V
         percentile(0.99),
         percentile(0.999)
     )
+}
+
+/// A record rate for humans: 1.62M records/s, 2.5K records/s.
+pub fn format_rate(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2}M records/s", rate / 1e6)
+    } else if rate >= 1e3 {
+        format!("{:.1}K records/s", rate / 1e3)
+    } else {
+        format!("{rate:.0} records/s")
+    }
 }
 
 #[cfg(test)]

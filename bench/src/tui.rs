@@ -49,7 +49,7 @@ use anyhow::{Context, anyhow, bail};
 use kmon_client::{Admin, Producer, ProducerConfig, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
-use super::bench_cluster::{Cluster, in_scratch_dir};
+use crate::cluster::{Cluster, in_scratch_dir};
 
 /// Bound on the set-up steps that wait for the cluster (leaders, groups,
 /// the first screen).
@@ -61,7 +61,7 @@ const WARM_UP: Duration = Duration::from_secs(5);
 const KEY_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct TuiBenchArgs {
+pub struct TuiBenchArgs {
     /// Brokers of the local cluster.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=5))]
     brokers: u32,
@@ -104,7 +104,7 @@ pub(crate) struct TuiBenchArgs {
     keep: bool,
 }
 
-pub(crate) async fn run(args: TuiBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: TuiBenchArgs) -> anyhow::Result<()> {
     if !Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
         bail!("kmon bench tui drives the TUI under tmux, which is not installed");
     }

@@ -10,15 +10,15 @@ use anyhow::{Context, anyhow, bail};
 use kmon_client::Admin;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::up::{self, BrokerChild, ClusterLayout, Layout};
+use kmon_cluster::{BrokerChild, ClusterLayout, Layout};
 
 /// Bound on start-up, and on a restarted broker rejoining the ISR.
-pub(super) const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
+pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs `measure` in a new data directory (given, or in the system's temp
 /// directory), stops it on SIGINT/SIGTERM (dropping the cluster kills the
 /// brokers), and removes the directory afterwards unless `keep`.
-pub(super) async fn in_scratch_dir<F, Fut>(
+pub async fn in_scratch_dir<F, Fut>(
     data_dir: Option<PathBuf>,
     keep: bool,
     bench: &str,
@@ -52,7 +52,7 @@ where
 }
 
 /// The local cluster: one child per broker, index `id - 1`.
-pub(super) struct Cluster {
+pub struct Cluster {
     exe: PathBuf,
     dir: PathBuf,
     layout: ClusterLayout,
@@ -60,25 +60,25 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    pub(super) async fn start(dir: &Path, brokers: usize) -> anyhow::Result<Self> {
+    pub async fn start(dir: &Path, brokers: usize) -> anyhow::Result<Self> {
         let layout = ClusterLayout::on_ports(Layout::Diagonal, &free_ports(brokers)?, 3, 3)?;
         let exe = std::env::current_exe().context("cannot find the kmon executable")?;
         let mut cluster = Cluster { exe, dir: dir.to_owned(), layout, children: Vec::with_capacity(brokers) };
         let mut ready = Vec::with_capacity(brokers);
         for broker in &cluster.layout.brokers {
-            let (child, ready_line) = up::spawn(&cluster.exe, &cluster.dir, &cluster.layout, broker)?;
+            let (child, ready_line) = kmon_cluster::spawn(&cluster.exe, &cluster.dir, &cluster.layout, broker)?;
             cluster.children.push(child);
             ready.push(ready_line);
         }
         let deadline = Instant::now() + RECOVERY_DEADLINE;
-        up::wait_until_up(&cluster.layout, &mut cluster.children, ready, deadline).await?;
+        kmon_cluster::wait_until_up(&cluster.layout, &mut cluster.children, ready, deadline).await?;
         Ok(cluster)
     }
 
     /// Starts `count` more brokers: the next ids and cells of the layout,
     /// learners of the same quorum (as `kmon up --brokers` adds them).
     /// Ports are new free ones, not the next of a run.
-    pub(super) async fn add_brokers(&mut self, count: usize) -> anyhow::Result<()> {
+    pub async fn add_brokers(&mut self, count: usize) -> anyhow::Result<()> {
         let before = self.layout.brokers.len();
         let mut added = self.layout.grow(before + count, None, None)?;
         for (broker, (grpc, metrics)) in added.iter_mut().zip(free_ports(count)?) {
@@ -88,25 +88,25 @@ impl Cluster {
         self.layout.brokers.extend(added.iter().cloned());
         let mut ready = Vec::with_capacity(count);
         for broker in &added {
-            let (child, ready_line) = up::spawn(&self.exe, &self.dir, &self.layout, broker)?;
+            let (child, ready_line) = kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker)?;
             self.children.push(child);
             ready.push(ready_line);
         }
         let deadline = Instant::now() + RECOVERY_DEADLINE;
-        up::wait_until_up(&self.layout, &mut self.children[before..], ready, deadline).await
+        kmon_cluster::wait_until_up(&self.layout, &mut self.children[before..], ready, deadline).await
     }
 
-    pub(super) fn ids(&self) -> impl Iterator<Item = u32> + use<> {
+    pub fn ids(&self) -> impl Iterator<Item = u32> + use<> {
         1..=self.layout.brokers.len() as u32
     }
 
-    pub(super) fn address(&self, id: u32) -> String {
+    pub fn address(&self, id: u32) -> String {
         self.layout.brokers[id as usize - 1].listen.clone()
     }
 
     /// An admin client bootstrapped from broker `id`, or from any running
     /// broker.
-    pub(super) async fn admin(&mut self, id: Option<u32>) -> anyhow::Result<Admin> {
+    pub async fn admin(&mut self, id: Option<u32>) -> anyhow::Result<Admin> {
         let id = match id {
             Some(id) => id,
             None => self.running().next().ok_or_else(|| anyhow!("no broker is running"))?,
@@ -114,12 +114,12 @@ impl Cluster {
         Ok(Admin::connect(&self.address(id)).await?)
     }
 
-    pub(super) fn running(&mut self) -> impl Iterator<Item = u32> + '_ {
+    pub fn running(&mut self) -> impl Iterator<Item = u32> + '_ {
         self.children.iter_mut().filter_map(|c| matches!(c.child.try_wait(), Ok(None)).then_some(c.layout.id))
     }
 
     /// SIGKILLs broker `id` and reaps it; returns the moment of the kill.
-    pub(super) async fn kill(&mut self, id: u32) -> anyhow::Result<Instant> {
+    pub async fn kill(&mut self, id: u32) -> anyhow::Result<Instant> {
         let child = &mut self.children[id as usize - 1].child;
         let at = Instant::now();
         child.start_kill().with_context(|| format!("cannot kill broker {id}"))?;
@@ -129,18 +129,20 @@ impl Cluster {
 
     /// Starts broker `id` again with the same flags and data; returns once
     /// it reported ready.
-    pub(super) async fn restart(&mut self, id: u32) -> anyhow::Result<()> {
+    pub async fn restart(&mut self, id: u32) -> anyhow::Result<()> {
         let broker = &self.layout.brokers[id as usize - 1];
-        let (mut child, ready) = up::spawn(&self.exe, &self.dir, &self.layout, broker)?;
+        let (mut child, ready) = kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker)?;
         let outcome = tokio::time::timeout(RECOVERY_DEADLINE, ready).await;
         let log = child.log.clone();
         let ready = match outcome {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => {
                 let status = child.child.wait().await?;
-                Err(anyhow!("broker {id} exited ({status}) on restart{}", up::log_tail(&log)))
+                Err(anyhow!("broker {id} exited ({status}) on restart{}", kmon_cluster::log_tail(&log)))
             }
-            Err(_) => Err(anyhow!("broker {id} was not ready within {RECOVERY_DEADLINE:?}{}", up::log_tail(&log))),
+            Err(_) => {
+                Err(anyhow!("broker {id} was not ready within {RECOVERY_DEADLINE:?}{}", kmon_cluster::log_tail(&log)))
+            }
         };
         self.children[id as usize - 1] = child;
         ready
@@ -148,7 +150,7 @@ impl Cluster {
 
     /// Every broker alive, a controller, and every replica of `topic` in
     /// its partition's ISR.
-    pub(super) async fn wait_until_healthy(&mut self, topic: &str) -> anyhow::Result<()> {
+    pub async fn wait_until_healthy(&mut self, topic: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + RECOVERY_DEADLINE;
         loop {
             let last = match self.health(topic).await {
@@ -164,7 +166,7 @@ impl Cluster {
     }
 
     /// What is still unhealthy, if anything.
-    pub(super) async fn health(&mut self, topic: &str) -> anyhow::Result<Option<String>> {
+    pub async fn health(&mut self, topic: &str) -> anyhow::Result<Option<String>> {
         let metadata = self.admin(None).await?.metadata(&[topic]).await?;
         if metadata.controller_id < 0 {
             return Ok(Some("no controller".into()));
@@ -182,8 +184,8 @@ impl Cluster {
     }
 
     /// SIGTERM and a grace period, like `kmon up` on Ctrl-C.
-    pub(super) async fn stop(mut self) {
-        up::stop_all(&mut self.children).await;
+    pub async fn stop(mut self) {
+        kmon_cluster::stop_all(&mut self.children).await;
     }
 }
 
@@ -205,7 +207,7 @@ impl Drop for Cluster {
 
 /// `(gRPC, metrics)` port pairs that were free a moment ago: bound on
 /// 127.0.0.1:0 together, then released for the brokers.
-pub(super) fn free_ports(count: usize) -> anyhow::Result<Vec<(u16, u16)>> {
+pub fn free_ports(count: usize) -> anyhow::Result<Vec<(u16, u16)>> {
     let listeners = (0..count * 2)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()

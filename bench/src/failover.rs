@@ -2,7 +2,7 @@
 //! dies, measured on a local cluster of real `kmon broker` processes.
 //!
 //! Set-up: N brokers (default 3) on free ports of 127.0.0.1, laid out and
-//! started the way `kmon up` does it (`up::spawn`, `up::wait_until_up`),
+//! started the way `kmon up` does it (`kmon_cluster::spawn`, `kmon_cluster::wait_until_up`),
 //! in a fresh data directory. A topic with RF=3 and
 //! `min.insync.replicas=2`, and an acks=all producer that sends one record
 //! at a time to partition 0 for the whole run.
@@ -42,7 +42,7 @@ use kmon_client::connection::KmonClient;
 use kmon_client::{Acks, ClusterMetadata, Producer, ProducerConfig};
 use kmon_proto::v1 as pb;
 
-use super::bench_cluster::{Cluster, RECOVERY_DEADLINE, in_scratch_dir};
+use crate::cluster::{Cluster, RECOVERY_DEADLINE, in_scratch_dir};
 
 /// The topic the producer and the leader probes write to.
 const TOPIC: &str = "failover-bench";
@@ -55,7 +55,7 @@ const WRITE_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct FailoverArgs {
+pub struct FailoverArgs {
     /// Brokers in the local cluster (3 to 9; voters and learners as
     /// `kmon up` assigns them).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=9))]
@@ -72,7 +72,7 @@ pub(crate) struct FailoverArgs {
     keep: bool,
 }
 
-pub(crate) async fn run(args: FailoverArgs) -> anyhow::Result<()> {
+pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     in_scratch_dir(args.data_dir.clone(), args.keep, "failover", |dir| async move { measure(&args, &dir).await }).await
 }
 

@@ -22,20 +22,20 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use kmon_client::{Acks, Admin, Producer, ProducerConfig};
 
-use super::bench_cluster::{Cluster, in_scratch_dir};
+use crate::cluster::{Cluster, in_scratch_dir};
 
 const TOPIC: &str = "reassign-bench";
 /// Bound on one reassignment.
 const DEADLINE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct ReassignArgs {
+pub struct ReassignArgs {
     /// Data in the topic before the brokers are added, MiB.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     size_mb: u64,
     /// Replication throttle of the reassignment, e.g. 20MB/s (per broker
     /// and direction); default: unthrottled.
-    #[arg(long, value_parser = super::format::parse_rate)]
+    #[arg(long, value_parser = kmon_client::admin::parse_rate)]
     throttle: Option<u64>,
     /// Records per second the background acks=all producer sends.
     #[arg(long, default_value_t = 1000)]
@@ -63,7 +63,7 @@ struct Run {
     p99_during_ms: f64,
 }
 
-pub(crate) async fn run(args: ReassignArgs) -> anyhow::Result<()> {
+pub async fn run(args: ReassignArgs) -> anyhow::Result<()> {
     in_scratch_dir(args.data_dir.clone(), args.keep, "reassign", |dir| async move {
         let mut runs = Vec::new();
         for n in 0..args.runs {

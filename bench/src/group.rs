@@ -2,7 +2,7 @@
 //! throughput, measured on a local cluster of real `kmon broker` processes.
 //!
 //! Set-up: 3 brokers on free ports of 127.0.0.1, started the way `kmon up`
-//! does it (`up::spawn`, `up::wait_until_up`) in a fresh data directory,
+//! does it (`kmon_cluster::spawn`, `kmon_cluster::wait_until_up`) in a fresh data directory,
 //! and one topic with `--partitions` partitions, RF=3 and
 //! `min.insync.replicas=2`.
 //!
@@ -58,8 +58,7 @@ use kmon_client::{
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::bench_cluster::{Cluster, in_scratch_dir};
-use super::up;
+use crate::cluster::{Cluster, in_scratch_dir};
 
 /// The topic every measurement uses.
 const TOPIC: &str = "group-bench";
@@ -77,7 +76,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const CHUNK: u64 = 1000;
 
 #[derive(Debug, clap::Args)]
-pub(crate) struct GroupArgs {
+pub struct GroupArgs {
     /// Partitions of the bench topic.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     partitions: u32,
@@ -115,7 +114,7 @@ pub(crate) struct GroupArgs {
     keep: bool,
 }
 
-pub(crate) async fn run(args: GroupArgs) -> anyhow::Result<()> {
+pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
     in_scratch_dir(args.data_dir.clone(), args.keep, "group", |dir| async move { measure(&args, &dir).await }).await
 }
 
@@ -254,7 +253,7 @@ impl MemberGroup {
         let deadline = started + REBALANCE_DEADLINE;
         let description = loop {
             if let Some(status) = member.child.try_wait()? {
-                bail!("member process {} exited ({status}){}", self.spawned, up::log_tail(&log));
+                bail!("member process {} exited ({status}){}", self.spawned, kmon_cluster::log_tail(&log));
             }
             if let Some(d) = describe(admin).await?
                 && d.generation_id > before
@@ -266,7 +265,11 @@ impl MemberGroup {
                 break d;
             }
             if Instant::now() > deadline {
-                bail!("member {} did not join within {REBALANCE_DEADLINE:?}{}", self.spawned, up::log_tail(&log));
+                bail!(
+                    "member {} did not join within {REBALANCE_DEADLINE:?}{}",
+                    self.spawned,
+                    kmon_cluster::log_tail(&log)
+                );
             }
             tokio::time::sleep(DESCRIBE_INTERVAL).await;
         };
@@ -432,10 +435,10 @@ impl ConsumeRun {
         let steady = self.steady().as_secs_f64().max(f64::EPSILON);
         format!(
             "{}, {:.1} MB/s (first record after {} ms; from it on {}, {:.1} MB/s)",
-            super::format::format_rate(records as f64 / seconds),
+            crate::format_rate(records as f64 / seconds),
             records as f64 * record_size as f64 / 1e6 / seconds,
             self.first_record.as_millis(),
-            super::format::format_rate(records as f64 / steady),
+            crate::format_rate(records as f64 / steady),
             records as f64 * record_size as f64 / 1e6 / steady,
         )
     }
@@ -452,16 +455,14 @@ impl ConsumeRun {
         steadies.sort();
         let median = ConsumeRun { total: totals[mid], first_record: firsts[mid] };
         let seconds = steadies[mid].as_secs_f64().max(f64::EPSILON);
-        let all: Vec<String> = totals
-            .iter()
-            .map(|t| super::format::format_rate(records as f64 / t.as_secs_f64().max(f64::EPSILON)))
-            .collect();
+        let all: Vec<String> =
+            totals.iter().map(|t| crate::format_rate(records as f64 / t.as_secs_f64().max(f64::EPSILON))).collect();
         format!(
             "median {}, {:.1} MB/s (first record after {} ms; from it on {}, {:.1} MB/s) over {} runs [{}]",
-            super::format::format_rate(records as f64 / median.total.as_secs_f64().max(f64::EPSILON)),
+            crate::format_rate(records as f64 / median.total.as_secs_f64().max(f64::EPSILON)),
             records as f64 * record_size as f64 / 1e6 / median.total.as_secs_f64().max(f64::EPSILON),
             median.first_record.as_millis(),
-            super::format::format_rate(records as f64 / seconds),
+            crate::format_rate(records as f64 / seconds),
             records as f64 * record_size as f64 / 1e6 / seconds,
             runs.len(),
             all.join(", ")
