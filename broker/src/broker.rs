@@ -215,3 +215,37 @@ impl Broker {
 pub fn new_topic_id() -> u64 {
     rand::random::<u64>().max(1)
 }
+
+impl crate::metrics::MetricsSource for Broker {
+    fn metrics(&self) -> &BrokerMetrics {
+        &self.metrics
+    }
+
+    fn broker_id(&self) -> i32 {
+        self.config.broker_id
+    }
+
+    fn metadata(&self) -> Arc<ClusterState> {
+        Broker::metadata(self)
+    }
+
+    fn is_controller(&self) -> bool {
+        self.controller.is_leader()
+    }
+
+    fn hosted(&self) -> Vec<Arc<crate::replication::partition::HostedPartition>> {
+        self.replicas.hosted()
+    }
+
+    fn logs(&self) -> Vec<Arc<PartitionLog>> {
+        self.logs.all()
+    }
+
+    fn raft_status(&self) -> crate::controller::RaftStatus {
+        self.controller.raft_status()
+    }
+
+    fn groups(&self) -> Vec<crate::group::coordinator::GroupView> {
+        self.groups.snapshot()
+    }
+}

@@ -117,8 +117,9 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let mut exporter = None;
     let result = kmon_broker::server::run_with(config, shutdown.clone(), kmon_kafka::FRONTENDS, |broker| {
         exporter = otlp.as_ref().map(|otlp| {
-            let render =
-                move || Some(kmon_broker::metrics::render(&broker, kmon_broker::metrics::Format::PrometheusText, None));
+            let render = move || {
+                Some(kmon_broker::metrics::render(broker.as_ref(), kmon_broker::metrics::Format::PrometheusText, None))
+            };
             crate::telemetry::spawn_metrics(otlp, render, shutdown.clone())
         });
     })

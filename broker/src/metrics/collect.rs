@@ -12,9 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::Labels;
+use super::MetricsSource;
 use super::filter::NameFilter;
 use super::names::*;
-use crate::broker::Broker;
 use crate::controller::state::NO_LEADER;
 use crate::placement::spans_domains;
 use crate::replication::partition::Role;
@@ -133,14 +133,14 @@ const CONTROLLER_FAMILIES: [&str; 17] = [
 /// Appends the state metrics to `out` (OpenMetrics, without `# EOF`):
 /// every one, or those `only` names (the costly per-partition and
 /// per-group families are then not even computed).
-pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>) {
+pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&NameFilter>) {
     let mut s = Scrape { registry: Registry::default(), only };
     let state = broker.metadata();
-    let me = broker.config.broker_id;
-    let is_controller = broker.controller.is_leader();
+    let me = broker.broker_id();
+    let is_controller = broker.is_controller();
 
     // --- This broker's replicas and logs.
-    let hosted = broker.replicas.hosted();
+    let hosted = broker.hosted();
     let (mut leaders, mut under_replicated, mut under_min_isr, mut offline, mut max_lag) = (0, 0, 0, 0, 0i64);
     for h in &hosted {
         match &*h.role.lock() {
@@ -186,19 +186,19 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
         "Share of request-handling capacity idle since the last scrape (RequestHandlerAvgIdlePercent)",
     )
     .get_or_create(&vec![])
-    .set(broker.metrics.idle_ratio());
+    .set(broker.metrics().idle_ratio());
     s.float(
         NETWORK_IDLE,
         "Share of time not spent sending responses since the last scrape (NetworkProcessorAvgIdlePercent)",
     )
     .get_or_create(&vec![])
-    .set(broker.metrics.network_idle_ratio());
+    .set(broker.metrics().network_idle_ratio());
     let mut size = s.text(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
     let mut start = s.text(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
     let mut end = s.text(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
     let mut my_bytes = 0u64;
     let logs = if s.wants_any(&[LOG_SIZE, LOG_START_OFFSET, LOG_END_OFFSET, BALANCE_BROKER_BYTES]) {
-        broker.logs.all()
+        broker.logs()
     } else {
         Vec::new()
     };
@@ -214,7 +214,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     let mut text_families = vec![size, start, end];
 
     // --- Metadata quorum, as seen by this broker.
-    let raft = broker.controller.raft_status();
+    let raft = broker.raft_status();
     s.gauge(
         ACTIVE_CONTROLLER,
         "1 on the active controller, 0 elsewhere: the cluster-wide sum must be 1 (ActiveControllerCount)",
@@ -397,7 +397,7 @@ pub fn encode_state(broker: &Broker, out: &mut String, only: Option<&NameFilter>
     let group_status = s.gauge(GROUP_STATUS, "Lag status of a group: 0 OK, 1 WARN, 2 ERR");
     let group_families =
         [GROUP_CURRENT_OFFSET, GROUP_LAG, GROUP_LAG_SUM, GROUP_MEMBERS, GROUP_PARTITION_STATUS, GROUP_STATUS];
-    let views = if s.wants_any(&group_families) { broker.groups.snapshot() } else { Vec::new() };
+    let views = if s.wants_any(&group_families) { broker.groups() } else { Vec::new() };
     for view in views {
         let g = view.group_id.as_str();
         members.get_or_create(&l(&[("consumergroup", g)])).set(view.members.len() as i64);

@@ -89,6 +89,21 @@ pub struct RequestTiming {
     pub remote: Duration,
 }
 
+/// What a scrape reads of a broker. The metrics see this, not `Broker`
+/// (which owns the metrics), so neither module imports the other.
+pub trait MetricsSource: Send + Sync + 'static {
+    fn metrics(&self) -> &BrokerMetrics;
+    fn broker_id(&self) -> crate::controller::state::BrokerId;
+    fn metadata(&self) -> Arc<crate::controller::state::ClusterState>;
+    /// Whether this broker is the active controller (the quorum's leader).
+    fn is_controller(&self) -> bool;
+    fn hosted(&self) -> Vec<Arc<crate::replication::partition::HostedPartition>>;
+    fn logs(&self) -> Vec<Arc<crate::log::PartitionLog>>;
+    fn raft_status(&self) -> crate::controller::RaftStatus;
+    /// The groups this broker coordinates, with their lag.
+    fn groups(&self) -> Vec<crate::group::coordinator::GroupView>;
+}
+
 /// An open connection, counted in the connection-count gauge while alive.
 #[derive(Debug)]
 pub struct ConnectionGuard {
@@ -373,7 +388,7 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 /// Serves `/metrics` until `shutdown` fires.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    broker: Arc<crate::broker::Broker>,
+    broker: Arc<dyn MetricsSource>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     use axum::extract::RawQuery;
@@ -395,7 +410,7 @@ pub async fn serve(
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
                 let body = tokio::task::spawn_blocking(move || {
-                    let text = render(&broker, format, only.as_ref());
+                    let text = render(broker.as_ref(), format, only.as_ref());
                     if gzip { gzip_fast(text.as_bytes()) } else { text.into_bytes() }
                 })
                 .await
@@ -419,8 +434,8 @@ fn gzip_fast(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// What a scrape returns: everything, or `only` the named metrics.
-pub fn render(broker: &crate::broker::Broker, format: Format, only: Option<&NameFilter>) -> String {
-    if !broker.metrics.enabled {
+pub fn render(broker: &dyn MetricsSource, format: Format, only: Option<&NameFilter>) -> String {
+    if !broker.metrics().enabled {
         return "# metrics are disabled on this broker (metrics_enabled = false)\n".into();
     }
     // As Kafka's per-topic meters, the failure counts of a topic this broker
@@ -428,16 +443,16 @@ pub fn render(broker: &crate::broker::Broker, format: Format, only: Option<&Name
     // here, per scrape (when asked for), rather than on every produce and
     // fetch.
     if only.is_none_or(|only| only.wants_any(&[FAILED_PRODUCE, FAILED_FETCH])) {
-        let hosted = broker.replicas.hosted();
+        let hosted = broker.hosted();
         let led: std::collections::BTreeSet<&str> =
             hosted.iter().filter(|h| h.leader_epoch().is_some()).map(|h| h.topic.as_str()).collect();
         for topic in led {
-            broker.metrics.failed_produce.ensure(topic);
-            broker.metrics.failed_fetch.ensure(topic);
+            broker.metrics().failed_produce.ensure(topic);
+            broker.metrics().failed_fetch.ensure(topic);
         }
     }
     let mut out = String::with_capacity(64 << 10);
-    broker.metrics.encode_events(&mut out);
+    broker.metrics().encode_events(&mut out);
     collect::encode_state(broker, &mut out, only);
     out.push_str("# EOF\n");
     let page = match format {

@@ -15,20 +15,34 @@ use kmon_proto::replication::v1::{OffsetForLeaderEpochRequest, ReplicaFetchReque
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::manager::ReplicaManager;
 use super::partition::HostedPartition;
+use super::throttle::Throttle;
+use crate::controller::state::BrokerId;
+use crate::metrics::BrokerMetrics;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// What a fetcher needs of its broker (rather than the replica manager
+/// that spawns it): who it is, how much to ask for, the reassignment
+/// throttle it copies at, and where to count the bytes.
+#[derive(Debug, Clone)]
+pub struct FetcherContext {
+    pub broker_id: BrokerId,
+    pub max_bytes: usize,
+    pub max_wait: Duration,
+    pub throttle: Arc<Throttle>,
+    pub metrics: Arc<BrokerMetrics>,
+}
+
 pub async fn run(
-    manager: Arc<ReplicaManager>,
+    context: FetcherContext,
     hosted: Arc<HostedPartition>,
     leader_address: String,
     leader_epoch: i32,
     token: CancellationToken,
 ) {
-    let (max_bytes, max_wait) = manager.fetch_config();
+    let FetcherContext { broker_id, max_bytes, max_wait, throttle, metrics } = context;
     let mut backoff = MIN_BACKOFF;
     let mut client: Option<ReplicationClient<Channel>> = None;
     let mut truncated = false;
@@ -49,9 +63,9 @@ pub async fn run(
             loop {
                 // A replica being added copies at the reassignment's throttle.
                 let throttled = hosted.being_added.load(std::sync::atomic::Ordering::Relaxed);
-                let max_bytes = if throttled { manager.throttle_in.chunk(max_bytes) } else { max_bytes };
+                let max_bytes = if throttled { throttle.chunk(max_bytes) } else { max_bytes };
                 let request = ReplicaFetchRequest {
-                    replica_id: manager.broker_id,
+                    replica_id: broker_id,
                     topic: hosted.topic.clone(),
                     partition: hosted.partition,
                     offset: hosted.log.log_end_offset(),
@@ -68,10 +82,10 @@ pub async fn run(
                 }
                 hosted.log.set_high_watermark(response.high_watermark.min(hosted.log.log_end_offset()));
                 hosted.set_follower_lag(response.log_end_offset - hosted.log.log_end_offset());
-                manager.metrics.replication_bytes_in.inc_by(response.records.len() as u64);
+                metrics.replication_bytes_in.inc_by(response.records.len() as u64);
                 backoff = MIN_BACKOFF;
                 if throttled {
-                    tokio::time::sleep(manager.throttle_in.consume(response.records.len())).await;
+                    tokio::time::sleep(throttle.consume(response.records.len())).await;
                 }
                 if token.is_cancelled() {
                     return Ok::<(), tonic::Status>(());

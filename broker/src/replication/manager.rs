@@ -51,7 +51,7 @@ pub struct ReplicaManager {
     /// Reassignment traffic this broker sends as leader to replicas being added.
     pub throttle_out: Throttle,
     /// Reassignment traffic this broker copies as a replica being added.
-    pub throttle_in: Throttle,
+    pub throttle_in: Arc<Throttle>,
     /// This process's registration (fresh each start).
     pub incarnation: u64,
     /// Logs on disk not assigned here are deleted once, when the applied
@@ -86,7 +86,7 @@ impl ReplicaManager {
             topics_seen: Mutex::new(TopicsSeen::default()),
             metrics,
             throttle_out: Throttle::default(),
-            throttle_in: Throttle::default(),
+            throttle_in: Arc::new(Throttle::default()),
             incarnation: new_incarnation(),
             stray_check_pending: AtomicBool::new(true),
         }
@@ -159,7 +159,7 @@ impl ReplicaManager {
                         let token = self.shutdown.child_token();
                         *hosted.fetcher.lock() = Some(token.clone());
                         self.tasks.spawn(fetcher::run(
-                            self.clone(),
+                            self.fetcher_context(),
                             hosted.clone(),
                             address,
                             record.leader_epoch,
@@ -569,11 +569,14 @@ impl ReplicaManager {
         Duration::from_millis(self.config.replica_lag_time_max_ms)
     }
 
-    pub fn fetch_config(&self) -> (usize, Duration) {
-        (
-            self.config.replica_fetch_max_bytes as usize,
-            Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)),
-        )
+    fn fetcher_context(&self) -> fetcher::FetcherContext {
+        fetcher::FetcherContext {
+            broker_id: self.broker_id,
+            max_bytes: self.config.replica_fetch_max_bytes as usize,
+            max_wait: Duration::from_millis(u64::from(self.config.replica_fetch_wait_max_ms)),
+            throttle: self.throttle_in.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
