@@ -9,6 +9,8 @@
 //! - [`agent`]: node agents shipping host samples to the cluster, from
 //!   `proto/agent.proto`.
 //! - [`groups`]: Kafka's placement of a group on `__consumer_offsets`.
+//! - [`node_sample`]: the record stored in `__kmon_node_metrics` per agent
+//!   sample (written by the brokers, read by `kmon report`).
 //! - [`consumer_protocol`]: Kafka's `ConsumerProtocol` (member subscriptions
 //!   and assignments inside the group protocol), shared by every client.
 //! - [`error_metadata`]: the status metadata keys every error carries.
@@ -47,6 +49,7 @@ pub mod agent {
 /// wire contract, shared by brokers and clients.
 pub mod consumer_protocol;
 pub mod groups;
+pub mod node_sample;
 
 /// Keys of the gRPC status metadata that kmon puts on every error.
 pub mod error_metadata {

@@ -15,12 +15,10 @@
 //! and `kafka_consumergroup_lag_sum{consumergroup,topic}`. Delivery is at
 //! least once: [`dedupe`] keeps one sample per (node, sequence).
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
+use kmon_proto::node_sample::StoredSample;
 
 /// The internal topic the brokers store agent samples in.
-pub const TOPIC: &str = "__kmon_node_metrics";
+pub const TOPIC: &str = kmon_proto::node_sample::TOPIC;
 
 /// One agent sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,27 +50,9 @@ impl Series {
     }
 }
 
-#[derive(Deserialize)]
-struct RecordValue {
-    node: String,
-    sequence: u64,
-    timestamp_ms: i64,
-    #[serde(default)]
-    series: Vec<RecordSeries>,
-}
-
-#[derive(Deserialize)]
-struct RecordSeries {
-    name: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    // JSON has no NaN: a NaN value was stored as null.
-    value: Option<f64>,
-}
-
 /// Decodes one record value; `None` for a value that is not a sample.
 pub fn decode(value: &[u8]) -> Option<Sample> {
-    let record: RecordValue = serde_json::from_slice(value).ok()?;
+    let record = StoredSample::from_json(value)?;
     Some(Sample {
         node: record.node,
         sequence: record.sequence,

@@ -37,9 +37,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use kmon_proto::node_sample::{StoredSample, StoredSeries};
 
 /// The internal topic of node samples.
-pub const NODE_METRICS_TOPIC: &str = "__kmon_node_metrics";
+pub const NODE_METRICS_TOPIC: &str = kmon_proto::node_sample::TOPIC;
 const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
 #[derive(Debug, Clone)]
@@ -115,25 +116,24 @@ impl AgentService {
     }
 }
 
-/// The stored record value.
+/// The stored record value (`kmon_proto::node_sample`, read by `kmon report`).
 fn record_value(sample: &NodeSample) -> Vec<u8> {
-    let series: Vec<serde_json::Value> = sample
-        .series
-        .iter()
-        .map(|s| {
-            let labels: serde_json::Map<String, serde_json::Value> =
-                s.labels.iter().map(|l| (l.name.clone(), l.value.clone().into())).collect();
-            serde_json::json!({"name": s.name, "labels": labels, "value": s.value})
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "node": sample.node,
-        "metrics_address": sample.metrics_address,
-        "sequence": sample.sequence,
-        "timestamp_ms": sample.timestamp_ms,
-        "series": series,
-    }))
-    .expect("JSON values always serialize")
+    StoredSample {
+        node: sample.node.clone(),
+        metrics_address: sample.metrics_address.clone(),
+        sequence: sample.sequence,
+        timestamp_ms: sample.timestamp_ms,
+        series: sample
+            .series
+            .iter()
+            .map(|s| StoredSeries {
+                name: s.name.clone(),
+                labels: s.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(),
+                value: Some(s.value),
+            })
+            .collect(),
+    }
+    .to_json()
 }
 
 fn now_ms() -> i64 {
