@@ -909,17 +909,23 @@ fn acks_all_confluent_producer_loses_nothing_acknowledged_when_the_leader_is_kil
 // ---------------------------------------------------------------------------
 // Idempotent producers: refused, clearly and at once
 
-#[test]
-fn confluent_kafka_with_idempotence_fails_fast_with_a_clear_error() {
-    let (_dir, broker) = single_broker();
+/// One record through `script` with idempotence on, into a new topic
+/// "idem": the script's output and how long it ran.
+fn produce_with_idempotence(broker: &BrokerProcess, script: &str) -> (std::process::Output, Duration) {
     create_topic(&broker.grpc, "idem", 1, &[]);
     let started = Instant::now();
     let out = run(
-        py("ck_produce.py", &["--bootstrap", &broker.kafka, "--topic", "idem", "--idempotence", "--deadline", "20"]),
+        py(script, &["--bootstrap", &broker.kafka, "--topic", "idem", "--idempotence", "--deadline", "20"]),
         "{\"value\": \"once\"}\n",
         Duration::from_secs(40),
     );
-    let elapsed = started.elapsed();
+    (out, started.elapsed())
+}
+
+#[test]
+fn confluent_kafka_with_idempotence_fails_fast_with_a_clear_error() {
+    let (_dir, broker) = single_broker();
+    let (out, elapsed) = produce_with_idempotence(&broker, "ck_produce.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let events = json_lines(&stdout);
     // librdkafka raises it from produce() (a "fatal" event of the script) or
@@ -951,14 +957,7 @@ fn confluent_kafka_with_idempotence_fails_fast_with_a_clear_error() {
 #[test]
 fn kafka_python_with_idempotence_fails_fast_with_a_clear_error() {
     let (_dir, broker) = single_broker();
-    create_topic(&broker.grpc, "idem", 1, &[]);
-    let started = Instant::now();
-    let out = run(
-        py("kp_produce.py", &["--bootstrap", &broker.kafka, "--topic", "idem", "--idempotence", "--deadline", "20"]),
-        "{\"value\": \"once\"}\n",
-        Duration::from_secs(40),
-    );
-    let elapsed = started.elapsed();
+    let (out, elapsed) = produce_with_idempotence(&broker, "kp_produce.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "kafka-python with enable_idempotence=True should fail:\n{stdout}");
     assert!(elapsed < Duration::from_secs(10), "the error took {elapsed:?}");

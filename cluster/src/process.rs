@@ -48,11 +48,7 @@ pub fn spawn(
     let data_dir = dir.join(&broker.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let log = dir.join(format!("broker-{}.log", broker.id));
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot open {}", log.display()))?;
+    let stderr = open_log(&log)?;
     let mut command = Command::new(exe);
     command
         .arg("broker")
@@ -185,6 +181,15 @@ pub async fn stop_all(children: &mut [BrokerChild]) {
             }
         }
     }
+}
+
+/// A child's log file (its stderr), appended to across restarts.
+pub fn open_log(log: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))
 }
 
 /// The last lines of a broker's log, for an error message.

@@ -118,8 +118,7 @@ async fn serve_one(
     };
     let (api, version, correlation_id) = (request.api, request.version, request.header.correlation_id);
     let started = Instant::now();
-    let client = request.header.client_id.as_ref().map(|c| c.as_str().to_string()).unwrap_or_default();
-    let Handled { response, remote } = api::handle(broker, request, &client, peer, shutdown).await;
+    let Handled { response, remote } = api::handle(broker, request, peer, shutdown).await;
     let handled = started.elapsed();
     broker.metrics.observe_request(
         api.name,

@@ -13,13 +13,13 @@ pub struct Served {
     pub name: &'static str,
     pub min: i16,
     pub max: i16,
-    pub advertised: bool,
-    /// The lowest version ApiVersions names (below `min` for Produce only).
-    pub advertised_min: i16,
+    /// The lowest version ApiVersions names (`min` but for Produce); None:
+    /// not listed at all.
+    pub advertised_from: Option<i16>,
 }
 
 const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max, advertised: true, advertised_min: min }
+    Served { key, name, min, max, advertised_from: Some(min) }
 }
 
 /// Answered (with an error) when sent, but not advertised: InitProducerId
@@ -29,7 +29,7 @@ const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
 /// UNSUPPORTED_VERSION. Advertising it with that error made librdkafka
 /// retry every 500 ms until its message timeout.
 const fn unadvertised(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max, advertised: false, advertised_min: min }
+    Served { key, name, min, max, advertised_from: None }
 }
 
 pub const SERVED: &[Served] = &[
@@ -37,7 +37,7 @@ pub const SERVED: &[Served] = &[
     // 2.10 otherwise sends gzip, snappy and lz4 batches uncompressed (seen
     // with Debian's 2.0.2). v0–v2 (message formats 0 and 1) are not served:
     // such a request closes the connection.
-    Served { key: ApiKey::Produce, name: "Produce", min: 3, max: 9, advertised: true, advertised_min: 0 },
+    Served { key: ApiKey::Produce, name: "Produce", min: 3, max: 9, advertised_from: Some(0) },
     api(ApiKey::Fetch, "Fetch", 4, 12),
     api(ApiKey::ListOffsets, "ListOffsets", 1, 6),
     api(ApiKey::Metadata, "Metadata", 0, 12),

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kmon_client::Admin;
-use kmon_cluster::process::{is_running, report_exits, sigterm};
+use kmon_cluster::process::{is_running, open_log, report_exits, sigterm};
 use kmon_cluster::{
     ClusterLayout, HOST, Layout, LayoutRequest, MAX_VOTERS, START_DEADLINE, STOP_GRACE, log_tail, spawn, start_child,
     stop_all, wait_until_up,
@@ -242,11 +242,7 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
     let metrics = format!("{HOST}:{port}");
     let bootstrap = cluster.brokers.iter().map(|b| b.listen.as_str()).collect::<Vec<_>>().join(",");
     let log = args.data_dir.join("agent.log");
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot open {}", log.display()))?;
+    let stderr = open_log(&log)?;
     let mut command = Command::new(exe);
     command
         .arg("agent")

@@ -6,7 +6,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kmon_broker::Broker;
 
-use super::epoch_check;
+use super::checked_leader_epoch;
 use crate::error::error_code;
 
 pub fn handle(broker: &Broker, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
@@ -34,9 +34,6 @@ pub fn handle(broker: &Broker, req: OffsetForLeaderEpochRequest) -> OffsetForLea
 
 fn end_offset(broker: &Broker, topic: &str, partition: i32, current: i32, wanted: i32) -> Result<(i32, i64), i16> {
     let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
-    let epoch = broker.replicas.get(topic, partition).and_then(|h| h.leader_epoch()).unwrap_or(-1);
-    if let Some(fenced) = epoch_check(epoch, current) {
-        return Err(fenced.code());
-    }
+    checked_leader_epoch(broker, topic, partition, current)?;
     broker.replicas.end_offset_for_epoch(topic, partition, wanted).map_err(|err| error_code(&err))
 }

@@ -14,12 +14,13 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kmon_broker::controller::state::ClusterState;
 use kmon_broker::log::PartitionLog;
 use kmon_broker::{Broker, BrokerError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{epoch_check, topic_name};
+use super::{checked_leader_epoch, topic_name};
 use crate::error::error_code;
 
 /// Kafka's `fetch.max.bytes` default when the request says 0.
@@ -40,12 +41,13 @@ pub async fn handle(
     shutdown: &CancellationToken,
     remote: &mut Duration,
 ) -> FetchResponse {
+    let state = broker.metadata();
     let mut wanted = Vec::new();
     for topic in &req.topics {
         let name = topic.topic.0.as_str();
         for p in &topic.partitions {
             broker.metrics.total_fetch.inc_by(name, 1);
-            let log = resolve(broker, name, p.partition, p.current_leader_epoch);
+            let log = resolve(broker, &state, name, p.partition, p.current_leader_epoch);
             if log.is_err() {
                 broker.metrics.failed_fetch.inc_by(name, 1);
             }
@@ -124,18 +126,20 @@ pub async fn handle(
 
 /// The leader log of a partition, or the error code (and high watermark
 /// when known) that partition is answered with.
-fn resolve(broker: &Broker, topic: &str, partition: i32, leader_epoch: i32) -> Result<Arc<PartitionLog>, (i16, i64)> {
+fn resolve(
+    broker: &Broker,
+    state: &ClusterState,
+    topic: &str,
+    partition: i32,
+    leader_epoch: i32,
+) -> Result<Arc<PartitionLog>, (i16, i64)> {
     let unknown = || (ResponseError::UnknownTopicOrPartition.code(), -1);
     let partition = u32::try_from(partition).map_err(|_| unknown())?;
-    if broker.metadata().topics.get(topic).is_none_or(|t| (partition as usize) >= t.partitions.len()) {
+    if state.topics.get(topic).is_none_or(|t| (partition as usize) >= t.partitions.len()) {
         return Err(unknown());
     }
     let log = broker.replicas.leader_log(topic, partition).map_err(|err: BrokerError| (error_code(&err), -1))?;
-    if let Some(current) = broker.replicas.get(topic, partition).and_then(|h| h.leader_epoch())
-        && let Some(fenced) = epoch_check(current, leader_epoch)
-    {
-        return Err((fenced.code(), -1));
-    }
+    checked_leader_epoch(broker, topic, partition, leader_epoch).map_err(|code| (code, -1))?;
     Ok(log)
 }
 

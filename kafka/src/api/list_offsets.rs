@@ -8,7 +8,7 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kmon_broker::{Broker, BrokerError};
 
-use super::epoch_check;
+use super::checked_leader_epoch;
 use crate::error::error_code;
 
 const LATEST: i64 = -1;
@@ -50,10 +50,7 @@ fn offset(
 ) -> Result<(i64, i64, i32), i16> {
     let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
     let code = |err: BrokerError| error_code(&err);
-    let epoch = broker.replicas.get(topic, partition).and_then(|h| h.leader_epoch()).unwrap_or(-1);
-    if let Some(fenced) = epoch_check(epoch, leader_epoch) {
-        return Err(fenced.code());
-    }
+    let epoch = checked_leader_epoch(broker, topic, partition, leader_epoch)?;
     match timestamp {
         EARLIEST => Ok((broker.replicas.leader_log(topic, partition).map_err(code)?.log_start_offset(), -1, epoch)),
         LATEST => {

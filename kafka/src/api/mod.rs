@@ -41,18 +41,12 @@ pub struct Client<'a> {
     pub peer: SocketAddr,
 }
 
-pub async fn handle(
-    broker: &Broker,
-    request: Request,
-    client_id: &str,
-    peer: SocketAddr,
-    shutdown: &CancellationToken,
-) -> Handled {
-    let version = request.version;
-    let client = Client { id: client_id, peer };
+pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr, shutdown: &CancellationToken) -> Handled {
+    let Request { version, header, body, .. } = request;
+    let client = Client { id: header.client_id.as_ref().map_or("", |c| c.as_str()), peer };
     let mut remote = Duration::ZERO;
     let started = Instant::now();
-    let response = match request.body {
+    let response = match body {
         RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(broker, r, version))),
         RequestKind::Produce(r) => produce::handle(broker, r, &mut remote).await.map(ResponseKind::Produce),
@@ -114,14 +108,16 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(text(s))
 }
 
-/// Kafka's leader-epoch fencing (KIP-320): a client that names an epoch
-/// older than the leader's is fenced; a newer one means this broker has not
-/// caught up with the metadata yet. -1: the client does not check.
-pub(crate) fn epoch_check(current: i32, requested: i32) -> Option<kafka_protocol::ResponseError> {
+/// This broker's leader epoch of a partition (-1 when it leads none),
+/// checked against the one the client names (Kafka's fencing, KIP-320): an
+/// older epoch is fenced; a newer one means this broker has not caught up
+/// with the metadata yet. -1 from the client: no check.
+pub(crate) fn checked_leader_epoch(broker: &Broker, topic: &str, partition: u32, requested: i32) -> Result<i32, i16> {
     use kafka_protocol::ResponseError as K;
+    let current = broker.replicas.get(topic, partition).and_then(|h| h.leader_epoch()).unwrap_or(-1);
     match requested {
-        r if r < 0 || r == current => None,
-        r if r < current => Some(K::FencedLeaderEpoch),
-        _ => Some(K::UnknownLeaderEpoch),
+        r if r < 0 || r == current => Ok(current),
+        r if r < current => Err(K::FencedLeaderEpoch.code()),
+        _ => Err(K::UnknownLeaderEpoch.code()),
     }
 }

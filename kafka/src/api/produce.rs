@@ -31,20 +31,20 @@ struct Outcome {
 
 /// None when `acks` is 0: Kafka never answers those.
 pub async fn handle(broker: &Broker, req: ProduceRequest, remote: &mut Duration) -> Option<ProduceResponse> {
+    // The acks every partition is written with, or what they are all refused with.
     let acks = match req.acks {
         0 => Ok(RequiredAcks::None),
         1 => Ok(RequiredAcks::Leader),
         -1 => Ok(RequiredAcks::All),
-        other => Err(format!("acks must be -1, 0 or 1, not {other}")),
-    };
-    let refusal = match (&acks, &req.transactional_id) {
-        (Err(why), _) => Some((ResponseError::InvalidRequiredAcks, why.clone())),
-        (_, Some(id)) => Some((
+        other => Err((ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {other}"))),
+    }
+    .and_then(|acks| match &req.transactional_id {
+        None => Ok(acks),
+        Some(id) => Err((
             ResponseError::TransactionalIdAuthorizationFailed,
             format!("transactional id '{}': kmon has no transactions yet", id.0.as_str()),
         )),
-        _ => None,
-    };
+    });
     let timeout = if req.timeout_ms <= 0 { DEFAULT_TIMEOUT } else { Duration::from_millis(req.timeout_ms as u64) };
     let acks_value = req.acks;
     let mut work = Vec::new();
@@ -55,13 +55,11 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, remote: &mut Duration)
         }
     }
     let outcomes = futures::future::join_all(work.into_iter().map(|(topic, index, records)| {
-        let refusal = refusal.clone();
         let acks = acks.clone();
         async move {
-            let outcome = match (refusal, acks) {
-                (Some((code, why)), _) => refused(broker, &topic, index, code.code(), why),
-                (None, Ok(acks)) => produce_partition(broker, &topic, index, records, acks, timeout).await,
-                (None, Err(_)) => unreachable!("refused above"),
+            let outcome = match acks {
+                Ok(acks) => produce_partition(broker, &topic, index, records, acks, timeout).await,
+                Err((code, why)) => refused(broker, &topic, index, code.code(), why),
             };
             (topic, outcome)
         }

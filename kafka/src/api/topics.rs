@@ -34,22 +34,19 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
             ));
             continue;
         }
-        let (Ok(partitions), Ok(replication_factor)) = (
-            count(topic.num_partitions, "partitions"),
-            count(i32::from(topic.replication_factor), "replication factor"),
-        ) else {
-            let why = count(topic.num_partitions, "partitions").err().or(count(
-                i32::from(topic.replication_factor),
-                "replication factor",
-            )
-            .err());
-            let code = if topic.num_partitions < -1 || topic.num_partitions == 0 {
-                ResponseError::InvalidPartitions.code()
-            } else {
-                ResponseError::InvalidReplicationFactor.code()
-            };
-            results.push(refused(code, format!("topic '{name}': {}", why.unwrap_or_default())));
-            continue;
+        let counts = count(topic.num_partitions, "partitions")
+            .map_err(|why| (ResponseError::InvalidPartitions, why))
+            .and_then(|partitions| {
+                count(i32::from(topic.replication_factor), "replication factor")
+                    .map(|rf| (partitions, rf))
+                    .map_err(|why| (ResponseError::InvalidReplicationFactor, why))
+            });
+        let (partitions, replication_factor) = match counts {
+            Ok(counts) => counts,
+            Err((code, why)) => {
+                results.push(refused(code.code(), format!("topic '{name}': {why}")));
+                continue;
+            }
         };
         let configs: BTreeMap<String, String> = topic
             .configs
