@@ -80,12 +80,10 @@ impl Cluster {
     /// Ports are new free ones, not the next of a run.
     pub async fn add_brokers(&mut self, count: usize) -> anyhow::Result<()> {
         let before = self.layout.brokers.len();
-        let mut added = self.layout.grow(before + count, None, None)?;
-        for (broker, (grpc, metrics)) in added.iter_mut().zip(free_ports(count)?) {
-            broker.set_ports(grpc, metrics);
-        }
-        self.layout.brokers.truncate(before);
-        self.layout.brokers.extend(added.iter().cloned());
+        let added = free_ports(count)?
+            .into_iter()
+            .map(|(grpc, metrics)| self.layout.push_on_ports(grpc, metrics))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut ready = Vec::with_capacity(count);
         for broker in &added {
             let (child, ready_line) = kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker)?;

@@ -203,7 +203,7 @@ impl Consumer {
             if let Err(err) = batch::decode_batches_into(&data, from, &mut decoded) {
                 self.cancel_prefetch();
                 self.assignments[index].position = from;
-                return Err(err);
+                return Err(err.into());
             }
             let assignment = &self.assignments[index];
             records.reserve(decoded.len());

@@ -32,7 +32,7 @@ pub enum ClientError {
 
     /// A record batch failed to decode (bad CRC, truncated, unsupported).
     #[error("corrupt record batch: {0}")]
-    CorruptBatch(String),
+    CorruptBatch(#[from] kmon_proto::record_batch::BatchFault),
 
     /// The request was not answered in time.
     #[error("request timed out after {0:?}")]
@@ -257,7 +257,7 @@ pub(crate) mod tests {
         }
         assert!(!server(None, tonic::Code::InvalidArgument).is_retriable());
         assert!(!server(None, tonic::Code::ResourceExhausted).is_retriable());
-        assert!(!ClientError::CorruptBatch("crc".into()).is_retriable());
+        assert!(!ClientError::CorruptBatch(kmon_proto::record_batch::BatchFault::BadMagic(1)).is_retriable());
         assert!(!ClientError::InvalidArgument("x".into()).is_retriable());
     }
 }

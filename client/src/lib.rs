@@ -33,7 +33,8 @@
 //! partitions → commit to the coordinator.
 
 pub mod admin;
-pub mod batch;
+/// Kafka's RecordBatch v2 codec (kmon_proto's, shared with the broker).
+pub use kmon_proto::record_batch as batch;
 pub mod connection;
 pub mod consumer;
 mod convert;

@@ -67,7 +67,7 @@ use kmon_proto::v1 as pb;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::Admin;
-use crate::batch::{BATCH_HEADER_LEN, BatchBuilder};
+use crate::batch::{BatchBuilder, HEADER_LEN as BATCH_HEADER_LEN};
 use crate::error::ClientError;
 use crate::partitioner::{StickyPartitioner, partition_for_key};
 use crate::retry::Backoff;

@@ -81,15 +81,6 @@ pub struct BrokerLayout {
     pub data_dir: PathBuf,
 }
 
-impl BrokerLayout {
-    /// Moves the broker to other ports of 127.0.0.1 (benches pick free ones).
-    pub fn set_ports(&mut self, grpc: u16, metrics: u16) {
-        self.listen = format!("{HOST}:{grpc}");
-        self.metrics_listen = format!("{HOST}:{metrics}");
-        self.kafka_listen = format!("{HOST}:0");
-    }
-}
-
 /// Kafka clients' default port, for broker 1 of `kmon up`.
 const BASE_KAFKA_PORT: u16 = 19092;
 
@@ -136,35 +127,24 @@ impl ClusterLayout {
         fault_domains: u32,
         update_domains: u32,
     ) -> anyhow::Result<Self> {
-        let grid = domains(layout, ports.len(), fault_domains, update_domains);
-        let brokers: Vec<BrokerLayout> = grid
-            .into_iter()
-            .zip(ports)
-            .enumerate()
-            .map(|(index, ((fd, ud), (grpc, metrics)))| {
-                let id = index as u32 + 1;
-                BrokerLayout {
-                    id,
-                    listen: format!("{HOST}:{grpc}"),
-                    metrics_listen: format!("{HOST}:{metrics}"),
-                    kafka_listen: format!("{HOST}:0"),
-                    fault_domain: format!("FD{fd}"),
-                    update_domain: format!("UD{ud}"),
-                    data_dir: PathBuf::from(format!("broker-{id}")),
-                }
-            })
-            .collect();
-        let controller_voters =
-            brokers.iter().take(MAX_VOTERS).map(|b| format!("{}@{}", b.id, b.listen)).collect::<Vec<_>>().join(",");
-        let cluster = ClusterLayout {
+        let mut cluster = ClusterLayout {
             layout,
-            controller_voters,
+            controller_voters: String::new(),
             fault_domains: Some(fault_domains),
             update_domains: Some(update_domains),
-            brokers,
+            brokers: Vec::with_capacity(ports.len()),
         };
-        cluster.check()?;
-        Ok(cluster)
+        for &(grpc, metrics) in ports {
+            cluster.push_on_ports(grpc, metrics)?;
+        }
+        Ok(cluster.with_voters(MAX_VOTERS))
+    }
+
+    /// Only the first `count` brokers vote for the controller (tests keep
+    /// three voters however many brokers they start).
+    pub fn with_voters(mut self, count: usize) -> Self {
+        self.controller_voters = voters(&self.brokers[..count.min(self.brokers.len())]);
+        self
     }
 
     /// Adds brokers up to `count`: the next ids, the ports after broker 1's
@@ -184,29 +164,46 @@ impl ClusterLayout {
         let base_kafka = port_of(&first.kafka_listen)?;
         let fault_domains = self.fault_domains.or(fault_domains).unwrap_or(3);
         let update_domains = self.update_domains.or(update_domains).unwrap_or(3);
-        let grid = domains(self.layout, count, fault_domains, update_domains);
-        let mut added = Vec::new();
-        for (index, (fd, ud)) in grid.into_iter().enumerate().skip(self.brokers.len()) {
-            let id = index as u32 + 1;
-            let port = |base: u16| {
-                u16::try_from(usize::from(base) + index).with_context(|| format!("broker {id}'s port is above 65535"))
-            };
-            added.push(BrokerLayout {
-                id,
-                listen: format!("{HOST}:{}", port(base)?),
-                metrics_listen: format!("{HOST}:{}", port(base_metrics)?),
-                // Port 0 (a bench's cluster) stays "any free port".
-                kafka_listen: format!("{HOST}:{}", if base_kafka == 0 { 0 } else { port(base_kafka)? }),
-                fault_domain: format!("FD{fd}"),
-                update_domain: format!("UD{ud}"),
-                data_dir: PathBuf::from(format!("broker-{id}")),
-            });
-        }
-        self.brokers.extend(added.iter().cloned());
         self.fault_domains = Some(fault_domains);
         self.update_domains = Some(update_domains);
+        let mut added = Vec::new();
+        for index in self.brokers.len()..count {
+            let port = |base: u16| {
+                u16::try_from(usize::from(base) + index)
+                    .with_context(|| format!("broker {}'s port is above 65535", index + 1))
+            };
+            let mut broker = self.push_on_ports(port(base)?, port(base_metrics)?)?;
+            // Port 0 (a bench's cluster) stays "any free port".
+            if base_kafka != 0 {
+                broker.kafka_listen = format!("{HOST}:{}", port(base_kafka)?);
+                self.brokers[index].kafka_listen = broker.kafka_listen.clone();
+            }
+            added.push(broker);
+        }
         self.check()?;
         Ok(added)
+    }
+
+    /// Adds one broker on these ports of 127.0.0.1 (its Kafka listener on
+    /// any free port), the next id in the next cell of the layout. Voters do
+    /// not change: it joins as a learner.
+    pub fn push_on_ports(&mut self, grpc: u16, metrics: u16) -> anyhow::Result<BrokerLayout> {
+        let index = self.brokers.len();
+        let (f, u) = (self.fault_domains.unwrap_or(3), self.update_domains.unwrap_or(3));
+        let (fd, ud) = domains(self.layout, index + 1, f, u)[index];
+        let id = index as u32 + 1;
+        let broker = BrokerLayout {
+            id,
+            listen: format!("{HOST}:{grpc}"),
+            metrics_listen: format!("{HOST}:{metrics}"),
+            kafka_listen: format!("{HOST}:0"),
+            fault_domain: format!("FD{fd}"),
+            update_domain: format!("UD{ud}"),
+            data_dir: PathBuf::from(format!("broker-{id}")),
+        };
+        self.brokers.push(broker.clone());
+        self.check()?;
+        Ok(broker)
     }
 
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
@@ -285,6 +282,11 @@ impl ClusterLayout {
         cluster.write(&args.data_dir)?;
         Ok((cluster, Vec::new()))
     }
+}
+
+/// `ID@HOST:PORT,...` of `brokers`.
+fn voters(brokers: &[BrokerLayout]) -> String {
+    brokers.iter().map(|b| format!("{}@{}", b.id, b.listen)).collect::<Vec<_>>().join(",")
 }
 
 /// `--brokers` on an existing cluster: the same count restarts it, more

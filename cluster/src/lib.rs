@@ -13,4 +13,7 @@ pub mod layout;
 pub mod process;
 
 pub use layout::{BrokerLayout, ClusterLayout, HOST, LAYOUT_FILE, Layout, LayoutRequest, MAX_VOTERS, domains};
-pub use process::{BrokerChild, START_DEADLINE, STOP_GRACE, log_tail, spawn, start_child, stop_all, wait_until_up};
+pub use process::{
+    BrokerChild, ReadyLine, START_DEADLINE, STOP_GRACE, broker_command, log_tail, member_args, ready_field, spawn,
+    start_child, stop_all, wait_until_up,
+};

@@ -49,27 +49,67 @@ pub fn spawn(
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let log = dir.join(format!("broker-{}.log", broker.id));
     let stderr = open_log(&log)?;
-    let mut command = Command::new(exe);
-    command
-        .arg("broker")
-        .args(["--id", &broker.id.to_string()])
-        .args(["--fault-domain", &broker.fault_domain])
-        .args(["--update-domain", &broker.update_domain])
-        .args(["--controller-voters", &cluster.controller_voters])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--listen", &broker.listen])
-        .args(["--metrics-listen", &broker.metrics_listen])
-        .args(["--kafka-listen", &broker.kafka_listen])
-        .env_remove("KMON_BOOTSTRAP")
-        .env_remove("KMON_KAFKA_LISTEN")
-        .env_remove("KMON_DATA_DIR")
-        .env_remove("KMON_LISTEN")
-        .env_remove("KMON_METRICS_LISTEN")
-        .env_remove("KMON_CONFIG");
+    let mut command = Command::from(broker_command(exe, &data_dir));
+    command.args(member_args(&cluster.controller_voters, broker));
     let (child, rx) =
         start_child(command, stderr, READY_PREFIX).with_context(|| format!("cannot start broker {}", broker.id))?;
     Ok((BrokerChild { layout: broker.clone(), log, child, exited: None }, rx))
+}
+
+/// `kmon broker --data-dir DATA_DIR`, without the environment variables
+/// that would override the flags a caller adds.
+pub fn broker_command(exe: &Path, data_dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(exe);
+    command.arg("broker").arg("--data-dir").arg(data_dir);
+    for name in
+        ["KMON_BOOTSTRAP", "KMON_KAFKA_LISTEN", "KMON_DATA_DIR", "KMON_LISTEN", "KMON_METRICS_LISTEN", "KMON_CONFIG"]
+    {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// The flags that make a broker `broker` of a cluster: its id, fault and
+/// update domains, the controller voters, and its three listeners.
+pub fn member_args(controller_voters: &str, broker: &BrokerLayout) -> Vec<String> {
+    [
+        ("--id", broker.id.to_string()),
+        ("--fault-domain", broker.fault_domain.clone()),
+        ("--update-domain", broker.update_domain.clone()),
+        ("--controller-voters", controller_voters.to_string()),
+        ("--listen", broker.listen.clone()),
+        ("--metrics-listen", broker.metrics_listen.clone()),
+        ("--kafka-listen", broker.kafka_listen.clone()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect()
+}
+
+/// What a broker's ready line says it bound:
+/// `kmon broker ready grpc=ADDR metrics=ADDR kafka=ADDR id=N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyLine {
+    pub grpc: String,
+    pub metrics: String,
+    /// Empty when the broker serves no Kafka listener.
+    pub kafka: String,
+}
+
+impl ReadyLine {
+    pub fn parse(line: &str) -> anyhow::Result<ReadyLine> {
+        let field = |name: &str| ready_field(line, name).map(str::to_string);
+        Ok(ReadyLine {
+            grpc: field("grpc").with_context(|| format!("no grpc= in the ready line {line:?}"))?,
+            metrics: field("metrics").with_context(|| format!("no metrics= in the ready line {line:?}"))?,
+            kafka: field("kafka").unwrap_or_default(),
+        })
+    }
+}
+
+/// The value of `NAME=` in a ready line (a broker's or an agent's).
+pub fn ready_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Every broker printed its ready line, then `Metadata` shows a

@@ -13,6 +13,8 @@
 //!   sample (written by the brokers, read by `kmon report`).
 //! - [`consumer_protocol`]: Kafka's `ConsumerProtocol` (member subscriptions
 //!   and assignments inside the group protocol), shared by every client.
+//! - [`record_batch`]: Kafka's RecordBatch v2 codec, the one used by the
+//!   producer, the broker's log and the consumers.
 //! - [`error_metadata`]: the status metadata keys every error carries.
 #![allow(unreachable_pub, clippy::all)]
 
@@ -50,6 +52,7 @@ pub mod agent {
 pub mod consumer_protocol;
 pub mod groups;
 pub mod node_sample;
+pub mod record_batch;
 
 /// Keys of the gRPC status metadata that kmon puts on every error.
 pub mod error_metadata {

@@ -49,7 +49,6 @@ use kmon_cluster::{
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
-const AGENT_READY_PREFIX: &str = "kmon agent ready";
 /// Bound on the agent's start-up.
 const AGENT_START_DEADLINE: Duration = Duration::from_secs(20);
 /// How often children are checked for an unexpected exit.
@@ -253,7 +252,8 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
         .env_remove("KMON_BOOTSTRAP")
         .env_remove("KMON_AGENT_METRICS_LISTEN")
         .env_remove("KMON_AGENT_BUFFER_DIR");
-    let (mut child, rx) = start_child(command, stderr, AGENT_READY_PREFIX).context("cannot start the node agent")?;
+    let (mut child, rx) =
+        start_child(command, stderr, kmon_agent::READY_PREFIX).context("cannot start the node agent")?;
     tokio::select! {
         line = rx => {
             if line.is_err() {

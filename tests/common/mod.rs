@@ -9,11 +9,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use kmon_cluster::{BrokerLayout, ClusterLayout, Layout};
+
 pub mod dashboards;
 pub mod prometheus;
 
 pub const KMON: &str = env!("CARGO_BIN_EXE_kmon");
-const READY_PREFIX: &str = "kmon broker ready";
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct BrokerProcess {
@@ -24,6 +25,9 @@ pub struct BrokerProcess {
     pub kafka: String,
     pub data_dirs: Vec<PathBuf>,
     pub stderr_path: PathBuf,
+    /// Its place in a [`Cluster`] (id, domains, voters, fixed ports); a
+    /// lone broker binds ephemeral ports.
+    member: Option<(String, BrokerLayout)>,
     extra_args: Vec<String>,
 }
 
@@ -41,40 +45,48 @@ impl BrokerProcess {
             kafka: String::new(),
             data_dirs: data_dirs.to_vec(),
             stderr_path: data_dirs[0].with_extension(format!("stderr.{}", std::process::id())),
+            member: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
-        b.spawn("127.0.0.1:0", "127.0.0.1:0");
+        b.spawn();
         b
     }
 
-    fn spawn(&mut self, listen: &str, metrics: &str) {
-        let rx = self.spawn_child(listen, metrics);
+    fn spawn(&mut self) {
+        let rx = self.spawn_child();
         if let Err(stderr) = self.wait_ready(rx) {
             panic!("broker did not become ready; stderr:\n{stderr}");
         }
     }
 
-    /// Starts the process; the receiver gets its ready line.
-    fn spawn_child(&mut self, listen: &str, metrics: &str) -> mpsc::Receiver<String> {
+    /// Starts the process the way `kmon up` does
+    /// (`kmon_cluster::broker_command`, `kmon_cluster::member_args`); the
+    /// receiver gets its ready line.
+    fn spawn_child(&mut self) -> mpsc::Receiver<String> {
         let stderr =
             std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_path).expect("stderr file");
-        let mut cmd = Command::new(KMON);
-        cmd.arg("broker");
-        for dir in &self.data_dirs {
+        let mut cmd = kmon_cluster::broker_command(Path::new(KMON), &self.data_dirs[0]);
+        for dir in &self.data_dirs[1..] {
             cmd.arg("--data-dir").arg(dir);
         }
-        cmd.args(["--listen", listen, "--metrics-listen", metrics, "--kafka-listen", "127.0.0.1:0"])
-            .args(&self.extra_args)
-            .env_remove("KMON_BOOTSTRAP")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
+        match &self.member {
+            Some((voters, layout)) => cmd.args(kmon_cluster::member_args(voters, layout)),
+            None => cmd.args([
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--kafka-listen",
+                "127.0.0.1:0",
+            ]),
+        };
+        cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
         let mut child = cmd.spawn().expect("spawn kmon broker");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with(READY_PREFIX) {
+                if line.starts_with(kmon_broker::READY_PREFIX) {
                     let _ = tx.send(line);
                 }
             }
@@ -85,22 +97,12 @@ impl BrokerProcess {
 
     /// Waits for the ready line; on failure returns the broker's stderr.
     fn wait_ready(&mut self, rx: mpsc::Receiver<String>) -> Result<(), String> {
-        let line = match rx.recv_timeout(START_DEADLINE) {
-            Ok(line) => line,
-            Err(_) => {
-                self.kill();
-                return Err(self.stderr());
-            }
+        let Ok(line) = rx.recv_timeout(START_DEADLINE) else {
+            self.kill();
+            return Err(self.stderr());
         };
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name}= in {line}"))
-                .to_string()
-        };
-        self.grpc = field("grpc");
-        self.metrics = field("metrics");
-        self.kafka = field("kafka");
+        let ready = kmon_cluster::ReadyLine::parse(&line).unwrap_or_else(|err| panic!("{err:#}"));
+        (self.grpc, self.metrics, self.kafka) = (ready.grpc, ready.metrics, ready.kafka);
         Ok(())
     }
 
@@ -145,11 +147,12 @@ impl BrokerProcess {
         }
     }
 
-    /// Starts again on the same data (new ephemeral ports: reusing the old
-    /// ones could race with other tests).
+    /// Starts again on the same data: a cluster member on its ports, a lone
+    /// broker on new ephemeral ones (reusing the old ones could race with
+    /// other tests).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn("127.0.0.1:0", "127.0.0.1:0");
+        self.spawn();
     }
 
     pub fn stderr(&self) -> String {
@@ -262,12 +265,12 @@ pub fn free_port() -> u16 {
 }
 
 /// Brokers of one cluster: broker i (1-based) on its own pre-picked ports,
-/// laid out along the diagonal of a 3 × 3 fault × update domain grid.
+/// laid out as `kmon up` lays them out (`kmon_cluster::ClusterLayout`, the
+/// diagonal of a 3 × 3 fault × update domain grid), three voters.
 pub struct Cluster {
     pub brokers: Vec<BrokerProcess>,
     pub root: tempfile::TempDir,
-    ports: Vec<(u16, u16)>,
-    voters: String,
+    layout: ClusterLayout,
     /// Directories the test made for the brokers (a config file they read
     /// again on restart): removed with the cluster.
     pub kept: Vec<tempfile::TempDir>,
@@ -307,20 +310,12 @@ impl Cluster {
     fn try_start(n: usize, extra_args: &[&str]) -> Result<Cluster, String> {
         let root = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let voters = ports
-            .iter()
-            .enumerate()
-            .take(3)
-            .map(|(i, (grpc, _))| format!("{}@127.0.0.1:{grpc}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster { brokers: Vec::new(), root, ports, voters, kept: Vec::new() };
+        let layout = ClusterLayout::on_ports(Layout::Diagonal, &ports, 3, 3).expect("a layout").with_voters(3);
+        let mut cluster = Cluster { brokers: Vec::new(), root, layout, kept: Vec::new() };
         let mut pending = Vec::new();
         for i in 0..n {
             let mut b = cluster.new_broker(i, extra_args);
-            let (grpc, metrics) = cluster.ports[i];
-            let rx = b.spawn_child(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}"));
-            pending.push(rx);
+            pending.push(b.spawn_child());
             cluster.brokers.push(b);
         }
         for (b, rx) in cluster.brokers.iter_mut().zip(pending) {
@@ -330,27 +325,16 @@ impl Cluster {
     }
 
     fn new_broker(&self, i: usize, extra_args: &[&str]) -> BrokerProcess {
-        let (fd, ud) = kmon_broker::placement::diagonal_cell(i, 3, 3);
-        let mut args: Vec<String> = vec![
-            "--id".into(),
-            (i + 1).to_string(),
-            "--fault-domain".into(),
-            format!("FD{fd}"),
-            "--update-domain".into(),
-            format!("UD{ud}"),
-            "--controller-voters".into(),
-            self.voters.clone(),
-        ];
-        args.extend(extra_args.iter().map(|s| s.to_string()));
-        let dir = self.root.path().join(format!("broker-{}", i + 1));
+        let layout = self.layout.brokers[i].clone();
         BrokerProcess {
             child: None,
             grpc: String::new(),
             metrics: String::new(),
             kafka: String::new(),
-            data_dirs: vec![dir.clone()],
-            stderr_path: self.root.path().join(format!("broker-{}.log", i + 1)),
-            extra_args: args,
+            data_dirs: vec![self.root.path().join(&layout.data_dir)],
+            stderr_path: self.root.path().join(format!("broker-{}.log", layout.id)),
+            member: Some((self.layout.controller_voters.clone(), layout)),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -358,10 +342,9 @@ impl Cluster {
     /// the diagonal layout, the same voters: it joins as a learner).
     pub fn add_broker(&mut self, extra_args: &[&str]) -> i32 {
         let i = self.brokers.len();
-        self.ports.push((free_port(), free_port()));
+        self.layout.push_on_ports(free_port(), free_port()).expect("a free slot for one more broker");
         let mut b = self.new_broker(i, extra_args);
-        let (grpc, metrics) = self.ports[i];
-        b.spawn(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}"));
+        b.spawn();
         self.brokers.push(b);
         i as i32 + 1
     }
@@ -373,10 +356,7 @@ impl Cluster {
 
     /// Restarts broker `id` on its own ports and data.
     pub fn restart(&mut self, id: i32) {
-        let (grpc, metrics) = self.ports[id as usize - 1];
-        let b = self.broker(id);
-        b.kill();
-        b.spawn(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}"));
+        self.broker(id).restart();
     }
 
     /// Restarts every broker at once (a full cluster restart).
@@ -384,11 +364,7 @@ impl Cluster {
         for b in &mut self.brokers {
             b.kill();
         }
-        let mut pending = Vec::new();
-        for (i, b) in self.brokers.iter_mut().enumerate() {
-            let (grpc, metrics) = self.ports[i];
-            pending.push(b.spawn_child(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{metrics}")));
-        }
+        let pending: Vec<_> = self.brokers.iter_mut().map(|b| b.spawn_child()).collect();
         for (b, rx) in self.brokers.iter_mut().zip(pending) {
             if let Err(stderr) = b.wait_ready(rx) {
                 panic!("broker did not come back; stderr:\n{stderr}");
@@ -469,7 +445,7 @@ impl AgentProcess {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("kmon agent ready") {
+                if line.starts_with(kmon_agent::READY_PREFIX) {
                     let _ = tx.send(line);
                 }
             }
@@ -477,11 +453,8 @@ impl AgentProcess {
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
             panic!("agent not ready: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
         });
-        let metrics = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("metrics="))
-            .unwrap_or_else(|| panic!("no metrics= in {line}"))
-            .to_owned();
+        let metrics =
+            kmon_cluster::ready_field(&line, "metrics").unwrap_or_else(|| panic!("no metrics= in {line}")).to_owned();
         AgentProcess { child, metrics, stderr_path }
     }
 

@@ -9,7 +9,6 @@
 //! `{"group":{"group"}}`. Values: [`OffsetValue`] or [`GroupValue`].
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BrokerError, Result};
@@ -84,45 +83,43 @@ pub fn encode(entries: &[Entry], timestamp_ms: i64) -> BytesMut {
         let (key, value) = entry.key_value();
         (Some(key), value)
     });
-    crate::log::batch::encode_records(records, timestamp_ms)
+    BytesMut::from(&crate::log::batch::encode_records(records, timestamp_ms)[..])
 }
 
 /// Decodes every record of a run of batches; records that are not ours
 /// (foreign keys) are skipped with a warning rather than stopping a load.
 pub fn decode(batches: &Bytes) -> Result<Vec<(i64, Entry)>> {
-    let mut buf = batches.clone();
+    let records = crate::log::batch::decode_full(batches)
+        .map_err(|fault| BrokerError::CorruptMessage(format!("__consumer_offsets batch: {fault}")))?;
     let mut out = Vec::new();
-    while !buf.is_empty() {
-        let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|e| BrokerError::CorruptMessage(format!("__consumer_offsets batch: {e}")))?;
-        for record in set.records {
-            let Some(key) = record.key.as_ref() else { continue };
-            let Ok(key) = serde_json::from_slice::<RecordKey>(key) else {
-                tracing::warn!(offset = record.offset, "skipping a record with an unknown key in __consumer_offsets");
-                continue;
-            };
-            let entry = match key {
-                RecordKey::Offset { group, topic, partition } => {
-                    let value = match &record.value {
-                        Some(v) => Some(serde_json::from_slice(v).map_err(|e| {
-                            BrokerError::CorruptMessage(format!("offset record at {}: {e}", record.offset))
-                        })?),
-                        None => None,
-                    };
-                    Entry::Offset { group, topic, partition, value }
-                }
-                RecordKey::Group { group } => {
-                    let value = match &record.value {
+    for record in records {
+        let Some(key) = record.key.as_ref() else { continue };
+        let Ok(key) = serde_json::from_slice::<RecordKey>(key) else {
+            tracing::warn!(offset = record.offset, "skipping a record with an unknown key in __consumer_offsets");
+            continue;
+        };
+        let entry = match key {
+            RecordKey::Offset { group, topic, partition } => {
+                let value = match &record.value {
+                    Some(v) => Some(serde_json::from_slice(v).map_err(|e| {
+                        BrokerError::CorruptMessage(format!("offset record at {}: {e}", record.offset))
+                    })?),
+                    None => None,
+                };
+                Entry::Offset { group, topic, partition, value }
+            }
+            RecordKey::Group { group } => {
+                let value =
+                    match &record.value {
                         Some(v) => Some(serde_json::from_slice(v).map_err(|e| {
                             BrokerError::CorruptMessage(format!("group record at {}: {e}", record.offset))
                         })?),
                         None => None,
                     };
-                    Entry::Group { group, value }
-                }
-            };
-            out.push((record.offset, entry));
-        }
+                Entry::Group { group, value }
+            }
+        };
+        out.push((record.offset, entry));
     }
     Ok(out)
 }

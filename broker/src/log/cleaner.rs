@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 
 use super::batch;
 use super::partition::PartitionLog;
@@ -33,36 +32,8 @@ pub struct CleanStats {
 }
 
 fn decode_all(bytes: &Bytes) -> Result<Vec<kafka_protocol::records::Record>> {
-    let mut buf = bytes.clone();
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|e| BrokerError::CorruptMessage(format!("log cleaner cannot decode a batch: {e}")))?;
-        out.extend(set.records);
-    }
-    Ok(out)
-}
-
-/// Re-encodes the records of one original batch, offsets kept.
-fn encode_batch(records: &[kafka_protocol::records::Record]) -> BytesMut {
-    let first = records[0].offset;
-    let records: Vec<_> = records
-        .iter()
-        .map(|r| kafka_protocol::records::Record {
-            // One batch: offset - sequence stays constant.
-            sequence: (r.offset - first) as i32 - 1,
-            producer_id: -1,
-            producer_epoch: -1,
-            ..r.clone()
-        })
-        .collect();
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut out, &records, &options).expect("encoding to memory cannot fail");
-    // Keep the original leader epoch of the batch (the encoder writes -1).
-    let epoch = records[0].partition_leader_epoch;
-    out[12..16].copy_from_slice(&epoch.to_be_bytes());
-    out
+    batch::decode_full(bytes)
+        .map_err(|fault| BrokerError::CorruptMessage(format!("log cleaner cannot decode a batch: {fault}")))
 }
 
 /// Cleans `log` if it is compacted and dirty enough. `now_ms` decides
@@ -123,14 +94,10 @@ pub fn clean(log: &PartitionLog, now_ms: i64, delete_retention_ms: i64) -> Resul
                         is_latest && !expired_tombstone
                     }
                 })
-                .map(|mut r| {
-                    r.partition_leader_epoch = header.leader_epoch;
-                    r
-                })
                 .collect();
             stats.records_after += kept.len();
             if !kept.is_empty() {
-                cleaned.extend_from_slice(&encode_batch(&kept));
+                cleaned.extend_from_slice(&batch::encode_full(&kept, header.leader_epoch));
             }
         }
         stats.segments += 1;
@@ -160,7 +127,7 @@ mod tests {
             let value = (tombstone_key != Some(key)).then(|| Bytes::from(format!("v{}", start_key + i)));
             (Some(Bytes::from(format!("k{key}"))), value)
         });
-        batch::encode_records(records, ts)
+        BytesMut::from(&batch::encode_records(records, ts)[..])
     }
 
     #[test]

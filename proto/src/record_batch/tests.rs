@@ -7,6 +7,7 @@ use kafka_protocol::records::{
     Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+use super::varint::{put_varlong, varlong_len};
 use super::*;
 
 fn sample_records() -> Vec<Record> {
@@ -159,15 +160,15 @@ fn bad_crc_is_reported() {
     let last = batch.len() - 1;
     batch[last] ^= 0xff;
     let err = decode_batches(&Bytes::from(batch)).unwrap_err();
-    assert!(matches!(err, ClientError::CorruptBatch(_)));
-    assert!(err.to_string().contains("CRC mismatch"), "{err}");
+    assert!(matches!(err, BatchFault::BadCrc { .. }));
+    assert!(err.to_string().contains("CRC-32C mismatch"), "{err}");
 }
 
 #[test]
 fn truncated_batch_is_reported() {
     let batch = encode_batch(&sample_records());
     let err = decode_batches(&Bytes::from(batch[..batch.len() - 3].to_vec())).unwrap_err();
-    assert!(err.to_string().contains("length"), "{err}");
+    assert!(matches!(err, BatchFault::Truncated { .. }), "{err}");
 }
 
 #[test]
@@ -193,4 +194,69 @@ fn varint_lengths() {
         put_varlong(&mut buf, value);
         assert_eq!(buf.len(), varlong_len(value), "{value}");
     }
+}
+
+/// A batch of `count` records of `value_len` bytes each, null keys.
+fn make_batch(count: i32, timestamp: i64, value_len: usize) -> Vec<u8> {
+    let mut builder = BatchBuilder::with_capacity(0);
+    for _ in 0..count {
+        builder.append(timestamp, None, &vec![b'v'; value_len], &[]);
+    }
+    builder.finish()
+}
+
+#[test]
+fn validation_checks_and_stamping_keeps_the_crc() {
+    let mut b = make_batch(3, 1_000, 10);
+    let h = validate(&b).unwrap();
+    assert_eq!((h.records_count, h.last_offset_delta, h.size), (3, 2, b.len()));
+    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (-1, -1, -1));
+    assign_offset(&mut b, 42, 7);
+    let h = validate(&b).unwrap();
+    assert_eq!((h.base_offset, h.leader_epoch, h.next_offset()), (42, 7, 45));
+}
+
+#[test]
+fn flipped_byte_fails_crc_and_short_input_is_truncated() {
+    let mut b = make_batch(1, 0, 10);
+    let last = b.len() - 3;
+    b[last] ^= 0xff;
+    assert!(matches!(validate(&b), Err(BatchFault::BadCrc { .. })));
+    let b = make_batch(10, 0, 100);
+    assert!(matches!(validate(&b[..b.len() - 1]), Err(BatchFault::Truncated { .. })));
+    assert!(matches!(validate(&b[..5]), Err(BatchFault::Truncated { .. })));
+}
+
+#[test]
+fn iter_headers_stops_at_partial_batch() {
+    let mut bytes = make_batch(2, 0, 5);
+    let second = make_batch(3, 0, 5);
+    bytes.extend(&second);
+    bytes.extend(&second[..10]);
+    let headers: Vec<_> = iter_headers(&bytes).collect();
+    assert_eq!(headers.len(), 2);
+    assert_eq!(headers[1].0, make_batch(2, 0, 5).len());
+}
+
+#[test]
+fn tombstones_encode_as_null_values_kafka_protocol_reads() {
+    let batch = encode_records([(Some(Bytes::from_static(b"k")), None), (None, Some(Bytes::from_static(b"v")))], 5);
+    let mut bytes = Bytes::from(batch);
+    let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+    assert_eq!(set.records.len(), 2);
+    assert_eq!(set.records[0].key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(set.records[0].value, None);
+    assert_eq!(set.records[1].value.as_deref(), Some(&b"v"[..]));
+    assert_eq!(set.records[1].timestamp, 5);
+}
+
+#[test]
+fn first_record_at_or_after_finds_the_offset() {
+    let records: Vec<Record> = (0..4)
+        .map(|i| Record { key: None, value: Bytes::from_static(b"x"), timestamp_ms: 100 + i * 10, headers: vec![] })
+        .collect();
+    let mut batch = encode_batch(&records);
+    assign_offset(&mut batch, 50, 0);
+    assert_eq!(first_record_at_or_after(&batch, 115), Some((52, 120)));
+    assert_eq!(first_record_at_or_after(&batch, 200), None);
 }

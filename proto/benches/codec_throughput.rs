@@ -1,6 +1,6 @@
 //! Throughput of kmon's RecordBatch codec against kafka-protocol's, for
 //! 100-byte records in ~1.1 MB batches (a measurement, not a test):
-//! `cargo bench -p kmon-client --bench codec_throughput`
+//! `cargo bench -p kmon-proto --bench codec_throughput`
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use kmon_client::batch::{BatchBuilder, decode_batches_into, encode_batch};
+use kmon_proto::record_batch::{BatchBuilder, decode_batches_into, encode_batch};
 
 const RECORDS: usize = 10_000;
 const ROUNDS: usize = 100;
@@ -56,8 +56,8 @@ fn main() {
     }
     println!("kafka-protocol encode: {:6.2} M records/s", rate(start));
 
-    let records: Vec<kmon_client::batch::Record> = (0..RECORDS)
-        .map(|i| kmon_client::batch::Record {
+    let records: Vec<kmon_proto::record_batch::Record> = (0..RECORDS)
+        .map(|i| kmon_proto::record_batch::Record {
             key: None,
             value: value.clone(),
             timestamp_ms: BASE_TS + i as i64,
