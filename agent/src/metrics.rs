@@ -7,6 +7,7 @@
 //! scrape never triggers a collection). The agent's own figures are
 //! `kmon_agent_*`; the broker processes it watches are `kmon_node_broker_*`.
 
+use kmon_proto::metric_names as names;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::collector::Collector;
@@ -37,43 +38,38 @@ pub struct Desc {
 }
 
 macro_rules! desc {
-    ($(#[$doc:meta])* $id:ident, $name:literal, $kind:ident, $help:literal) => {
+    ($(#[$doc:meta])* $id:ident, $name:expr, $kind:ident, $help:literal) => {
         $(#[$doc])*
         pub const $id: Desc = Desc { name: $name, help: $help, kind: Kind::$kind };
     };
 }
 
 // File systems: labels device, mountpoint, fstype.
-desc!(FILESYSTEM_SIZE, "node_filesystem_size_bytes", Gauge, "Filesystem size in bytes.");
-desc!(FILESYSTEM_AVAIL, "node_filesystem_avail_bytes", Gauge, "Filesystem space available to non-root users in bytes.");
+desc!(FILESYSTEM_SIZE, names::node::FILESYSTEM_SIZE, Gauge, "Filesystem size in bytes.");
+desc!(FILESYSTEM_AVAIL, names::node::FILESYSTEM_AVAIL, Gauge, "Filesystem space available to non-root users in bytes.");
 // Disks: label device.
-desc!(DISK_READ, "node_disk_read_bytes_total", Counter, "The total number of bytes read successfully.");
-desc!(DISK_WRITTEN, "node_disk_written_bytes_total", Counter, "The total number of bytes written successfully.");
+desc!(DISK_READ, names::node::DISK_READ, Counter, "The total number of bytes read successfully.");
+desc!(DISK_WRITTEN, names::node::DISK_WRITTEN, Counter, "The total number of bytes written successfully.");
 // Network interfaces: label device.
-desc!(NET_RX_BYTES, "node_network_receive_bytes_total", Counter, "Network device statistic receive_bytes.");
-desc!(NET_TX_BYTES, "node_network_transmit_bytes_total", Counter, "Network device statistic transmit_bytes.");
-desc!(NET_RX_PACKETS, "node_network_receive_packets_total", Counter, "Network device statistic receive_packets.");
-desc!(NET_TX_PACKETS, "node_network_transmit_packets_total", Counter, "Network device statistic transmit_packets.");
-desc!(NET_RX_ERRS, "node_network_receive_errs_total", Counter, "Network device statistic receive_errs.");
-desc!(NET_TX_ERRS, "node_network_transmit_errs_total", Counter, "Network device statistic transmit_errs.");
-desc!(NET_RX_DROP, "node_network_receive_drop_total", Counter, "Network device statistic receive_drop.");
-desc!(NET_TX_DROP, "node_network_transmit_drop_total", Counter, "Network device statistic transmit_drop.");
+desc!(NET_RX_BYTES, names::node::NET_RX_BYTES, Counter, "Network device statistic receive_bytes.");
+desc!(NET_TX_BYTES, names::node::NET_TX_BYTES, Counter, "Network device statistic transmit_bytes.");
+desc!(NET_RX_PACKETS, names::node::NET_RX_PACKETS, Counter, "Network device statistic receive_packets.");
+desc!(NET_TX_PACKETS, names::node::NET_TX_PACKETS, Counter, "Network device statistic transmit_packets.");
+desc!(NET_RX_ERRS, names::node::NET_RX_ERRS, Counter, "Network device statistic receive_errs.");
+desc!(NET_TX_ERRS, names::node::NET_TX_ERRS, Counter, "Network device statistic transmit_errs.");
+desc!(NET_RX_DROP, names::node::NET_RX_DROP, Counter, "Network device statistic receive_drop.");
+desc!(NET_TX_DROP, names::node::NET_TX_DROP, Counter, "Network device statistic transmit_drop.");
 // CPU: labels cpu, mode.
-desc!(CPU_SECONDS, "node_cpu_seconds_total", Counter, "Seconds the CPUs spent in each mode.");
+desc!(CPU_SECONDS, names::node::CPU_SECONDS, Counter, "Seconds the CPUs spent in each mode.");
 // Memory and load: no labels.
-desc!(MEM_TOTAL, "node_memory_MemTotal_bytes", Gauge, "Memory information field MemTotal_bytes.");
-desc!(MEM_AVAILABLE, "node_memory_MemAvailable_bytes", Gauge, "Memory information field MemAvailable_bytes.");
-desc!(LOAD1, "node_load1", Gauge, "1m load average.");
-desc!(LOAD5, "node_load5", Gauge, "5m load average.");
-desc!(LOAD15, "node_load15", Gauge, "15m load average.");
+desc!(MEM_TOTAL, names::node::MEM_TOTAL, Gauge, "Memory information field MemTotal_bytes.");
+desc!(MEM_AVAILABLE, names::node::MEM_AVAILABLE, Gauge, "Memory information field MemAvailable_bytes.");
+desc!(LOAD1, names::node::LOAD1, Gauge, "1m load average.");
+desc!(LOAD5, names::node::LOAD5, Gauge, "5m load average.");
+desc!(LOAD15, names::node::LOAD15, Gauge, "15m load average.");
 // Local `kmon broker` processes: labels pid, broker.
-desc!(BROKER_RSS, "kmon_node_broker_resident_memory_bytes", Gauge, "Resident memory of a local kmon broker process.");
-desc!(
-    BROKER_CPU,
-    "kmon_node_broker_cpu_seconds_total",
-    Counter,
-    "User and system CPU time of a local kmon broker process."
-);
+desc!(BROKER_RSS, names::node::BROKER_RSS, Gauge, "Resident memory of a local kmon broker process.");
+desc!(BROKER_CPU, names::node::BROKER_CPU, Counter, "User and system CPU time of a local kmon broker process.");
 
 /// Every host metric, for the catalogue test.
 pub const HOST_METRICS: &[&Desc] = &[
@@ -103,41 +99,31 @@ pub const HOST_METRICS: &[&Desc] = &[
 // never served on the agent's /metrics (Prometheus scrapes the brokers for
 // these, and a second copy would double every sum).
 // From Metadata, once per cluster: no labels, or `broker`.
-desc!(CLUSTER_PARTITIONS, "kmon_cluster_partitions", Gauge, "Partitions in the cluster.");
+desc!(CLUSTER_PARTITIONS, names::cluster::PARTITIONS, Gauge, "Partitions in the cluster.");
 desc!(
     CLUSTER_UNDER_REPLICATED,
-    "kmon_cluster_underreplicated_partitions",
+    names::cluster::UNDER_REPLICATED,
     Gauge,
     "Partitions whose ISR is smaller than their replica set."
 );
-desc!(CLUSTER_OFFLINE, "kmon_cluster_offline_partitions", Gauge, "Partitions without a leader.");
-desc!(CLUSTER_REPLICAS, "kmon_cluster_replicas", Gauge, "Assigned replicas, summed over partitions.");
-desc!(CLUSTER_ISR_REPLICAS, "kmon_cluster_isr_replicas", Gauge, "In-sync replicas, summed over partitions.");
-desc!(CLUSTER_ISR_MIN, "kmon_cluster_isr_size_min", Gauge, "The smallest ISR of any partition.");
-desc!(CLUSTER_BROKER_REPLICAS, "kmon_cluster_broker_replicas", Gauge, "Replicas assigned to a broker.");
-desc!(CLUSTER_BROKER_LEADERS, "kmon_cluster_broker_leaders", Gauge, "Partitions a broker leads.");
+desc!(CLUSTER_OFFLINE, names::cluster::OFFLINE, Gauge, "Partitions without a leader.");
+desc!(CLUSTER_REPLICAS, names::cluster::REPLICAS, Gauge, "Assigned replicas, summed over partitions.");
+desc!(CLUSTER_ISR_REPLICAS, names::cluster::ISR_REPLICAS, Gauge, "In-sync replicas, summed over partitions.");
+desc!(CLUSTER_ISR_MIN, names::cluster::ISR_MIN, Gauge, "The smallest ISR of any partition.");
+desc!(CLUSTER_BROKER_REPLICAS, names::cluster::BROKER_REPLICAS, Gauge, "Replicas assigned to a broker.");
+desc!(CLUSTER_BROKER_LEADERS, names::cluster::BROKER_LEADERS, Gauge, "Partitions a broker leads.");
 // Scraped from every alive broker's /metrics under the broker's own names,
 // labelled `broker` (the all-topics series).
-desc!(
-    CLUSTER_BYTES_IN,
-    "kafka_server_brokertopicmetrics_bytesin_total",
-    Counter,
-    "Bytes produced to a broker (all topics)."
-);
+desc!(CLUSTER_BYTES_IN, names::broker::BYTES_IN_TOTAL, Counter, "Bytes produced to a broker (all topics).");
 desc!(
     CLUSTER_BYTES_OUT,
-    "kafka_server_brokertopicmetrics_bytesout_total",
+    names::broker::BYTES_OUT_TOTAL,
     Counter,
     "Bytes fetched by consumers from a broker (all topics)."
 );
-desc!(
-    CLUSTER_MESSAGES_IN,
-    "kafka_server_brokertopicmetrics_messagesin_total",
-    Counter,
-    "Records produced to a broker (all topics)."
-);
+desc!(CLUSTER_MESSAGES_IN, names::broker::MESSAGES_IN_TOTAL, Counter, "Records produced to a broker (all topics).");
 // Scraped from the group coordinators: labels consumergroup, topic.
-desc!(CLUSTER_GROUP_LAG, "kafka_consumergroup_lag_sum", Gauge, "A group's lag on a topic, in records.");
+desc!(CLUSTER_GROUP_LAG, names::broker::GROUP_LAG_SUM, Gauge, "A group's lag on a topic, in records.");
 
 /// Every series of the cluster sample, for the catalogue test.
 pub const CLUSTER_METRICS: &[&Desc] = &[

@@ -13,6 +13,8 @@
 //!   sample (written by the brokers, read by `kmon report`).
 //! - [`consumer_protocol`]: Kafka's `ConsumerProtocol` (member subscriptions
 //!   and assignments inside the group protocol), shared by every client.
+//! - [`metric_names`]: every metric name kmon exports, for exporters and
+//!   readers alike.
 //! - [`record_batch`]: Kafka's RecordBatch v2 codec, the one used by the
 //!   producer, the broker's log and the consumers.
 //! - [`error_metadata`]: the status metadata keys every error carries.
@@ -51,6 +53,7 @@ pub mod agent {
 /// wire contract, shared by brokers and clients.
 pub mod consumer_protocol;
 pub mod groups;
+pub mod metric_names;
 pub mod node_sample;
 pub mod record_batch;
 

@@ -20,6 +20,7 @@
 //! sample of one node only, the one that shipped most of them, so several
 //! agents sampling the cluster do not add up.
 
+use kmon_proto::metric_names as names;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::history::{Sample, Series};
@@ -69,7 +70,7 @@ impl Chart {
     }
 }
 
-const CLUSTER_MARKER: &str = "kmon_cluster_partitions";
+const CLUSTER_MARKER: &str = names::cluster::PARTITIONS;
 
 /// The report's panels, in layout order.
 pub fn charts(samples: &[Sample]) -> Vec<Chart> {
@@ -81,7 +82,7 @@ pub fn charts(samples: &[Sample]) -> Vec<Chart> {
         chart(
             1,
             Unit::Records,
-            gauge(&cluster, "kafka_consumergroup_lag_sum", |s| s.label("consumergroup").map(str::to_owned)),
+            gauge(&cluster, names::broker::GROUP_LAG_SUM, |s| s.label("consumergroup").map(str::to_owned)),
         ),
         chart(2, Unit::Partitions, under_replicated(&cluster)),
         chart(3, Unit::Replicas, isr(&cluster)),
@@ -89,15 +90,12 @@ pub fn charts(samples: &[Sample]) -> Vec<Chart> {
         chart(
             5,
             Unit::BytesPerSecond,
-            per_node(&nodes, &[("node_disk_read_bytes_total", "read"), ("node_disk_written_bytes_total", "write")]),
+            per_node(&nodes, &[(names::node::DISK_READ, "read"), (names::node::DISK_WRITTEN, "write")]),
         ),
         chart(
             6,
             Unit::BytesPerSecond,
-            per_node(
-                &nodes,
-                &[("node_network_receive_bytes_total", "rx"), ("node_network_transmit_bytes_total", "tx")],
-            ),
+            per_node(&nodes, &[(names::node::NET_RX_BYTES, "rx"), (names::node::NET_TX_BYTES, "tx")]),
         ),
         chart(7, Unit::Percent, cpu(&nodes)),
     ]
@@ -181,17 +179,14 @@ fn all(_: &Series) -> Option<String> {
 }
 
 fn throughput(cluster: &[&Sample]) -> Vec<Line> {
-    [
-        ("kafka_server_brokertopicmetrics_bytesin_total", "produce (bytes in)"),
-        ("kafka_server_brokertopicmetrics_bytesout_total", "consume (bytes out)"),
-    ]
-    .into_iter()
-    .filter_map(|(metric, name)| named(rate(cluster, metric, all), name))
-    .collect()
+    [(names::broker::BYTES_IN_TOTAL, "produce (bytes in)"), (names::broker::BYTES_OUT_TOTAL, "consume (bytes out)")]
+        .into_iter()
+        .filter_map(|(metric, name)| named(rate(cluster, metric, all), name))
+        .collect()
 }
 
 fn under_replicated(cluster: &[&Sample]) -> Vec<Line> {
-    [("kmon_cluster_underreplicated_partitions", "under-replicated"), ("kmon_cluster_offline_partitions", "offline")]
+    [(names::cluster::UNDER_REPLICATED, "under-replicated"), (names::cluster::OFFLINE, "offline")]
         .into_iter()
         .filter_map(|(metric, name)| named(gauge(cluster, metric, all), name))
         .collect()
@@ -205,14 +200,14 @@ fn isr(cluster: &[&Sample]) -> Vec<Line> {
     let mut replicas = Line { name: "mean replicas".into(), points: vec![] };
     for sample in cluster {
         let t = sample.timestamp_ms;
-        if let Some(v) = value(sample, "kmon_cluster_isr_size_min") {
+        if let Some(v) = value(sample, names::cluster::ISR_MIN) {
             min.points.push((t, v));
         }
-        let Some(partitions) = value(sample, "kmon_cluster_partitions").filter(|p| *p > 0.0) else { continue };
-        if let Some(v) = value(sample, "kmon_cluster_isr_replicas") {
+        let Some(partitions) = value(sample, names::cluster::PARTITIONS).filter(|p| *p > 0.0) else { continue };
+        if let Some(v) = value(sample, names::cluster::ISR_REPLICAS) {
             mean.points.push((t, v / partitions));
         }
-        if let Some(v) = value(sample, "kmon_cluster_replicas") {
+        if let Some(v) = value(sample, names::cluster::REPLICAS) {
             replicas.points.push((t, v / partitions));
         }
     }
@@ -221,7 +216,7 @@ fn isr(cluster: &[&Sample]) -> Vec<Line> {
 
 fn balance(cluster: &[&Sample]) -> Vec<Line> {
     let mut lines = Vec::new();
-    for (metric, what) in [("kmon_cluster_broker_replicas", "replicas"), ("kmon_cluster_broker_leaders", "leaders")] {
+    for (metric, what) in [(names::cluster::BROKER_REPLICAS, "replicas"), (names::cluster::BROKER_LEADERS, "leaders")] {
         lines.extend(gauge(cluster, metric, |s| s.label("broker").map(|b| format!("broker {b:>3} {what}"))));
     }
     // Broker by broker: its replicas, then its leaders.
@@ -249,7 +244,7 @@ fn per_node(nodes: &BTreeMap<&str, Vec<&Sample>>, counters: &[(&str, &str)]) -> 
 fn cpu(nodes: &BTreeMap<&str, Vec<&Sample>>) -> Vec<Line> {
     let mut lines = Vec::new();
     for (node, samples) in nodes {
-        let split = rate(samples, "node_cpu_seconds_total", |s| {
+        let split = rate(samples, names::node::CPU_SECONDS, |s| {
             Some(if matches!(s.label("mode"), Some("idle" | "iowait")) { "idle" } else { "busy" }.to_owned())
         });
         let find = |name: &str| -> BTreeMap<i64, f64> {

@@ -18,6 +18,13 @@ use futures::future::join_all;
 use kmon_client::Admin;
 use kmon_proto::agent::v1::ListAgentsRequest;
 use kmon_proto::agent::v1::node_metrics_client::NodeMetricsClient;
+use kmon_proto::metric_names::broker::{
+    BYTES_IN_TOTAL as BYTES_IN, BYTES_OUT_TOTAL as BYTES_OUT, MESSAGES_IN_TOTAL as MESSAGES_IN,
+};
+use kmon_proto::metric_names::node::{
+    CPU_SECONDS, DISK_READ, DISK_WRITTEN, FILESYSTEM_AVAIL, FILESYSTEM_SIZE, MEM_AVAILABLE, MEM_TOTAL,
+    NET_RX_BYTES as NET_RX, NET_RX_DROP, NET_RX_ERRS, NET_TX_BYTES as NET_TX, NET_TX_DROP, NET_TX_ERRS,
+};
 use tokio::sync::mpsc;
 
 use crate::event::Event;
@@ -32,20 +39,8 @@ pub const PLAN_EVERY: u32 = 10;
 /// Bound on one RPC or one scrape.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-const MESSAGES_IN: &str = "kafka_server_brokertopicmetrics_messagesin_total";
-const BYTES_IN: &str = "kafka_server_brokertopicmetrics_bytesin_total";
-const BYTES_OUT: &str = "kafka_server_brokertopicmetrics_bytesout_total";
-const FILESYSTEM_SIZE: &str = "node_filesystem_size_bytes";
-const FILESYSTEM_AVAIL: &str = "node_filesystem_avail_bytes";
-const DISK_READ: &str = "node_disk_read_bytes_total";
-const DISK_WRITTEN: &str = "node_disk_written_bytes_total";
-const NET_RX: &str = "node_network_receive_bytes_total";
-const NET_TX: &str = "node_network_transmit_bytes_total";
-const NET_ERRS: [&str; 2] = ["node_network_receive_errs_total", "node_network_transmit_errs_total"];
-const NET_DROPS: [&str; 2] = ["node_network_receive_drop_total", "node_network_transmit_drop_total"];
-const CPU_SECONDS: &str = "node_cpu_seconds_total";
-const MEM_TOTAL: &str = "node_memory_MemTotal_bytes";
-const MEM_AVAILABLE: &str = "node_memory_MemAvailable_bytes";
+const NET_ERRS: [&str; 2] = [NET_RX_ERRS, NET_TX_ERRS];
+const NET_DROPS: [&str; 2] = [NET_RX_DROP, NET_TX_DROP];
 /// The series read from a broker's `/metrics` (the rest is skipped unparsed).
 const BROKER_SERIES: [&str; 3] = [MESSAGES_IN, BYTES_IN, BYTES_OUT];
 /// The series read from a node agent's `/metrics`.
