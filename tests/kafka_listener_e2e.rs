@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 
 fn connect(address: &str) -> TcpStream {
     let stream = TcpStream::connect(address).expect("connect to the Kafka listener");
@@ -75,26 +75,17 @@ fn assert_closed(stream: &mut TcpStream, what: &str) {
 }
 
 fn batch(values: &[&str], crc_ok: bool) -> Bytes {
-    let records: Vec<Record> = values
+    let records: Vec<kmon_proto::record_batch::Record> = values
         .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch where offset - sequence changes.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
+        .map(|v| kmon_proto::record_batch::Record {
             key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
+            value: Bytes::copy_from_slice(v.as_bytes()),
+            timestamp_ms: 1_700_000_000_000,
+            headers: vec![],
         })
         .collect();
+    // Encoded by kafka-protocol, as a Kafka client would.
+    let records = kmon_proto::record_batch::to_kafka_records(&records);
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
         .unwrap();

@@ -142,15 +142,7 @@ impl Producer {
             return Err(ClientError::InvalidArgument("batch_size and max_in_flight must be at least 1".into()));
         }
         let router = Router::connect(&config.bootstrap).await?;
-        let shared = Arc::new(Shared {
-            router,
-            config,
-            accumulator: Mutex::new(Accumulator::default()),
-            wake_sender: Notify::new(),
-            space_freed: Notify::new(),
-            buffered: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(router, config));
         tokio::spawn(run_sender(shared.clone()));
         Ok(Producer { shared })
     }
@@ -313,6 +305,18 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(router: Arc<Router>, config: ProducerConfig) -> Self {
+        Shared {
+            router,
+            config,
+            accumulator: Mutex::new(Accumulator::default()),
+            wake_sender: Notify::new(),
+            space_freed: Notify::new(),
+            buffered: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Accumulator> {
         // A panic while holding the lock leaves consistent-enough state.
         self.accumulator.lock().unwrap_or_else(|poison| poison.into_inner())

@@ -66,7 +66,7 @@ pub struct TopicDescription {
 }
 
 /// One partition of a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionDescription {
     pub partition: u32,
     pub leader: i32,

@@ -6,10 +6,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use kmon_proto::record_batch::{BatchBuilder, decode_batches_into, encode_batch};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kmon_proto::record_batch::{BatchBuilder, decode_batches_into, encode_batch, to_kafka_records};
 
 const RECORDS: usize = 10_000;
 const ROUNDS: usize = 100;
@@ -30,23 +28,15 @@ fn main() {
     }
     println!("kmon encode:           {:6.2} M records/s", rate(start));
 
-    let theirs: Vec<KafkaRecord> = (0..RECORDS)
-        .map(|i| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: BASE_TS + i as i64,
+    let records: Vec<kmon_proto::record_batch::Record> = (0..RECORDS)
+        .map(|i| kmon_proto::record_batch::Record {
             key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
+            value: value.clone(),
+            timestamp_ms: BASE_TS + i as i64,
+            headers: vec![],
         })
         .collect();
+    let theirs = to_kafka_records(&records);
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     let start = Instant::now();
     for _ in 0..ROUNDS {
@@ -56,14 +46,6 @@ fn main() {
     }
     println!("kafka-protocol encode: {:6.2} M records/s", rate(start));
 
-    let records: Vec<kmon_proto::record_batch::Record> = (0..RECORDS)
-        .map(|i| kmon_proto::record_batch::Record {
-            key: None,
-            value: value.clone(),
-            timestamp_ms: BASE_TS + i as i64,
-            headers: vec![],
-        })
-        .collect();
     let batch = Bytes::from(encode_batch(&records));
     let start = Instant::now();
     let mut out = Vec::with_capacity(RECORDS);

@@ -352,18 +352,7 @@ mod tests {
     use kmon_client::{BrokerInfo, PartitionDescription, TopicDescription};
 
     fn partition(leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionDescription {
-        PartitionDescription {
-            partition: 0,
-            leader,
-            leader_epoch: 0,
-            replicas: replicas.to_vec(),
-            isr: isr.to_vec(),
-            log_start_offset: 0,
-            log_end_offset: 0,
-            high_watermark: 0,
-            size_bytes: 0,
-            data_dir: String::new(),
-        }
+        PartitionDescription { leader, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
     }
 
     fn metadata() -> ClusterMetadata {

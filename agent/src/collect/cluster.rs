@@ -219,18 +219,7 @@ mod tests {
     }
 
     fn partition(partition: u32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionDescription {
-        PartitionDescription {
-            partition,
-            leader,
-            leader_epoch: 0,
-            replicas: replicas.to_vec(),
-            isr: isr.to_vec(),
-            log_start_offset: 0,
-            log_end_offset: 0,
-            high_watermark: 0,
-            size_bytes: 0,
-            data_dir: String::new(),
-        }
+        PartitionDescription { partition, leader, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
     }
 
     fn value(series: &[Series], name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -6,15 +6,7 @@ use crate::batch::decode_batches;
 fn shared(config: ProducerConfig) -> Shared {
     let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
     let client = kmon_proto::v1::kmon_client::KmonClient::new(channel);
-    Shared {
-        router: Router::from_client(client),
-        config,
-        accumulator: Mutex::new(Accumulator::default()),
-        wake_sender: Notify::new(),
-        space_freed: Notify::new(),
-        buffered: AtomicUsize::new(0),
-        closed: AtomicBool::new(false),
-    }
+    Shared::new(Router::from_client(client), config)
 }
 
 fn with_topic(shared: &Shared, name: &str, partitions: usize) {

@@ -164,6 +164,36 @@ fn body_size(
     size
 }
 
+/// The same records as kafka-protocol's type, offsets from 0 as one batch
+/// has them: for encoding with kafka-protocol (a Kafka client's encoder)
+/// where a test or a benchmark compares against it.
+pub fn to_kafka_records(records: &[Record]) -> Vec<kafka_protocol::records::Record> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| kafka_protocol::records::Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: i as i64,
+            // offset - sequence constant keeps one batch; base sequence -1.
+            sequence: i as i32 - 1,
+            timestamp: r.timestamp_ms,
+            key: r.key.clone(),
+            value: Some(r.value.clone()),
+            headers: r
+                .headers
+                .iter()
+                .map(|h| (kafka_protocol::protocol::StrBytes::from_string(h.key.clone()), h.value.clone()))
+                .collect(),
+        })
+        .collect()
+}
+
 /// Encodes records of Kafka's full record type as one uncompressed batch,
 /// each keeping its offset (the base offset is the first's), stamped with
 /// `leader_epoch`: compaction's rewrite of a batch's survivors. Producer

@@ -57,7 +57,7 @@ mod header;
 mod varint;
 
 pub use decode::{DecodedRecord, decode_batches, decode_batches_into, decode_full, next_offset};
-pub use encode::{BatchBuilder, Header, Record, encode_batch, encode_full, encode_records};
+pub use encode::{BatchBuilder, Header, Record, encode_batch, encode_full, encode_records, to_kafka_records};
 pub use header::{
     BatchFault, BatchHeader, CRC_START, HEADER_LEN, LOG_OVERHEAD, MAGIC, assign_offset, first_record_at_or_after,
     iter_headers, parse_header, peek_size, validate,

@@ -2,10 +2,7 @@
 //! crate's encoder and decoder in both directions.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 
 use super::varint::{put_varlong, varlong_len};
 use super::*;
@@ -45,35 +42,6 @@ fn decoded(records: &[Record], base_offset: i64) -> Vec<DecodedRecord> {
         .collect()
 }
 
-fn to_kafka(records: &[Record]) -> Vec<kafka_protocol::records::Record> {
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let mut headers = kafka_protocol::indexmap::IndexMap::new();
-            for h in &r.headers {
-                headers.insert(StrBytes::from_string(h.key.clone()), h.value.clone());
-            }
-            kafka_protocol::records::Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // offset - sequence constant keeps one batch; base sequence -1.
-                sequence: i as i32 - 1,
-                timestamp: r.timestamp_ms,
-                key: r.key.clone(),
-                value: Some(r.value.clone()),
-                headers,
-            }
-        })
-        .collect()
-}
-
 fn kafka_encode(records: &[kafka_protocol::records::Record]) -> Vec<u8> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
@@ -98,7 +66,7 @@ fn round_trip() {
 #[test]
 fn encoding_is_byte_identical_to_kafka_protocol() {
     let records = sample_records();
-    assert_eq!(encode_batch(&records), kafka_encode(&to_kafka(&records)));
+    assert_eq!(encode_batch(&records), kafka_encode(&to_kafka_records(&records)));
 }
 
 #[test]
@@ -121,7 +89,7 @@ fn kafka_protocol_decodes_our_batches() {
 #[test]
 fn we_decode_kafka_protocol_batches() {
     let records = sample_records();
-    let batch = with_base_offset(kafka_encode(&to_kafka(&records)), 7);
+    let batch = with_base_offset(kafka_encode(&to_kafka_records(&records)), 7);
     assert_eq!(decode_batches(&Bytes::from(batch)).unwrap(), decoded(&records, 7));
 }
 
@@ -130,8 +98,12 @@ fn compressed_batches_from_kafka_clients_decode_the_same() {
     let records = sample_records();
     for compression in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &to_kafka(&records), &RecordEncodeOptions { version: 2, compression })
-            .unwrap();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &to_kafka_records(&records),
+            &RecordEncodeOptions { version: 2, compression },
+        )
+        .unwrap();
         let batch = Bytes::from(with_base_offset(buf.to_vec(), 7));
         assert_eq!(decode_batches(&batch).unwrap(), decoded(&records, 7), "{compression:?}");
         let mut out = Vec::new();
