@@ -29,6 +29,7 @@ pub mod cluster;
 pub mod failover;
 pub mod group;
 pub mod reassign;
+pub mod roll_stall;
 pub mod startup;
 pub mod tui;
 
@@ -51,6 +52,9 @@ pub enum BenchCommand {
     /// Time a scale-up rebalance (3 brokers + 3 new ones) and the acks=all
     /// produce latency while it copies, on a local cluster of its own.
     Reassign(crate::reassign::ReassignArgs),
+    /// acks=all produce latency to one partition while another rolls a
+    /// segment every 1 MiB, on a broker of its own.
+    RollStall(crate::roll_stall::RollStallArgs),
     /// CPU, memory and input latency of `kmon tui` (run under tmux) on a
     /// local cluster of its own with 10,000 partitions and 100 groups.
     Tui(crate::tui::TuiBenchArgs),
@@ -103,6 +107,7 @@ pub async fn run(bootstrap: &str, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Failover(args) => crate::failover::run(args).await,
         BenchCommand::Group(args) => crate::group::run(args).await,
         BenchCommand::Reassign(args) => crate::reassign::run(args).await,
+        BenchCommand::RollStall(args) => crate::roll_stall::run(args).await,
         BenchCommand::Tui(args) => crate::tui::run(args).await,
     }
 }

@@ -637,7 +637,7 @@ impl GroupCoordinator {
             let end = log.log_end_offset();
             let mut entries = Vec::new();
             while offset < end {
-                let read = log.read_bounded(offset, 4 << 20, ReadBound::LogEnd)?;
+                let read = log.read_async(offset, 4 << 20, ReadBound::LogEnd).await?;
                 if read.records.is_empty() {
                     break;
                 }

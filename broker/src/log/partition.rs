@@ -1,10 +1,19 @@
 //! One partition's log: an ordered set of segments under
 //! `<data-dir>/<topic>-<partition>/`, the last of which is active.
 //!
-//! Write path: `append` checks the batch (outside the lock), then under the
-//! append lock rolls the active segment if needed, stamps the next offset
+//! Write path: `append` checks the batch (outside the locks), then under the
+//! writer lock rolls the active segment if needed, stamps the next offset
 //! into the batch and writes it; readers are woken through a watch channel
-//! carrying the high watermark. Reads take the lock only to pick segments.
+//! carrying the high watermark. Reads take the state lock only to pick
+//! segments.
+//!
+//! Two locks so that a slow disk stalls only this partition's writers: the
+//! writer lock is held across a whole append, a roll's fdatasync and index
+//! fsyncs and a leader-epoch checkpoint included (appends stay ordered);
+//! the state lock (segments, start and end offsets) only for moments, so
+//! readers and offset queries on the async workers never wait for an fsync.
+//! Async callers run the file I/O itself through [`PartitionLog::blocking`]
+//! and [`PartitionLog::read_async`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +68,36 @@ pub enum ReadBound {
     LogEnd,
 }
 
+/// A read's segments and bounds, picked under the state lock; reading them
+/// (preads) needs no lock.
+struct ReadPlan {
+    segments: Vec<Arc<Segment>>,
+    offset: i64,
+    upper: i64,
+    slack: u32,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+impl ReadPlan {
+    fn is_empty(&self) -> bool {
+        self.offset >= self.upper
+    }
+
+    fn read(self, max_bytes: usize) -> Result<ReadResult> {
+        let mut records = Bytes::new();
+        if !self.is_empty() {
+            for segment in &self.segments {
+                if let Some(found) = segment.read(self.offset, self.upper, max_bytes, self.slack)? {
+                    records = found;
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult { records, high_watermark: self.high_watermark, log_start_offset: self.log_start_offset })
+    }
+}
+
 /// File holding the high watermark, written on flush and close.
 const HIGH_WATERMARK_FILE: &str = "high-watermark";
 /// Which topic (by id) this log belongs to, as Kafka's file of that name.
@@ -72,6 +111,10 @@ pub struct PartitionLog {
     pub partition: u32,
     dir: PathBuf,
     config: RwLock<Arc<LogConfig>>,
+    /// Held by whoever writes the log (append, roll, truncate), I/O
+    /// included; taken before `state`.
+    writer: Mutex<()>,
+    /// Held only briefly, never across file I/O on the write path.
     state: Mutex<LogState>,
     /// Log end offset: wakes follower fetches and acks=all waiters.
     end_offset: watch::Sender<i64>,
@@ -167,6 +210,7 @@ impl PartitionLog {
             partition,
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
+            writer: Mutex::new(()),
             state: Mutex::new(LogState { segments, log_start_offset, next_offset }),
             end_offset,
             high_watermark,
@@ -230,22 +274,18 @@ impl PartitionLog {
         let config = self.config();
         let now = now_ms();
         let info = {
-            let mut state = self.state.lock();
-            let base_offset = state.next_offset;
-            if self.should_roll(&state, &config, bytes.len(), &header, now) {
-                self.roll(&mut state, base_offset)?;
-            }
+            let _writer = self.writer.lock();
+            let (base_offset, active) = self.active_for(&config, bytes.len(), &header, now)?;
             batch::assign_offset(&mut bytes, base_offset, leader_epoch);
             let stamped = BatchHeader { base_offset, leader_epoch, ..header };
-            state.active().append(&bytes, &stamped, config.index_interval_bytes, now)?;
-            state.next_offset = stamped.next_offset();
+            active.append(&bytes, &stamped, config.index_interval_bytes, now)?;
+            let log_start_offset = {
+                let mut state = self.state.lock();
+                state.next_offset = stamped.next_offset();
+                state.log_start_offset
+            };
             self.note_epoch(leader_epoch, base_offset)?;
-            AppendInfo {
-                base_offset,
-                last_offset: stamped.last_offset(),
-                append_time_ms: now,
-                log_start_offset: state.log_start_offset,
-            }
+            AppendInfo { base_offset, last_offset: stamped.last_offset(), append_time_ms: now, log_start_offset }
         };
         self.dirty.store(true, Ordering::Release);
         self.end_offset.send_replace(info.last_offset + 1);
@@ -259,29 +299,27 @@ impl PartitionLog {
         let now = now_ms();
         let mut appended = 0;
         {
-            let mut state = self.state.lock();
+            let _writer = self.writer.lock();
             let mut pos = 0;
             while pos < bytes.len() {
                 let header = batch::validate(&bytes[pos..]).map_err(|f| {
                     BrokerError::CorruptMessage(format!("replicated batch for {}-{}: {f}", self.topic, self.partition))
                 })?;
-                if header.base_offset != state.next_offset {
+                let (end, active) = self.active_for(&config, header.size, &header, now)?;
+                if header.base_offset != end {
                     return Err(BrokerError::InvalidRequest(format!(
-                        "replicated batch for {}-{} starts at {}, log end is {}",
-                        self.topic, self.partition, header.base_offset, state.next_offset
+                        "replicated batch for {}-{} starts at {}, log end is {end}",
+                        self.topic, self.partition, header.base_offset
                     )));
                 }
-                if self.should_roll(&state, &config, header.size, &header, now) {
-                    self.roll(&mut state, header.base_offset)?;
-                }
-                state.active().append(&bytes[pos..pos + header.size], &header, config.index_interval_bytes, now)?;
-                state.next_offset = header.next_offset();
+                active.append(&bytes[pos..pos + header.size], &header, config.index_interval_bytes, now)?;
+                self.state.lock().next_offset = header.next_offset();
                 self.note_epoch(header.leader_epoch, header.base_offset)?;
                 pos += header.size;
                 appended += 1;
             }
             if appended > 0 {
-                self.end_offset.send_replace(state.next_offset);
+                self.end_offset.send_replace(self.log_end_offset());
             }
         }
         if appended > 0 {
@@ -292,13 +330,22 @@ impl PartitionLog {
 
     /// Records that `epoch` starts at `offset` if it is newer than the last
     /// known epoch (persisted: followers truncate by it after a failover).
+    /// Caller holds the writer lock, which orders the checkpoint writes;
+    /// the file is written outside the epochs lock (readers of the cache
+    /// do not wait for its fsync).
     fn note_epoch(&self, epoch: i32, offset: i64) -> Result<()> {
-        let mut epochs = self.epochs.lock();
-        if epochs.last().is_none_or(|&(last, _)| epoch > last) {
-            epochs.push((epoch, offset));
-            self.write_epochs(&epochs)?;
+        let updated = {
+            let mut epochs = self.epochs.lock();
+            let newer = epochs.last().is_none_or(|&(last, _)| epoch > last);
+            newer.then(|| {
+                epochs.push((epoch, offset));
+                epochs.clone()
+            })
+        };
+        match updated {
+            Some(epochs) => self.write_epochs(&epochs),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn write_epochs(&self, epochs: &[(i32, i64)]) -> Result<()> {
@@ -329,7 +376,10 @@ impl PartitionLog {
     /// `offset` goes whole. Returns the new log end offset.
     pub fn truncate_to(&self, offset: i64) -> Result<i64> {
         let config = self.config();
+        let _writer = self.writer.lock();
         let new_end = {
+            // Rare (a follower's start): the state lock stays held across
+            // the cut, so no reader sees a half-truncated log.
             let mut state = self.state.lock();
             if offset >= state.next_offset {
                 return Ok(state.next_offset);
@@ -396,16 +446,30 @@ impl PartitionLog {
         too_big || too_old || offsets_overflow
     }
 
-    /// Seals the active segment (synced with its indexes) and starts a new
-    /// one at `base_offset`.
-    fn roll(&self, state: &mut LogState, base_offset: i64) -> Result<()> {
-        let old = state.active().clone();
+    /// The log end offset and the segment the next batch (`len` bytes)
+    /// goes to, rolling first if the active one is full or old. Caller
+    /// holds the writer lock.
+    fn active_for(&self, config: &LogConfig, len: usize, h: &BatchHeader, now: i64) -> Result<(i64, Arc<Segment>)> {
+        let (end, active, roll) = {
+            let state = self.state.lock();
+            (state.next_offset, state.active().clone(), self.should_roll(&state, config, len, h, now))
+        };
+        if !roll {
+            return Ok((end, active));
+        }
+        Ok((end, self.roll(&active, end)?))
+    }
+
+    /// Seals `old` (synced with its indexes) and starts a new segment at
+    /// `base_offset`. Caller holds the writer lock; the syncs run outside
+    /// the state lock, readers keep reading `old` meanwhile.
+    fn roll(&self, old: &Segment, base_offset: i64) -> Result<Arc<Segment>> {
         old.flush()?;
         old.write_indexes()?;
-        let segment = Segment::create(&self.dir, base_offset)?;
-        state.segments.insert(base_offset, Arc::new(segment));
+        let segment = Arc::new(Segment::create(&self.dir, base_offset)?);
+        self.state.lock().segments.insert(base_offset, segment.clone());
         tracing::debug!(topic = %self.topic, partition = self.partition, base_offset, "rolled segment");
-        Ok(())
+        Ok(segment)
     }
 
     /// Reads batches from `offset`, up to the high watermark.
@@ -415,6 +479,40 @@ impl PartitionLog {
 
     /// Reads batches from `offset` up to `bound`.
     pub fn read_bounded(&self, offset: i64, max_bytes: usize, bound: ReadBound) -> Result<ReadResult> {
+        self.plan_read(offset, bound)?.read(max_bytes)
+    }
+
+    /// [`PartitionLog::read_bounded`] with its preads on a blocking thread.
+    /// A read with nothing to return (a caught-up consumer or follower
+    /// polling) is answered in place: no file I/O, no thread hop.
+    pub async fn read_async(self: &Arc<Self>, offset: i64, max_bytes: usize, bound: ReadBound) -> Result<ReadResult> {
+        let plan = self.plan_read(offset, bound)?;
+        if plan.is_empty() {
+            return plan.read(max_bytes);
+        }
+        self.blocking(move |_| plan.read(max_bytes)).await
+    }
+
+    /// Runs `io` (file I/O on this log: an append that may roll a segment
+    /// and checkpoint a leader epoch, a truncation) on a blocking thread
+    /// and waits for it, so a slow disk stalls only this partition's
+    /// requests rather than a tokio worker and every partition it serves.
+    /// Callers wait for it before going on: their ordering is unchanged. A
+    /// caller dropped meanwhile does not cancel `io`; it completes.
+    pub async fn blocking<T, F>(self: &Arc<Self>, io: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&PartitionLog) -> Result<T> + Send + 'static,
+    {
+        let log = Arc::clone(self);
+        tokio::task::spawn_blocking(move || io(&log)).await.map_err(|e| {
+            BrokerError::Internal(format!("file I/O task of {}-{} failed: {e}", self.topic, self.partition))
+        })?
+    }
+
+    /// What a read from `offset` up to `bound` covers, picked under the
+    /// state lock (no file I/O).
+    fn plan_read(&self, offset: i64, bound: ReadBound) -> Result<ReadPlan> {
         let (segments, log_start_offset, high_watermark, upper) = {
             let state = self.state.lock();
             let hw = *self.high_watermark.borrow();
@@ -436,16 +534,7 @@ impl PartitionLog {
             (segs, state.log_start_offset, hw, upper)
         };
         let slack = self.config().index_interval_bytes;
-        let mut records = Bytes::new();
-        if offset < upper {
-            for segment in segments {
-                if let Some(found) = segment.read(offset, upper, max_bytes, slack)? {
-                    records = found;
-                    break;
-                }
-            }
-        }
-        Ok(ReadResult { records, high_watermark, log_start_offset })
+        Ok(ReadPlan { segments, offset, upper, slack, high_watermark, log_start_offset })
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -4,7 +4,7 @@
 //!
 //! Invariants: the `.log` file holds only complete, CRC-valid batches up to
 //! `size` (the committed length readers may see); batch base offsets
-//! increase; one writer (the partition's append lock) at a time, any number
+//! increase; one writer (the partition's writer lock) at a time, any number
 //! of concurrent readers using positioned reads.
 
 use parking_lot::RwLock;
@@ -235,7 +235,7 @@ impl Segment {
     }
 
     /// Appends one batch (offsets already assigned). Caller holds the
-    /// partition's append lock.
+    /// partition's writer lock.
     pub fn append(&self, bytes: &[u8], header: &BatchHeader, index_interval: u32, now_ms: i64) -> Result<()> {
         let position = self.size.load(Ordering::Acquire);
         self.file.write_all_at(bytes, position).storage(|| format!("appending to {}", self.log_path().display()))?;

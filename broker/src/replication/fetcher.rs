@@ -75,9 +75,11 @@ pub async fn run(
                 };
                 let response = c.replica_fetch(request).await?.into_inner();
                 if !response.records.is_empty() {
+                    let records = response.records.clone();
                     hosted
                         .log
-                        .append_replicated(&response.records)
+                        .blocking(move |log| log.append_replicated(&records))
+                        .await
                         .map_err(|e| tonic::Status::internal(e.to_string()))?;
                 }
                 hosted.log.set_high_watermark(response.high_watermark.min(hosted.log.log_end_offset()));
@@ -152,7 +154,11 @@ async fn truncate_diverged(
             leader_epoch = answer.leader_epoch, truncate_to = target,
             "truncating records the leader does not have"
         );
-        hosted.log.truncate_to(target).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        hosted
+            .log
+            .blocking(move |log| log.truncate_to(target))
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
     }
     Ok(())
 }

@@ -367,7 +367,7 @@ impl ReplicaManager {
     ) -> Result<AppendOutcome> {
         let leader_epoch = hosted.leader_epoch().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
-        let info = hosted.log.append_checked(batch, header, leader_epoch)?;
+        let info = hosted.log.blocking(move |log| log.append_checked(batch, header, leader_epoch)).await?;
         hosted.update_high_watermark();
         if acks != RequiredAcks::All {
             return Ok(AppendOutcome { info, replication_wait: Duration::ZERO });
@@ -464,7 +464,7 @@ impl ReplicaManager {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             end.borrow_and_update();
-            let read = hosted.log.read_bounded(offset, max_bytes, ReadBound::LogEnd)?;
+            let read = hosted.log.read_async(offset, max_bytes, ReadBound::LogEnd).await?;
             if !read.records.is_empty() || tokio::time::Instant::now() >= deadline {
                 self.metrics.replication_bytes_out.inc_by(read.records.len() as u64);
                 if throttled {

@@ -23,6 +23,7 @@ use tonic::Status;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::log::partition::ReadBound;
 
 /// Kafka's `max.partition.fetch.bytes` and `fetch.max.bytes` defaults.
 const DEFAULT_PARTITION_MAX_BYTES: usize = 1 << 20;
@@ -66,7 +67,10 @@ pub(super) async fn handle(
         for (log, p) in logs.iter().zip(&req.partitions) {
             let part_max = if p.max_bytes == 0 { DEFAULT_PARTITION_MAX_BYTES } else { p.max_bytes as usize };
             let budget = part_max.min(max_bytes.saturating_sub(total)).max(1);
-            let read = log.read(p.offset, budget).inspect_err(|_| broker.metrics.failed_fetch.inc_by(&p.topic, 1))?;
+            let read = log
+                .read_async(p.offset, budget, ReadBound::HighWatermark)
+                .await
+                .inspect_err(|_| broker.metrics.failed_fetch.inc_by(&p.topic, 1))?;
             total += read.records.len();
             results.push(PartitionFetchResult {
                 topic: p.topic.clone(),

@@ -16,6 +16,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kmon_broker::controller::state::ClusterState;
 use kmon_broker::log::PartitionLog;
+use kmon_broker::log::partition::ReadBound;
 use kmon_broker::{Broker, BrokerError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +81,7 @@ pub async fn handle(
                 Err((code, hw)) => partition_error(w.partition, *code, *hw),
                 Ok(log) => {
                     let budget = w.max_bytes.min(max_bytes.saturating_sub(total)).max(1);
-                    match log.read(w.offset, budget) {
+                    match log.read_async(w.offset, budget, ReadBound::HighWatermark).await {
                         Ok(read) => {
                             total += read.records.len();
                             PartitionData::default()
