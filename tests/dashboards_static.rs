@@ -297,9 +297,10 @@ fn known_metric_names() -> BTreeSet<String> {
             previous = name;
         }
     }
-    // The agent: every string constant in its metrics module (counters of
-    // its own figures get `_total` from prometheus-client).
-    let agent = read(&root().join("agent/src/metrics.rs"));
+    // The agent: every string constant of its metrics module and of the
+    // shared names it exports (`kmon_proto::metric_names`); counters of its
+    // own figures get `_total` from prometheus-client.
+    let agent = read(&root().join("agent/src/metrics.rs")) + &read(&root().join("proto/src/metric_names.rs"));
     for (n, literal) in agent.split('"').enumerate() {
         if n % 2 == 1
             && (literal.starts_with("node_") || literal.starts_with("kmon_"))

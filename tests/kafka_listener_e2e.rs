@@ -151,8 +151,8 @@ fn api_versions_and_metadata_describe_the_listener() {
     assert_eq!(range(ApiKey::Fetch), Some((4, 12)));
     assert_eq!(range(ApiKey::ApiVersions), Some((0, 3)));
     assert!(range(ApiKey::JoinGroup).is_some());
-    // Answered with an error, not advertised, until kmon has idempotence.
-    assert_eq!(range(ApiKey::InitProducerId), None);
+    // Idempotent producers (transactions are not served).
+    assert_eq!(range(ApiKey::InitProducerId), Some((0, 4)));
     // What is not served is not advertised.
     assert_eq!(range(ApiKey::SaslHandshake), None);
     assert_eq!(range(ApiKey::AddPartitionsToTxn), None);

@@ -29,6 +29,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::log::{LogManager, PartitionLog};
 use crate::metrics::BrokerMetrics;
+use crate::producer_ids::{ProducerIdentity, ProducerIds};
 use crate::replication::ReplicaManager;
 use crate::replication::lifecycle::Liveness;
 use crate::topics::{MAX_PARTITIONS, check_new_topic};
@@ -46,6 +47,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub liveness: Arc<Liveness>,
     pub groups: Arc<GroupCoordinator>,
+    /// This broker's block of producer ids.
+    producer_ids: ProducerIds,
     default_log_config: LogConfig,
     /// Addresses actually bound (the config may ask for port 0).
     pub address: SocketAddr,
@@ -86,9 +89,20 @@ impl Broker {
             replicas,
             liveness,
             groups,
+            producer_ids: ProducerIds::default(),
             address,
             metrics_address,
         }
+    }
+
+    /// An id and epoch for a new idempotent producer (`InitProducerId`);
+    /// with a transactional id, that id's next epoch, which fences the
+    /// previous instance.
+    pub async fn init_producer_id(&self, transactional_id: Option<&str>) -> Result<ProducerIdentity> {
+        let identity =
+            self.producer_ids.init(self.config.broker_id, transactional_id, |command| self.propose(command)).await?;
+        tracing::debug!(producer_id = identity.producer_id, epoch = identity.epoch, "producer id handed out");
+        Ok(identity)
     }
 
     pub fn metadata(&self) -> Arc<ClusterState> {

@@ -88,8 +88,13 @@ pub struct BrokerConfig {
     /// Delete old segments while a partition is larger than this; -1 means
     /// no size limit (log.retention.bytes).
     pub log_retention_bytes: i64,
-    /// How often retention runs, in ms (log.retention.check.interval.ms).
+    /// How often retention runs, in ms (log.retention.check.interval.ms);
+    /// idle producers are forgotten on the same tick.
     pub log_retention_check_interval_ms: u64,
+    /// An idempotent producer that wrote nothing to a partition for this
+    /// long is forgotten there, in ms (producer.id.expiration.ms); its next
+    /// batch gets UNKNOWN_PRODUCER_ID unless it starts at sequence 0.
+    pub producer_id_expiration_ms: i64,
     /// `interval`: fsync every `log_flush_interval_ms`; `always`: fsync
     /// before acknowledging each produce (replicated copies every interval).
     pub log_flush_policy: FlushPolicy,
@@ -146,6 +151,7 @@ impl Default for BrokerConfig {
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 5 * 60 * 1000,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
             log_flush_policy: FlushPolicy::Interval,
             log_flush_interval_ms: 1000,
             log_index_interval_bytes: 4096,
@@ -204,6 +210,9 @@ impl BrokerConfig {
         self.default_log_config().validate_all()?;
         if self.log_flush_interval_ms == 0 {
             return bad("log_flush_interval_ms", "must be > 0".into());
+        }
+        if self.producer_id_expiration_ms <= 0 {
+            return bad("producer_id_expiration_ms", "must be > 0".into());
         }
         if self.log_retention_check_interval_ms == 0 {
             return bad("log_retention_check_interval_ms", "must be > 0".into());

@@ -55,6 +55,8 @@ pub enum BrokerError {
     OffsetNotAvailable { topic: String, partition: u32, high_watermark: i64, epoch_start_offset: i64 },
     #[error("{topic}-{partition}: fenced leader epoch {requested} (current {current})")]
     FencedLeaderEpoch { topic: String, partition: u32, requested: i32, current: i32 },
+    #[error("{topic}-{partition}: {refusal}")]
+    ProducerSequence { topic: String, partition: u32, refusal: crate::log::producer_state::SequenceError },
     #[error("timed out after {waited_ms} ms waiting for {what}")]
     RequestTimedOut { what: String, waited_ms: u64 },
     #[error("cluster metadata: {0}")]

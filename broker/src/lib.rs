@@ -20,7 +20,10 @@
 //!   broker lifecycle (register, heartbeat, fencing).
 //! - [`group`]: consumer groups: coordinator, membership, offsets, lag.
 //! - [`service`]: the gRPC API, one file per RPC; errors → status in one place.
-//! - [`log`]: segmented partition logs, indexes, recovery, retention.
+//! - [`log`]: segmented partition logs, indexes, recovery, retention, and
+//!   idempotent producers' sequences per partition.
+//! - [`producer_ids`]: producer ids for idempotent producers, in blocks
+//!   from the quorum.
 //! - [`topics`]: topic metadata and Kafka's topic name rules.
 //! - [`config`]: broker configuration and topic-level log configs.
 //! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
@@ -36,6 +39,7 @@ pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod placement;
+pub mod producer_ids;
 pub mod replication;
 pub mod server;
 pub mod service;

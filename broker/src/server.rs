@@ -273,6 +273,12 @@ async fn retention_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = tick.tick() => {
                 let logs = broker.logs.clone();
                 let _ = tokio::task::spawn_blocking(move || logs.retention_all()).await;
+                let max_idle = broker.config.producer_id_expiration_ms;
+                let now = crate::log::partition::now_ms();
+                let expired: usize = broker.logs.all().iter().map(|log| log.expire_producers(now, max_idle)).sum();
+                if expired > 0 {
+                    tracing::info!(expired, "forgot idle idempotent producers (producer_id_expiration_ms)");
+                }
             }
             _ = shutdown.cancelled() => return,
         }

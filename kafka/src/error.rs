@@ -63,6 +63,9 @@ pub fn kafka_error(code: ErrorCode) -> ResponseError {
         ErrorCode::OffsetNotAvailable => K::OffsetNotAvailable,
         ErrorCode::BrokerNotAvailable => K::BrokerNotAvailable,
         ErrorCode::UnknownServerError => K::UnknownServerError,
+        ErrorCode::OutOfOrderSequenceNumber => K::OutOfOrderSequenceNumber,
+        ErrorCode::InvalidProducerEpoch => K::InvalidProducerEpoch,
+        ErrorCode::UnknownProducerId => K::UnknownProducerId,
     }
 }
 

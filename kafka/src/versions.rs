@@ -13,23 +13,12 @@ pub struct Served {
     pub name: &'static str,
     pub min: i16,
     pub max: i16,
-    /// The lowest version ApiVersions names (`min` but for Produce); None:
-    /// not listed at all.
-    pub advertised_from: Option<i16>,
+    /// The lowest version ApiVersions names (`min` but for Produce).
+    pub advertised_from: i16,
 }
 
 const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max, advertised_from: Some(min) }
-}
-
-/// Answered (with an error) when sent, but not advertised: InitProducerId
-/// until kmon has an idempotent producer. A client that finds it missing
-/// from ApiVersions stops at once ("idempotent producer not supported by
-/// the broker", librdkafka); one that sends it anyway gets
-/// UNSUPPORTED_VERSION. Advertising it with that error made librdkafka
-/// retry every 500 ms until its message timeout.
-const fn unadvertised(key: ApiKey, name: &'static str, min: i16, max: i16) -> Served {
-    Served { key, name, min, max, advertised_from: None }
+    Served { key, name, min, max, advertised_from: min }
 }
 
 pub const SERVED: &[Served] = &[
@@ -37,7 +26,7 @@ pub const SERVED: &[Served] = &[
     // 2.10 otherwise sends gzip, snappy and lz4 batches uncompressed (seen
     // with Debian's 2.0.2). v0–v2 (message formats 0 and 1) are not served:
     // such a request closes the connection.
-    Served { key: ApiKey::Produce, name: "Produce", min: 3, max: 9, advertised_from: Some(0) },
+    Served { key: ApiKey::Produce, name: "Produce", min: 3, max: 9, advertised_from: 0 },
     api(ApiKey::Fetch, "Fetch", 4, 12),
     api(ApiKey::ListOffsets, "ListOffsets", 1, 6),
     api(ApiKey::Metadata, "Metadata", 0, 12),
@@ -53,7 +42,7 @@ pub const SERVED: &[Served] = &[
     api(ApiKey::ApiVersions, "ApiVersions", 0, 3),
     api(ApiKey::CreateTopics, "CreateTopics", 2, 7),
     api(ApiKey::DeleteTopics, "DeleteTopics", 1, 6),
-    unadvertised(ApiKey::InitProducerId, "InitProducerId", 0, 4),
+    api(ApiKey::InitProducerId, "InitProducerId", 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, "OffsetForLeaderEpoch", 2, 4),
     api(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
     api(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),

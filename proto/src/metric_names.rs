@@ -103,6 +103,11 @@ pub mod broker {
     pub const BALANCE_DOMAIN_VIOLATIONS: &str = "kmon_balance_domain_violating_partitions";
     pub const CLUSTER_BROKERS: &str = "kmon_cluster_brokers";
 
+    // Idempotent producers.
+    pub const PRODUCER_IDS: &str = "kmon_producer_ids";
+    pub const PRODUCER_DUPLICATES: &str = "kmon_producer_duplicate_batches";
+    pub const PRODUCER_SEQUENCE_ERRORS: &str = "kmon_producer_sequence_errors";
+
     // Reassignment progress (partitions: the active controller; bytes: each
     // partition leader for what its new replicas still have to copy).
     pub const REASSIGNMENT_PARTITIONS_PENDING: &str = "kmon_reassignment_partitions_pending";

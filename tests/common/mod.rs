@@ -29,6 +29,8 @@ pub struct BrokerProcess {
     /// lone broker binds ephemeral ports.
     member: Option<(String, BrokerLayout)>,
     extra_args: Vec<String>,
+    /// Environment of the process (injected faults).
+    env: Vec<(String, String)>,
 }
 
 impl BrokerProcess {
@@ -38,6 +40,11 @@ impl BrokerProcess {
     }
 
     pub fn start_dirs(data_dirs: &[PathBuf], extra_args: &[&str]) -> BrokerProcess {
+        Self::start_with_env(data_dirs, extra_args, &[])
+    }
+
+    /// [`Self::start_dirs`] with environment variables set for the broker.
+    pub fn start_with_env(data_dirs: &[PathBuf], extra_args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
         let mut b = BrokerProcess {
             child: None,
             grpc: String::new(),
@@ -47,6 +54,7 @@ impl BrokerProcess {
             stderr_path: data_dirs[0].with_extension(format!("stderr.{}", std::process::id())),
             member: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         b.spawn();
         b
@@ -80,7 +88,11 @@ impl BrokerProcess {
                 "127.0.0.1:0",
             ]),
         };
-        cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+        cmd.envs(self.env.iter().cloned())
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn kmon broker");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -281,6 +293,12 @@ impl Cluster {
     /// seconds (session 1.5 s, heartbeat 200 ms, replica lag 2 s), for tests
     /// that kill brokers; the config file stays for restarts.
     pub fn start_fast_failover(n: usize) -> Cluster {
+        Self::start_fast_failover_with_env(n, &[])
+    }
+
+    /// [`Self::start_fast_failover`] with environment variables set for
+    /// every broker (injected faults).
+    pub fn start_fast_failover_with_env(n: usize, env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("broker.toml");
         std::fs::write(
@@ -288,7 +306,7 @@ impl Cluster {
             "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\nreplica_lag_time_max_ms = 2000\n",
         )
         .unwrap();
-        let mut cluster = Cluster::start(n, &["--config", config.to_str().unwrap()]);
+        let mut cluster = Cluster::start_with_env(n, &["--config", config.to_str().unwrap()], env);
         cluster.kept.push(dir);
         cluster
     }
@@ -296,9 +314,14 @@ impl Cluster {
     /// Starts `n` brokers; if one cannot bind its pre-picked port (another
     /// test took it meanwhile), starts over on new ports.
     pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        Self::start_with_env(n, extra_args, &[])
+    }
+
+    /// [`Self::start`] with environment variables set for every broker.
+    pub fn start_with_env(n: usize, extra_args: &[&str], env: &[(&str, &str)]) -> Cluster {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(n, extra_args) {
+            match Self::try_start(n, extra_args, env) {
                 Ok(cluster) => return cluster,
                 Err(stderr) if stderr.contains("Address already in use") => last = stderr,
                 Err(stderr) => panic!("broker did not become ready; stderr:\n{stderr}"),
@@ -307,7 +330,7 @@ impl Cluster {
         panic!("could not find free ports for the cluster; last stderr:\n{last}");
     }
 
-    fn try_start(n: usize, extra_args: &[&str]) -> Result<Cluster, String> {
+    fn try_start(n: usize, extra_args: &[&str], env: &[(&str, &str)]) -> Result<Cluster, String> {
         let root = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let layout = ClusterLayout::on_ports(Layout::Diagonal, &ports, 3, 3).expect("a layout").with_voters(3);
@@ -315,6 +338,7 @@ impl Cluster {
         let mut pending = Vec::new();
         for i in 0..n {
             let mut b = cluster.new_broker(i, extra_args);
+            b.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             pending.push(b.spawn_child());
             cluster.brokers.push(b);
         }
@@ -335,6 +359,7 @@ impl Cluster {
             stderr_path: self.root.path().join(format!("broker-{}.log", layout.id)),
             member: Some((self.layout.controller_voters.clone(), layout)),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         }
     }
 

@@ -37,6 +37,7 @@ pub mod cleaner;
 pub mod index;
 pub mod manager;
 pub mod partition;
+pub mod producer_state;
 pub mod segment;
 
 pub use manager::LogManager;

@@ -26,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
 use super::batch::{self, BatchHeader};
+use super::producer_state::{self, ProducerStates, SequenceCheck, SequenceError};
 use super::segment::{Recovery, Segment};
 use crate::config::LogConfig;
 use crate::error::{BrokerError, IoContext, Result};
@@ -37,6 +38,9 @@ pub struct AppendInfo {
     pub last_offset: i64,
     pub append_time_ms: i64,
     pub log_start_offset: i64,
+    /// An idempotent producer's retry of a batch already written: these are
+    /// its first offsets, and nothing was written now.
+    pub duplicate: bool,
 }
 
 /// What a read returns.
@@ -122,6 +126,8 @@ pub struct PartitionLog {
     high_watermark: watch::Sender<i64>,
     /// (leader epoch, first offset written in it), ascending.
     epochs: Mutex<Vec<(i32, i64)>>,
+    /// Idempotent producers' sequences (see `producer_state`).
+    producers: Mutex<ProducerStates>,
     dirty: AtomicBool,
     /// Compacted logs: sealed segments below this offset were cleaned.
     cleaned_up_to: AtomicI64,
@@ -215,12 +221,48 @@ impl PartitionLog {
             end_offset,
             high_watermark,
             epochs: Mutex::new(epochs),
+            producers: Mutex::new(ProducerStates::default()),
             dirty: AtomicBool::new(false),
             cleaned_up_to: AtomicI64::new(0),
             topic_id: AtomicU64::new(topic_id),
             topic_id_unsaved: AtomicBool::new(false),
         };
+        log.rebuild_producer_states()?;
         Ok((log, truncated))
+    }
+
+    /// Producer states as of the log end: the latest snapshot at or below
+    /// it, then every batch after it read again (headers only matter).
+    fn rebuild_producer_states(&self) -> Result<()> {
+        let end = self.log_end_offset();
+        let (mut offset, mut states) = producer_state::load_snapshot(&self.dir, end).unwrap_or_default();
+        offset = offset.max(self.log_start_offset());
+        let now = now_ms();
+        while offset < end {
+            let read = self.read_bounded(offset, 1 << 20, ReadBound::LogEnd)?;
+            let mut next = offset;
+            for (_, header) in batch::iter_headers(&read.records) {
+                // Restarting never makes a live producer look idle.
+                states.record(&header, now);
+                next = header.next_offset();
+            }
+            if next == offset {
+                break;
+            }
+            offset = next;
+        }
+        *self.producers.lock() = states;
+        Ok(())
+    }
+
+    /// Idempotent producers this partition knows.
+    pub fn producer_count(&self) -> usize {
+        self.producers.lock().len()
+    }
+
+    /// Forgets producers idle for longer than `max_idle_ms`.
+    pub fn expire_producers(&self, now_ms: i64, max_idle_ms: i64) -> usize {
+        self.producers.lock().expire(now_ms, max_idle_ms)
     }
 
     pub fn dir(&self) -> &Path {
@@ -275,6 +317,17 @@ impl PartitionLog {
         let now = now_ms();
         let info = {
             let _writer = self.writer.lock();
+            let check = self.producers.lock().check(&header).map_err(|refusal| self.sequence_error(refusal))?;
+            if let SequenceCheck::Duplicate { base_offset, last_offset } = check {
+                let log_start_offset = self.log_start_offset();
+                return Ok(AppendInfo {
+                    base_offset,
+                    last_offset,
+                    append_time_ms: -1,
+                    log_start_offset,
+                    duplicate: true,
+                });
+            }
             let (base_offset, active) = self.active_for(&config, bytes.len(), &header, now)?;
             batch::assign_offset(&mut bytes, base_offset, leader_epoch);
             let stamped = BatchHeader { base_offset, leader_epoch, ..header };
@@ -284,8 +337,15 @@ impl PartitionLog {
                 state.next_offset = stamped.next_offset();
                 state.log_start_offset
             };
+            self.producers.lock().record(&stamped, now);
             self.note_epoch(leader_epoch, base_offset)?;
-            AppendInfo { base_offset, last_offset: stamped.last_offset(), append_time_ms: now, log_start_offset }
+            AppendInfo {
+                base_offset,
+                last_offset: stamped.last_offset(),
+                append_time_ms: now,
+                log_start_offset,
+                duplicate: false,
+            }
         };
         self.dirty.store(true, Ordering::Release);
         self.end_offset.send_replace(info.last_offset + 1);
@@ -314,6 +374,7 @@ impl PartitionLog {
                 }
                 active.append(&bytes[pos..pos + header.size], &header, config.index_interval_bytes, now)?;
                 self.state.lock().next_offset = header.next_offset();
+                self.producers.lock().record(&header, now);
                 self.note_epoch(header.leader_epoch, header.base_offset)?;
                 pos += header.size;
                 appended += 1;
@@ -326,6 +387,10 @@ impl PartitionLog {
             self.dirty.store(true, Ordering::Release);
         }
         Ok(appended)
+    }
+
+    fn sequence_error(&self, refusal: SequenceError) -> BrokerError {
+        BrokerError::ProducerSequence { topic: self.topic.clone(), partition: self.partition, refusal }
     }
 
     /// Records that `epoch` starts at `offset` if it is newer than the last
@@ -405,6 +470,7 @@ impl PartitionLog {
             epochs.clone()
         };
         self.write_epochs(&epochs)?;
+        self.rebuild_producer_states()?;
         self.end_offset.send_replace(new_end);
         self.high_watermark.send_if_modified(|hw| {
             let changed = *hw > new_end;
@@ -468,6 +534,11 @@ impl PartitionLog {
         old.write_indexes()?;
         let segment = Arc::new(Segment::create(&self.dir, base_offset)?);
         self.state.lock().segments.insert(base_offset, segment.clone());
+        // Every batch below `base_offset` is recorded: a restart reads only
+        // the segments after this snapshot again.
+        let states = self.producers.lock().clone();
+        producer_state::write_snapshot(&self.dir, base_offset, &states)
+            .storage(|| format!("writing a producer-state snapshot in {}", self.dir.display()))?;
         tracing::debug!(topic = %self.topic, partition = self.partition, base_offset, "rolled segment");
         Ok(segment)
     }
@@ -783,6 +854,56 @@ mod tests {
         assert!(log.read(1000, 1 << 20).unwrap().records.is_empty());
         let err = log.read(1001, 1 << 20).unwrap_err().to_string();
         assert!(err.contains("0..1000"), "{err}");
+    }
+
+    /// One record of `producer` at `sequence`.
+    fn idempotent(producer: i64, epoch: i16, sequence: i32) -> BytesMut {
+        let mut builder = kmon_proto::record_batch::BatchBuilder::with_capacity(0);
+        builder.append(1_000, None, &sequence.to_be_bytes(), &[]);
+        builder.set_producer(producer, epoch, sequence);
+        BytesMut::from(&builder.finish()[..])
+    }
+
+    #[test]
+    fn idempotent_retries_are_not_written_twice_across_rolls_restarts_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut last = None;
+        {
+            // Tiny segments: snapshots are written as it rolls.
+            let (log, _) = PartitionLog::open("t", 0, dir.path(), config(200)).unwrap();
+            for sequence in 0..20 {
+                let info = log.append(idempotent(7, 0, sequence), 0).unwrap();
+                assert!(!info.duplicate);
+                commit(&log, info);
+                last = Some(info);
+            }
+            assert!(log.segment_count() > 3);
+            let again = log.append(idempotent(7, 0, 19), 0).unwrap();
+            assert!(again.duplicate);
+            assert_eq!(again.base_offset, last.unwrap().base_offset);
+            assert_eq!(log.log_end_offset(), 20, "a retry writes nothing");
+            let gap = log.append(idempotent(7, 0, 25), 0).unwrap_err();
+            assert!(matches!(gap, BrokerError::ProducerSequence { .. }), "{gap}");
+            assert_eq!(log.producer_count(), 1);
+        }
+        let snapshots = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "snapshot"))
+            .count();
+        assert!(snapshots >= 1, "a roll writes a producer-state snapshot");
+        // A restart knows the producer: a retry is still a duplicate.
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(200)).unwrap();
+        let again = log.append(idempotent(7, 0, 19), 0).unwrap();
+        assert!(again.duplicate, "the state came back from the snapshot and the log after it");
+        assert_eq!(again.base_offset, 19);
+        // Cut the last five records: the producer's state goes back with them.
+        log.truncate_to(15).unwrap();
+        assert!(!log.append(idempotent(7, 0, 15), 0).unwrap().duplicate);
+        assert_eq!(log.log_end_offset(), 16);
+        // Idle producers are forgotten.
+        assert_eq!(log.expire_producers(now_ms() + 10_000, 1_000), 1);
+        let unknown = log.append(idempotent(7, 0, 16), 0).unwrap_err();
+        assert!(unknown.to_string().contains("unknown to this partition"), "{unknown}");
     }
 
     #[test]

@@ -142,10 +142,12 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
     // --- This broker's replicas and logs.
     let hosted = broker.hosted();
     let (mut leaders, mut under_replicated, mut under_min_isr, mut offline, mut max_lag) = (0, 0, 0, 0, 0i64);
+    let mut producers = 0i64;
     for h in &hosted {
         match &*h.role.lock() {
             Role::Leader(st) => {
                 leaders += 1;
+                producers += h.log.producer_count() as i64;
                 if st.is_under_replicated() {
                     under_replicated += 1;
                 }
@@ -160,6 +162,9 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
     s.gauge(PARTITION_COUNT, "Partitions on this broker (ReplicaManager PartitionCount)")
         .get_or_create(&vec![])
         .set(hosted.len() as i64);
+    s.gauge(PRODUCER_IDS, "Idempotent producers known to the partitions this broker leads")
+        .get_or_create(&vec![])
+        .set(producers);
     s.gauge(LEADER_COUNT, "Partitions this broker leads (ReplicaManager LeaderCount)")
         .get_or_create(&vec![])
         .set(leaders);

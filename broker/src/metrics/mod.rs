@@ -136,6 +136,10 @@ pub struct BrokerMetrics {
     remote_time: Family<Labels, Histogram>,
     pub isr_shrinks: Counter,
     pub isr_expands: Counter,
+    /// Idempotent producers' retries answered with their first offsets.
+    pub producer_duplicates: Counter,
+    /// Produced batches refused for their sequence or epoch, by error.
+    producer_sequence_errors: Family<Labels, Counter>,
     /// Open connections by listener name.
     connections: Family<Labels, Gauge>,
     /// Nanoseconds spent working on requests (for the idle ratio).
@@ -185,6 +189,8 @@ impl BrokerMetrics {
             remote_time: latency_family(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
+            producer_duplicates: Counter::default(),
+            producer_sequence_errors: Family::default(),
             connections: Family::default(),
             busy_nanos: AtomicU64::new(0),
             idle_window: parking_lot::Mutex::new((Instant::now(), 0)),
@@ -221,6 +227,16 @@ impl BrokerMetrics {
             REPLICATION_BYTES_OUT,
             "Bytes sent to followers (ReplicationBytesOutPerSec)",
             m.replication_bytes_out.clone(),
+        );
+        registry.register(
+            PRODUCER_DUPLICATES,
+            "Batches an idempotent producer sent again (its acknowledgement was lost), answered with the offsets they got the first time and not written again",
+            m.producer_duplicates.clone(),
+        );
+        registry.register(
+            PRODUCER_SEQUENCE_ERRORS,
+            "Produced batches refused for their producer sequence or epoch, by error (out_of_order_sequence_number, invalid_producer_epoch, unknown_producer_id)",
+            m.producer_sequence_errors.clone(),
         );
         registry.register(REQUESTS, "Requests by type (RequestMetrics RequestsPerSec)", m.requests.clone());
         registry.register(
@@ -260,6 +276,17 @@ impl BrokerMetrics {
             m.connections.clone(),
         );
         BrokerMetrics { registry, ..m }
+    }
+
+    /// Counts a produced batch refused for its sequence or epoch.
+    pub fn producer_sequence_error(&self, error: &crate::log::producer_state::SequenceError) {
+        use crate::log::producer_state::SequenceError;
+        let name = match error {
+            SequenceError::OutOfOrder { .. } => "out_of_order_sequence_number",
+            SequenceError::InvalidEpoch { .. } => "invalid_producer_epoch",
+            SequenceError::UnknownProducer { .. } => "unknown_producer_id",
+        };
+        self.producer_sequence_errors.get_or_create(&vec![("error", name.to_string())]).inc();
     }
 
     /// Counts a connection opened on `listener` until the guard drops.

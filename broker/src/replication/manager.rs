@@ -367,7 +367,19 @@ impl ReplicaManager {
     ) -> Result<AppendOutcome> {
         let leader_epoch = hosted.leader_epoch().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
-        let info = hosted.log.blocking(move |log| log.append_checked(batch, header, leader_epoch)).await?;
+        let appended = hosted.log.blocking(move |log| log.append_checked(batch, header, leader_epoch)).await;
+        let info = match appended {
+            Ok(info) => info,
+            Err(err) => {
+                if let BrokerError::ProducerSequence { refusal, .. } = &err {
+                    self.metrics.producer_sequence_error(refusal);
+                }
+                return Err(err);
+            }
+        };
+        if info.duplicate {
+            self.metrics.producer_duplicates.inc();
+        }
         hosted.update_high_watermark();
         if acks != RequiredAcks::All {
             return Ok(AppendOutcome { info, replication_wait: Duration::ZERO });

@@ -118,6 +118,21 @@ impl Kmon for KmonService {
         result.map(Response::new)
     }
 
+    async fn init_producer_id(
+        &self,
+        req: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        let result = self.broker.init_producer_id(req.into_inner().transactional_id.as_deref()).await;
+        self.observe("InitProducerId", queued, started, started.elapsed());
+        let identity = result?;
+        Ok(Response::new(InitProducerIdResponse {
+            producer_id: identity.producer_id,
+            producer_epoch: i32::from(identity.epoch),
+        }))
+    }
+
     async fn list_offsets(&self, req: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
         let started = Instant::now();
         let queued = queue_time(&req, started);

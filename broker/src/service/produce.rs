@@ -67,8 +67,11 @@ pub(super) async fn handle(
             Ok(outcome) => {
                 let info = outcome.info;
                 *remote = (*remote).max(outcome.replication_wait);
-                broker.metrics.messages_in.inc_by(&topic, (info.last_offset - info.base_offset + 1) as u64);
-                broker.metrics.bytes_in.inc_by(&topic, len);
+                // A retry of a batch already written is no new traffic.
+                if !info.duplicate {
+                    broker.metrics.messages_in.inc_by(&topic, (info.last_offset - info.base_offset + 1) as u64);
+                    broker.metrics.bytes_in.inc_by(&topic, len);
+                }
                 results.push(PartitionProduceResult {
                     topic,
                     partition,

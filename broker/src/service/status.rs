@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 use crate::controller::state::MetadataError;
 use crate::error::BrokerError;
 use crate::group::GroupError;
+use crate::log::producer_state::SequenceError;
 
 impl BrokerError {
     pub fn error_code(&self) -> ErrorCode {
@@ -28,6 +29,11 @@ impl BrokerError {
             BrokerError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
             BrokerError::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NotEnoughReplicasAfterAppend,
             BrokerError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+            BrokerError::ProducerSequence { refusal, .. } => match refusal {
+                SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+                SequenceError::InvalidEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+                SequenceError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
+            },
             BrokerError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
             BrokerError::Controller(_) => ErrorCode::NotController,
             BrokerError::ScaleDownRefused { .. } => ErrorCode::InvalidKafkaScaleDownRequest,
@@ -74,7 +80,9 @@ impl BrokerError {
             BrokerError::NotEnoughReplicas { .. } | BrokerError::NotEnoughReplicasAfterAppend { .. } => {
                 Code::Unavailable
             }
-            BrokerError::FencedLeaderEpoch { .. } | BrokerError::ScaleDownRefused { .. } => Code::FailedPrecondition,
+            BrokerError::FencedLeaderEpoch { .. }
+            | BrokerError::ScaleDownRefused { .. }
+            | BrokerError::ProducerSequence { .. } => Code::FailedPrecondition,
             BrokerError::Group(GroupError::GroupIdNotFound(_)) => Code::NotFound,
             BrokerError::Group(
                 GroupError::NotCoordinator

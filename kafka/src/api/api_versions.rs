@@ -8,9 +8,8 @@ use crate::versions::SERVED;
 pub fn served_keys() -> Vec<ApiVersion> {
     SERVED
         .iter()
-        .filter_map(|s| s.advertised_from.map(|from| (s, from)))
-        .map(|(s, from)| {
-            ApiVersion::default().with_api_key(s.key as i16).with_min_version(from).with_max_version(s.max)
+        .map(|s| {
+            ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.advertised_from).with_max_version(s.max)
         })
         .collect()
 }

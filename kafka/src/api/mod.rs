@@ -93,7 +93,11 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr, shutdow
         }
         RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(configs::describe(broker, r))),
         RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(cluster::describe(broker, r))),
-        RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(producer_id::handle(r, client))),
+        RequestKind::InitProducerId(r) => {
+            let response = producer_id::handle(broker, r, client).await;
+            remote = started.elapsed();
+            Some(ResponseKind::InitProducerId(response))
+        }
         // `frame::decode_request` yields only the APIs of `versions::SERVED`.
         other => unreachable!("unserved API decoded: {:?}", std::mem::discriminant(&other)),
     };

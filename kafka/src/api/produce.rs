@@ -124,8 +124,11 @@ async fn produce_partition(
     match broker.replicas.append(&hosted, bytes, header, acks, timeout).await {
         Ok(outcome) => {
             let info = outcome.info;
-            broker.metrics.messages_in.inc_by(topic, (info.last_offset - info.base_offset + 1) as u64);
-            broker.metrics.bytes_in.inc_by(topic, len);
+            // A retry of a batch already written is no new traffic.
+            if !info.duplicate {
+                broker.metrics.messages_in.inc_by(topic, (info.last_offset - info.base_offset + 1) as u64);
+                broker.metrics.bytes_in.inc_by(topic, len);
+            }
             let to_sync = (broker.config.log_flush_policy == FlushPolicy::Always).then(|| hosted.log.clone());
             Outcome {
                 response: PartitionProduceResponse::default()

@@ -1,24 +1,36 @@
-//! InitProducerId: kmon has no idempotent or transactional producer yet
-//! (issue: idempotent producer). ApiVersions does not list it, which stops
-//! librdkafka at once; a client that sends it anyway (kafka-python) gets
-//! UNSUPPORTED_VERSION, which it does not retry. `enable.idempotence=false`
-//! works.
+//! InitProducerId: an id and epoch for an idempotent producer, from this
+//! broker's block of the quorum's ids (`Broker::init_producer_id`). With a
+//! transactional id the quorum bumps that id's epoch, fencing the previous
+//! instance (transactions themselves are not served: their Produce is
+//! refused). A producer that asks again with its current id and epoch
+//! (KIP-360, after UNKNOWN_PRODUCER_ID or a sequence it gave up on) gets
+//! the next epoch of the same id, so its sequences start again at 0.
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kmon_broker::Broker;
 
 use super::Client;
+use crate::error::error_code;
 
-pub fn handle(req: InitProducerIdRequest, client: Client<'_>) -> InitProducerIdResponse {
-    tracing::warn!(
-        client = client.id,
-        peer = %client.peer,
-        transactional = req.transactional_id.is_some(),
-        "InitProducerId refused: kmon has no idempotent or transactional producer yet; \
-         set enable.idempotence=false in the client"
-    );
-    InitProducerIdResponse::default()
-        .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
+pub async fn handle(broker: &Broker, req: InitProducerIdRequest, client: Client<'_>) -> InitProducerIdResponse {
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.0.as_str());
+    let current = (req.producer_id.0, req.producer_epoch);
+    let identity = match current {
+        (id, epoch) if transactional_id.is_none() && id >= 0 && (0..i16::MAX - 1).contains(&epoch) => {
+            Ok(kmon_broker::producer_ids::ProducerIdentity { producer_id: id, epoch: epoch + 1 })
+        }
+        _ => broker.init_producer_id(transactional_id).await,
+    };
+    match identity {
+        Ok(identity) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(identity.producer_id))
+            .with_producer_epoch(identity.epoch),
+        Err(err) => {
+            tracing::warn!(client = client.id, peer = %client.peer, error = %err, "InitProducerId failed");
+            InitProducerIdResponse::default()
+                .with_error_code(error_code(&err))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+    }
 }

@@ -31,6 +31,8 @@ pub struct BatchBuilder {
     records: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// (producer id, epoch, base sequence): -1s without idempotence.
+    producer: (i64, i16, i32),
 }
 
 impl BatchBuilder {
@@ -38,7 +40,13 @@ impl BatchBuilder {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity.max(HEADER_LEN));
         buf.resize(HEADER_LEN, 0);
-        BatchBuilder { buf, records: 0, base_timestamp: 0, max_timestamp: i64::MIN }
+        BatchBuilder { buf, records: 0, base_timestamp: 0, max_timestamp: i64::MIN, producer: (-1, -1, -1) }
+    }
+
+    /// Marks the batch as an idempotent producer's: its id, epoch and the
+    /// sequence of its first record.
+    pub fn set_producer(&mut self, producer_id: i64, epoch: i16, base_sequence: i32) {
+        self.producer = (producer_id, epoch, base_sequence);
     }
 
     /// Number of records appended.
@@ -115,9 +123,10 @@ impl BatchBuilder {
         header[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
         let max_timestamp = if self.records == 0 { self.base_timestamp } else { self.max_timestamp };
         header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-        header[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-        header[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-        header[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        let (producer_id, epoch, base_sequence) = self.producer;
+        header[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        header[51..53].copy_from_slice(&epoch.to_be_bytes());
+        header[53..57].copy_from_slice(&base_sequence.to_be_bytes());
         header[57..61].copy_from_slice(&self.records.to_be_bytes());
         let crc = crc32c::crc32c(&buf[CRC_START..]);
         buf[17..21].copy_from_slice(&crc.to_be_bytes());

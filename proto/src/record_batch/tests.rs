@@ -183,6 +183,11 @@ fn validation_checks_and_stamping_keeps_the_crc() {
     let h = validate(&b).unwrap();
     assert_eq!((h.records_count, h.last_offset_delta, h.size), (3, 2, b.len()));
     assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (-1, -1, -1));
+    let mut builder = BatchBuilder::with_capacity(0);
+    builder.append(1, None, b"v", &[]);
+    builder.set_producer(42, 3, 17);
+    let h = validate(&builder.finish()).unwrap();
+    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, 17));
     assign_offset(&mut b, 42, 7);
     let h = validate(&b).unwrap();
     assert_eq!((h.base_offset, h.leader_epoch, h.next_offset()), (42, 7, 45));

@@ -112,6 +112,27 @@ impl ClusterState {
                 Ok(CommandOutcome::Done)
             }
             MetadataCommand::ElectPreferredLeaders { topics } => self.elect_preferred_leaders(topics),
+            MetadataCommand::AllocateProducerIds { broker, count } => {
+                if !self.brokers.contains_key(broker) {
+                    return Err(MetadataError::UnknownBroker(*broker));
+                }
+                let first = self.producer_ids.next_id;
+                self.producer_ids.next_id += i64::from(*count);
+                Ok(CommandOutcome::ProducerIdsAllocated { first, count: *count })
+            }
+            MetadataCommand::InitTransactionalProducer { transactional_id } => {
+                let ids = &mut self.producer_ids;
+                let (producer_id, epoch) = match ids.transactional.get(transactional_id) {
+                    // Kafka's rule: an exhausted epoch moves to a new id.
+                    Some(&(id, epoch)) if epoch < i16::MAX - 1 => (id, epoch + 1),
+                    _ => {
+                        ids.next_id += 1;
+                        (ids.next_id - 1, 0)
+                    }
+                };
+                ids.transactional.insert(transactional_id.clone(), (producer_id, epoch));
+                Ok(CommandOutcome::ProducerIdAssigned { producer_id, epoch })
+            }
         }
     }
 

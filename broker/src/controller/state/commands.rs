@@ -74,6 +74,16 @@ pub enum MetadataCommand {
     ElectPreferredLeaders {
         topics: Vec<String>,
     },
+    /// A broker's next block of producer ids for idempotent producers.
+    AllocateProducerIds {
+        broker: BrokerId,
+        count: u32,
+    },
+    /// A producer with a transactional id starts: its id again with the
+    /// next epoch (fencing the previous instance), or a new id.
+    InitTransactionalProducer {
+        transactional_id: String,
+    },
 }
 
 /// What applying a command produced.
@@ -97,6 +107,14 @@ pub enum CommandOutcome {
         /// Partitions left moving: none of their original replicas is in
         /// sync and alive to lead them, so reverting would take them offline.
         kept: u32,
+    },
+    ProducerIdsAllocated {
+        first: i64,
+        count: u32,
+    },
+    ProducerIdAssigned {
+        producer_id: i64,
+        epoch: i16,
     },
     LeadersElected {
         /// Partitions whose leadership moved to the preferred replica.

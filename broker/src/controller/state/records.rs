@@ -187,6 +187,22 @@ pub struct ClusterState {
     /// Set while any partition is being reassigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reassignment: Option<ReassignmentBatch>,
+    /// Producer ids handed out so far (metadata from before idempotent
+    /// producers has none).
+    #[serde(default)]
+    pub producer_ids: ProducerIdsRecord,
+}
+
+/// Producer ids, allocated in blocks to brokers (Kafka's KIP-730), and the
+/// producer each transactional id has now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdsRecord {
+    /// The first id not handed out yet.
+    pub next_id: i64,
+    /// Transactional id -> (producer id, epoch): a new instance of the
+    /// same id gets the next epoch, which fences the older one.
+    #[serde(default)]
+    pub transactional: BTreeMap<String, (i64, i16)>,
 }
 
 impl ClusterState {

@@ -221,3 +221,19 @@ fn preferred_leader_election_moves_only_eligible_partitions() {
         Err(MetadataError::UnknownTopic(_))
     ));
 }
+
+#[test]
+fn producer_ids_come_in_disjoint_blocks_and_transactional_ids_bump_their_epoch() {
+    let mut s = cluster(&[(0, 0), (1, 1)]);
+    let block = |s: &mut ClusterState, broker| s.apply(&MetadataCommand::AllocateProducerIds { broker, count: 1000 });
+    assert_eq!(block(&mut s, 1), Ok(CommandOutcome::ProducerIdsAllocated { first: 0, count: 1000 }));
+    assert_eq!(block(&mut s, 2), Ok(CommandOutcome::ProducerIdsAllocated { first: 1000, count: 1000 }));
+    assert_eq!(block(&mut s, 9), Err(MetadataError::UnknownBroker(9)));
+    let init = |s: &mut ClusterState, id: &str| {
+        s.apply(&MetadataCommand::InitTransactionalProducer { transactional_id: id.into() })
+    };
+    assert_eq!(init(&mut s, "a"), Ok(CommandOutcome::ProducerIdAssigned { producer_id: 2000, epoch: 0 }));
+    assert_eq!(init(&mut s, "a"), Ok(CommandOutcome::ProducerIdAssigned { producer_id: 2000, epoch: 1 }));
+    assert_eq!(init(&mut s, "b"), Ok(CommandOutcome::ProducerIdAssigned { producer_id: 2001, epoch: 0 }));
+    assert_eq!(block(&mut s, 1), Ok(CommandOutcome::ProducerIdsAllocated { first: 2002, count: 1000 }));
+}
