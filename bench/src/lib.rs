@@ -85,6 +85,10 @@ pub struct ProduceBenchArgs {
     /// Pace sending to this many records/s (default: as fast as possible).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
+    /// Turn the idempotent producer off (one batch per partition in
+    /// flight; the producer before idempotence).
+    #[arg(long)]
+    no_idempotence: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,6 +133,7 @@ async fn produce(bootstrap: &str, args: ProduceBenchArgs) -> anyhow::Result<()> 
     if let Some(max_in_flight) = args.max_in_flight {
         config.max_in_flight = max_in_flight;
     }
+    config.idempotence = !args.no_idempotence;
     let producer = Producer::connect(config).await?;
     producer.partition_count(&args.topic).await.with_context(|| format!("cannot produce to topic {:?}", args.topic))?;
     let value: Vec<u8> = (0..args.record_size).map(|i| b'a' + (i % 26) as u8).collect();

@@ -29,12 +29,14 @@
 //! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
 //! - [`tasks`]: the one shutdown token and task tracker of a broker.
 //! - [`error`]: the crate's error type.
+//! - [`fault`]: faults injected through the environment, for tests.
 
 pub mod balance;
 pub mod broker;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod fault;
 pub mod group;
 pub mod log;
 pub mod metrics;

@@ -112,10 +112,20 @@ impl ClientError {
                     ErrorCode::NotLeaderOrFollower
                         | ErrorCode::UnknownTopicOrPartition
                         | ErrorCode::NotEnoughReplicas
+                        // Written to the leader, not yet to enough replicas:
+                        // Kafka retries it too (an idempotent producer's
+                        // retry is answered from the first write).
+                        | ErrorCode::NotEnoughReplicasAfterAppend
                         | ErrorCode::OffsetNotAvailable
                         | ErrorCode::RequestTimedOut
                         | ErrorCode::StorageError
                         | ErrorCode::BrokerNotAvailable
+                        // An idempotent producer's batch that overtook an
+                        // earlier one of its partition: the earlier one
+                        // lands first, this one on a retry.
+                        | ErrorCode::OutOfOrderSequenceNumber
+                        // The same, before the producer's first batch came.
+                        | ErrorCode::UnknownProducerId
                 ),
                 None => is_transport_status(server.status),
             },

@@ -33,23 +33,32 @@
 //! NOT_ENOUGH_REPLICAS). Other errors (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
 //! INVALID_*) fail the batch at once.
 //!
-//! Ordering: at most `max_in_flight_per_partition` batches of a partition
-//! are in flight (1 by default, because the broker may run concurrent
-//! requests in any order), and batches are dispatched in the order they
-//! were closed. A batch being retried stays in flight, so with the default
-//! of 1 the next batch of its partition waits for it: the partition's
-//! order holds across retries (with more than 1 in flight, a retried batch
-//! can land after a later one). When a batch fails for good, the batches of
-//! that partition not yet sent fail too ([`ClientError::EarlierBatchFailed`]),
-//! so a partition never holds a record sent after one that was lost.
+//! Idempotence (the default with acks=all, as in Kafka ≥ 3.0): the producer
+//! gets a producer id and epoch from `InitProducerId`, and each batch
+//! carries them and the sequence number of its first record, counted per
+//! partition in the order batches are dispatched (a batch is finished, its
+//! header and CRC written, when it leaves the queue). The partition leader
+//! appends a partition's batches strictly in sequence order: a retry of a
+//! batch already written (its acknowledgement was lost: a leader that died
+//! after appending, a timeout, a connection reset) is answered with the
+//! offsets it got the first time, and a batch that overtook an earlier one
+//! waits for it or is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, which is
+//! retried. So up to `max_in_flight_per_partition` (≤ 5) batches of a
+//! partition are in flight and each record is written exactly once, in
+//! order, whatever is retried. When a batch fails for good, the producer
+//! takes a new producer id before it dispatches more (the broker would
+//! refuse the gap after the lost batch), as Kafka bumps the epoch.
 //!
-//! Delivery guarantee: there is no idempotent producer yet (no producer id
-//! or sequence numbers), so a retry cannot tell "not written" from "written,
-//! but the acknowledgement was lost" (a leader that died after appending, a
-//! timeout, a connection reset). A retried batch may therefore be written
-//! twice: delivery is at-least-once, and a duplicate batch lands right after
-//! its first copy or after a leader change. The other way round holds with
-//! acks=all: a batch the producer reports as acknowledged is on every
+//! Without idempotence (`idempotence = false`, or acks 0 or 1), one batch
+//! per partition is in flight (the broker may run concurrent requests in
+//! any order), so a partition's order holds across retries, but a retry
+//! cannot tell "not written" from "written, acknowledgement lost": delivery
+//! is at-least-once.
+//!
+//! Either way, when a batch fails for good, the batches of that partition
+//! not yet sent fail too ([`ClientError::EarlierBatchFailed`]), so a
+//! partition never holds a record sent after one that was lost. With
+//! acks=all a batch the producer reports as acknowledged is on every
 //! in-sync replica, so it survives the loss of the leader (acks=1 can lose
 //! acknowledged records when the leader dies before followers copied them).
 
@@ -86,10 +95,12 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// Produce requests in flight at once (pipelining across partitions).
     pub max_in_flight: usize,
-    /// Batches of one partition in flight at once. Above 1, batches of a
-    /// partition may be appended out of order if the broker runs requests
-    /// concurrently.
+    /// Batches of one partition in flight at once with idempotence (at
+    /// most 5, Kafka's bound); without it, always 1.
     pub max_in_flight_per_partition: usize,
+    /// Exactly once and in order per partition through retries (needs
+    /// acks=all; with acks 0 or 1 the producer is not idempotent).
+    pub idempotence: bool,
     /// Bound on one produce request's record bytes.
     pub max_request_size: usize,
     /// `send` waits while this many bytes are buffered or in flight.
@@ -110,7 +121,8 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             batch_size: 1 << 20,
             max_in_flight: 5,
-            max_in_flight_per_partition: 1,
+            max_in_flight_per_partition: 5,
+            idempotence: true,
             max_request_size: 16 << 20,
             buffer_memory: 32 << 20,
             request_timeout: Duration::from_secs(30),
@@ -125,6 +137,10 @@ impl ProducerConfig {
 pub struct Producer {
     shared: Arc<Shared>,
 }
+
+/// Kafka's bound on in-flight batches per partition of an idempotent
+/// producer (the broker remembers the last five batches of each).
+pub const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
 
 /// Resolves to where a record landed once its batch is acknowledged.
 /// `.await` it, or ask [`RecordHandle::try_result`] without waiting.
@@ -141,8 +157,19 @@ impl Producer {
         if config.batch_size == 0 || config.max_in_flight == 0 {
             return Err(ClientError::InvalidArgument("batch_size and max_in_flight must be at least 1".into()));
         }
+        let idempotent = config.idempotence && config.acks == Acks::All;
+        if idempotent && !(1..=MAX_IN_FLIGHT_IDEMPOTENT).contains(&config.max_in_flight_per_partition) {
+            return Err(ClientError::InvalidArgument(format!(
+                "max_in_flight_per_partition must be 1 to {MAX_IN_FLIGHT_IDEMPOTENT} with idempotence, not {}",
+                config.max_in_flight_per_partition
+            )));
+        }
         let router = Router::connect(&config.bootstrap).await?;
         let shared = Arc::new(Shared::new(router, config));
+        if idempotent {
+            let identity = init_producer_id(&shared.router).await?;
+            shared.lock().producer = Some(identity);
+        }
         tokio::spawn(run_sender(shared.clone()));
         Ok(Producer { shared })
     }
@@ -364,6 +391,18 @@ impl BatchState {
 #[derive(Debug, Default)]
 struct Accumulator {
     topics: HashMap<String, TopicState>,
+    /// Idempotence: the producer id and epoch batches are stamped with.
+    producer: Option<ProducerIdentity>,
+    /// A batch failed for good: take a new producer id before dispatching
+    /// more (its partition's sequence has a gap the broker would refuse).
+    producer_lost: bool,
+}
+
+/// An idempotent producer's id and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProducerIdentity {
+    id: i64,
+    epoch: i16,
 }
 
 #[derive(Debug)]
@@ -378,7 +417,17 @@ struct PartitionState {
     open: Option<OpenBatch>,
     /// Closed batches waiting to be sent, oldest first.
     queued: VecDeque<ClosedBatch>,
-    in_flight: Vec<Arc<BatchState>>,
+    /// Batches sent and not completed, oldest first, with their dispatch
+    /// numbers.
+    in_flight: Vec<(u64, Arc<BatchState>)>,
+    /// Batches of this partition dispatched so far.
+    dispatched: u64,
+    /// Idempotence: the sequence of the next batch's first record.
+    next_sequence: i32,
+    /// Idempotence: a batch failed for good, so the partition's later
+    /// batches under the same producer id can never be appended (the
+    /// broker refuses the gap): they fail instead of being retried.
+    sequence_broken: bool,
 }
 
 #[derive(Debug)]
@@ -388,8 +437,17 @@ struct OpenBatch {
     deadline: Instant,
 }
 
+/// A batch closed for records, finished (header, producer fields, CRC)
+/// when it is dispatched.
 #[derive(Debug)]
 struct ClosedBatch {
+    builder: BatchBuilder,
+    state: Arc<BatchState>,
+}
+
+/// A batch dispatched: its bytes as sent, and resent on retries.
+#[derive(Debug)]
+struct SentBatch {
     data: Vec<u8>,
     state: Arc<BatchState>,
 }
@@ -398,14 +456,14 @@ struct ClosedBatch {
 struct Outgoing {
     topic: Arc<str>,
     partition: u32,
-    batch: ClosedBatch,
+    batch: SentBatch,
 }
 
 impl PartitionState {
     fn close_open(&mut self) -> bool {
         match self.open.take() {
             Some(open) => {
-                self.queued.push_back(ClosedBatch { data: open.builder.finish(), state: open.state });
+                self.queued.push_back(ClosedBatch { builder: open.builder, state: open.state });
                 true
             }
             None => false,
@@ -418,7 +476,7 @@ impl PartitionState {
         self.close_open();
         let mut released = 0;
         for batch in self.queued.drain(..) {
-            released += batch.data.len() - BATCH_HEADER_LEN;
+            released += batch.builder.size_bytes() - BATCH_HEADER_LEN;
             batch.state.complete(Err(ClientError::EarlierBatchFailed {
                 topic: topic.to_owned(),
                 partition,
@@ -514,7 +572,7 @@ impl Accumulator {
                 if slot.close_open() {
                     topic.sticky.batch_closed(partition as u32, count);
                 }
-                pending.extend(slot.in_flight.iter().cloned());
+                pending.extend(slot.in_flight.iter().map(|(_, state)| state.clone()));
                 pending.extend(slot.queued.iter().map(|b| b.state.clone()));
             }
         }
@@ -540,6 +598,12 @@ impl Accumulator {
         let mut filling: HashMap<Option<i32>, (Vec<Outgoing>, usize)> = HashMap::new();
         // Requests made or being filled.
         let mut started = 0;
+        let in_flight_bound = match self.producer {
+            // Nothing new goes out under an id about to be replaced.
+            Some(_) if self.producer_lost => 0,
+            Some(_) => config.max_in_flight_per_partition,
+            None => 1,
+        };
         for topic in self.topics.values_mut() {
             let count = topic.partitions.len() as u32;
             for (index, slot) in topic.partitions.iter_mut().enumerate() {
@@ -552,10 +616,14 @@ impl Accumulator {
                         deadline = Some(deadline.map_or(open.deadline, |d| d.min(open.deadline)));
                     }
                 }
-                if slot.queued.is_empty() || slot.in_flight.len() >= config.max_in_flight_per_partition {
+                // The window counts from the oldest batch not yet completed,
+                // not the number in flight: a batch being retried must still
+                // be among the last five its leader remembers when it lands.
+                let window = slot.in_flight.first().map_or(0, |(oldest, _)| slot.dispatched - oldest);
+                if slot.queued.is_empty() || window >= in_flight_bound as u64 {
                     continue;
                 }
-                let size = slot.queued[0].data.len();
+                let size = slot.queued[0].builder.size_bytes();
                 let (current, current_size) =
                     filling.entry(leader_of(&topic.name, partition).filter(|id| *id >= 0)).or_default();
                 let full = !current.is_empty() && *current_size + size > config.max_request_size;
@@ -569,14 +637,30 @@ impl Accumulator {
                         *current_size = 0;
                     }
                 }
-                let batch = slot.queued.pop_front().expect("checked non-empty");
-                slot.in_flight.push(batch.state.clone());
+                let ClosedBatch { mut builder, state } = slot.queued.pop_front().expect("checked non-empty");
+                if let Some(producer) = self.producer {
+                    builder.set_producer(producer.id, producer.epoch, slot.next_sequence);
+                    slot.next_sequence = next_sequence(slot.next_sequence, builder.record_count());
+                }
+                let batch = SentBatch { data: builder.finish(), state };
+                slot.in_flight.push((slot.dispatched, batch.state.clone()));
+                slot.dispatched += 1;
                 *current_size += size;
                 current.push(Outgoing { topic: topic.name.clone(), partition, batch });
             }
         }
         requests.extend(filling.into_values().map(|(request, _)| request).filter(|request| !request.is_empty()));
         (requests, deadline)
+    }
+
+    /// Whether an earlier batch of the partition failed for good under the
+    /// current producer id.
+    fn sequence_broken(&self, topic: &str, partition: u32) -> bool {
+        self.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)).is_some_and(|p| p.sequence_broken)
+    }
+
+    fn in_flight_count(&self) -> usize {
+        self.topics.values().flat_map(|t| t.partitions.iter()).map(|p| p.in_flight.len()).sum()
     }
 
     fn is_idle(&self) -> bool {
@@ -589,6 +673,15 @@ impl Accumulator {
 async fn run_sender(shared: Arc<Shared>) {
     let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
     loop {
+        let renew = {
+            let acc = shared.lock();
+            // Batches of the old id still in flight land first: one of
+            // them retried after the new id's batches would break order.
+            acc.producer_lost && acc.in_flight_count() == 0
+        };
+        if renew {
+            renew_producer_id(&shared).await;
+        }
         let closed = shared.closed.load(Ordering::Acquire);
         let (requests, deadline) = {
             let mut acc = shared.lock();
@@ -695,7 +788,15 @@ async fn send_request(shared: Arc<Shared>, batches: Vec<Outgoing>, _permit: Owne
         let retry_at = Instant::now() + delay;
         pending = Vec::with_capacity(retry.len());
         for (batch, err) in retry {
-            if retry_at >= batch.state.created + shared.config.delivery_timeout {
+            if shared.lock().sequence_broken(&batch.topic, batch.partition) {
+                let cause = Box::new(err);
+                let err = ClientError::EarlierBatchFailed {
+                    topic: batch.topic.to_string(),
+                    partition: batch.partition,
+                    cause,
+                };
+                finish(&shared, batch, Err(err));
+            } else if retry_at >= batch.state.created + shared.config.delivery_timeout {
                 tracing::debug!(topic = %batch.topic, partition = batch.partition, error = %err,
                     "delivery timeout reached");
                 finish(&shared, batch, Err(err));
@@ -753,9 +854,17 @@ fn finish(shared: &Shared, batch: InFlight, result: Result<i64, ClientError>) {
         if let Some(slot) =
             acc.topics.get_mut(&*batch.topic).and_then(|t| t.partitions.get_mut(batch.partition as usize))
         {
-            slot.in_flight.retain(|s| !Arc::ptr_eq(s, &batch.state));
+            slot.in_flight.retain(|(_, s)| !Arc::ptr_eq(s, &batch.state));
             if let Err(err) = &result {
                 released += slot.fail_unsent(&batch.topic, batch.partition, err);
+            }
+        }
+        if result.is_err() && acc.producer.is_some() {
+            acc.producer_lost = true;
+            if let Some(slot) =
+                acc.topics.get_mut(&*batch.topic).and_then(|t| t.partitions.get_mut(batch.partition as usize))
+            {
+                slot.sequence_broken = true;
             }
         }
     }
@@ -763,6 +872,53 @@ fn finish(shared: &Shared, batch: InFlight, result: Result<i64, ClientError>) {
     shared.buffered.fetch_sub(released, Ordering::AcqRel);
     shared.space_freed.notify_waiters();
     shared.wake_sender.notify_one();
+}
+
+/// The sequence `count` records after `sequence`, wrapping past i32::MAX
+/// to 0 as Kafka's producers do.
+fn next_sequence(sequence: i32, count: usize) -> i32 {
+    let count = count as i32;
+    if sequence > i32::MAX - count { count - (i32::MAX - sequence) - 1 } else { sequence + count }
+}
+
+/// A producer id and epoch from the cluster (any broker).
+async fn init_producer_id(router: &Router) -> Result<ProducerIdentity, ClientError> {
+    let response = router
+        .any_broker(|mut client| async move { client.init_producer_id(pb::InitProducerIdRequest::default()).await })
+        .await?;
+    let epoch = i16::try_from(response.producer_epoch).map_err(|_| {
+        ClientError::InvalidArgument(format!("the broker sent producer epoch {}", response.producer_epoch))
+    })?;
+    Ok(ProducerIdentity { id: response.producer_id, epoch })
+}
+
+/// After a batch failed for good: a new producer id, and every partition's
+/// sequence from 0 under it. Retried until the cluster answers (nothing is
+/// dispatched meanwhile).
+async fn renew_producer_id(shared: &Shared) {
+    let mut backoff = Backoff::default();
+    loop {
+        match init_producer_id(&shared.router).await {
+            Ok(identity) => {
+                let mut acc = shared.lock();
+                acc.producer = Some(identity);
+                acc.producer_lost = false;
+                for slot in acc.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    slot.next_sequence = 0;
+                    slot.sequence_broken = false;
+                }
+                tracing::info!(producer_id = identity.id, "new producer id after a failed batch");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot get a new producer id; retrying");
+                if shared.closed.load(Ordering::Acquire) && shared.lock().is_idle() {
+                    return;
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {

@@ -83,7 +83,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, sh
             }
         };
         if let Some((name, bytes)) = reply {
-            if name == "Produce" && fault::drop_this_produce_response() {
+            if name == "Produce" && kmon_broker::fault::drop_this_produce_response() {
                 tracing::warn!(%peer, "fault injection: Produce written, its response dropped, connection closed");
                 return;
             }
@@ -94,25 +94,6 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, sh
             }
             broker.metrics.observe_response(name, sending.elapsed(), arrived.elapsed());
         }
-    }
-}
-
-/// Injected faults, for tests of what clients do when they happen.
-mod fault {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// Every Nth Produce response is lost (the batch was written, the
-    /// client never hears so and retries on a new connection): an
-    /// acknowledgement lost in the network. Tests only; unset in use.
-    pub(super) const DROP_PRODUCE_RESPONSE_EVERY: &str = "KMON_FAULT_DROP_PRODUCE_RESPONSE_EVERY";
-
-    pub(super) fn drop_this_produce_response() -> bool {
-        static EVERY: OnceLock<u64> = OnceLock::new();
-        static PRODUCES: AtomicU64 = AtomicU64::new(0);
-        let every = *EVERY
-            .get_or_init(|| std::env::var(DROP_PRODUCE_RESPONSE_EVERY).ok().and_then(|v| v.parse().ok()).unwrap_or(0));
-        every > 0 && (PRODUCES.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every)
     }
 }
 

@@ -18,6 +18,11 @@ pub(crate) struct ProduceArgs {
     /// Acknowledgement level: 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     acks: Acks,
+    /// Turn the idempotent producer off (at-least-once: a retry after a
+    /// lost acknowledgement can write a batch twice). It is on with
+    /// --acks all.
+    #[arg(long)]
+    no_idempotence: bool,
 }
 
 pub(crate) async fn run(client: ClientArgs, args: ProduceArgs) -> anyhow::Result<()> {
@@ -26,6 +31,7 @@ pub(crate) async fn run(client: ClientArgs, args: ProduceArgs) -> anyhow::Result
     }
     let mut config = ProducerConfig::new(client.bootstrap);
     config.acks = args.acks;
+    config.idempotence = !args.no_idempotence;
     let producer = Producer::connect(config).await?;
     // Fail early (and clearly) on an unknown topic.
     producer.partition_count(&args.topic).await?;

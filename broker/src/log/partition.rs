@@ -255,6 +255,18 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Whether `header` is an idempotent producer's batch that came before
+    /// an earlier batch of the same producer (its sequence is ahead of the
+    /// next one expected, or the producer's first batch has not come yet):
+    /// it can be appended once that one is.
+    pub fn awaits_earlier_batches(&self, header: &BatchHeader) -> bool {
+        match self.producers.lock().check(header) {
+            Err(SequenceError::OutOfOrder { got, expected, .. }) => got > expected,
+            Err(SequenceError::UnknownProducer { got, .. }) => got > 0,
+            _ => false,
+        }
+    }
+
     /// Idempotent producers this partition knows.
     pub fn producer_count(&self) -> usize {
         self.producers.lock().len()

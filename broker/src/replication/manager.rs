@@ -25,6 +25,10 @@ use crate::log::{AppendInfo, LogManager, PartitionLog, ReadResult};
 use crate::metrics::BrokerMetrics;
 use crate::tasks::Tasks;
 
+/// How long a produced batch waits for the earlier batches of its producer
+/// (see `ReplicaManager::wait_for_earlier_batches`).
+const SEQUENCE_WAIT: Duration = Duration::from_secs(1);
+
 /// How many replicas must hold a batch before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequiredAcks {
@@ -367,6 +371,7 @@ impl ReplicaManager {
     ) -> Result<AppendOutcome> {
         let leader_epoch = hosted.leader_epoch().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
+        self.wait_for_earlier_batches(hosted, &header, timeout).await;
         let appended = hosted.log.blocking(move |log| log.append_checked(batch, header, leader_epoch)).await;
         let info = match appended {
             Ok(info) => info,
@@ -432,6 +437,27 @@ impl ReplicaManager {
             });
         }
         Ok(AppendOutcome { info, replication_wait: waiting_since.elapsed() })
+    }
+
+    /// An idempotent producer's batches of one partition travel in several
+    /// requests at once, which gRPC may hand over in any order: a batch
+    /// that overtook an earlier one waits (bounded) until the log end moves
+    /// and its turn comes, rather than being refused and retried after a
+    /// backoff. If it does not come (the earlier batch was lost), the
+    /// append refuses it with OUT_OF_ORDER_SEQUENCE_NUMBER.
+    async fn wait_for_earlier_batches(&self, hosted: &HostedPartition, header: &BatchHeader, timeout: Duration) {
+        if header.producer_id < 0 {
+            return;
+        }
+        let mut end = hosted.log.subscribe_end();
+        let deadline = tokio::time::Instant::now() + timeout.min(SEQUENCE_WAIT);
+        while hosted.log.awaits_earlier_batches(header) {
+            tokio::select! {
+                changed = end.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep_until(deadline) => return,
+                () = self.shutdown.cancelled() => return,
+            }
+        }
     }
 
     /// Leader side of a follower's fetch.

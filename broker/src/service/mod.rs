@@ -106,6 +106,10 @@ impl Kmon for KmonService {
         let mut remote = Duration::ZERO;
         let result = produce::handle(&self.broker, req.into_inner(), &mut remote).await;
         self.observe("Produce", queued, started, remote);
+        if result.is_ok() && crate::fault::drop_this_produce_response() {
+            tracing::warn!("fault injection: Produce written, its response dropped");
+            return Err(Status::unavailable("fault injection: the produce response was dropped"));
+        }
         result.map(Response::new)
     }
 

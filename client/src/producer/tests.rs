@@ -65,7 +65,7 @@ async fn batches_close_at_batch_size_and_sticky_moves_on() {
     let slot = &acc.topics["t"].partitions[sticky as usize];
     assert!(slot.open.is_none());
     assert_eq!(slot.queued.len(), 1);
-    let data = Bytes::from(slot.queued[0].data.clone());
+    let data = Bytes::from(slot.queued[0].builder.clone().finish());
     assert_eq!(decode_batches(&data).unwrap().len(), 8);
     assert!(data.len() <= 1000);
 }
@@ -97,6 +97,51 @@ async fn collect_keeps_one_batch_per_partition_in_flight() {
     }
     let (third, _) = acc.collect(&config, 1, false, &no_leader);
     assert_eq!(third.len(), 1, "max_requests bounds the requests");
+}
+
+#[tokio::test]
+async fn idempotent_batches_carry_the_producer_and_consecutive_sequences_up_to_five_in_flight() {
+    let mut config = config();
+    config.batch_size = 200;
+    let shared = shared(config.clone());
+    with_topic(&shared, "t", 1);
+    let mut acc = shared.lock();
+    acc.producer = Some(ProducerIdentity { id: 42, epoch: 3 });
+    // Batches of 1, 2, ... records (each batch closes on the next record
+    // that would not fit): 7 batches queued.
+    for records in 1..=7usize {
+        for _ in 0..records {
+            acc.append(&shared, "t", Some(0), 1, None, &[7u8; 10]).unwrap();
+        }
+        acc.topics.get_mut("t").unwrap().partitions[0].close_open();
+    }
+    // One batch of a partition per request, as Kafka's producer sends them;
+    // each pass of the sender makes another request, up to five.
+    let mut sent = Vec::new();
+    for _ in 0..7 {
+        let (requests, _) = acc.collect(&config, 5, false, &no_leader);
+        assert!(requests.iter().all(|r| r.len() <= 1));
+        sent.extend(requests.into_iter().flatten());
+    }
+    assert_eq!(sent.len(), MAX_IN_FLIGHT_IDEMPOTENT, "five of one partition in flight");
+    let mut expected_sequence = 0;
+    for (i, outgoing) in sent.iter().enumerate() {
+        let header = crate::batch::validate(&outgoing.batch.data).unwrap();
+        assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
+        assert_eq!(header.base_sequence, expected_sequence, "batch {i}");
+        expected_sequence += header.records_count;
+    }
+    assert_eq!(acc.topics["t"].partitions[0].next_sequence, 1 + 2 + 3 + 4 + 5);
+    // The four later batches complete, the first is still being retried:
+    // nothing more goes out (it must stay among the last five the leader
+    // remembers), until it completes too.
+    acc.topics.get_mut("t").unwrap().partitions[0].in_flight.truncate(1);
+    let (held, _) = acc.collect(&config, 5, false, &no_leader);
+    assert!(held.is_empty(), "the window counts from the oldest batch in flight");
+    acc.topics.get_mut("t").unwrap().partitions[0].in_flight.clear();
+    let (next, _) = acc.collect(&config, 5, false, &no_leader);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next_sequence(i32::MAX - 1, 3), 1, "sequences wrap past i32::MAX");
 }
 
 #[tokio::test]
