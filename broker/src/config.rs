@@ -93,7 +93,7 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// An idempotent producer that wrote nothing to a partition for this
     /// long is forgotten there, in ms (producer.id.expiration.ms); its next
-    /// batch gets UNKNOWN_PRODUCER_ID unless it starts at sequence 0.
+    /// batch is taken at whatever sequence it carries (as Kafka does).
     pub producer_id_expiration_ms: i64,
     /// `interval`: fsync every `log_flush_interval_ms`; `always`: fsync
     /// before acknowledging each produce (replicated copies every interval).

@@ -124,8 +124,6 @@ impl ClientError {
                         // earlier one of its partition: the earlier one
                         // lands first, this one on a retry.
                         | ErrorCode::OutOfOrderSequenceNumber
-                        // The same, before the producer's first batch came.
-                        | ErrorCode::UnknownProducerId
                 ),
                 None => is_transport_status(server.status),
             },

@@ -65,7 +65,6 @@ pub fn kafka_error(code: ErrorCode) -> ResponseError {
         ErrorCode::UnknownServerError => K::UnknownServerError,
         ErrorCode::OutOfOrderSequenceNumber => K::OutOfOrderSequenceNumber,
         ErrorCode::InvalidProducerEpoch => K::InvalidProducerEpoch,
-        ErrorCode::UnknownProducerId => K::UnknownProducerId,
     }
 }
 

@@ -10,8 +10,11 @@
 //!   nothing is written;
 //! - an older epoch: `INVALID_PRODUCER_EPOCH` (a newer instance fenced it);
 //! - a gap or a step back in the sequence: `OUT_OF_ORDER_SEQUENCE_NUMBER`;
-//! - a producer this partition does not know starting anywhere but
-//!   sequence 0: `UNKNOWN_PRODUCER_ID` (its state expired).
+//! - a producer this partition has no state for (a new partition, a topic
+//!   deleted and created again, state expired) may start at any sequence,
+//!   as in Kafka since KIP-360. A batch that overtook its producer's
+//!   earlier ones on the way (gRPC does not keep a connection's requests
+//!   in order) waits for them first: [`ProducerStates::awaits_earlier_batches`].
 //!
 //! Followers record every batch they copy, so a new leader knows what the
 //! old one did. A restart rebuilds the state from the log, starting at the
@@ -76,10 +79,6 @@ pub enum SequenceError {
     InvalidEpoch { producer_id: i64, got: i16, current: i16 },
     #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
     OutOfOrder { producer_id: i64, got: i32, expected: i32 },
-    #[error(
-        "producer {producer_id} is unknown to this partition (its state expired or was never written) and its batch starts at sequence {got}, not 0"
-    )]
-    UnknownProducer { producer_id: i64, got: i32 },
 }
 
 /// The sequence `n` places after `sequence`, wrapping past i32::MAX to 0
@@ -111,11 +110,7 @@ impl ProducerStates {
         }
         let got = header.base_sequence;
         let Some(entry) = self.producers.get(&producer_id) else {
-            return if got == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(SequenceError::UnknownProducer { producer_id, got })
-            };
+            return Ok(SequenceCheck::Append);
         };
         if header.producer_epoch < entry.epoch {
             return Err(SequenceError::InvalidEpoch { producer_id, got: header.producer_epoch, current: entry.epoch });
@@ -137,6 +132,21 @@ impl ProducerStates {
             return Err(SequenceError::OutOfOrder { producer_id, got, expected });
         }
         Ok(SequenceCheck::Append)
+    }
+
+    /// Whether the batch is ahead of its producer's next expected sequence
+    /// (or, for a producer without state here, does not start at 0): an
+    /// earlier batch may still be on its way.
+    pub fn awaits_earlier_batches(&self, header: &BatchHeader) -> bool {
+        if header.producer_id < 0 {
+            return false;
+        }
+        match self.producers.get(&header.producer_id) {
+            None => header.base_sequence > 0,
+            Some(_) => {
+                matches!(self.check(header), Err(SequenceError::OutOfOrder { got, expected, .. }) if got > expected)
+            }
+        }
     }
 
     /// Records a batch written to the log (stamped with its offsets), on
@@ -283,12 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_producers_start_at_zero_and_only_five_batches_are_kept() {
+    fn unknown_producers_start_anywhere_after_waiting_and_only_five_batches_are_kept() {
         let mut states = ProducerStates::default();
-        assert_eq!(
-            states.check(&header(9, 0, 4, 1, 0)),
-            Err(SequenceError::UnknownProducer { producer_id: 9, got: 4 })
-        );
+        assert_eq!(states.check(&header(9, 0, 4, 1, 0)), Ok(SequenceCheck::Append));
+        assert!(states.awaits_earlier_batches(&header(9, 0, 4, 1, 0)));
+        assert!(!states.awaits_earlier_batches(&header(9, 0, 0, 1, 0)));
         for i in 0..6 {
             states.record(&header(9, 0, i, 1, i64::from(i)), 1);
         }

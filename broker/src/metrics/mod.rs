@@ -235,7 +235,7 @@ impl BrokerMetrics {
         );
         registry.register(
             PRODUCER_SEQUENCE_ERRORS,
-            "Produced batches refused for their producer sequence or epoch, by error (out_of_order_sequence_number, invalid_producer_epoch, unknown_producer_id)",
+            "Produced batches refused for their producer sequence or epoch, by error (out_of_order_sequence_number, invalid_producer_epoch)",
             m.producer_sequence_errors.clone(),
         );
         registry.register(REQUESTS, "Requests by type (RequestMetrics RequestsPerSec)", m.requests.clone());
@@ -284,7 +284,6 @@ impl BrokerMetrics {
         let name = match error {
             SequenceError::OutOfOrder { .. } => "out_of_order_sequence_number",
             SequenceError::InvalidEpoch { .. } => "invalid_producer_epoch",
-            SequenceError::UnknownProducer { .. } => "unknown_producer_id",
         };
         self.producer_sequence_errors.get_or_create(&vec![("error", name.to_string())]).inc();
     }

@@ -32,7 +32,6 @@ impl BrokerError {
             BrokerError::ProducerSequence { refusal, .. } => match refusal {
                 SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
                 SequenceError::InvalidEpoch { .. } => ErrorCode::InvalidProducerEpoch,
-                SequenceError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
             },
             BrokerError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
             BrokerError::Controller(_) => ErrorCode::NotController,

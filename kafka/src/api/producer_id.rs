@@ -3,7 +3,7 @@
 //! transactional id the quorum bumps that id's epoch, fencing the previous
 //! instance (transactions themselves are not served: their Produce is
 //! refused). A producer that asks again with its current id and epoch
-//! (KIP-360, after UNKNOWN_PRODUCER_ID or a sequence it gave up on) gets
+//! (KIP-360, after a sequence it gave up on) gets
 //! the next epoch of the same id, so its sequences start again at 0.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
