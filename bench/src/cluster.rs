@@ -15,40 +15,52 @@ use kmon_cluster::{BrokerChild, ClusterLayout, Layout};
 /// Bound on start-up, and on a restarted broker rejoining the ISR.
 pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs `measure` in a new data directory (given, or in the system's temp
-/// directory), stops it on SIGINT/SIGTERM (dropping the cluster kills the
-/// brokers), and removes the directory afterwards unless `keep`.
-pub async fn in_scratch_dir<F, Fut>(
-    data_dir: Option<PathBuf>,
-    keep: bool,
-    bench: &str,
-    measure: F,
-) -> anyhow::Result<()>
-where
-    F: FnOnce(PathBuf) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let dir = match data_dir {
-        Some(dir) if dir.exists() => {
-            bail!("{} exists; pass a new directory (it is removed afterwards)", dir.display())
+/// Where a bench's cluster keeps its data, as every `kmon bench` that
+/// starts brokers takes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScratchDir {
+    /// Where the cluster keeps its data and logs (`broker-N.log`); must not
+    /// exist. Default: a new directory in the system's temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the data directory and the logs in it afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl ScratchDir {
+    /// Runs `measure` in a new data directory (given, or in the system's
+    /// temp directory), stops it on SIGINT/SIGTERM (dropping the cluster
+    /// kills the brokers), and removes the directory afterwards unless
+    /// `keep`.
+    pub async fn run<F, Fut>(self, bench: &str, measure: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        let ScratchDir { data_dir, keep } = self;
+        let dir = match data_dir {
+            Some(dir) if dir.exists() => {
+                bail!("{} exists; pass a new directory (it is removed afterwards)", dir.display())
+            }
+            Some(dir) => dir,
+            None => std::env::temp_dir().join(format!("kmon-bench-{bench}-{}", std::process::id())),
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let result = tokio::select! {
+            result = measure(dir.clone()) => result,
+            _ = term.recv() => Err(anyhow!("interrupted")),
+            _ = int.recv() => Err(anyhow!("interrupted")),
+        };
+        if keep {
+            eprintln!("kept the cluster's data and logs in {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("kmon-bench-{bench}-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let result = tokio::select! {
-        result = measure(dir.clone()) => result,
-        _ = term.recv() => Err(anyhow!("interrupted")),
-        _ = int.recv() => Err(anyhow!("interrupted")),
-    };
-    if keep {
-        eprintln!("kept the cluster's data and logs in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
+        result
     }
-    result
 }
 
 /// The local cluster: one child per broker, index `id - 1`.

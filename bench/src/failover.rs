@@ -29,7 +29,7 @@
 //! The brokers are killed when the bench ends, also on error or Ctrl-C, and
 //! the data directory is removed unless `--keep`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,7 +42,7 @@ use kmon_client::connection::KmonClient;
 use kmon_client::{Acks, ClusterMetadata, Producer, ProducerConfig};
 use kmon_proto::v1 as pb;
 
-use crate::cluster::{Cluster, RECOVERY_DEADLINE, in_scratch_dir};
+use crate::cluster::{Cluster, RECOVERY_DEADLINE, ScratchDir};
 
 /// The topic the producer and the leader probes write to.
 const TOPIC: &str = "failover-bench";
@@ -63,17 +63,12 @@ pub struct FailoverArgs {
     /// Failovers of each kind to time (medians are reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Where the cluster keeps its data and broker logs; must not exist.
-    /// Default: a new directory in the system's temporary directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data directory (broker logs are `broker-N.log` in it).
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    scratch: ScratchDir,
 }
 
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
-    in_scratch_dir(args.data_dir.clone(), args.keep, "failover", |dir| async move { measure(&args, &dir).await }).await
+    args.scratch.clone().run("failover", |dir| async move { measure(&args, &dir).await }).await
 }
 
 async fn measure(args: &FailoverArgs, dir: &Path) -> anyhow::Result<()> {

@@ -58,7 +58,7 @@ use kmon_client::{
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, in_scratch_dir};
+use crate::cluster::{Cluster, ScratchDir};
 
 /// The topic every measurement uses.
 const TOPIC: &str = "group-bench";
@@ -104,18 +104,12 @@ pub struct GroupArgs {
     /// Skip the rebalance measurements.
     #[arg(long)]
     no_rebalance: bool,
-    /// Where the cluster keeps its data and logs; must not exist.
-    /// Default: a new directory in the system's temporary directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data directory (broker logs `broker-N.log`, member logs
-    /// `member-N.log`).
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    scratch: ScratchDir,
 }
 
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
-    in_scratch_dir(args.data_dir.clone(), args.keep, "group", |dir| async move { measure(&args, &dir).await }).await
+    args.scratch.clone().run("group", |dir| async move { measure(&args, &dir).await }).await
 }
 
 async fn measure(args: &GroupArgs, dir: &Path) -> anyhow::Result<()> {

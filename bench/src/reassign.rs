@@ -13,7 +13,7 @@
 //! brokers), and the produce latency p50/p99 before and during the
 //! reassignment (from the producer's acknowledgements).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use kmon_client::{Acks, Admin, Producer, ProducerConfig};
 
-use crate::cluster::{Cluster, in_scratch_dir};
+use crate::cluster::{Cluster, ScratchDir};
 
 const TOPIC: &str = "reassign-bench";
 /// Bound on one reassignment.
@@ -43,13 +43,8 @@ pub struct ReassignArgs {
     /// Runs (medians are reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Where the cluster keeps its data; must not exist. Default: a new
-    /// directory in the system's temporary directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data directory (broker logs are `broker-N.log` in it).
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    scratch: ScratchDir,
 }
 
 /// One run's figures.
@@ -64,7 +59,7 @@ struct Run {
 }
 
 pub async fn run(args: ReassignArgs) -> anyhow::Result<()> {
-    in_scratch_dir(args.data_dir.clone(), args.keep, "reassign", |dir| async move {
+    args.scratch.clone().run("reassign", |dir| async move {
         let mut runs = Vec::new();
         for n in 0..args.runs {
             let run_dir = dir.join(format!("run-{n}"));

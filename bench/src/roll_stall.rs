@@ -12,7 +12,7 @@
 //! request latency p50/p99/max with A rolling (and p99 alone), and how many
 //! segments A rolled.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use kmon_client::{Acks, Producer, ProducerConfig};
 
-use crate::cluster::{Cluster, in_scratch_dir};
+use crate::cluster::{Cluster, ScratchDir};
 
 const ROLLING: &str = "roll-stall-a";
 const PROBED: &str = "roll-stall-b";
@@ -45,13 +45,8 @@ pub struct RollStallArgs {
     /// Runs (medians are reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Where the broker keeps its data; must not exist. Default: a new
-    /// directory in the system's temporary directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data directory (the broker's log is in it).
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    scratch: ScratchDir,
 }
 
 /// One run's figures; latencies in ms.
@@ -66,44 +61,46 @@ struct Run {
 }
 
 pub async fn run(args: RollStallArgs) -> anyhow::Result<()> {
-    in_scratch_dir(args.data_dir.clone(), args.keep, "roll-stall", |dir| async move {
-        let mut runs = Vec::new();
-        for n in 0..args.runs {
-            let run_dir = dir.join(format!("run-{n}"));
-            std::fs::create_dir_all(&run_dir)?;
-            let run = measure(&args, &run_dir).await.with_context(|| format!("run {}", n + 1))?;
-            println!(
-                "run {}: B {:.0} records/s, latency p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolled {} segment(s) \
+    args.scratch
+        .clone()
+        .run("roll-stall", |dir| async move {
+            let mut runs = Vec::new();
+            for n in 0..args.runs {
+                let run_dir = dir.join(format!("run-{n}"));
+                std::fs::create_dir_all(&run_dir)?;
+                let run = measure(&args, &run_dir).await.with_context(|| format!("run {}", n + 1))?;
+                println!(
+                    "run {}: B {:.0} records/s, latency p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolled {} segment(s) \
                  (p99 alone {:.2} ms)",
-                n + 1,
-                run.records_per_s,
-                run.p50,
-                run.p99,
-                run.max,
-                run.rolls,
-                run.alone_p99
-            );
-            runs.push(run);
-        }
-        let median = |f: fn(&Run) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        println!(
-            "median over {} run(s): B {:.0} records/s, p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolls \
+                    n + 1,
+                    run.records_per_s,
+                    run.p50,
+                    run.p99,
+                    run.max,
+                    run.rolls,
+                    run.alone_p99
+                );
+                runs.push(run);
+            }
+            let median = |f: fn(&Run) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(f).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            println!(
+                "median over {} run(s): B {:.0} records/s, p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolls \
              ({:.0} segment(s) per run; p99 alone {:.2} ms)",
-            runs.len(),
-            median(|r| r.records_per_s),
-            median(|r| r.p50),
-            median(|r| r.p99),
-            median(|r| r.max),
-            median(|r| r.rolls as f64),
-            median(|r| r.alone_p99),
-        );
-        Ok(())
-    })
-    .await
+                runs.len(),
+                median(|r| r.records_per_s),
+                median(|r| r.p50),
+                median(|r| r.p99),
+                median(|r| r.max),
+                median(|r| r.rolls as f64),
+                median(|r| r.alone_p99),
+            );
+            Ok(())
+        })
+        .await
 }
 
 async fn measure(args: &RollStallArgs, dir: &Path) -> anyhow::Result<Run> {

@@ -41,7 +41,7 @@
 //! error or Ctrl-C, and the data directory is removed unless `--keep`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ use anyhow::{Context, anyhow, bail};
 use kmon_client::{Admin, Producer, ProducerConfig, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, in_scratch_dir};
+use crate::cluster::{Cluster, ScratchDir};
 
 /// Bound on the set-up steps that wait for the cluster (leaders, groups,
 /// the first screen).
@@ -95,20 +95,15 @@ pub struct TuiBenchArgs {
     /// Terminal height of the tmux session.
     #[arg(long, default_value_t = 50)]
     height: u16,
-    /// Where the cluster keeps its data and logs; must not exist.
-    /// Default: a new directory in the system's temporary directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data directory (broker logs, the TUI's timings.log).
-    #[arg(long)]
-    keep: bool,
+    #[command(flatten)]
+    scratch: ScratchDir,
 }
 
 pub async fn run(args: TuiBenchArgs) -> anyhow::Result<()> {
     if !Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
         bail!("kmon bench tui drives the TUI under tmux, which is not installed");
     }
-    in_scratch_dir(args.data_dir.clone(), args.keep, "tui", |dir| async move { measure(&args, &dir).await }).await
+    args.scratch.clone().run("tui", |dir| async move { measure(&args, &dir).await }).await
 }
 
 fn topic_name(i: u32) -> String {

@@ -788,13 +788,23 @@ impl PartitionLog {
         Ok(doomed.len())
     }
 
-    /// Flushes the active segment and its indexes (clean shutdown).
+    /// Flushes the active segment and its indexes (clean shutdown) and
+    /// snapshots the producer states at the log end, so the next start
+    /// reads nothing again (as Kafka at clean shutdown).
     pub fn close(&self) -> Result<()> {
+        let _writer = self.writer.lock();
         let active = self.state.lock().active().clone();
         active.flush()?;
         active.write_indexes()?;
         self.save_topic_id()?;
-        self.checkpoint_high_watermark()
+        self.checkpoint_high_watermark()?;
+        let end = self.log_end_offset();
+        if producer_state::latest_snapshot_offset(&self.dir).is_none_or(|offset| offset < end) {
+            let states = self.producers.lock().clone();
+            producer_state::write_snapshot(&self.dir, end, &states)
+                .storage(|| format!("writing a producer-state snapshot in {}", self.dir.display()))?;
+        }
+        Ok(())
     }
 
     fn checkpoint_high_watermark(&self) -> Result<()> {
@@ -914,6 +924,25 @@ mod tests {
         assert_eq!(log.expire_producers(now_ms() + 10_000, 1_000), 1);
         assert_eq!(log.producer_count(), 0);
         assert!(!log.append(idempotent(7, 0, 16), 0).unwrap().duplicate);
+    }
+
+    #[test]
+    fn a_clean_close_snapshots_producers_at_the_log_end() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // One segment, never rolled: without the close snapshot every
+            // start would read the whole log again.
+            let (log, _) = PartitionLog::open("t", 0, dir.path(), config(1 << 20)).unwrap();
+            for sequence in 0..10 {
+                commit(&log, log.append(idempotent(3, 0, sequence), 0).unwrap());
+            }
+            assert_eq!(log.segment_count(), 1);
+            log.close().unwrap();
+        }
+        assert_eq!(producer_state::latest_snapshot_offset(dir.path()), Some(10));
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(log.producer_count(), 1);
+        assert!(log.append(idempotent(3, 0, 9), 0).unwrap().duplicate, "known from the snapshot");
     }
 
     #[test]

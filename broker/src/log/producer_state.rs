@@ -223,6 +223,11 @@ pub fn write_snapshot(dir: &Path, offset: i64, states: &ProducerStates) -> std::
     Ok(())
 }
 
+/// The offset of the latest snapshot, if any.
+pub fn latest_snapshot_offset(dir: &Path) -> Option<i64> {
+    snapshots(dir).last().map(|(offset, _)| *offset)
+}
+
 /// The latest readable snapshot at or below `end` (snapshots above it, of
 /// a log cut shorter, are deleted), as (offset, state); `None` if none.
 pub fn load_snapshot(dir: &Path, end: i64) -> Option<(i64, ProducerStates)> {
