@@ -2,7 +2,8 @@
 # Runs every test of the workspace: unit tests beside the code and the
 # end-to-end tests in tests/ that start real `kmon` processes.
 # Installs any system package a test needs when it is missing: promtool
-# (from Debian's `prometheus` package) checks /metrics and the alert rules;
+# (from Debian's `prometheus` package) checks /metrics and the alert rules,
+# amtool (Debian's `prometheus-alertmanager`) the Alertmanager example;
 # node and npm (Debian's `nodejs` and `npm`) install TypeScript and
 # @grafana/schema, pinned in dashboards/schema-check/package-lock.json, which
 # type-check the Grafana dashboards (npm's cache is wherever npm puts it);
@@ -25,6 +26,10 @@ apt_install() {
 if ! command -v promtool >/dev/null 2>&1; then
   echo "test.sh: installing Debian's prometheus package (for promtool)" >&2
   apt_install prometheus
+fi
+if ! command -v amtool >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's prometheus-alertmanager package (for amtool)" >&2
+  apt_install prometheus-alertmanager
 fi
 if ! command -v tmux >/dev/null 2>&1; then
   echo "test.sh: installing Debian's tmux package (the TUI runs in a real terminal in tests)" >&2

@@ -508,11 +508,23 @@ pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
 
 /// [`http_get`] with extra request headers.
 pub fn http_get_with(address: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    http_request(address, "GET", path, headers, "")
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body: status and response body.
+pub fn http_post_json(address: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_request(address, "POST", path, &[("Content-Type", "application/json")], body)
+}
+
+fn http_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n").ok()?;
+    let mut headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    if !body.is_empty() {
+        headers.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n{body}").ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();
