@@ -296,7 +296,8 @@ fn selectors(expr: &str) -> Vec<(String, String)> {
 
 /// Every name the brokers and the agent export, the recording rules, `up`.
 fn known_metric_names() -> BTreeSet<String> {
-    let mut known: BTreeSet<String> = ["up".to_owned()].into();
+    // `up` and `ALERTS` are Prometheus' own.
+    let mut known: BTreeSet<String> = ["up".to_owned(), "ALERTS".to_owned()].into();
     // METRICS.md: every `kafka_...` / `kmon_...` in backticks; `/ `_leaders``
     // abbreviates a sibling of the name before it.
     let catalogue = read(&root().join("dashboards/METRICS.md"));
@@ -527,10 +528,36 @@ fn alertmanager_example_inhibits_consequences_of_a_broker_down() {
                 .and_then(|a| a["status"]["state"].as_str().map(str::to_owned))
         };
         let east = state("KmonUnderReplicatedPartitions", "east")?;
-        (east == "suppressed").then(|| (state("KmonBrokerDown", "east"), state("KmonUnderReplicatedPartitions", "west")))
+        (east == "suppressed")
+            .then(|| (state("KmonBrokerDown", "east"), state("KmonUnderReplicatedPartitions", "west")))
     });
     assert_eq!(states.0.as_deref(), Some("active"), "the cause stays active");
     assert_eq!(states.1.as_deref(), Some("active"), "another cluster's alert is not inhibited");
+}
+
+/// `rate`, `irate` and `increase` only of counters (and a histogram's
+/// counters): of a gauge they read every decrease as a counter reset.
+#[test]
+fn rates_are_taken_of_counters_only() {
+    let rate = regex::Regex::new(r"\b(rate|irate|increase)\(\s*([A-Za-z_:][A-Za-z0-9_:]*)").unwrap();
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for file in ["recording.yml", "alerts.yml"] {
+        exprs.extend(rule_file(file).into_iter().map(|r| (format!("{file} {}", r.name), r.expr)));
+    }
+    for (file, dashboard) in dashboards() {
+        exprs.extend(dashboard_expressions(&dashboard).into_iter().map(|(place, e)| (format!("{file} {place}"), e)));
+    }
+    let mut gauges = Vec::new();
+    for (place, expr) in &exprs {
+        for found in rate.captures_iter(expr) {
+            let name = &found[2];
+            if !["_total", "_bucket", "_count", "_sum"].iter().any(|s| name.ends_with(s)) {
+                gauges.push(format!("{}({name}) in {place}", &found[1]));
+            }
+        }
+    }
+    assert!(exprs.len() > 80, "only {} expressions", exprs.len());
+    assert!(gauges.is_empty(), "rates of gauges (use deriv or delta):\n{}", gauges.join("\n"));
 }
 
 // ----------------------------------------------------------- dashboards
@@ -578,11 +605,46 @@ fn dashboards_are_well_formed_and_portable() {
                 vars.iter().find(|v| v["name"] == *name).unwrap_or_else(|| panic!("{}", ctx(&format!("no ${name}"))));
             assert_eq!(v["type"], "query", "{}", ctx(name));
             assert_eq!(v["datasource"]["uid"], "${datasource}", "{}", ctx(name));
-            assert_eq!(v["includeAll"], true, "{}", ctx(name));
+            // One cluster at a time (stat panels sum whatever is selected);
+            // every other variable may take several values or all.
+            let single = *name == "cluster";
+            assert_eq!(v["includeAll"], !single, "{}", ctx(name));
+            assert_eq!(v["multi"], !single, "{}", ctx(name));
         }
-        // `cluster` matches series without the label too (`.*`).
-        let cluster = vars.iter().find(|v| v["name"] == "cluster").unwrap();
-        assert_eq!(cluster["allValue"], ".*", "{}", ctx("cluster allValue"));
+        // Brokers are chosen by id, from kafka_broker_info, on every
+        // dashboard that has `$broker`.
+        if let Some(broker) = vars.iter().find(|v| v["name"] == "broker") {
+            let query = broker["query"]["query"].as_str().unwrap_or_default();
+            assert!(query.starts_with("label_values(kafka_broker_info{") && query.ends_with(", broker)"), "{}", ctx(query));
+        }
+        // Firing alerts are marked on every dashboard.
+        let annotations: Vec<&str> = d["annotations"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["expr"].as_str())
+            .collect();
+        assert!(annotations.iter().any(|e| e.starts_with("ALERTS{")), "{}", ctx("no alert annotation"));
+        // Per-partition series are many (10,000 partitions): a graph of
+        // them shows the worst few (topk/bottomk); tables list them.
+        for p in panels(d).into_iter().filter(|p| p["type"] == "timeseries") {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                if expr.contains("partition)") && !expr.contains("count_values") {
+                    assert!(
+                        expr.starts_with("topk(") || expr.starts_with("bottomk("),
+                        "{}",
+                        ctx(&format!("per-partition graph without topk/bottomk: {expr}"))
+                    );
+                }
+                let legend = t["legendFormat"].as_str().unwrap_or_default();
+                assert!(
+                    !(vars.iter().any(|v| v["name"] == "broker") && legend.contains("{{instance}}")),
+                    "{}",
+                    ctx(&format!("a broker legend shows the instance, not the broker: {legend}"))
+                );
+            }
+        }
 
         // Panels: ids, layout, datasource, units, the cluster filter.
         let all = panels(d);
@@ -660,7 +722,8 @@ fn schema_check_dir() -> PathBuf {
 }
 
 /// `tsc --noEmit --strict` over one generated `<name>.ts` per dashboard
-/// (`name`, JSON text): `const d: Json<Dashboard> = <the JSON>;`, an object
+/// (`name`, JSON text): `const d: Json<KmonDashboard> = <the JSON>;` (the
+/// schema's `Dashboard`, annotations with the Prometheus fields), an object
 /// literal assigned to a typed const, so excess properties are errors too.
 /// The JSON starts on the first line, so an error's line is the JSON's line.
 /// The files live in a temporary `gen-*` folder inside schema-check, where
@@ -679,8 +742,8 @@ fn tsc_over(dashboards: &[(String, String)]) -> Output {
     for (name, json) in dashboards {
         let file = format!("{}.ts", name.trim_end_matches(".json"));
         let text = format!(
-            "import type {{ Dashboard }} from '@grafana/schema'; import type {{ Json }} from '../json'; \
-             const d: Json<Dashboard> = {};\nexport default d;\n",
+            "import type {{ Json, KmonDashboard }} from '../json'; \
+             const d: Json<KmonDashboard> = {};\nexport default d;\n",
             json.trim_end()
         );
         std::fs::write(gen_dir.path().join(&file), text).unwrap();

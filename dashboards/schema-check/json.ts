@@ -14,3 +14,24 @@ export type Json<T> =
   : T extends ReadonlyArray<infer U> ? Array<Json<U>>
   : T extends object ? { [K in keyof T]: Json<T[K]> }
   : T;
+
+// A dashboard whose annotation queries may carry the Prometheus data
+// source's fields. @grafana/schema types an annotation query with only the
+// fields common to every data source; the Prometheus plugin reads these
+// beside them (its `prepareAnnotation` moves `expr` and `step` into the
+// query target when the dashboard loads). Everything else is checked as the
+// schema's `Dashboard`.
+import type { AnnotationQuery, Dashboard } from '@grafana/schema';
+
+export interface PrometheusAnnotationFields {
+  expr?: string;
+  step?: string;
+  titleFormat?: string;
+  textFormat?: string;
+  tagKeys?: string;
+  useValueForTime?: boolean;
+}
+
+export type KmonDashboard = Omit<Dashboard, 'annotations'> & {
+  annotations?: { list?: Array<AnnotationQuery & PrometheusAnnotationFields> };
+};

@@ -67,8 +67,8 @@ const DEFAULT_AGENT_JOB: &str = "kmon-agent";
 /// A Prometheus job name that can be put into a rule's `job="..."`
 /// matcher and a scrape config unquoted.
 fn job_name(name: &str) -> Result<String, String> {
-    let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+    let ok =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
     if ok {
         Ok(name.to_owned())
     } else {
@@ -89,7 +89,8 @@ impl ScrapeNames {
             .replace(&format!("job: {DEFAULT_BROKER_JOB}\n"), &format!("job: {}\n", self.broker_job))
             .replace(&format!("job: {DEFAULT_AGENT_JOB}\n"), &format!("job: {}\n", self.agent_job));
         if let Some(url) = &self.runbook_url {
-            text = text.replace("runbook_url: \"RUNBOOK.md#", &format!("runbook_url: \"{}#", url.trim_end_matches('#')));
+            text =
+                text.replace("runbook_url: \"RUNBOOK.md#", &format!("runbook_url: \"{}#", url.trim_end_matches('#')));
         }
         text
     }

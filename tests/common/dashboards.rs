@@ -22,7 +22,7 @@ pub fn read(path: &Path) -> String {
 }
 
 /// Every PromQL expression of one dashboard, labelled by where it is: the
-/// panel targets and the template variables' queries (the metric selector
+/// panel targets, the annotation queries and the template variables' queries (the metric selector
 /// of `label_values(selector, label)`).
 pub fn dashboard_expressions(dashboard: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -34,6 +34,11 @@ pub fn dashboard_expressions(dashboard: &Value) -> Vec<(String, String)> {
                 .and_then(|q| q.rsplit_once(','))
                 .map_or(query, |(selector, _)| selector);
             out.push((format!("variable {}", var["name"]), inner.to_owned()));
+        }
+    }
+    for annotation in dashboard["annotations"]["list"].as_array().into_iter().flatten() {
+        if let Some(expr) = annotation["expr"].as_str() {
+            out.push((format!("annotation {:?}", annotation["name"].as_str().unwrap_or("?")), expr.to_owned()));
         }
     }
     for panel in panels(dashboard) {
@@ -82,7 +87,9 @@ pub fn dashboards() -> Vec<(String, Value)> {
 /// variable set to "all".
 pub fn filled_in(expr: &str) -> String {
     let mut out = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s");
-    for name in ["cluster", "broker", "topic", "consumergroup", "fault_domain", "update_domain", "node"] {
+    for name in
+        ["cluster", "broker_instance", "broker", "topic", "consumergroup", "fault_domain", "update_domain", "node"]
+    {
         out = out.replace(&format!("${{{name}}}"), ".*").replace(&format!("${name}"), ".*");
     }
     assert!(!out.contains('$'), "unknown variable in {expr}");

@@ -516,7 +516,13 @@ pub fn http_post_json(address: &str, path: &str, body: &str) -> Option<(u16, Str
     http_request(address, "POST", path, &[("Content-Type", "application/json")], body)
 }
 
-fn http_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
