@@ -202,7 +202,7 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
         .get_or_create(&vec![])
         .set(network_idle);
     }
-    s.gauge(OFFLINE_LOG_DIRS, "Data directories where a log read or write failed with an I/O error since the broker started (LogManager OfflineLogDirectoryCount)")
+    s.gauge(OFFLINE_LOG_DIRS, "Data directories where a log write, flush, cleaning or retention failed with an I/O error since the broker started (LogManager OfflineLogDirectoryCount)")
         .get_or_create(&vec![])
         .set(broker.offline_log_dirs() as i64);
     let mut size = s.text(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
