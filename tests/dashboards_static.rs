@@ -298,8 +298,8 @@ fn selectors(expr: &str) -> Vec<(String, String)> {
 fn known_metric_names() -> BTreeSet<String> {
     // `up` and `ALERTS` are Prometheus' own.
     let mut known: BTreeSet<String> = ["up".to_owned(), "ALERTS".to_owned()].into();
-    // METRICS.md: every `kafka_...` / `kmon_...` in backticks; `/ `_leaders``
-    // abbreviates a sibling of the name before it.
+    // METRICS.md: every `kafka_...` / `kmon_...` / `process_...` in
+    // backticks; `/ `_leaders`` abbreviates a sibling of the name before it.
     let catalogue = read(&root().join("dashboards/METRICS.md"));
     // The series only shipped into the cluster's history are not in Prometheus.
     let catalogue = catalogue.split("## Shipped history only").next().unwrap_or_default();
@@ -316,7 +316,7 @@ fn known_metric_names() -> BTreeSet<String> {
         } else {
             token.to_owned()
         };
-        if (name.starts_with("kafka_") || name.starts_with("kmon_"))
+        if ["kafka_", "kmon_", "process_"].iter().any(|prefix| name.starts_with(prefix))
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             // Histograms are exposed as _bucket, _sum and _count.

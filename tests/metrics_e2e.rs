@@ -39,6 +39,41 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
     })
 }
 
+/// Every series of `name`: its labels and value.
+fn series(scrape: &prometheus_parse::Scrape, name: &str) -> Vec<(HashMap<String, String>, f64)> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| {
+            let labels = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            };
+            (labels, value)
+        })
+        .collect()
+}
+
+/// The quorum state a broker reports: the `state` of its one
+/// `kafka_server_raftmetrics_current_state` series, which must be at 1
+/// and carry Strimzi's `current_state` label too.
+fn raft_state(scrape: &prometheus_parse::Scrape) -> String {
+    let states = series(scrape, "kafka_server_raftmetrics_current_state");
+    assert_eq!(states.len(), 1, "one current_state series: {states:?}");
+    let (labels, value) = &states[0];
+    assert_eq!(*value, 1.0);
+    assert_eq!(labels.get("state"), labels.get("current_state"), "{labels:?}");
+    labels["state"].clone()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
 fn promtool_check(body: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -99,6 +134,38 @@ fn produced_records_move_messages_in_and_the_exposition_is_valid() {
         assert!(count.unwrap_or(0.0) >= 1.0, "{phase} histogram counts the produce request");
     }
     assert!(value(&after, "kafka_network_socketserver_networkprocessoravgidlepercent", &[]).is_some());
+    for idle in [
+        "kafka_network_socketserver_networkprocessoravgidle_percent",
+        "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent",
+    ] {
+        let v = value(&after, idle, &[]).unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&v), "{idle} = {v}");
+    }
+    // The broker itself: its info line, when it started.
+    let info = series(&after, "kafka_broker_info");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].0["broker"], "1");
+    assert_eq!(info[0].0["address"], broker.grpc);
+    assert_eq!(info[0].1, 1.0);
+    let started = value(&after, "process_start_time_seconds", &[]).unwrap();
+    assert!(started <= unix_now() && started > unix_now() - 600.0, "started at {started}");
+    assert_eq!(value(&after, "kafka_log_logmanager_offlinelogdirectorycount", &[]), Some(0.0));
+    // Alone in its quorum: the leader, having voted for itself; topic
+    // creation went through it, so commits were timed.
+    assert_eq!(raft_state(&after), "leader");
+    assert_eq!(value(&after, "kafka_server_raftmetrics_current_vote", &[]), Some(1.0));
+    let commit_ms = value(&after, "kafka_server_raftmetrics_commit_latency_avg", &[]).unwrap();
+    assert!(commit_ms > 0.0 && commit_ms < 10_000.0, "commit latency {commit_ms} ms");
+    // Nothing failed over: no elections, and the counters exist at 0.
+    assert_eq!(value(&after, "kafka_controller_controllerstats_leaderelections_total", &[]), Some(0.0));
+    assert_eq!(value(&after, "kafka_controller_controllerstats_uncleanleaderelections_total", &[]), Some(0.0));
+    // Per partition, on its leader (min.insync.replicas 1, RF 1).
+    for p in ["0", "1"] {
+        let labels = [("topic", "counted"), ("partition", p)];
+        assert_eq!(value(&after, "kafka_cluster_partition_replicascount", &labels), Some(1.0));
+        assert_eq!(value(&after, "kafka_cluster_partition_atminisr", &labels), Some(1.0));
+        assert_eq!(value(&after, "kafka_cluster_partition_underminisr", &labels), Some(0.0));
+    }
     promtool_check(&body);
     // OpenMetrics when asked for it.
     let om = http_get(&broker.metrics, "/metrics", Some("application/openmetrics-text; version=1.0.0"));
@@ -232,4 +299,105 @@ fn a_paused_follower_moves_isr_figures_and_they_recover() {
         value(&recovered, "kafka_topic_partition_in_sync_replica", &[("topic", "isr"), ("partition", "0")]),
         Some(3.0)
     );
+}
+
+#[test]
+fn a_killed_partition_leader_moves_election_and_min_isr_figures() {
+    let mut cluster = Cluster::start_fast_failover(3);
+    let b = cluster.brokers[0].bootstrap();
+    let scrape_of = |cluster: &Cluster, id: i32| scrape(&cluster.brokers[id as usize - 1].metrics).1;
+    // Each broker describes itself, as laid out; the quorum has exactly one
+    // leader, whom every broker's vote names (the leader votes for itself).
+    let controller = wait_for("one quorum leader and votes for it", Duration::from_secs(30), || {
+        let scrapes: Vec<_> = (1..=3).map(|id| scrape_of(&cluster, id)).collect();
+        let leaders: Vec<i32> = (1..=3).filter(|id| raft_state(&scrapes[*id as usize - 1]) == "leader").collect();
+        let [leader] = leaders[..] else { return None };
+        let votes = scrapes.iter().map(|s| value(s, "kafka_server_raftmetrics_current_vote", &[]));
+        votes.into_iter().all(|v| v == Some(f64::from(leader))).then_some(leader)
+    });
+    for id in 1..=3 {
+        let s = scrape_of(&cluster, id);
+        let info = series(&s, "kafka_broker_info");
+        assert_eq!(info.len(), 1, "broker {id}: {info:?}");
+        let (labels, v) = &info[0];
+        let layout = cluster.layout_of(id);
+        assert_eq!(*v, 1.0);
+        assert_eq!(labels["broker"], id.to_string());
+        assert_eq!(labels["fault_domain"], layout.fault_domain);
+        assert_eq!(labels["update_domain"], layout.update_domain);
+        assert_eq!(labels["address"], cluster.brokers[id as usize - 1].grpc);
+        let state = raft_state(&s);
+        assert_eq!(state == "leader", id == controller, "broker {id} is {state}");
+        assert_eq!(
+            value(&s, "kafka_controller_kafkacontroller_activecontrollercount", &[]),
+            Some(f64::from(id == controller))
+        );
+        // Peers keep gRPC connections to each other (quorum, replication).
+        let grpc = value(&s, "kafka_server_socket_server_metrics_connection_count", &[("listener", "GRPC")]);
+        assert!(grpc.unwrap_or(0.0) >= 1.0, "broker {id}: GRPC connections {grpc:?}");
+        if id != controller {
+            assert!(value(&s, "kafka_server_raftmetrics_commit_latency_avg", &[]).unwrap().is_nan(), "broker {id}");
+        }
+    }
+    kmon_ok(
+        &b,
+        &[
+            "topic",
+            "create",
+            "strict",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=3",
+        ],
+        "",
+    );
+    let described: serde_json::Value = wait_for("full ISRs", Duration::from_secs(30), || {
+        let d: serde_json::Value =
+            serde_json::from_str(&kmon_ok(&b, &["topic", "describe", "strict", "--json"], "")).ok()?;
+        d["partitions"].as_array()?.iter().all(|p| p["isr"].as_array().is_some_and(|i| i.len() == 3)).then_some(d)
+    });
+    // A partition led by a broker that is not the controller: killing its
+    // leader makes the controller elect another.
+    let (partition, victim) = described["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["partition"].as_i64().unwrap(), p["leader"].as_i64().unwrap() as i32))
+        .find(|(_, leader)| *leader != controller)
+        .expect("a partition led by a broker that is not the controller");
+    let partition = partition.to_string();
+    let labels = [("topic", "strict"), ("partition", partition.as_str())];
+    let before = scrape_of(&cluster, victim);
+    assert_eq!(value(&before, "kafka_cluster_partition_replicascount", &labels), Some(3.0));
+    assert_eq!(value(&before, "kafka_cluster_partition_atminisr", &labels), Some(1.0));
+    assert_eq!(value(&before, "kafka_cluster_partition_underminisr", &labels), Some(0.0));
+    let elections = "kafka_controller_controllerstats_leaderelections_total";
+    let unclean = "kafka_controller_controllerstats_uncleanleaderelections_total";
+    let elected_before = value(&scrape_of(&cluster, controller), elections, &[]).unwrap();
+    let started_before = value(&before, "process_start_time_seconds", &[]).unwrap();
+
+    cluster.broker(victim).kill();
+    let survivors: Vec<i32> = (1..=3).filter(|id| *id != victim).collect();
+    let new_leader = wait_for("the partition's new leader under min ISR", Duration::from_secs(30), || {
+        survivors.iter().copied().find(|id| {
+            let s = scrape_of(&cluster, *id);
+            value(&s, "kafka_cluster_partition_underminisr", &labels) == Some(1.0)
+                && value(&s, "kafka_cluster_partition_atminisr", &labels) == Some(0.0)
+                && value(&s, "kafka_cluster_partition_replicascount", &labels) == Some(3.0)
+        })
+    });
+    // Only the leader exports a partition's figures.
+    let other = survivors.iter().copied().find(|id| *id != new_leader).unwrap();
+    assert_eq!(value(&scrape_of(&cluster, other), "kafka_cluster_partition_underminisr", &labels), None);
+    let after = scrape_of(&cluster, controller);
+    assert!(value(&after, elections, &[]).unwrap() > elected_before, "the controller counted the election");
+    assert_eq!(value(&after, unclean, &[]), Some(0.0), "every new leader came from the ISR");
+    assert_eq!(survivors.iter().filter(|id| raft_state(&scrape_of(&cluster, **id)) == "leader").count(), 1);
+    // Back again: a new process, so a new start time.
+    cluster.restart(victim);
+    let restarted = value(&scrape_of(&cluster, victim), "process_start_time_seconds", &[]).unwrap();
+    assert!(restarted > started_before, "restart: {started_before} -> {restarted}");
 }

@@ -262,4 +262,16 @@ impl crate::metrics::MetricsSource for Broker {
     fn groups(&self) -> Vec<crate::group::coordinator::GroupView> {
         self.groups.snapshot()
     }
+
+    fn info(&self) -> crate::metrics::BrokerInfo {
+        crate::metrics::BrokerInfo {
+            fault_domain: self.config.fault_domain.clone(),
+            update_domain: self.config.update_domain.clone(),
+            address: self.address.to_string(),
+        }
+    }
+
+    fn offline_log_dirs(&self) -> usize {
+        self.logs.failed_dir_count()
+    }
 }

@@ -62,6 +62,7 @@ pub async fn run_with(
     frontends: Frontends,
     on_start: impl FnOnce(Arc<Broker>),
 ) -> Result<()> {
+    metrics::mark_process_start();
     config.validate()?;
     let kafka_serve = match (config.kafka_listen.is_empty(), frontends.kafka) {
         (true, _) => None,
@@ -132,11 +133,12 @@ pub async fn run_with(
     on_start(broker.clone());
 
     // 4. Serve: the client API, the quorum and replication share the port.
-    let incoming = TcpListenerStream::new(grpc_listener).map(|conn| {
-        if let Ok(stream) = &conn {
+    let connections = broker.metrics.clone();
+    let incoming = TcpListenerStream::new(grpc_listener).map(move |conn| {
+        conn.map(|stream| {
             let _ = stream.set_nodelay(true);
-        }
-        conn
+            metrics::Counted::new(stream, connections.connection_opened(metrics::GRPC_LISTENER))
+        })
     });
     let grpc = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))

@@ -41,6 +41,18 @@ pub mod broker {
     /// Open client connections per listener (socket-server-metrics connection-count).
     pub const CONNECTION_COUNT: &str = "kafka_server_socket_server_metrics_connection_count";
     pub const NETWORK_IDLE: &str = "kafka_network_socketserver_networkprocessoravgidlepercent";
+    /// [`REQUEST_HANDLER_IDLE`] under the name Strimzi's dashboards query
+    /// (its JMX rules split `...AvgIdlePercent` into `avgidle_percent`).
+    pub const REQUEST_HANDLER_IDLE_PERCENT: &str = "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent";
+    /// [`NETWORK_IDLE`] under the name Strimzi's dashboards query.
+    pub const NETWORK_IDLE_PERCENT: &str = "kafka_network_socketserver_networkprocessoravgidle_percent";
+
+    // The broker itself.
+    /// 1, labelled `broker`, `fault_domain`, `update_domain`, `address`
+    /// (kafka_exporter's `kafka_broker_info`, with kmon's domains).
+    pub const BROKER_INFO: &str = "kafka_broker_info";
+    /// Unix time the broker process started, seconds (Prometheus' standard process metric).
+    pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
 
     // ReplicaManager and fetchers.
     pub const PARTITION_COUNT: &str = "kafka_server_replicamanager_partitioncount";
@@ -52,10 +64,16 @@ pub mod broker {
     pub const ISR_EXPANDS: &str = "kafka_server_replicamanager_isrexpands";
     pub const REPLICA_MAX_LAG: &str = "kafka_server_replicafetchermanager_maxlag";
 
+    // Partition MBeans (kafka.cluster:type=Partition; each partition's leader exports them).
+    pub const PARTITION_UNDER_MIN_ISR: &str = "kafka_cluster_partition_underminisr";
+    pub const PARTITION_AT_MIN_ISR: &str = "kafka_cluster_partition_atminisr";
+    pub const PARTITION_REPLICAS_COUNT: &str = "kafka_cluster_partition_replicascount";
+
     // Log.
     pub const LOG_SIZE: &str = "kafka_log_log_size";
     pub const LOG_START_OFFSET: &str = "kafka_log_log_logstartoffset";
     pub const LOG_END_OFFSET: &str = "kafka_log_log_logendoffset";
+    pub const OFFLINE_LOG_DIRS: &str = "kafka_log_logmanager_offlinelogdirectorycount";
 
     // KafkaController (the active controller only, except the count).
     pub const ACTIVE_CONTROLLER: &str = "kafka_controller_kafkacontroller_activecontrollercount";
@@ -63,12 +81,24 @@ pub mod broker {
     pub const GLOBAL_PARTITIONS: &str = "kafka_controller_kafkacontroller_globalpartitioncount";
     pub const GLOBAL_TOPICS: &str = "kafka_controller_kafkacontroller_globaltopiccount";
     pub const PREFERRED_IMBALANCE: &str = "kafka_controller_kafkacontroller_preferredreplicaimbalancecount";
+    // ControllerStats (counted by the broker that decided them as active controller).
+    counter!(LEADER_ELECTIONS, LEADER_ELECTIONS_TOTAL, "kafka_controller_controllerstats_leaderelections");
+    counter!(
+        UNCLEAN_LEADER_ELECTIONS,
+        UNCLEAN_LEADER_ELECTIONS_TOTAL,
+        "kafka_controller_controllerstats_uncleanleaderelections"
+    );
 
     // Metadata quorum (KRaft's RaftMetrics names; kmon's own for the rest).
     pub const RAFT_LEADER: &str = "kafka_server_raftmetrics_current_leader";
     pub const RAFT_EPOCH: &str = "kafka_server_raftmetrics_current_epoch";
     pub const RAFT_HIGH_WATERMARK: &str = "kafka_server_raftmetrics_high_watermark";
     pub const RAFT_LOG_END: &str = "kafka_server_raftmetrics_log_end_offset";
+    /// 1 on the series of this member's state (labels `state` and, as
+    /// Strimzi's JMX rules name it, `current_state`).
+    pub const RAFT_STATE: &str = "kafka_server_raftmetrics_current_state";
+    pub const RAFT_VOTE: &str = "kafka_server_raftmetrics_current_vote";
+    pub const RAFT_COMMIT_LATENCY_AVG: &str = "kafka_server_raftmetrics_commit_latency_avg";
     pub const RAFT_APPLIED: &str = "kmon_raft_applied_index";
     pub const RAFT_ELECTIONS: &str = "kmon_raft_elections";
 

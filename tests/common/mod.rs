@@ -380,6 +380,11 @@ impl Cluster {
         i as i32 + 1
     }
 
+    /// Where broker `id` (1-based) sits: its domains, ports, data dir.
+    pub fn layout_of(&self, id: i32) -> &BrokerLayout {
+        &self.layout.brokers[id as usize - 1]
+    }
+
     /// Broker with id `id` (1-based).
     pub fn broker(&mut self, id: i32) -> &mut BrokerProcess {
         &mut self.brokers[id as usize - 1]

@@ -14,10 +14,12 @@
 //! - `store`: durable log, vote and snapshots under `<dir>/raft/` (layout in its docs).
 //! - `network`: openraft's network over tonic to the peers' `ControllerQuorum` service.
 //! - `service`: the `ControllerQuorum` gRPC service (internal, `proto/controller.proto`).
+//! - `commit_latency`: the leader's mean commit time over a recent window, for metrics.
 //! - this file: [`Controller`], the wiring ([`Controller::start`]) and the write path.
 
 pub mod state;
 
+mod commit_latency;
 mod network;
 mod service;
 mod store;
@@ -42,10 +44,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use commit_latency::CommitLatency;
 pub use service::QuorumService;
 use service::WriteRejection;
-use state::{ApplyResult, BrokerId, ClusterState, MetadataCommand};
-use store::CommittedIndex;
+use state::{ApplyResult, BrokerId, ClusterState, LeaderElections, MetadataCommand};
+use store::{CommittedIndex, DecidedElections};
 
 openraft::declare_raft_types!(
     /// openraft's types for the controller quorum. NodeId is the broker id.
@@ -115,6 +118,21 @@ pub enum RaftRole {
     Shutdown,
 }
 
+impl RaftRole {
+    /// The state's name as Kafka's RaftMetrics `current-state` gives it:
+    /// a member that is not a voter is an observer; one that stops has
+    /// resigned.
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            RaftRole::Learner => "observer",
+            RaftRole::Follower => "follower",
+            RaftRole::Candidate => "candidate",
+            RaftRole::Leader => "leader",
+            RaftRole::Shutdown => "resigned",
+        }
+    }
+}
+
 /// A point-in-time view of the quorum from this node, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftStatus {
@@ -127,6 +145,15 @@ pub struct RaftStatus {
     pub applied_index: Option<u64>,
     /// Leader changes (a new leader or a new term) seen by this node since it started.
     pub elections: u64,
+    /// Whom this node voted for in the current term (itself as candidate
+    /// or leader, the leader it follows), `None` before any vote.
+    pub vote: Option<BrokerId>,
+    /// Mean time for a command proposed here as leader to commit and
+    /// apply, over the last 30 to 60 s; `None` when there was none.
+    pub commit_latency_avg: Option<Duration>,
+    /// Partition leader elections this node decided as the quorum leader
+    /// since it started.
+    pub leader_elections: LeaderElections,
     pub voters: Vec<BrokerId>,
     pub learners: Vec<BrokerId>,
 }
@@ -150,6 +177,8 @@ struct Inner {
     state: watch::Receiver<Arc<ClusterState>>,
     committed: CommittedIndex,
     elections: Arc<AtomicU64>,
+    commit_latency: Arc<CommitLatency>,
+    decided_elections: Arc<DecidedElections>,
     /// The configured voters (id → address): where a broker that is not a
     /// voter sends its first writes, before the leader has added it as a
     /// learner and it knows who leads.
@@ -213,6 +242,7 @@ impl Controller {
         })?;
         let state = state_machine.subscribe();
         let committed = log_store.committed_index_handle();
+        let decided_elections = state_machine.count_decided_elections(this, &log_store);
         let network = network::Network::new(this);
         let raft = Raft::new(this, Arc::new(raft_config), network, log_store, state_machine)
             .await
@@ -239,6 +269,8 @@ impl Controller {
                 state,
                 committed,
                 elections,
+                commit_latency: Arc::new(CommitLatency::default()),
+                decided_elections,
                 configured_voters,
                 leader_hint: Mutex::new(None),
                 forward_clients: Mutex::new(HashMap::new()),
@@ -249,7 +281,7 @@ impl Controller {
 
     /// The tonic service to add to the broker's gRPC server (same port as the client API).
     pub fn service(&self) -> ControllerQuorumServer<QuorumService> {
-        ControllerQuorumServer::new(QuorumService::new(self.inner.raft.clone()))
+        ControllerQuorumServer::new(QuorumService::new(self.inner.raft.clone(), self.inner.commit_latency.clone()))
             .max_decoding_message_size(network::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(network::MAX_MESSAGE_BYTES)
     }
@@ -280,7 +312,7 @@ impl Controller {
             }
             let attempt = match leader {
                 Some(leader) if leader == self.inner.node_id => {
-                    match service::write_local(&self.inner.raft, command.clone()).await {
+                    match service::write_local(&self.inner.raft, &self.inner.commit_latency, command.clone()).await {
                         Ok(result) => return Ok(result),
                         Err(WriteRejection::NotLeader { .. }) => Attempt::Retry("leadership moved".into()),
                         Err(WriteRejection::Stopped) => {
@@ -458,6 +490,10 @@ impl Controller {
             committed_index: self.inner.committed.get(),
             applied_index: m.last_applied.map(|l| l.index),
             elections: self.inner.elections.load(Ordering::Relaxed),
+            // Term 0 is before the quorum was initialized: nobody voted.
+            vote: (m.vote.leader_id().term > 0).then(|| m.vote.leader_id().voted_for()).flatten().map(broker_id),
+            commit_latency_avg: self.inner.commit_latency.average(),
+            leader_elections: self.inner.decided_elections.get(),
             voters: membership.voter_ids().map(broker_id).collect(),
             learners: membership.learner_ids().map(broker_id).collect(),
         }

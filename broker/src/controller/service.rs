@@ -4,6 +4,8 @@
 //! Payloads that cannot be decoded are `INVALID_ARGUMENT`; everything the
 //! Raft node answers, errors included, travels back inside the payload.
 
+use std::sync::Arc;
+
 use kmon_proto::controller::v1::RaftPayload;
 use kmon_proto::controller::v1::controller_quorum_server::ControllerQuorum;
 use openraft::Raft;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
 use super::TypeConfig;
+use super::commit_latency::CommitLatency;
 use super::state::{ApplyResult, MetadataCommand};
 
 /// Why the leader-side of a write did not reach the state machine.
@@ -28,13 +31,19 @@ pub(crate) enum WriteRejection {
     Raft(String),
 }
 
-/// Proposes `command` on this node, which must be the leader.
+/// Proposes `command` on this node, which must be the leader; the time
+/// it took to commit and apply goes into `latency`.
 pub(crate) async fn write_local(
     raft: &Raft<TypeConfig>,
+    latency: &CommitLatency,
     command: MetadataCommand,
 ) -> Result<ApplyResult, WriteRejection> {
+    let started = std::time::Instant::now();
     match raft.client_write(command).await {
-        Ok(response) => Ok(response.data),
+        Ok(response) => {
+            latency.record(started.elapsed());
+            Ok(response.data)
+        }
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
             Err(WriteRejection::NotLeader { leader: forward.leader_id })
         }
@@ -46,11 +55,12 @@ pub(crate) async fn write_local(
 /// The tonic service; see [`super::Controller::service`].
 pub struct QuorumService {
     raft: Raft<TypeConfig>,
+    latency: Arc<CommitLatency>,
 }
 
 impl QuorumService {
-    pub(crate) fn new(raft: Raft<TypeConfig>) -> QuorumService {
-        QuorumService { raft }
+    pub(crate) fn new(raft: Raft<TypeConfig>, latency: Arc<CommitLatency>) -> QuorumService {
+        QuorumService { raft, latency }
     }
 }
 
@@ -82,6 +92,6 @@ impl ControllerQuorum for QuorumService {
     async fn forward_write(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let command: MetadataCommand = decode(request)?;
         tracing::debug!(?command, "forwarded metadata write");
-        encode(&write_local(&self.raft, command).await)
+        encode(&write_local(&self.raft, &self.latency, command).await)
     }
 }

@@ -35,7 +35,7 @@ use std::io::{self, Cursor, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{
@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::TypeConfig;
-use super::state::{ApplyResult, ClusterState, CommandOutcome};
+use super::state::{ApplyResult, ClusterState, CommandOutcome, LeaderElections};
 
 type NodeId = u64;
 
@@ -192,6 +192,27 @@ impl LogStore {
         tokio::task::spawn_blocking(move || f(&mut inner.lock().unwrap_or_else(PoisonError::into_inner)))
             .await
             .map_err(io::Error::other)?
+    }
+}
+
+/// Partition leader elections this node decided as the quorum's leader
+/// (Kafka's ControllerStats), since the process started.
+#[derive(Debug)]
+pub(crate) struct DecidedElections {
+    node: NodeId,
+    term_at_start: u64,
+    counts: Mutex<LeaderElections>,
+}
+
+impl DecidedElections {
+    fn note(&self, entry: &LogId<NodeId>, elections: LeaderElections) {
+        if entry.leader_id.node_id == self.node && entry.leader_id.term > self.term_at_start {
+            self.counts.lock().unwrap_or_else(PoisonError::into_inner).add(elections);
+        }
+    }
+
+    pub(crate) fn get(&self) -> LeaderElections {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -414,6 +435,8 @@ pub(crate) struct StateMachineStore {
 
 struct SmShared {
     dir: PathBuf,
+    /// Set once the node knows who it is: elections it decides are counted.
+    decided: OnceLock<Arc<DecidedElections>>,
     data: Mutex<SmData>,
     /// The last snapshot written; also serializes writes of `snapshot.json`.
     snapshot: Mutex<Option<CurrentSnapshot>>,
@@ -450,12 +473,25 @@ impl StateMachineStore {
         Ok(StateMachineStore {
             shared: Arc::new(SmShared {
                 dir: dir.to_path_buf(),
+                decided: OnceLock::new(),
                 data: Mutex::new(data),
                 snapshot: Mutex::new(snapshot),
                 snapshot_seq: AtomicU64::new(0),
                 published,
             }),
         })
+    }
+
+    /// Counts, from now on, the partition leader elections made by entries
+    /// `node` appended as leader in this process: those of its leader id at
+    /// a term above the vote `log` holds at start (entries a former process
+    /// of the same node appended are at that term or below, and are only
+    /// applied again here).
+    pub(crate) fn count_decided_elections(&self, node: NodeId, log: &LogStore) -> Arc<DecidedElections> {
+        let term_at_start = log.lock().vote.map_or(0, |v| v.leader_id.term);
+        let decided =
+            Arc::new(DecidedElections { node, term_at_start, counts: Mutex::new(LeaderElections::default()) });
+        self.shared.decided.get_or_init(|| decided).clone()
     }
 
     /// The state after each apply.
@@ -530,7 +566,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let result = match entry.payload {
                 EntryPayload::Blank => Ok(CommandOutcome::Done),
                 EntryPayload::Normal(command) => {
-                    let result = data.state.apply(&command);
+                    let mut elections = LeaderElections::default();
+                    let result = data.state.apply_counting(&command, &mut elections);
+                    if let Some(decided) = self.shared.decided.get() {
+                        decided.note(&entry.log_id, elections);
+                    }
                     tracing::debug!(index = entry.log_id.index, ?command, ?result, "applied metadata command");
                     result
                 }

@@ -1,13 +1,13 @@
 //! All partition logs of a broker, spread over its data directories.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::LogConfig;
-use crate::error::{IoContext, Result};
+use crate::error::{BrokerError, IoContext, Result};
 
 use super::partition::{PartitionLog, now_ms};
 
@@ -20,6 +20,11 @@ const DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 pub struct LogManager {
     data_dirs: Vec<PathBuf>,
     logs: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
+    /// Data directories where a log's I/O failed since the broker started
+    /// (`kafka_log_logmanager_offlinelogdirectorycount`). Unlike Kafka, kmon
+    /// does not stop using such a directory: the failed request fails, the
+    /// error is logged, and the directory is counted here until restart.
+    failed_dirs: Mutex<BTreeSet<PathBuf>>,
 }
 
 /// `<topic>-<partition>` → (topic, partition); other names are not logs.
@@ -96,7 +101,7 @@ impl LogManager {
                 logs.insert(key, Arc::new(log));
             }
         }
-        Ok(LogManager { data_dirs: data_dirs.to_vec(), logs: RwLock::new(logs) })
+        Ok(LogManager { data_dirs: data_dirs.to_vec(), logs: RwLock::new(logs), failed_dirs: Mutex::default() })
     }
 
     pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<PartitionLog>> {
@@ -147,18 +152,36 @@ impl LogManager {
             if let Err(err) = log.flush() {
                 // A log deleted meanwhile (topic deleted, replica moved away)
                 // has no directory left to flush into: not an error.
-                let deleted = self.get(&log.topic, log.partition).is_none_or(|current| !Arc::ptr_eq(&current, &log));
-                if !deleted {
+                if self.note_failure(&log, &err) {
                     tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "flush failed");
                 }
             }
         }
     }
 
+    /// Counts the data directory of `log` as failed when `err` is an I/O
+    /// error (a refused batch is not) of a log still in use; whether it was.
+    pub fn note_failure(&self, log: &Arc<PartitionLog>, err: &BrokerError) -> bool {
+        let deleted = self.get(&log.topic, log.partition).is_none_or(|current| !Arc::ptr_eq(&current, log));
+        if deleted || !matches!(err, BrokerError::Storage { .. }) {
+            return !deleted;
+        }
+        if let Some(dir) = log.dir().parent() {
+            self.failed_dirs.lock().insert(dir.to_path_buf());
+        }
+        true
+    }
+
+    /// Data directories where a log's I/O failed since start.
+    pub fn failed_dir_count(&self) -> usize {
+        self.failed_dirs.lock().len()
+    }
+
     pub fn retention_all(&self) -> usize {
         let now = now_ms();
         for log in self.all() {
             if let Err(err) = super::cleaner::clean(&log, now, DELETE_RETENTION_MS) {
+                self.note_failure(&log, &err);
                 tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "log cleaning failed");
             }
         }
@@ -166,6 +189,7 @@ impl LogManager {
             .iter()
             .map(|log| {
                 log.apply_retention(now).unwrap_or_else(|err| {
+                    self.note_failure(log, &err);
                     tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "retention failed");
                     0
                 })
@@ -197,5 +221,27 @@ mod tests {
         assert_eq!(parse_partition_dir("orders-3.1700-delete"), None);
         assert_eq!(parse_partition_dir("orders"), None);
         assert_eq!(parse_partition_dir("-3"), None);
+    }
+
+    #[test]
+    fn an_io_error_counts_its_data_dir_as_failed_and_a_refusal_does_not() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+        let logs = LogManager::open(&paths, |_| None).unwrap();
+        let config = Arc::new(crate::config::BrokerConfig::default().default_log_config());
+        let a = logs.create("a", 0, config.clone()).unwrap();
+        let b = logs.create("b", 0, config).unwrap();
+        assert_eq!(logs.failed_dir_count(), 0);
+        assert!(logs.note_failure(&a, &BrokerError::InvalidRequest("refused".into())));
+        assert_eq!(logs.failed_dir_count(), 0, "a refused request is not a disk failure");
+        let io = || BrokerError::Storage { context: "writing".into(), source: std::io::Error::other("EIO") };
+        assert!(logs.note_failure(&a, &io()));
+        assert!(logs.note_failure(&a, &io()));
+        assert_eq!(logs.failed_dir_count(), 1, "one directory, however many errors");
+        assert!(logs.note_failure(&b, &io()));
+        assert_eq!(logs.failed_dir_count(), 2);
+        // A log deleted meanwhile has nothing left to fail on.
+        let deleted = logs.delete("a", 0).unwrap().unwrap();
+        assert!(!logs.note_failure(&deleted, &io()));
     }
 }

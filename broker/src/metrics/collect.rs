@@ -186,18 +186,25 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
     )
     .get_or_create(&vec![])
     .set(max_lag);
-    s.float(
-        REQUEST_HANDLER_IDLE,
-        "Share of request-handling capacity idle since the last scrape (RequestHandlerAvgIdlePercent)",
-    )
-    .get_or_create(&vec![])
-    .set(broker.metrics().idle_ratio());
-    s.float(
-        NETWORK_IDLE,
-        "Share of time not spent sending responses since the last scrape (NetworkProcessorAvgIdlePercent)",
-    )
-    .get_or_create(&vec![])
-    .set(broker.metrics().network_idle_ratio());
+    // Each ratio is taken once per scrape (taking it starts a new window)
+    // and exported under both names.
+    let (idle, network_idle) = (broker.metrics().idle_ratio(), broker.metrics().network_idle_ratio());
+    for name in [REQUEST_HANDLER_IDLE, REQUEST_HANDLER_IDLE_PERCENT] {
+        s.float(name, "Share of request-handling capacity idle since the last scrape (RequestHandlerAvgIdlePercent)")
+            .get_or_create(&vec![])
+            .set(idle);
+    }
+    for name in [NETWORK_IDLE, NETWORK_IDLE_PERCENT] {
+        s.float(
+            name,
+            "Share of time not spent sending responses since the last scrape (NetworkProcessorAvgIdlePercent)",
+        )
+        .get_or_create(&vec![])
+        .set(network_idle);
+    }
+    s.gauge(OFFLINE_LOG_DIRS, "Data directories where a log write, flush, cleaning or retention failed with an I/O error since the broker started (LogManager OfflineLogDirectoryCount)")
+        .get_or_create(&vec![])
+        .set(broker.offline_log_dirs() as i64);
     let mut size = s.text(LOG_SIZE, "Bytes of a partition's log on this broker (Log Size)");
     let mut start = s.text(LOG_START_OFFSET, "Log start offset (Log LogStartOffset)");
     let mut end = s.text(LOG_END_OFFSET, "Log end offset (Log LogEndOffset)");
@@ -217,6 +224,20 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
         end.set(&labels, log.log_end_offset());
     }
     let mut text_families = vec![size, start, end];
+
+    // --- This broker.
+    let info = broker.info();
+    s.gauge(BROKER_INFO, "1 for this broker, labelled with its fault and update domains and advertised gRPC address")
+        .get_or_create(&l(&[
+            ("broker", &me.to_string()),
+            ("fault_domain", &info.fault_domain),
+            ("update_domain", &info.update_domain),
+            ("address", &info.address),
+        ]))
+        .set(1);
+    s.float(PROCESS_START_TIME, "Start time of the broker process since the Unix epoch, seconds")
+        .get_or_create(&vec![])
+        .set(super::process_start_time_seconds());
 
     // --- Metadata quorum, as seen by this broker.
     let raft = broker.raft_status();
@@ -244,6 +265,33 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
     let elections = Counter::<u64>::default();
     elections.inc_by(raft.elections);
     s.registry.register(RAFT_ELECTIONS, "Leader changes of the metadata quorum seen by this broker", elections);
+    let state_name = raft.role.kafka_name();
+    s.gauge(RAFT_STATE, "1 on the series of this member's quorum state (RaftMetrics current-state)")
+        .get_or_create(&l(&[("state", state_name), ("current_state", state_name)]))
+        .set(1);
+    s.gauge(RAFT_VOTE, "Member this one voted for in the current term, -1 when none (RaftMetrics current-vote)")
+        .get_or_create(&vec![])
+        .set(i64::from(raft.vote.unwrap_or(-1)));
+    s.float(
+        RAFT_COMMIT_LATENCY_AVG,
+        "Mean time for a metadata command proposed here as leader to commit and apply, ms, over the last 30 to 60 s; NaN when none (RaftMetrics commit-latency-avg)",
+    )
+    .get_or_create(&vec![])
+    .set(raft.commit_latency_avg.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0));
+    let leader_elections = Counter::<u64>::default();
+    leader_elections.inc_by(raft.leader_elections.all);
+    s.registry.register(
+        LEADER_ELECTIONS,
+        "Partition leader elections decided by this broker as active controller (ControllerStats LeaderElectionRateAndTimeMs)",
+        leader_elections,
+    );
+    let unclean = Counter::<u64>::default();
+    unclean.inc_by(raft.leader_elections.unclean);
+    s.registry.register(
+        UNCLEAN_LEADER_ELECTIONS,
+        "Of those, leaders elected from outside the ISR, with unclean.leader.election.enable (ControllerStats UncleanLeaderElectionsPerSec)",
+        unclean,
+    );
 
     let me_record = state.brokers.get(&me);
     let (my_fd, my_ud) = me_record.map_or(("", ""), |b| (b.fault_domain.as_str(), b.update_domain.as_str()));
@@ -260,7 +308,25 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
     let mut under_g = s.text(PARTITION_UNDER_REPLICATED, "1 when a partition's ISR is smaller than its replica set");
     let mut preferred_g =
         s.text(PARTITION_LEADER_PREFERRED, "1 when a partition is led by its preferred (first) replica");
-    let families = [&current, &oldest, &in_sync, &replicas, &leader_g, &under_g, &preferred_g];
+    let mut under_min_isr_g = s.text(
+        PARTITION_UNDER_MIN_ISR,
+        "1 when a partition's ISR is smaller than min.insync.replicas (Partition UnderMinIsr)",
+    );
+    let mut at_min_isr_g =
+        s.text(PARTITION_AT_MIN_ISR, "1 when a partition's ISR is exactly min.insync.replicas (Partition AtMinIsr)");
+    let mut replicas_count_g = s.text(PARTITION_REPLICAS_COUNT, "Replicas of a partition (Partition ReplicasCount)");
+    let families = [
+        &current,
+        &oldest,
+        &in_sync,
+        &replicas,
+        &leader_g,
+        &under_g,
+        &preferred_g,
+        &under_min_isr_g,
+        &at_min_isr_g,
+        &replicas_count_g,
+    ];
     let led = if families.iter().all(|f| f.skipped) { &[][..] } else { &hosted[..] };
     for h in led {
         let Role::Leader(st) = &*h.role.lock() else { continue };
@@ -273,8 +339,23 @@ pub fn encode_state(broker: &dyn MetricsSource, out: &mut String, only: Option<&
         leader_g.set(&labels, i64::from(me));
         under_g.set(&labels, i64::from(st.is_under_replicated()));
         preferred_g.set(&labels, i64::from(st.replicas.first() == Some(&me)));
+        let (isr, min_isr) = (st.isr.len() as u64, u64::from(h.log.config().min_insync_replicas));
+        under_min_isr_g.set(&labels, i64::from(isr < min_isr));
+        at_min_isr_g.set(&labels, i64::from(isr == min_isr));
+        replicas_count_g.set(&labels, st.replicas.len() as i64);
     }
-    text_families.extend([current, oldest, in_sync, replicas, leader_g, under_g, preferred_g]);
+    text_families.extend([
+        current,
+        oldest,
+        in_sync,
+        replicas,
+        leader_g,
+        under_g,
+        preferred_g,
+        under_min_isr_g,
+        at_min_isr_g,
+        replicas_count_g,
+    ]);
 
     // --- Cluster-wide figures: the active controller only.
     if is_controller && s.wants_any(&CONTROLLER_FAMILIES) {

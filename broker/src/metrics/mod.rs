@@ -100,8 +100,21 @@ pub trait MetricsSource: Send + Sync + 'static {
     fn hosted(&self) -> Vec<Arc<crate::replication::partition::HostedPartition>>;
     fn logs(&self) -> Vec<Arc<crate::log::PartitionLog>>;
     fn raft_status(&self) -> crate::controller::RaftStatus;
+    /// This broker's domains and advertised address.
+    fn info(&self) -> BrokerInfo;
+    /// Data directories where an I/O error happened since start.
+    fn offline_log_dirs(&self) -> usize;
     /// The groups this broker coordinates, with their lag.
     fn groups(&self) -> Vec<crate::group::coordinator::GroupView>;
+}
+
+/// What `kafka_broker_info` labels a broker with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub fault_domain: String,
+    pub update_domain: String,
+    /// The gRPC address the broker advertises (registers in the metadata).
+    pub address: String,
 }
 
 /// An open connection, counted in the connection-count gauge while alive.
@@ -114,6 +127,77 @@ pub struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.metrics.connections.get_or_create(&vec![("listener", self.listener.to_string())]).dec();
+    }
+}
+
+/// The `listener` label of the gRPC port's connections (clients, peers'
+/// replication and quorum traffic); the Kafka listener's is `PLAINTEXT`.
+pub const GRPC_LISTENER: &str = "GRPC";
+
+/// A stream counted in the connection-count gauge while it is open.
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    _guard: ConnectionGuard,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S, guard: ConnectionGuard) -> Self {
+        Counted { inner, _guard: guard }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected for Counted<S> {
+    type ConnectInfo = S::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
     }
 }
 
@@ -350,6 +434,21 @@ impl BrokerMetrics {
         encode(out, &self.registry).expect("encoding to a String cannot fail");
         strip_eof(out);
     }
+}
+
+static PROCESS_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// Notes when the process started (the first call wins): `server::run_with`
+/// calls it first thing, before recovering logs, so a restart shows at once
+/// in `process_start_time_seconds`.
+pub fn mark_process_start() {
+    PROCESS_START.get_or_init(std::time::SystemTime::now);
+}
+
+/// When the process started, seconds since the Unix epoch.
+pub fn process_start_time_seconds() -> f64 {
+    let started = *PROCESS_START.get_or_init(std::time::SystemTime::now);
+    started.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn strip_eof(out: &mut String) {

@@ -379,6 +379,7 @@ impl ReplicaManager {
                 if let BrokerError::ProducerSequence { refusal, .. } = &err {
                     self.metrics.producer_sequence_error(refusal);
                 }
+                self.logs.note_failure(&hosted.log, &err);
                 return Err(err);
             }
         };

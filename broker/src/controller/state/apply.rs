@@ -10,25 +10,53 @@ use super::records::{
     BrokerId, BrokerRecord, ClusterState, NO_LEADER, PartitionRecord, Reassignment, ReassignmentBatch, TopicRecord,
 };
 
+/// Partition leader elections a command made: a partition got a new,
+/// live leader (going offline is not an election; nor is the first leader
+/// of a new partition, which placement picks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderElections {
+    pub all: u64,
+    /// Of those, leaders that were not in the ISR (only with the topic's
+    /// `unclean.leader.election.enable`).
+    pub unclean: u64,
+}
+
+impl LeaderElections {
+    fn elected(&mut self, unclean: bool) {
+        self.all += 1;
+        self.unclean += u64::from(unclean);
+    }
+
+    pub fn add(&mut self, other: LeaderElections) {
+        self.all += other.all;
+        self.unclean += other.unclean;
+    }
+}
+
 impl ClusterState {
     pub fn apply(&mut self, command: &MetadataCommand) -> ApplyResult {
+        self.apply_counting(command, &mut LeaderElections::default())
+    }
+
+    /// [`Self::apply`], adding the leader elections it made to `elections`.
+    pub fn apply_counting(&mut self, command: &MetadataCommand, elections: &mut LeaderElections) -> ApplyResult {
         match command {
             MetadataCommand::RegisterBroker(record) => {
                 let id = record.id;
                 self.brokers.insert(id, BrokerRecord { fenced: false, ..record.clone() });
-                self.on_unfenced(id);
+                self.on_unfenced(id, elections);
                 Ok(CommandOutcome::Done)
             }
             MetadataCommand::FenceBroker { id } => {
                 let broker = self.brokers.get_mut(id).ok_or(MetadataError::UnknownBroker(*id))?;
                 broker.fenced = true;
-                self.on_fenced(*id);
+                self.on_fenced(*id, elections);
                 Ok(CommandOutcome::Done)
             }
             MetadataCommand::UnfenceBroker { id } => {
                 let broker = self.brokers.get_mut(id).ok_or(MetadataError::UnknownBroker(*id))?;
                 broker.fenced = false;
-                self.on_unfenced(*id);
+                self.on_unfenced(*id, elections);
                 Ok(CommandOutcome::Done)
             }
             MetadataCommand::CreateTopic { name, partitions, replication_factor, configs, topic_id } => {
@@ -102,16 +130,18 @@ impl ClusterState {
                 Ok(CommandOutcome::IsrAltered { partition_epoch: p.partition_epoch })
             }
             MetadataCommand::StartReassignment { moves, throttle_bytes_per_sec, now_ms } => {
-                self.start_reassignment(moves, *throttle_bytes_per_sec, *now_ms)
+                self.start_reassignment(moves, *throttle_bytes_per_sec, *now_ms, elections)
             }
-            MetadataCommand::CompleteReassignment { topic, partition } => self.complete_reassignment(topic, *partition),
-            MetadataCommand::CancelReassignment => self.cancel_reassignment(),
+            MetadataCommand::CompleteReassignment { topic, partition } => {
+                self.complete_reassignment(topic, *partition, elections)
+            }
+            MetadataCommand::CancelReassignment => self.cancel_reassignment(elections),
             MetadataCommand::SetReassignmentThrottle { throttle_bytes_per_sec } => {
                 let batch = self.reassignment.as_mut().ok_or(MetadataError::NoReassignment(None))?;
                 batch.throttle_bytes_per_sec = *throttle_bytes_per_sec;
                 Ok(CommandOutcome::Done)
             }
-            MetadataCommand::ElectPreferredLeaders { topics } => self.elect_preferred_leaders(topics),
+            MetadataCommand::ElectPreferredLeaders { topics } => self.elect_preferred_leaders(topics, elections),
             MetadataCommand::AllocateProducerIds { broker, count } => {
                 if !self.brokers.contains_key(broker) {
                     return Err(MetadataError::UnknownBroker(*broker));
@@ -139,7 +169,13 @@ impl ClusterState {
     /// Validates every move first, then applies them all: the replica list
     /// becomes target + leaving originals, so the new replicas start
     /// copying from the current leader.
-    fn start_reassignment(&mut self, moves: &[ReplicaMove], throttle: Option<u64>, now_ms: i64) -> ApplyResult {
+    fn start_reassignment(
+        &mut self,
+        moves: &[ReplicaMove],
+        throttle: Option<u64>,
+        now_ms: i64,
+        elections: &mut LeaderElections,
+    ) -> ApplyResult {
         let mut seen = BTreeSet::new();
         for m in moves {
             let invalid = |reason: String| MetadataError::InvalidReassignment {
@@ -188,7 +224,9 @@ impl ClusterState {
             p.partition_epoch += 1;
             if only_order_changes {
                 // Same replica set, new preferred leader: no copy needed.
-                p.elect_preferred(&alive);
+                if p.elect_preferred(&alive) {
+                    elections.elected(false);
+                }
                 continue;
             }
             p.reassignment = Some(Reassignment { original, target: m.target.clone(), bytes: m.bytes });
@@ -204,7 +242,7 @@ impl ClusterState {
         Ok(CommandOutcome::ReassignmentStarted { partitions: count, bytes })
     }
 
-    fn complete_reassignment(&mut self, topic: &str, partition: u32) -> ApplyResult {
+    fn complete_reassignment(&mut self, topic: &str, partition: u32, elections: &mut LeaderElections) -> ApplyResult {
         let alive = self.alive();
         let p = self.partition_mut(topic, partition)?;
         let Some(r) = p.reassignment.clone() else {
@@ -223,13 +261,14 @@ impl ClusterState {
         {
             p.leader = new_leader;
             p.leader_epoch += 1;
+            elections.elected(false);
         }
         p.partition_epoch += 1;
         self.finish_batch_if_done();
         Ok(CommandOutcome::Done)
     }
 
-    fn cancel_reassignment(&mut self) -> ApplyResult {
+    fn cancel_reassignment(&mut self, elections: &mut LeaderElections) -> ApplyResult {
         if self.reassignment.is_none() {
             return Err(MetadataError::NoReassignment(None));
         }
@@ -250,6 +289,7 @@ impl ClusterState {
             if leader != p.leader {
                 p.leader = leader;
                 p.leader_epoch += 1;
+                elections.elected(false);
             }
             p.replicas = r.original;
             p.isr = isr;
@@ -261,7 +301,7 @@ impl ClusterState {
         Ok(CommandOutcome::ReassignmentCancelled { reverted, kept })
     }
 
-    fn elect_preferred_leaders(&mut self, topics: &[String]) -> ApplyResult {
+    fn elect_preferred_leaders(&mut self, topics: &[String], elections: &mut LeaderElections) -> ApplyResult {
         if let Some(unknown) = topics.iter().find(|t| !self.topics.contains_key(*t)) {
             return Err(MetadataError::UnknownTopic(unknown.clone()));
         }
@@ -277,6 +317,7 @@ impl ClusterState {
                 } else if p.elect_preferred(&alive) {
                     p.partition_epoch += 1;
                     moved += 1;
+                    elections.elected(false);
                 } else {
                     not_eligible += 1;
                 }
@@ -305,7 +346,7 @@ impl ClusterState {
 
     /// Moves leadership off a fenced broker and drops it from ISRs (keeping
     /// it only where it is the last member, so we know who has the data).
-    fn on_fenced(&mut self, id: BrokerId) {
+    fn on_fenced(&mut self, id: BrokerId, elections: &mut LeaderElections) {
         let alive = self.alive();
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election();
@@ -322,11 +363,15 @@ impl ClusterState {
                     let candidate =
                         p.replicas.iter().copied().find(|b| *b != id && p.isr.contains(b) && alive.contains(b));
                     match candidate {
-                        Some(new_leader) => p.leader = new_leader,
+                        Some(new_leader) => {
+                            p.leader = new_leader;
+                            elections.elected(false);
+                        }
                         None if unclean => {
                             if let Some(any) = p.replicas.iter().copied().find(|b| *b != id && alive.contains(b)) {
                                 p.leader = any;
                                 p.isr = vec![any];
+                                elections.elected(true);
                             } else {
                                 p.leader = NO_LEADER;
                             }
@@ -344,7 +389,7 @@ impl ClusterState {
     }
 
     /// A broker is back: offline partitions it can lead come back online.
-    fn on_unfenced(&mut self, id: BrokerId) {
+    fn on_unfenced(&mut self, id: BrokerId, elections: &mut LeaderElections) {
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election();
             for p in &mut topic.partitions {
@@ -353,9 +398,11 @@ impl ClusterState {
                 }
                 if p.isr.contains(&id) || unclean {
                     p.leader = id;
-                    if !p.isr.contains(&id) {
+                    let out_of_sync = !p.isr.contains(&id);
+                    if out_of_sync {
                         p.isr = vec![id];
                     }
+                    elections.elected(out_of_sync);
                     p.leader_epoch += 1;
                     p.partition_epoch += 1;
                 }

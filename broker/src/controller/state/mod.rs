@@ -21,6 +21,7 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use apply::LeaderElections;
 pub use commands::{ApplyResult, CommandOutcome, MetadataCommand, MetadataError, ReplicaMove};
 pub use records::{
     BrokerId, BrokerRecord, ClusterState, NO_LEADER, PartitionCounts, PartitionRecord, Reassignment, ReassignmentBatch,

@@ -237,3 +237,45 @@ fn producer_ids_come_in_disjoint_blocks_and_transactional_ids_bump_their_epoch()
     assert_eq!(init(&mut s, "b"), Ok(CommandOutcome::ProducerIdAssigned { producer_id: 2001, epoch: 0 }));
     assert_eq!(block(&mut s, 1), Ok(CommandOutcome::ProducerIdsAllocated { first: 2002, count: 1000 }));
 }
+
+#[test]
+fn elections_are_counted_when_a_partition_gets_a_new_live_leader() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    let mut counted = LeaderElections::default();
+    let mut configs = BTreeMap::new();
+    configs.insert("unclean.leader.election.enable".to_string(), "true".to_string());
+    let create =
+        MetadataCommand::CreateTopic { name: "u".into(), partitions: 1, replication_factor: 3, configs, topic_id: 7 };
+    s.apply_counting(&create, &mut counted).unwrap();
+    assert_eq!(counted, LeaderElections::default(), "a new partition's first leader is placed, not elected");
+    let p = s.topics["u"].partitions[0].clone();
+    // A clean election: the leader is fenced, an in-sync replica takes over.
+    s.apply_counting(&MetadataCommand::FenceBroker { id: p.leader }, &mut counted).unwrap();
+    assert_eq!(counted, LeaderElections { all: 1, unclean: 0 });
+    let second = s.topics["u"].partitions[0].clone();
+    // Shrink the ISR to the new leader alone and fence it too: with
+    // unclean election on, the out-of-sync third replica leads.
+    let alter = MetadataCommand::AlterIsr {
+        topic: "u".into(),
+        partition: 0,
+        leader: second.leader,
+        leader_epoch: second.leader_epoch,
+        partition_epoch: second.partition_epoch,
+        isr: vec![second.leader],
+    };
+    s.apply_counting(&alter, &mut counted).unwrap();
+    assert_eq!(counted, LeaderElections { all: 1, unclean: 0 }, "an ISR change elects no one");
+    s.apply_counting(&MetadataCommand::FenceBroker { id: second.leader }, &mut counted).unwrap();
+    assert_eq!(counted, LeaderElections { all: 2, unclean: 1 });
+    // Fencing the last one takes the partition offline: not an election.
+    let third = s.topics["u"].partitions[0].leader;
+    s.apply_counting(&MetadataCommand::FenceBroker { id: third }, &mut counted).unwrap();
+    assert_eq!(s.topics["u"].partitions[0].leader, NO_LEADER);
+    assert_eq!(counted, LeaderElections { all: 2, unclean: 1 });
+    // The first leader comes back out of sync: unclean again.
+    s.apply_counting(&MetadataCommand::UnfenceBroker { id: p.leader }, &mut counted).unwrap();
+    assert_eq!(counted, LeaderElections { all: 3, unclean: 2 });
+    // A preferred-leader election that moves nothing counts nothing.
+    s.apply_counting(&MetadataCommand::ElectPreferredLeaders { topics: vec![] }, &mut counted).unwrap();
+    assert_eq!(counted, LeaderElections { all: 3, unclean: 2 });
+}
