@@ -1,6 +1,7 @@
 //! The node agent end to end: a real broker and a real `kmon agent`
-//! (ephemeral ports, 200 ms interval): its `/metrics` parses and follows
-//! real disk writes, `kmon status --json` lists it, its samples land in
+//! (ephemeral ports, 200 ms interval): its `/metrics` parses, has the
+//! node_exporter disk, file system and NIC series this machine's /sys says
+//! it should, and follows real disk writes, `kmon status --json` lists it, its samples land in
 //! `__kmon_node_metrics`, and the samples taken while the broker was
 //! SIGKILLed arrive, in order and without a gap, once it is back.
 
@@ -80,6 +81,80 @@ fn assert_in_order_without_gap(seqs: &[u64]) -> (u64, u64) {
     (firsts[0], *firsts.last().unwrap())
 }
 
+/// Value of the sample of `metric` whose `label` is `value`.
+fn labelled(scrape: &prometheus_parse::Scrape, metric: &str, label: &str, value_: &str) -> Option<f64> {
+    scrape.samples.iter().find(|s| s.metric == metric && s.labels.get(label) == Some(value_)).map(value)
+}
+
+/// The node_exporter series of issue 15 (item 6), checked against this
+/// machine's /sys: disk series for whole disks only, inode and read-only
+/// figures for the data dir's file system (`mountpoint`) and for `/`, and
+/// a link speed exactly for the interfaces whose speed is known.
+fn assert_node_exporter_disk_fs_and_nic_series(scrape: &prometheus_parse::Scrape, mountpoint: &str) {
+    // Disks: the kernel's names of whole disks (and dm-N), which are what
+    // /sys/block lists; partitions are not there, nor are they in /metrics.
+    let devices: BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "node_disk_io_time_seconds_total")
+        .filter_map(|s| s.labels.get("device"))
+        .collect();
+    assert!(!devices.is_empty(), "node_disk_io_time_seconds_total for no device");
+    for device in &devices {
+        assert!(
+            std::path::Path::new("/sys/block").join(device).exists(),
+            "{device} is not a whole disk (/sys/block/{device} missing)"
+        );
+        assert!(
+            !["loop", "ram", "zram", "fd"].iter().any(|p| device.starts_with(p)),
+            "{device} is excluded by default"
+        );
+        for metric in [
+            "node_disk_reads_completed_total",
+            "node_disk_writes_completed_total",
+            "node_disk_read_bytes_total",
+            "node_disk_written_bytes_total",
+        ] {
+            assert!(labelled(scrape, metric, "device", device).is_some(), "{metric}{{device={device:?}}} missing");
+        }
+    }
+    let partitions: Vec<&str> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric.starts_with("node_disk_"))
+        .filter_map(|s| s.labels.get("device"))
+        .filter(|d| std::path::Path::new("/sys/class/block").join(d).join("partition").exists())
+        .collect();
+    assert!(partitions.is_empty(), "partitions in the disk series: {partitions:?}");
+    assert!(sum(scrape, "node_disk_reads_completed_total") > 0.0, "this machine has read from a disk");
+    assert!(sum(scrape, "node_disk_io_time_seconds_total") > 0.0, "this machine's disks were busy at some point");
+
+    // File systems: inodes and the read-only flag, for the data dir's file
+    // system (writable: the broker writes there) and for `/`.
+    assert!(labelled(scrape, "node_filesystem_readonly", "mountpoint", "/").is_some_and(|ro| ro == 0.0 || ro == 1.0));
+    assert_eq!(labelled(scrape, "node_filesystem_readonly", "mountpoint", mountpoint), Some(0.0));
+    let files = labelled(scrape, "node_filesystem_files", "mountpoint", mountpoint).expect("node_filesystem_files");
+    let free = labelled(scrape, "node_filesystem_files_free", "mountpoint", mountpoint).expect("files_free");
+    assert!(files > 0.0 && free > 0.0 && free <= files, "inodes of {mountpoint}: {free} free of {files}");
+    let with_labels = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "node_filesystem_files" && s.labels.get("mountpoint") == Some(mountpoint))
+        .unwrap();
+    assert!(with_labels.labels.get("device").is_some() && with_labels.labels.get("fstype").is_some());
+
+    // NICs: a speed series exactly for the interfaces whose speed is known.
+    for sample in scrape.samples.iter().filter(|s| s.metric == "node_network_receive_bytes_total") {
+        let device = sample.labels.get("device").unwrap();
+        let known = std::fs::read_to_string(format!("/sys/class/net/{device}/speed"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .filter(|mbit| *mbit >= 0);
+        let speed = labelled(scrape, "node_network_speed_bytes", "device", device);
+        assert_eq!(speed, known.map(|mbit| mbit as f64 * 125_000.0), "node_network_speed_bytes of {device}");
+    }
+}
+
 #[test]
 fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
     let mut cluster = Cluster::start(1, &[]);
@@ -120,6 +195,8 @@ fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
     ] {
         assert!(first.samples.iter().any(|s| s.metric == name), "{name} missing from /metrics");
     }
+    assert_node_exporter_disk_fs_and_nic_series(&first, &mountpoint);
+
     // Ours by pid: other `kmon broker` processes may run on the machine.
     let pid = cluster.brokers[0].pid().unwrap().to_string();
     let ours = first
@@ -130,8 +207,10 @@ fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
     assert_eq!(ours.labels.get("broker"), Some("1"), "the broker's id is read from its command line");
     assert!(value(ours) > 1e6, "resident memory of a running broker: {}", value(ours));
 
-    // Writing 200 MB (fsynced) on the data disk makes the written bytes rise.
+    // Writing 200 MB (fsynced) on the data disk makes the written bytes and
+    // the writes completed rise.
     let written_before = sum(&first, "node_disk_written_bytes_total");
+    let writes_before = sum(&first, "node_disk_writes_completed_total");
     let file = data_dir.join("agent-e2e-ballast");
     {
         let mut f = std::fs::File::create(&file).unwrap();
@@ -147,6 +226,8 @@ fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
         (now - written_before >= 190e6).then_some(now)
     });
     assert!(written_after > written_before);
+    let writes_after = sum(&scrape(&agent.metrics), "node_disk_writes_completed_total");
+    assert!(writes_after > writes_before, "writes completed: {writes_before} then {writes_after}");
 
     // `kmon status --json` lists the agent.
     let status: serde_json::Value = wait_for("the agent in kmon status", Duration::from_secs(20), || {
@@ -173,6 +254,9 @@ fn agent_metrics_shipping_and_replay_after_a_broker_restart() {
         sample["series"].as_array().unwrap().iter().any(|s| s["name"] == "node_load1"),
         "a sample carries every series"
     );
+    for name in ["node_disk_io_time_seconds_total", "node_filesystem_files", "node_filesystem_readonly"] {
+        assert!(sample["series"].as_array().unwrap().iter().any(|s| s["name"] == name), "{name} is shipped");
+    }
     assert_in_order_without_gap(&sequences(&records));
 
     // SIGKILL the broker: the agent buffers on disk meanwhile.

@@ -102,7 +102,7 @@ fn advertised(bound: SocketAddr, node: &str) -> String {
 }
 
 async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut collectors: Option<Vec<Box<dyn Collect>>> = Some(collect::all());
+    let mut collectors: Option<Vec<Box<dyn Collect>>> = Some(collect::all(&shared.config));
     for collector in collectors.iter().flatten() {
         shared.own.expect_collector(collector.name());
     }
@@ -157,7 +157,7 @@ async fn collect_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
             Err(err) => {
                 tracing::error!(error = %err, "collection task panicked; starting fresh collectors");
-                collectors = Some(collect::all());
+                collectors = Some(collect::all(&shared.config));
             }
         }
         shared.wake_shipper.notify_one();

@@ -1,7 +1,10 @@
 //! The agent's configuration, checked once at start-up.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+use regex::Regex;
 
 use crate::error::AgentError;
 
@@ -11,6 +14,10 @@ pub const MIN_BUFFER_BYTES: u64 = 1 << 20;
 pub const DEFAULT_BUFFER_BYTES: u64 = 64 << 20;
 /// Default collection and shipping interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default `--disk-device-exclude`: node_exporter's default
+/// `--collector.diskstats.device-exclude` (partitions, ram, zram, loop and
+/// floppy devices), so whole disks and `dm-N` stay.
+pub const DEFAULT_DISK_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
@@ -30,6 +37,39 @@ pub struct AgentConfig {
     /// Also take the cluster sample (Metadata and the brokers' /metrics,
     /// see [`crate::collect::cluster`]) and ship it with the host series.
     pub cluster_sample: bool,
+    /// Block devices the `node_disk_*` series leave out.
+    pub disk_device_exclude: DeviceExclude,
+}
+
+/// Which block devices (by their `/proc/diskstats` name) the disk series
+/// leave out: a regular expression, parsed once at start-up; an empty one
+/// leaves out nothing. Default: [`DEFAULT_DISK_DEVICE_EXCLUDE`].
+#[derive(Debug, Clone)]
+pub struct DeviceExclude(Option<Regex>);
+
+impl DeviceExclude {
+    pub fn excludes(&self, device: &str) -> bool {
+        self.0.as_ref().is_some_and(|re| re.is_match(device))
+    }
+}
+
+impl Default for DeviceExclude {
+    fn default() -> Self {
+        DEFAULT_DISK_DEVICE_EXCLUDE.parse().expect("the default pattern is valid")
+    }
+}
+
+impl FromStr for DeviceExclude {
+    type Err = AgentError;
+
+    fn from_str(pattern: &str) -> Result<Self, AgentError> {
+        if pattern.is_empty() {
+            return Ok(DeviceExclude(None));
+        }
+        Regex::new(pattern)
+            .map(|re| DeviceExclude(Some(re)))
+            .map_err(|err| AgentError::Config(format!("--disk-device-exclude {pattern:?} is not a regex: {err}")))
+    }
 }
 
 impl AgentConfig {
@@ -57,4 +97,27 @@ impl AgentConfig {
 /// The host name, or `localhost` when it cannot be read.
 pub fn default_node_name() -> String {
     sysinfo::System::host_name().ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_device_exclude_is_node_exporters() {
+        let exclude = DeviceExclude::default();
+        for kept in ["sda", "vda", "xvda", "hdb", "nvme0n1", "nvme10n2", "dm-0", "md0", "mmcblk0", "sr0"] {
+            assert!(!exclude.excludes(kept), "{kept} is a whole disk");
+        }
+        for dropped in ["sda1", "vda15", "xvdb2", "nvme0n1p1", "nvme1n2p12", "loop0", "ram3", "zram0", "fd0"] {
+            assert!(exclude.excludes(dropped), "{dropped} is left out");
+        }
+    }
+
+    #[test]
+    fn a_bad_pattern_is_rejected_with_the_flag_named() {
+        let err = "^(sd".parse::<DeviceExclude>().unwrap_err().to_string();
+        assert!(err.starts_with("invalid configuration: --disk-device-exclude \"^(sd\" is not a regex"), "{err}");
+        assert!(!"".parse::<DeviceExclude>().unwrap().excludes("loop0"));
+    }
 }

@@ -21,12 +21,14 @@
 //! - [`agent`]: `run(config, shutdown)`: bind, open the buffer, run the
 //!   collect and ship loops until shutdown.
 //! - [`config`]: [`AgentConfig`], parsed and checked at start-up.
-//! - [`collect`]: the collectors (`disk`, `network`, `cpu`, `memory`,
-//!   `load`, `process`), the cluster sampler (`cluster`: throughput, lag,
+//! - [`collect`]: the collectors (`filesystem`, `diskstats`, `network`,
+//!   `cpu`, `memory`, `load`, `process`), the cluster sampler (`cluster`: throughput, lag,
 //!   ISR and balance figures of the cluster, so its history is shipped
 //!   too) and the [`collect::Series`] they produce. Which
 //!   series exist and how their label cardinality is bounded is documented
 //!   there.
+//! - [`source`]: parsers of the Linux files read directly (`/proc/diskstats`,
+//!   `/proc/mounts`, `/sys/class/net/IF/speed`), each taking the file's text.
 //! - [`metrics`]: metric names (constants), the agent's own counters and
 //!   the `/metrics` server.
 //! - [`buffer`]: the disk buffer; its module doc specifies the on-disk
@@ -42,6 +44,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod ship;
+pub mod source;
 
 pub use agent::{READY_PREFIX, run, run_with};
 pub use config::AgentConfig;

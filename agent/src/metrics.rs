@@ -47,9 +47,25 @@ macro_rules! desc {
 // File systems: labels device, mountpoint, fstype.
 desc!(FILESYSTEM_SIZE, names::node::FILESYSTEM_SIZE, Gauge, "Filesystem size in bytes.");
 desc!(FILESYSTEM_AVAIL, names::node::FILESYSTEM_AVAIL, Gauge, "Filesystem space available to non-root users in bytes.");
+desc!(FILESYSTEM_FILES, names::node::FILESYSTEM_FILES, Gauge, "Filesystem total file nodes.");
+desc!(FILESYSTEM_FILES_FREE, names::node::FILESYSTEM_FILES_FREE, Gauge, "Filesystem total free file nodes.");
+desc!(FILESYSTEM_READONLY, names::node::FILESYSTEM_READONLY, Gauge, "Filesystem read-only status.");
 // Disks: label device.
 desc!(DISK_READ, names::node::DISK_READ, Counter, "The total number of bytes read successfully.");
 desc!(DISK_WRITTEN, names::node::DISK_WRITTEN, Counter, "The total number of bytes written successfully.");
+desc!(
+    DISK_READS_COMPLETED,
+    names::node::DISK_READS_COMPLETED,
+    Counter,
+    "The total number of reads completed successfully."
+);
+desc!(
+    DISK_WRITES_COMPLETED,
+    names::node::DISK_WRITES_COMPLETED,
+    Counter,
+    "The total number of writes completed successfully."
+);
+desc!(DISK_IO_TIME, names::node::DISK_IO_TIME, Counter, "Total seconds spent doing I/Os.");
 // Network interfaces: label device.
 desc!(NET_RX_BYTES, names::node::NET_RX_BYTES, Counter, "Network device statistic receive_bytes.");
 desc!(NET_TX_BYTES, names::node::NET_TX_BYTES, Counter, "Network device statistic transmit_bytes.");
@@ -59,6 +75,7 @@ desc!(NET_RX_ERRS, names::node::NET_RX_ERRS, Counter, "Network device statistic 
 desc!(NET_TX_ERRS, names::node::NET_TX_ERRS, Counter, "Network device statistic transmit_errs.");
 desc!(NET_RX_DROP, names::node::NET_RX_DROP, Counter, "Network device statistic receive_drop.");
 desc!(NET_TX_DROP, names::node::NET_TX_DROP, Counter, "Network device statistic transmit_drop.");
+desc!(NET_SPEED, names::node::NET_SPEED, Gauge, "Network device property: speed_bytes.");
 // CPU: labels cpu, mode.
 desc!(CPU_SECONDS, names::node::CPU_SECONDS, Counter, "Seconds the CPUs spent in each mode.");
 // Memory and load: no labels.
@@ -75,8 +92,14 @@ desc!(BROKER_CPU, names::node::BROKER_CPU, Counter, "User and system CPU time of
 pub const HOST_METRICS: &[&Desc] = &[
     &FILESYSTEM_SIZE,
     &FILESYSTEM_AVAIL,
+    &FILESYSTEM_FILES,
+    &FILESYSTEM_FILES_FREE,
+    &FILESYSTEM_READONLY,
     &DISK_READ,
     &DISK_WRITTEN,
+    &DISK_READS_COMPLETED,
+    &DISK_WRITES_COMPLETED,
+    &DISK_IO_TIME,
     &NET_RX_BYTES,
     &NET_TX_BYTES,
     &NET_RX_PACKETS,
@@ -85,6 +108,7 @@ pub const HOST_METRICS: &[&Desc] = &[
     &NET_TX_ERRS,
     &NET_RX_DROP,
     &NET_TX_DROP,
+    &NET_SPEED,
     &CPU_SECONDS,
     &MEM_TOTAL,
     &MEM_AVAILABLE,

@@ -150,9 +150,15 @@ pub mod node {
     // File systems: labels device, mountpoint, fstype.
     pub const FILESYSTEM_SIZE: &str = "node_filesystem_size_bytes";
     pub const FILESYSTEM_AVAIL: &str = "node_filesystem_avail_bytes";
-    // Block devices: label device.
+    pub const FILESYSTEM_FILES: &str = "node_filesystem_files";
+    pub const FILESYSTEM_FILES_FREE: &str = "node_filesystem_files_free";
+    pub const FILESYSTEM_READONLY: &str = "node_filesystem_readonly";
+    // Block devices (whole disks and dm-N, as in /proc/diskstats): label device.
     pub const DISK_READ: &str = "node_disk_read_bytes_total";
     pub const DISK_WRITTEN: &str = "node_disk_written_bytes_total";
+    pub const DISK_READS_COMPLETED: &str = "node_disk_reads_completed_total";
+    pub const DISK_WRITES_COMPLETED: &str = "node_disk_writes_completed_total";
+    pub const DISK_IO_TIME: &str = "node_disk_io_time_seconds_total";
     // Network devices: label device.
     pub const NET_RX_BYTES: &str = "node_network_receive_bytes_total";
     pub const NET_TX_BYTES: &str = "node_network_transmit_bytes_total";
@@ -162,6 +168,7 @@ pub mod node {
     pub const NET_TX_ERRS: &str = "node_network_transmit_errs_total";
     pub const NET_RX_DROP: &str = "node_network_receive_drop_total";
     pub const NET_TX_DROP: &str = "node_network_transmit_drop_total";
+    pub const NET_SPEED: &str = "node_network_speed_bytes";
     // CPU: labels cpu, mode.
     pub const CPU_SECONDS: &str = "node_cpu_seconds_total";
     // Memory and load: no labels.

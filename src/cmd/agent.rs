@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kmon_agent::AgentConfig;
-use kmon_agent::config::{DEFAULT_BUFFER_BYTES, default_node_name};
+use kmon_agent::config::{DEFAULT_BUFFER_BYTES, DEFAULT_DISK_DEVICE_EXCLUDE, DeviceExclude, default_node_name};
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::{self, Otlp};
@@ -41,6 +41,12 @@ pub(crate) struct AgentArgs {
     /// per node, one or two of them are enough.
     #[arg(long)]
     no_cluster_sample: bool,
+    /// Block devices (names as in /proc/diskstats) left out of the
+    /// node_disk_* series, a regex; the default is node_exporter's
+    /// (partitions, ram, zram, loop, floppy), so whole disks and dm-N stay.
+    /// An empty value leaves out nothing.
+    #[arg(long, env = "KMON_AGENT_DISK_DEVICE_EXCLUDE", default_value = DEFAULT_DISK_DEVICE_EXCLUDE)]
+    disk_device_exclude: DeviceExclude,
     #[command(flatten)]
     otlp: crate::telemetry::OtlpArgs,
 }
@@ -65,6 +71,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         buffer_dir: args.buffer_dir,
         buffer_max_bytes: args.buffer_max_bytes,
         cluster_sample: !args.no_cluster_sample,
+        disk_device_exclude: args.disk_device_exclude,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn({

@@ -5,8 +5,9 @@
 //!
 //! | collector | source | series (labels) |
 //! |---|---|---|
-//! | [`disk`] | sysinfo `Disks` (statvfs, and `/proc/diskstats` for I/O on Linux) | `node_filesystem_{size,avail}_bytes{device,mountpoint,fstype}`, `node_disk_{read,written}_bytes_total{device}` |
-//! | [`network`] | sysinfo `Networks`; drops from `/sys/class/net/*/statistics` (Linux) | `node_network_{receive,transmit}_{bytes,packets,errs,drop}_total{device}` |
+//! | [`filesystem`] | `/proc/mounts`, `statvfs` of each mount point (Linux) | `node_filesystem_{size,avail}_bytes`, `node_filesystem_files`, `node_filesystem_files_free`, `node_filesystem_readonly`, all `{device,mountpoint,fstype}` |
+//! | [`diskstats`] | `/proc/diskstats` (Linux) | `node_disk_{reads,writes}_completed_total{device}`, `node_disk_{read,written}_bytes_total{device}`, `node_disk_io_time_seconds_total{device}` |
+//! | [`network`] | sysinfo `Networks`; drops and link speed from `/sys/class/net/*` (Linux) | `node_network_{receive,transmit}_{bytes,packets,errs,drop}_total{device}`, `node_network_speed_bytes{device}` (only when the speed is known) |
 //! | [`cpu`] | `/proc/stat` (Linux) | `node_cpu_seconds_total{cpu,mode}` |
 //! | [`memory`] | sysinfo `System` (MemTotal, MemAvailable) | `node_memory_MemTotal_bytes`, `node_memory_MemAvailable_bytes` |
 //! | [`load`] | sysinfo `System::load_average` | `node_load1`, `node_load5`, `node_load15` |
@@ -21,9 +22,10 @@
 //!   default `fs-types-exclude`), one series per mount point, at most
 //!   [`MAX_FILESYSTEMS`]; `overlay` is kept because a containerised broker
 //!   keeps its data there.
-//! - disks: only block devices (`/dev/...`) backing a mounted file system
-//!   (sysinfo reads I/O counters per mounted device), one series per device
-//!   however often it is mounted, at most [`MAX_DISKS`].
+//! - disks: the kernel's block devices but those matching
+//!   `--disk-device-exclude` (by default, as node_exporter: partitions,
+//!   `ram`/`zram`, `loop`, floppies), so whole disks and `dm-N`; at most
+//!   [`MAX_DISKS`].
 //! - network interfaces: `lo` is kept (every byte of a local `kmon up`
 //!   cluster goes over it); per-container virtual interfaces (`veth*`,
 //!   `cali*`, `lxc*`), which come and go with containers, are skipped; at
@@ -37,12 +39,14 @@
 
 pub mod cluster;
 pub mod cpu;
-pub mod disk;
+pub mod diskstats;
+pub mod filesystem;
 pub mod load;
 pub mod memory;
 pub mod network;
 pub mod process;
 
+use crate::config::AgentConfig;
 use crate::metrics::Desc;
 
 /// Bound on file system series (per metric).
@@ -86,12 +90,13 @@ pub trait Collect: Send {
 }
 
 /// Every collector, in exposition order.
-pub fn all() -> Vec<Box<dyn Collect>> {
+pub fn all(config: &AgentConfig) -> Vec<Box<dyn Collect>> {
     vec![
         Box::new(cpu::CpuCollector),
         Box::new(memory::MemoryCollector::default()),
         Box::new(load::LoadCollector),
-        Box::new(disk::DiskCollector::default()),
+        Box::new(filesystem::FilesystemCollector),
+        Box::new(diskstats::DiskstatsCollector::new(config.disk_device_exclude.clone())),
         Box::new(network::NetworkCollector::default()),
         Box::new(process::ProcessCollector::default()),
     ]

@@ -1,7 +1,10 @@
 //! Network interfaces: bytes, packets and errors received and transmitted
 //! from sysinfo's `Networks` (totals since boot); drops, which sysinfo does
 //! not give, from `/sys/class/net/IF/statistics/{rx,tx}_dropped` on Linux
-//! (the same counters sysinfo reads the others from; 0 elsewhere).
+//! (the same counters sysinfo reads the others from; 0 elsewhere); the link
+//! speed from `/sys/class/net/IF/speed` ([`crate::source::net_speed`]) as
+//! `node_network_speed_bytes` (Mb/s × 125000), only for interfaces whose
+//! speed is known, as node_exporter.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +12,10 @@ use sysinfo::Networks;
 
 use super::{Collect, CollectError, MAX_INTERFACES, Series};
 use crate::metrics::{
-    NET_RX_BYTES, NET_RX_DROP, NET_RX_ERRS, NET_RX_PACKETS, NET_TX_BYTES, NET_TX_DROP, NET_TX_ERRS, NET_TX_PACKETS,
+    NET_RX_BYTES, NET_RX_DROP, NET_RX_ERRS, NET_RX_PACKETS, NET_SPEED, NET_TX_BYTES, NET_TX_DROP, NET_TX_ERRS,
+    NET_TX_PACKETS,
 };
+use crate::source::net_speed::{self, BYTES_PER_MBIT};
 
 /// Per-container virtual interfaces: they come and go with containers.
 const SKIPPED_PREFIXES: &[&str] = &["veth", "cali", "lxc"];
@@ -31,6 +36,8 @@ pub struct Interface {
     pub tx_errs: u64,
     pub rx_drop: u64,
     pub tx_drop: u64,
+    /// Link speed in Mb/s, when known.
+    pub speed_mbit: Option<u64>,
 }
 
 impl Collect for NetworkCollector {
@@ -50,6 +57,7 @@ impl Collect for NetworkCollector {
             .iter()
             .map(|(name, data)| {
                 let name = name.to_string_lossy().into_owned();
+                let speed_mbit = if cfg!(target_os = "linux") { net_speed::read(&name)? } else { None };
                 let interface = Interface {
                     rx_bytes: data.total_received(),
                     tx_bytes: data.total_transmitted(),
@@ -59,10 +67,11 @@ impl Collect for NetworkCollector {
                     tx_errs: data.total_errors_on_transmitted(),
                     rx_drop: dropped(&name, "rx_dropped"),
                     tx_drop: dropped(&name, "tx_dropped"),
+                    speed_mbit,
                 };
-                (name, interface)
+                Ok((name, interface))
             })
-            .collect();
+            .collect::<Result<_, CollectError>>()?;
         series(&interfaces, out);
         Ok(())
     }
@@ -98,6 +107,9 @@ pub fn series(interfaces: &BTreeMap<String, Interface>, out: &mut Vec<Series>) {
         ] {
             out.push(Series::new(desc, label(), value as f64));
         }
+        if let Some(mbit) = i.speed_mbit {
+            out.push(Series::new(&NET_SPEED, label(), mbit.saturating_mul(BYTES_PER_MBIT) as f64));
+        }
     }
 }
 
@@ -125,5 +137,17 @@ mod tests {
         assert_eq!(out[0].value, 3.0);
         assert_eq!(out[7].desc, &NET_TX_DROP);
         assert_eq!(out[7].value, 2.0);
+        assert_eq!(out.len(), 8, "no speed series when the speed is unknown");
+    }
+
+    #[test]
+    fn a_known_link_speed_is_exported_in_bytes_per_second() {
+        let mut interfaces = BTreeMap::new();
+        interfaces.insert("eth0".to_owned(), Interface { speed_mbit: Some(10_000), ..Default::default() });
+        let mut out = Vec::new();
+        series(&interfaces, &mut out);
+        let speed = out.iter().find(|s| s.desc == &NET_SPEED).unwrap();
+        assert_eq!(speed.labels, vec![("device", "eth0".to_owned())]);
+        assert_eq!(speed.value, 1.25e9);
     }
 }
