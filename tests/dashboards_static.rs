@@ -615,15 +615,15 @@ fn dashboards_are_well_formed_and_portable() {
         // dashboard that has `$broker`.
         if let Some(broker) = vars.iter().find(|v| v["name"] == "broker") {
             let query = broker["query"]["query"].as_str().unwrap_or_default();
-            assert!(query.starts_with("label_values(kafka_broker_info{") && query.ends_with(", broker)"), "{}", ctx(query));
+            assert!(
+                query.starts_with("label_values(kafka_broker_info{") && query.ends_with(", broker)"),
+                "{}",
+                ctx(query)
+            );
         }
         // Firing alerts are marked on every dashboard.
-        let annotations: Vec<&str> = d["annotations"]["list"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a["expr"].as_str())
-            .collect();
+        let annotations: Vec<&str> =
+            d["annotations"]["list"].as_array().into_iter().flatten().filter_map(|a| a["expr"].as_str()).collect();
         assert!(annotations.iter().any(|e| e.starts_with("ALERTS{")), "{}", ctx("no alert annotation"));
         // Per-partition series are many (10,000 partitions): a graph of
         // them shows the worst few (topk/bottomk); tables list them.
