@@ -63,6 +63,17 @@ impl ScratchDir {
     }
 }
 
+/// The median of `f` over `runs` (the upper middle one of an even count;
+/// 0 when there are none): every bench reports medians.
+pub fn median_by<T>(runs: &[T], f: impl Fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = runs.iter().map(f).collect();
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// The local cluster: one child per broker, index `id - 1`.
 pub struct Cluster {
     exe: PathBuf,

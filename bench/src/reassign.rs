@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use kmon_client::{Acks, Admin, Producer, ProducerConfig};
 
-use crate::cluster::{Cluster, ScratchDir};
+use crate::cluster::{Cluster, ScratchDir, median_by};
 
 const TOPIC: &str = "reassign-bench";
 /// Bound on one reassignment.
@@ -78,11 +78,7 @@ pub async fn run(args: ReassignArgs) -> anyhow::Result<()> {
             );
             runs.push(run);
         }
-        let median = |f: fn(&Run) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let median = |f: fn(&Run) -> f64| median_by(&runs, f);
         println!(
             "median over {} run(s): {:.1} MiB in {:.2} s = {:.1} MiB/s; produce p99 {:.1} ms before, {:.1} ms during (throttle: {})",
             runs.len(),

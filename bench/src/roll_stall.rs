@@ -21,7 +21,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use kmon_client::{Acks, Producer, ProducerConfig};
 
-use crate::cluster::{Cluster, ScratchDir};
+use crate::cluster::{Cluster, ScratchDir, median_by};
 
 const ROLLING: &str = "roll-stall-a";
 const PROBED: &str = "roll-stall-b";
@@ -82,11 +82,7 @@ pub async fn run(args: RollStallArgs) -> anyhow::Result<()> {
                 );
                 runs.push(run);
             }
-            let median = |f: fn(&Run) -> f64| {
-                let mut v: Vec<f64> = runs.iter().map(f).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
+            let median = |f: fn(&Run) -> f64| median_by(&runs, f);
             println!(
                 "median over {} run(s): B {:.0} records/s, p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolls \
              ({:.0} segment(s) per run; p99 alone {:.2} ms)",
