@@ -118,6 +118,14 @@ enum Command {
         #[command(flatten)]
         args: report::ReportArgs,
     },
+    /// An HTTP proxy with Confluent REST Proxy shapes (v3 topics and
+    /// produce, v2 consumers) in front of the cluster.
+    Rest {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: kmon_rest::RestArgs,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -156,5 +164,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { client, args } => report::run(client, args).await,
         Command::Bench { client, command } => kmon_bench::run(&client.bootstrap, command).await,
         Command::Dashboards { command } => dashboards::run(command),
+        Command::Rest { client, args } => kmon_rest::run(&client.bootstrap, args).await,
     }
 }
