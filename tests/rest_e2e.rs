@@ -173,7 +173,7 @@ async fn v3_resources_and_produce_over_curl() {
         assert_eq!((s["id"].as_str(), s["offset"].as_i64()), (Some(format!("e{i}").as_str()), Some(i as i64)));
     }
     let mixed = json!({"entries": [
-        {"id": "good", "value": {"data": 1}},
+        {"id": "good", "partition_id": 0, "value": {"data": 1}},
         {"id": "bad", "value": {"type": "BINARY", "data": "%%%"}},
     ]});
     let (status, mixed) =
