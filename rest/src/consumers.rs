@@ -92,11 +92,18 @@ pub(crate) async fn create(
     };
     let name = body.name.unwrap_or_else(|| format!("rest-consumer-{}", next_instance_number()));
     let key = (group.clone(), name.clone());
+    let taken = || RestError::Conflict(format!("consumer instance {name:?} already exists in group {group:?}"));
+    if proxy.consumers.lock().await.contains_key(&key) {
+        return Err(taken());
+    }
+    // Connected without holding the instance table: other requests go on.
+    let consumer = GroupConsumer::connect(config).await?;
     let mut consumers = proxy.consumers.lock().await;
     if consumers.contains_key(&key) {
-        return Err(RestError::Conflict(format!("consumer instance {name:?} already exists in group {group:?}")));
+        drop(consumers);
+        let _ = consumer.close().await;
+        return Err(taken());
     }
-    let consumer = GroupConsumer::connect(config).await?;
     consumers
         .insert(key, Arc::new(Mutex::new(Instance { consumer: Some(consumer), format, last_used: Instant::now() })));
     proxy.metrics.consumer_instances.set(consumers.len() as i64);
