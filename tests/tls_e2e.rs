@@ -44,6 +44,7 @@ fn leaf(dir: &Path, ca: &Ca, name: &str, cn: &str) -> (PathBuf, PathBuf) {
 
 struct Pki {
     dir: tempfile::TempDir,
+    ca: Ca,
 }
 
 impl Pki {
@@ -53,7 +54,7 @@ impl Pki {
         std::fs::write(dir.path().join("ca.crt"), &ca.pem).unwrap();
         leaf(dir.path(), &ca, "broker", "broker");
         leaf(dir.path(), &ca, "alice", "alice");
-        Pki { dir }
+        Pki { dir, ca }
     }
 
     fn path(&self, name: &str) -> String {
@@ -216,4 +217,39 @@ fn certificate_rotation_on_sighup_keeps_producers_going() {
     let (_, metrics) = http_get(&broker.metrics, "/metrics").expect("metrics");
     assert!(metrics.contains(r#"subject="CN=broker-rotated""#), "{metrics}");
     assert!(!metrics.contains(r#"subject="CN=broker"}"#), "{metrics}");
+}
+
+/// A counter's value on an agent's `/metrics` (0 when absent).
+fn agent_counter(metrics: &str, name: &str) -> f64 {
+    let Some((_, body)) = http_get(metrics, "/metrics") else { return 0.0 };
+    body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+#[test]
+fn an_agent_ships_only_with_a_valid_identity() {
+    let pki = Pki::new();
+    let other = ca("another CA");
+    leaf(pki.dir.path(), &other, "mallory", "mallory");
+    leaf(pki.dir.path(), &pki.ca, "agent", "agent-1");
+    let data = tempfile::tempdir().unwrap();
+    let args = pki.broker_args();
+    let broker = BrokerProcess::start(data.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let b = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let good_args = pki.client("ca.crt", Some("agent"));
+    let good = AgentProcess::start(&b, &dir.path().join("good"), "good", &with(&["--no-cluster-sample"], &good_args));
+    let bad_args = pki.client("ca.crt", Some("mallory"));
+    let bad = AgentProcess::start(&b, &dir.path().join("bad"), "bad", &with(&["--no-cluster-sample"], &bad_args));
+    let plain = AgentProcess::start(&b, &dir.path().join("plain"), "plain", &["--no-cluster-sample"]);
+    wait_for("the valid agent to ship", DEADLINE, || {
+        (agent_counter(&good.metrics, "kmon_agent_samples_shipped_total") > 0.0).then_some(())
+    });
+    wait_for("the others to fail shipping", DEADLINE, || {
+        (agent_counter(&bad.metrics, "kmon_agent_ship_errors_total") > 0.0
+            && agent_counter(&plain.metrics, "kmon_agent_ship_errors_total") > 0.0)
+            .then_some(())
+    });
+    assert_eq!(agent_counter(&bad.metrics, "kmon_agent_samples_shipped_total"), 0.0);
+    assert_eq!(agent_counter(&plain.metrics, "kmon_agent_samples_shipped_total"), 0.0);
 }

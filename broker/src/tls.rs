@@ -88,6 +88,12 @@ impl BrokerTls {
             client = client.ca_certificate(Certificate::from_pem(read(ca)?));
         }
         let _ = PEER_TLS.set(client);
+        // The broker's own kmon-client users (the node metrics producer of
+        // the agent service) dial brokers with the same identity.
+        if let Some(ca) = &files.ca {
+            kmon_client::connection::use_tls(ca, Some(cert_path), Some(key_path))
+                .map_err(|e| BrokerError::Config(e.to_string()))?;
+        }
         Ok(Some(Arc::new(Self { cert, acceptor: TlsAcceptor::from(Arc::new(server)), mapper })))
     }
 

@@ -41,6 +41,21 @@ pub fn use_tls(ca: &Path, cert: Option<&Path>, key: Option<&Path>) -> Result<(),
     TLS.set(config).map_err(|_| ClientError::Tls("TLS is already configured in this process".into()))
 }
 
+/// An endpoint for a broker's `HOST:PORT`: `https` with this process's TLS
+/// once [`use_tls`] was called, `http` otherwise (for other gRPC services of
+/// the broker, such as the agent's shipping).
+pub fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
+    let invalid = |err: tonic::transport::Error| ClientError::InvalidAddress {
+        address: address.to_owned(),
+        reason: err.to_string(),
+    };
+    match TLS.get() {
+        Some(tls) => Endpoint::from_shared(format!("https://{address}")).and_then(|e| e.tls_config(tls.clone())),
+        None => Endpoint::from_shared(format!("http://{address}")),
+    }
+    .map_err(invalid)
+}
+
 /// Connects to `bootstrap` (`HOST:PORT`, or a full `http://` / `https://`
 /// URI); `HOST:PORT` is `https` once [`use_tls`] was called.
 pub async fn connect(bootstrap: &str) -> Result<KmonClient, ClientError> {
