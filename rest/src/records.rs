@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kmon_client::batch::Header;
-use kmon_client::{ErrorCode, OutgoingRecord, RecordHandle};
+use kmon_client::{ErrorCode, OutgoingRecord, RecordHandle, RecordMetadata};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -183,8 +183,14 @@ pub(crate) async fn produce(
     let sent_at = now_ms();
     let metadata = send(&proxy, &topic, count, &record).await?.wait().await?;
     proxy.metrics.records_produced.inc();
-    Ok(Json(json!({
-        "error_code": 200,
+    let mut answer = written(&topic, metadata, &record, sent_at);
+    answer["error_code"] = json!(200);
+    Ok(Json(answer))
+}
+
+/// The answer for one written record, as the Confluent proxy shapes it.
+fn written(topic: &str, metadata: RecordMetadata, record: &Encoded, sent_at: i64) -> Value {
+    json!({
         "cluster_id": CLUSTER_ID,
         "topic_name": topic,
         "partition_id": metadata.partition,
@@ -192,7 +198,7 @@ pub(crate) async fn produce(
         "timestamp": rfc3339(record.timestamp_ms.unwrap_or(sent_at)),
         "key": typed_size(&record.key),
         "value": typed_size(&record.value),
-    })))
+    })
 }
 
 #[derive(Deserialize)]
@@ -248,16 +254,9 @@ pub(crate) async fn produce_batch(
         match outcome {
             Ok((metadata, record)) => {
                 proxy.metrics.records_produced.inc();
-                successes.push(json!({
-                    "id": id,
-                    "cluster_id": CLUSTER_ID,
-                    "topic_name": topic,
-                    "partition_id": metadata.partition,
-                    "offset": metadata.offset,
-                    "timestamp": rfc3339(record.timestamp_ms.unwrap_or(sent_at)),
-                    "key": typed_size(&record.key),
-                    "value": typed_size(&record.value),
-                }));
+                let mut answer = written(&topic, metadata, &record, sent_at);
+                answer["id"] = json!(id);
+                successes.push(answer);
             }
             Err(e) => failures.push(json!({ "id": id, "error_code": e.status().as_u16(), "message": e.to_string() })),
         }
