@@ -102,16 +102,22 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
     })
 }
 
-/// Runs `cmd` to completion with `input` on stdin; kills it and fails the
-/// test if it runs longer than `deadline`.
-fn run(mut cmd: Command, input: &str, deadline: Duration) -> Output {
+/// Starts `cmd` with all three pipes; returns it as it is named in failures.
+fn spawn_piped(mut cmd: Command) -> (String, Child) {
     let what = format!("{cmd:?}");
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| panic!("cannot start {what}: {err}"));
+    (what, child)
+}
+
+/// Runs `cmd` to completion with `input` on stdin; kills it and fails the
+/// test if it runs longer than `deadline`.
+fn run(cmd: Command, input: &str, deadline: Duration) -> Output {
+    let (what, mut child) = spawn_piped(cmd);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_owned();
     let writer = std::thread::spawn(move || {
@@ -174,14 +180,8 @@ struct Client {
 }
 
 impl Client {
-    fn spawn(mut cmd: Command) -> Client {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {what}: {err}"));
+    fn spawn(cmd: Command) -> Client {
+        let (what, mut child) = spawn_piped(cmd);
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         let stdout = child.stdout.take().unwrap();
