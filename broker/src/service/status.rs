@@ -6,6 +6,7 @@ use kmon_proto::v1::ErrorCode;
 use tonic::{Code, Status};
 
 use crate::controller::state::MetadataError;
+use crate::controller::state::acls::ResourceType;
 use crate::error::BrokerError;
 use crate::group::GroupError;
 use crate::log::producer_state::SequenceError;
@@ -38,6 +39,11 @@ impl BrokerError {
             BrokerError::ScaleDownRefused { .. } => ErrorCode::InvalidKafkaScaleDownRequest,
             BrokerError::Unavailable(_) => ErrorCode::BrokerNotAvailable,
             BrokerError::Internal(_) => ErrorCode::UnknownServerError,
+            BrokerError::AuthorizationFailed { resource_type, .. } => match resource_type {
+                ResourceType::Topic => ErrorCode::TopicAuthorizationFailed,
+                ResourceType::Group => ErrorCode::GroupAuthorizationFailed,
+                ResourceType::Cluster => ErrorCode::ClusterAuthorizationFailed,
+            },
             BrokerError::Group(e) => match e {
                 GroupError::NotCoordinator => ErrorCode::NotCoordinator,
                 GroupError::CoordinatorNotAvailable(_) => ErrorCode::CoordinatorNotAvailable,
@@ -96,6 +102,7 @@ impl BrokerError {
                 | GroupError::NonEmptyGroup { .. },
             ) => Code::FailedPrecondition,
             BrokerError::RequestTimedOut { .. } => Code::DeadlineExceeded,
+            BrokerError::AuthorizationFailed { .. } => Code::PermissionDenied,
             BrokerError::Metadata(MetadataError::TopicAlreadyExists(_)) => Code::AlreadyExists,
             BrokerError::Metadata(MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. }) => {
                 Code::NotFound
