@@ -164,6 +164,27 @@ mod tests {
     }
 
     #[test]
+    fn authorization_failures_are_permission_denied_with_kafkas_names() {
+        use crate::controller::state::acls::AclOperation;
+        for (resource_type, name) in [
+            (ResourceType::Topic, "TOPIC_AUTHORIZATION_FAILED"),
+            (ResourceType::Group, "GROUP_AUTHORIZATION_FAILED"),
+            (ResourceType::Cluster, "CLUSTER_AUTHORIZATION_FAILED"),
+        ] {
+            let status = Status::from(BrokerError::AuthorizationFailed {
+                principal: "User:alice".into(),
+                operation: AclOperation::Write,
+                resource_type,
+                resource_name: "orders".into(),
+            });
+            assert_eq!(status.code(), Code::PermissionDenied);
+            assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), name);
+            let expected = format!("User:alice is not authorized to Write {resource_type} 'orders'");
+            assert!(status.message().contains(&expected), "{}", status.message());
+        }
+    }
+
+    #[test]
     fn scale_down_status_has_the_stable_name_and_the_services_code() {
         let status = Status::from(BrokerError::ScaleDownRefused { broker_id: 2 });
         assert_eq!(status.code(), Code::FailedPrecondition);
