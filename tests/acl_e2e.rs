@@ -245,7 +245,10 @@ fn a_kafka_client_without_write_gets_topic_authorization_failed() {
     for (operation, topic) in [("Describe", "*"), ("Write", "open")] {
         kmon_ok(
             &b,
-            &with(&["acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", operation, "--topic", topic], &admin),
+            &with(
+                &["acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", operation, "--topic", topic],
+                &admin,
+            ),
             "",
         );
     }
