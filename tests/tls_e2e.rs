@@ -7,87 +7,13 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::pki::*;
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca { pem: cert.pem(), issuer: Issuer::new(params, key) }
-}
-
-/// Writes `<name>.crt` / `<name>.key` signed by `ca` for 127.0.0.1 and localhost.
-fn leaf(dir: &Path, ca: &Ca, name: &str, cn: &str) -> (PathBuf, PathBuf) {
-    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    (c, k)
-}
-
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: Ca,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = ca("kmon test CA");
-        std::fs::write(dir.path().join("ca.crt"), &ca.pem).unwrap();
-        leaf(dir.path(), &ca, "broker", "broker");
-        leaf(dir.path(), &ca, "alice", "alice");
-        Pki { dir, ca }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
-    fn broker_args(&self) -> Vec<String> {
-        [
-            "--tls-cert",
-            &self.path("broker.crt"),
-            "--tls-key",
-            &self.path("broker.key"),
-            "--tls-ca",
-            &self.path("ca.crt"),
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
-    /// Client flags with `name`'s certificate, trusting `ca`.
-    fn client(&self, ca: &str, name: Option<&str>) -> Vec<String> {
-        let mut args = vec!["--tls-ca".to_string(), self.path(ca)];
-        if let Some(name) = name {
-            args.extend(["--tls-cert".into(), self.path(&format!("{name}.crt"))]);
-            args.extend(["--tls-key".into(), self.path(&format!("{name}.key"))]);
-        }
-        args
-    }
-}
-
-fn with<'a>(args: &'a [&'a str], tls: &'a [String]) -> Vec<&'a str> {
-    args.iter().copied().chain(tls.iter().map(String::as_str)).collect()
-}
 
 #[test]
 fn mutual_tls_serves_valid_clients_and_refuses_others() {

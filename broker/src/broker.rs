@@ -22,8 +22,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::authorizer::Authorizer;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
+use crate::controller::state::acls::{self, AclBinding};
 use crate::controller::state::{ClusterState, CommandOutcome, MetadataCommand, TopicRecord};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
@@ -47,12 +49,21 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub liveness: Arc<Liveness>,
     pub groups: Arc<GroupCoordinator>,
+    /// ACL checks of requests.
+    pub authorizer: Arc<Authorizer>,
     /// This broker's block of producer ids.
     producer_ids: ProducerIds,
     default_log_config: LogConfig,
     /// Addresses actually bound (the config may ask for port 0).
     pub address: SocketAddr,
     pub metrics_address: SocketAddr,
+}
+
+fn acls_changed(outcome: CommandOutcome) -> Result<u32> {
+    match outcome {
+        CommandOutcome::AclsChanged { changed } => Ok(changed),
+        other => Err(BrokerError::Internal(format!("unexpected outcome of an ACL change: {other:?}"))),
+    }
 }
 
 /// A topic as `describe` reports it: the metadata plus, for partitions
@@ -82,6 +93,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             default_log_config: config.default_log_config(),
+            authorizer: Arc::new(Authorizer::new(&config, controller.state(), metrics.clone())),
             config,
             logs,
             metrics,
@@ -175,6 +187,24 @@ impl Broker {
     /// applying it produced.
     pub async fn propose(&self, command: MetadataCommand) -> Result<CommandOutcome> {
         Ok(self.controller.write(command).await.map_err(|e| BrokerError::Controller(e.to_string()))??)
+    }
+
+    /// Adds ACLs (each validated first: nothing is proposed if one is bad);
+    /// returns how many were new. This broker's metadata has them on return.
+    pub async fn create_acls(&self, acls: Vec<AclBinding>) -> Result<u32> {
+        for acl in &acls {
+            acls::validate(acl).map_err(|reason| BrokerError::InvalidRequest(format!("ACL {acl}: {reason}")))?;
+        }
+        let outcome = self.propose(MetadataCommand::CreateAcls { acls: acls.clone() }).await?;
+        self.wait_for_metadata(|state| acls.iter().all(|a| state.acls.contains(a))).await?;
+        acls_changed(outcome)
+    }
+
+    /// Removes exactly these ACLs; returns how many existed.
+    pub async fn delete_acls(&self, acls: Vec<AclBinding>) -> Result<u32> {
+        let outcome = self.propose(MetadataCommand::DeleteAcls { acls: acls.clone() }).await?;
+        self.wait_for_metadata(|state| acls.iter().all(|a| !state.acls.contains(a))).await?;
+        acls_changed(outcome)
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<()> {

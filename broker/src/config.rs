@@ -84,6 +84,14 @@ pub struct BrokerConfig {
     /// `ssl.principal.mapping.rules` format (`RULE:pattern/replacement/[LU]`,
     /// `DEFAULT` = the CN).
     pub tls_principal_mapping_rules: String,
+    /// Principals that every ACL check allows, `;`-separated
+    /// (`User:admin;User:broker`), Kafka's `super.users`. Brokers dial each
+    /// other with their own certificate: list their principal here or grant
+    /// it ClusterAction on the cluster.
+    pub super_users: String,
+    /// Once any ACL exists, whether a resource that no ACL names is open to
+    /// everyone (Kafka's `allow.everyone.if.no.acl.found`, default false).
+    pub allow_everyone_if_no_acl_found: bool,
     /// After SIGTERM or SIGINT, how long a broker may take to stop cleanly
     /// (finish requests, flush logs) before it exits anyway, in ms.
     pub shutdown_grace_ms: u64,
@@ -161,6 +169,8 @@ impl Default for BrokerConfig {
             tls_key: String::new(),
             tls_ca: String::new(),
             tls_principal_mapping_rules: "DEFAULT".into(),
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
             socket_request_max_bytes: 100 << 20,
             shutdown_grace_ms: 30_000,
             metrics_enabled: true,
@@ -239,6 +249,7 @@ impl BrokerConfig {
             return bad("broker_id", "must be >= 0".into());
         }
         self.voters()?;
+        self.super_user_list()?;
         if self.broker_heartbeat_interval_ms == 0 || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {
             return bad(
@@ -262,6 +273,20 @@ impl BrokerConfig {
             return bad("otlp_interval_ms", "must be > 0".into());
         }
         Ok(())
+    }
+
+    /// `super_users` as principals; each must be `User:NAME`.
+    pub fn super_user_list(&self) -> Result<Vec<String>> {
+        let mut users = Vec::new();
+        for user in self.super_users.split(';').map(str::trim).filter(|u| !u.is_empty()) {
+            if user.strip_prefix("User:").is_none_or(str::is_empty) {
+                return Err(BrokerError::Config(format!(
+                    "super_users: '{user}' is not User:NAME (separate principals with ';')"
+                )));
+            }
+            users.push(user.to_string());
+        }
+        Ok(users)
     }
 
     /// The topic-level configuration a topic gets when it sets nothing.

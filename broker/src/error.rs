@@ -71,6 +71,15 @@ pub enum BrokerError {
     Unavailable(String),
     #[error("internal error in the broker: {0}")]
     Internal(String),
+    #[error(
+        "{principal} is not authorized to {operation} {resource_type} '{resource_name}' (an ACL denies it or none allows it; see `kmon acl list`)"
+    )]
+    AuthorizationFailed {
+        principal: String,
+        operation: crate::controller::state::acls::AclOperation,
+        resource_type: crate::controller::state::acls::ResourceType,
+        resource_name: String,
+    },
 }
 
 fn leader_hint(leader: &Option<String>) -> String {

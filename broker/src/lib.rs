@@ -27,11 +27,13 @@
 //! - [`topics`]: topic metadata and Kafka's topic name rules.
 //! - [`config`]: broker configuration and topic-level log configs.
 //! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
+//! - [`authorizer`]: principals and ACL checks (Kafka's StandardAuthorizer).
 //! - [`tls`]: TLS on the gRPC port and to other brokers; peer principals.
 //! - [`tasks`]: the one shutdown token and task tracker of a broker.
 //! - [`error`]: the crate's error type.
 //! - [`fault`]: faults injected through the environment, for tests.
 
+pub mod authorizer;
 pub mod balance;
 pub mod broker;
 pub mod config;

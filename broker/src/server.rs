@@ -28,6 +28,7 @@ use crate::service::KmonService;
 use crate::service::replication::ReplicationService;
 use crate::tasks::Tasks;
 use crate::tls::BrokerTls;
+use tonic::service::interceptor::InterceptedService;
 
 /// The line a broker prints on standard output once it serves and has
 /// registered, so scripts and tests can learn the ports it bound.
@@ -140,8 +141,12 @@ pub async fn run_with(
         .initial_connection_window_size(Some(32 << 20))
         .layer(TimingLayer::new(broker.metrics.clone()))
         .add_service(KmonService::new(broker.clone(), shutdown.clone()).into_server())
-        .add_service(controller.service())
-        .add_service(ReplicationService::new(broker.clone()).into_server())
+        // Only other brokers use these: ClusterAction on the cluster.
+        .add_service(InterceptedService::new(controller.service(), broker.authorizer.cluster_action_interceptor()))
+        .add_service(InterceptedService::new(
+            ReplicationService::new(broker.clone()).into_server(),
+            broker.authorizer.cluster_action_interceptor(),
+        ))
         .add_service(crate::service::agent::AgentService::new(broker.clone()).into_server());
     let grpc = match tls {
         Some(tls) => {

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kmon_proto::v1 as pb;
+/// One access control list entry, as the broker API carries it.
+pub use kmon_proto::v1::AclBinding;
 
 use crate::connection::KmonClient;
 use crate::convert::offset_spec;
@@ -243,6 +245,40 @@ impl Admin {
             })
             .await?;
         Ok(LeaderElection { moved: r.moved, already_preferred: r.already_preferred, not_eligible: r.not_eligible })
+    }
+
+    /// Adds ACLs; returns how many were new. Enumerations go by name
+    /// (`Topic`, `Prefixed`, `Write`, `Deny`...); the broker checks them.
+    pub async fn create_acls(&self, acls: Vec<AclBinding>) -> Result<u32, ClientError> {
+        let request = pb::CreateAclsRequest { acls };
+        let r = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.create_acls(request).await }
+            })
+            .await?;
+        Ok(r.created)
+    }
+
+    /// Every ACL of the cluster.
+    pub async fn list_acls(&self) -> Result<Vec<AclBinding>, ClientError> {
+        let r =
+            self.router.any_broker(|mut client| async move { client.list_acls(pb::ListAclsRequest {}).await }).await?;
+        Ok(r.acls)
+    }
+
+    /// Removes exactly these ACLs; returns how many existed.
+    pub async fn delete_acls(&self, acls: Vec<AclBinding>) -> Result<u32, ClientError> {
+        let request = pb::DeleteAclsRequest { acls };
+        let r = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.delete_acls(request).await }
+            })
+            .await?;
+        Ok(r.deleted)
     }
 
     /// The metadata quorum's voters as `ID@HOST:PORT,...` (what a new

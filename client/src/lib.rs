@@ -49,7 +49,7 @@ mod retry;
 mod router;
 pub mod types;
 
-pub use admin::Admin;
+pub use admin::{AclBinding, Admin};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, ErrorCode, ServerError};
 pub use group::{

@@ -65,6 +65,9 @@ pub fn kafka_error(code: ErrorCode) -> ResponseError {
         ErrorCode::UnknownServerError => K::UnknownServerError,
         ErrorCode::OutOfOrderSequenceNumber => K::OutOfOrderSequenceNumber,
         ErrorCode::InvalidProducerEpoch => K::InvalidProducerEpoch,
+        ErrorCode::TopicAuthorizationFailed => K::TopicAuthorizationFailed,
+        ErrorCode::GroupAuthorizationFailed => K::GroupAuthorizationFailed,
+        ErrorCode::ClusterAuthorizationFailed => K::ClusterAuthorizationFailed,
     }
 }
 

@@ -56,6 +56,9 @@ pub mod broker {
     /// Unix time the certificate a TLS listener presents expires (its
     /// notAfter), labelled `listener`, `subject`.
     pub const TLS_CERTIFICATE_EXPIRY: &str = "kmon_tls_certificate_expiry_timestamp_seconds";
+    /// Requests refused by the ACLs, labelled `principal`, `resource_type`
+    /// (`topic`, `group`, `cluster`); the registry adds `_total`.
+    pub const AUTHORIZER_DENIED: &str = "kmon_authorizer_denied";
 
     // ReplicaManager and fetchers.
     pub const PARTITION_COUNT: &str = "kafka_server_replicamanager_partitioncount";

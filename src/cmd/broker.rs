@@ -54,6 +54,9 @@ pub(crate) struct BrokerArgs {
     /// Certificate subject → principal rules (`RULE:pattern/replacement/[LU]`, `DEFAULT`).
     #[arg(long, env = "KMON_TLS_PRINCIPAL_MAPPING_RULES")]
     tls_principal_mapping_rules: Option<String>,
+    /// Principals every ACL check allows, `;`-separated (`User:admin;User:broker`).
+    #[arg(long, env = "KMON_SUPER_USERS")]
+    super_users: Option<String>,
     /// Print the default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -103,6 +106,7 @@ impl BrokerArgs {
             (self.tls_key, &mut config.tls_key),
             (self.tls_ca, &mut config.tls_ca),
             (self.tls_principal_mapping_rules, &mut config.tls_principal_mapping_rules),
+            (self.super_users, &mut config.super_users),
         ] {
             if let Some(value) = flag {
                 *key = value;

@@ -1,5 +1,6 @@
 //! The command-line interface: one module per subcommand.
 
+mod acl;
 mod agent;
 mod broker;
 mod cluster;
@@ -99,6 +100,13 @@ enum Command {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Add, list and remove access control lists (Kafka's kafka-acls.sh).
+    Acl {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
     /// Move leadership to the preferred replicas.
     LeaderElection {
         #[command(flatten)]
@@ -183,6 +191,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume { client, args } => consume::run(client, args).await,
         Command::Group { client, command } => group::run(client, command).await,
         Command::LeaderElection { client, args } => leader_election::run(client, args).await,
+        Command::Acl { client, command } => acl::run(client, command).await,
         Command::Rebalance { client, command } => rebalance::run(client, command).await,
         Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Tui { client, args } => tui::run(client, args).await,
@@ -203,6 +212,7 @@ impl Command {
             | Command::Consume { client, .. }
             | Command::Group { client, .. }
             | Command::LeaderElection { client, .. }
+            | Command::Acl { client, .. }
             | Command::Rebalance { client, .. }
             | Command::Cluster { client, .. }
             | Command::Tui { client, .. }

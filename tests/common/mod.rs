@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use kmon_cluster::{BrokerLayout, ClusterLayout, Layout};
 
 pub mod dashboards;
+pub mod pki;
 pub mod prometheus;
 
 pub const KMON: &str = env!("CARGO_BIN_EXE_kmon");

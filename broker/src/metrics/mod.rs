@@ -228,6 +228,8 @@ pub struct BrokerMetrics {
     connections: Family<Labels, Gauge>,
     /// notAfter of the certificate each TLS listener presents, Unix seconds.
     certificate_expiry: Family<Labels, Gauge>,
+    /// Requests the ACLs refused, by principal and resource type.
+    authorizer_denied: Family<Labels, Counter>,
     /// Nanoseconds spent working on requests (for the idle ratio).
     busy_nanos: AtomicU64,
     idle_window: parking_lot::Mutex<(Instant, u64)>,
@@ -279,6 +281,7 @@ impl BrokerMetrics {
             producer_sequence_errors: Family::default(),
             connections: Family::default(),
             certificate_expiry: Family::default(),
+            authorizer_denied: Family::default(),
             busy_nanos: AtomicU64::new(0),
             idle_window: parking_lot::Mutex::new((Instant::now(), 0)),
             send_nanos: AtomicU64::new(0),
@@ -367,6 +370,11 @@ impl BrokerMetrics {
             "When the certificate a TLS listener presents expires (notAfter), Unix seconds",
             m.certificate_expiry.clone(),
         );
+        registry.register(
+            AUTHORIZER_DENIED,
+            "Requests refused by the ACLs, by principal and resource type (topic, group, cluster)",
+            m.authorizer_denied.clone(),
+        );
         BrokerMetrics { registry, ..m }
     }
 
@@ -389,6 +397,17 @@ impl BrokerMetrics {
         self.certificate_expiry
             .get_or_create(&vec![("listener", listener.to_string()), ("subject", subject.to_string())])
             .set(not_after);
+    }
+
+    /// Counts a request the ACLs refused. Principals come from certificates
+    /// the cluster's CA signed (or ANONYMOUS), so the label stays bounded.
+    pub fn authorizer_denied(&self, principal: &str, resource_type: &str) {
+        self.authorizer_denied
+            .get_or_create(&vec![
+                ("principal", principal.to_string()),
+                ("resource_type", resource_type.to_ascii_lowercase()),
+            ])
+            .inc();
     }
 
     /// Counts a connection opened on `listener` until the guard drops.

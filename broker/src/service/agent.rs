@@ -36,6 +36,7 @@ use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::Broker;
+use crate::controller::state::acls::{AclOperation, Resource};
 use crate::error::BrokerError;
 use kmon_proto::node_sample::{StoredSample, StoredSeries};
 
@@ -144,6 +145,8 @@ fn now_ms() -> i64 {
 impl NodeMetrics for AgentService {
     #[tracing::instrument(skip_all, fields(node))]
     async fn ship(&self, req: Request<Streaming<NodeSample>>) -> Result<Response<ShipAck>, Status> {
+        // An agent writes node samples: Write on their topic.
+        self.inner.broker.authorizer.check(&req, AclOperation::Write, &Resource::topic(NODE_METRICS_TOPIC))?;
         let mut stream = req.into_inner();
         self.ensure_topic().await?;
         let producer = self.producer().await?;
@@ -169,7 +172,8 @@ impl NodeMetrics for AgentService {
         Ok(Response::new(ShipAck { accepted, last_sequence }))
     }
 
-    async fn list_agents(&self, _req: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
+    async fn list_agents(&self, req: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
+        self.inner.broker.authorizer.check(&req, AclOperation::Describe, &Resource::cluster())?;
         let agents = self.inner.agents.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         Ok(Response::new(ListAgentsResponse { agents }))
     }

@@ -6,6 +6,7 @@ use kmon_proto::v1::ErrorCode;
 use tonic::{Code, Status};
 
 use crate::controller::state::MetadataError;
+use crate::controller::state::acls::ResourceType;
 use crate::error::BrokerError;
 use crate::group::GroupError;
 use crate::log::producer_state::SequenceError;
@@ -38,6 +39,11 @@ impl BrokerError {
             BrokerError::ScaleDownRefused { .. } => ErrorCode::InvalidKafkaScaleDownRequest,
             BrokerError::Unavailable(_) => ErrorCode::BrokerNotAvailable,
             BrokerError::Internal(_) => ErrorCode::UnknownServerError,
+            BrokerError::AuthorizationFailed { resource_type, .. } => match resource_type {
+                ResourceType::Topic => ErrorCode::TopicAuthorizationFailed,
+                ResourceType::Group => ErrorCode::GroupAuthorizationFailed,
+                ResourceType::Cluster => ErrorCode::ClusterAuthorizationFailed,
+            },
             BrokerError::Group(e) => match e {
                 GroupError::NotCoordinator => ErrorCode::NotCoordinator,
                 GroupError::CoordinatorNotAvailable(_) => ErrorCode::CoordinatorNotAvailable,
@@ -96,6 +102,7 @@ impl BrokerError {
                 | GroupError::NonEmptyGroup { .. },
             ) => Code::FailedPrecondition,
             BrokerError::RequestTimedOut { .. } => Code::DeadlineExceeded,
+            BrokerError::AuthorizationFailed { .. } => Code::PermissionDenied,
             BrokerError::Metadata(MetadataError::TopicAlreadyExists(_)) => Code::AlreadyExists,
             BrokerError::Metadata(MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. }) => {
                 Code::NotFound
@@ -154,6 +161,27 @@ mod tests {
         assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), "OFFSET_NOT_AVAILABLE");
         assert!(status.message().contains("t-3") && status.message().contains("(5)"), "{}", status.message());
         assert!(status.message().contains("(20)"), "{}", status.message());
+    }
+
+    #[test]
+    fn authorization_failures_are_permission_denied_with_kafkas_names() {
+        use crate::controller::state::acls::AclOperation;
+        for (resource_type, name) in [
+            (ResourceType::Topic, "TOPIC_AUTHORIZATION_FAILED"),
+            (ResourceType::Group, "GROUP_AUTHORIZATION_FAILED"),
+            (ResourceType::Cluster, "CLUSTER_AUTHORIZATION_FAILED"),
+        ] {
+            let status = Status::from(BrokerError::AuthorizationFailed {
+                principal: "User:alice".into(),
+                operation: AclOperation::Write,
+                resource_type,
+                resource_name: "orders".into(),
+            });
+            assert_eq!(status.code(), Code::PermissionDenied);
+            assert_eq!(status.metadata().get(error_metadata::ERROR_CODE).unwrap(), name);
+            let expected = format!("User:alice is not authorized to Write {resource_type} 'orders'");
+            assert!(status.message().contains(&expected), "{}", status.message());
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::ClusterState;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::log::PartitionLog;
 use kmon_broker::log::partition::ReadBound;
 use kmon_broker::{Broker, BrokerError};
@@ -135,6 +137,10 @@ fn resolve(
     leader_epoch: i32,
 ) -> Result<Arc<PartitionLog>, (i16, i64)> {
     let unknown = || (ResponseError::UnknownTopicOrPartition.code(), -1);
+    broker
+        .authorizer
+        .authorize(ANONYMOUS, AclOperation::Read, &Resource::topic(topic))
+        .map_err(|err| (error_code(&err), -1))?;
     let partition = u32::try_from(partition).map_err(|_| unknown())?;
     if state.topics.get(topic).is_none_or(|t| (partition as usize) >= t.partitions.len()) {
         return Err(unknown());

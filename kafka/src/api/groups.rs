@@ -15,6 +15,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kmon_broker::Broker;
+use kmon_broker::authorizer::ANONYMOUS;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::group::GroupError;
 use kmon_broker::group::membership::JoinRequest;
 
@@ -38,6 +40,10 @@ async fn coordinator(broker: &Broker, key: &str, key_type: i8) -> Result<Found, 
             "kmon has no transaction coordinator yet (transactions are not supported)".into(),
         ));
     }
+    broker
+        .authorizer
+        .authorize(ANONYMOUS, AclOperation::Describe, &Resource::group(key))
+        .map_err(|err| (error_code(&err), err.to_string()))?;
     let (id, _) = broker.groups.find_coordinator(key).await.map_err(|err| (error_code(&err), err.to_string()))?;
     let state = broker.metadata();
     match state.brokers.get(&id).and_then(endpoint) {
@@ -99,7 +105,12 @@ pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: 
         protocol_type: req.protocol_type.as_str().to_string(),
         protocols: req.protocols.into_iter().map(|p| (p.name.as_str().to_string(), p.metadata)).collect(),
     };
-    match broker.groups.join(req.group_id.0.as_str(), request).await {
+    let group = req.group_id.0.as_str();
+    let joined = match broker.authorizer.authorize(ANONYMOUS, AclOperation::Read, &Resource::group(group)) {
+        Ok(()) => broker.groups.join(group, request).await,
+        Err(err) => Err(err),
+    };
+    match joined {
         Ok(outcome) => JoinGroupResponse::default()
             .with_generation_id(outcome.generation)
             .with_protocol_type(Some(req.protocol_type))

@@ -10,6 +10,8 @@ use kmon_broker::{Broker, BrokerError};
 
 use super::checked_leader_epoch;
 use crate::error::error_code;
+use kmon_broker::authorizer::ANONYMOUS;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -50,6 +52,7 @@ fn offset(
 ) -> Result<(i64, i64, i32), i16> {
     let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
     let code = |err: BrokerError| error_code(&err);
+    broker.authorizer.authorize(ANONYMOUS, AclOperation::Describe, &Resource::topic(topic)).map_err(code)?;
     let epoch = checked_leader_epoch(broker, topic, partition, leader_epoch)?;
     match timestamp {
         EARLIEST => Ok((broker.replicas.leader_log(topic, partition).map_err(code)?.log_start_offset(), -1, epoch)),

@@ -10,6 +10,8 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kmon_broker::Broker;
+use kmon_broker::authorizer::ANONYMOUS;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::controller::state::{ClusterState, TopicRecord};
 use uuid::Uuid;
 
@@ -32,11 +34,14 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         .collect();
     // v0: an empty list means every topic; v1+: null does, empty means none.
     let topics = match req.topics {
-        None => all_topics(&state, &live_ids),
-        Some(wanted) if wanted.is_empty() && version == 0 => all_topics(&state, &live_ids),
+        None => all_topics(broker, &state, &live_ids),
+        Some(wanted) if wanted.is_empty() && version == 0 => all_topics(broker, &state, &live_ids),
         Some(wanted) => wanted
             .into_iter()
             .map(|w| match w.name {
+                Some(name) if !may_describe(broker, name.0.as_str()) => MetadataResponseTopic::default()
+                    .with_name(Some(name))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                 Some(name) => match state.topics.get(name.0.as_str()) {
                     Some(record) => topic(name.0.as_str(), record, &live_ids),
                     None => MetadataResponseTopic::default()
@@ -44,6 +49,9 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                 },
                 None => match state.topics.iter().find(|(_, r)| topic_uuid(r.topic_id) == w.topic_id) {
+                    Some((name, _)) if !may_describe(broker, name) => MetadataResponseTopic::default()
+                        .with_topic_id(w.topic_id)
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                     Some((name, record)) => topic(name, record, &live_ids),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(w.topic_id)
@@ -64,8 +72,19 @@ pub fn topic_uuid(topic_id: u64) -> Uuid {
     Uuid::from_u64_pair(0, topic_id)
 }
 
-fn all_topics(state: &ClusterState, live: &BTreeSet<i32>) -> Vec<MetadataResponseTopic> {
-    state.topics.iter().map(|(name, record)| topic(name, record, live)).collect()
+/// Every topic the client may describe (Kafka leaves the others out).
+fn all_topics(broker: &Broker, state: &ClusterState, live: &BTreeSet<i32>) -> Vec<MetadataResponseTopic> {
+    state
+        .topics
+        .iter()
+        .filter(|(name, _)| broker.authorizer.allows(ANONYMOUS, AclOperation::Describe, &Resource::topic(name)))
+        .map(|(name, record)| topic(name, record, live))
+        .collect()
+}
+
+/// Describe on a topic the client named (a refusal is counted).
+fn may_describe(broker: &Broker, name: &str) -> bool {
+    broker.authorizer.authorize(ANONYMOUS, AclOperation::Describe, &Resource::topic(name)).is_ok()
 }
 
 fn topic(name: &str, record: &TopicRecord, live: &BTreeSet<i32>) -> MetadataResponseTopic {

@@ -13,6 +13,8 @@ use kmon_broker::Broker;
 
 use super::{text, topic_name};
 use crate::error::error_code;
+use kmon_broker::authorizer::ANONYMOUS;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 
 pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let state = broker.metadata();
@@ -24,7 +26,9 @@ pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
         let count = state.topics.get(name).map(|t| t.partitions.len());
         for p in &topic.partitions {
             let known = count.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as usize) < n);
-            if !known {
+            if let Err(err) = broker.authorizer.authorize(ANONYMOUS, AclOperation::Read, &Resource::topic(name)) {
+                codes.insert((name.to_string(), p.partition_index), error_code(&err));
+            } else if !known {
                 codes.insert((name.to_string(), p.partition_index), ResponseError::UnknownTopicOrPartition.code());
             } else if p.committed_offset < 0 {
                 codes.insert((name.to_string(), p.partition_index), ResponseError::InvalidCommitOffsetSize.code());
@@ -35,7 +39,11 @@ pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
         }
     }
     let instance = req.group_instance_id.as_ref().map(|s| s.as_str()).filter(|s| !s.is_empty());
-    let outcome = if offsets.is_empty() {
+    let group_refused =
+        broker.authorizer.authorize(ANONYMOUS, AclOperation::Read, &Resource::group(req.group_id.0.as_str())).err();
+    let outcome = if let Some(err) = group_refused {
+        error_code(&err)
+    } else if offsets.is_empty() {
         0
     } else {
         broker
@@ -85,7 +93,12 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
     if !all && wanted.is_empty() {
         return OffsetFetchResponse::default();
     }
-    match broker.groups.fetch_offsets(req.group_id.0.as_str(), &wanted) {
+    let group = req.group_id.0.as_str();
+    let fetched = broker
+        .authorizer
+        .authorize(ANONYMOUS, AclOperation::Describe, &Resource::group(group))
+        .and_then(|()| broker.groups.fetch_offsets(group, &wanted));
+    match fetched {
         Ok(found) => {
             let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
             for (topic, partition, value) in found {

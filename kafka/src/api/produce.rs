@@ -11,7 +11,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::messages::ProduceResponse;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::config::FlushPolicy;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::log::PartitionLog;
 use kmon_broker::log::batch;
 use kmon_broker::replication::RequiredAcks;
@@ -95,6 +97,9 @@ async fn produce_partition(
     timeout: Duration,
 ) -> Outcome {
     broker.metrics.total_produce.inc_by(topic, 1);
+    if let Err(err) = broker.authorizer.authorize(ANONYMOUS, AclOperation::Write, &Resource::topic(topic)) {
+        return failed(broker, topic, index, &err);
+    }
     let Ok(partition) = u32::try_from(index) else {
         return refused(
             broker,

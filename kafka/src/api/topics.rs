@@ -8,6 +8,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse};
+use kmon_broker::authorizer::ANONYMOUS;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::{Broker, BrokerError};
 
 use super::metadata::topic_uuid;
@@ -27,6 +29,10 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
                 .with_num_partitions(-1)
                 .with_replication_factor(-1)
         };
+        if let Err(err) = broker.authorizer.authorize_create_topic(ANONYMOUS, &name) {
+            results.push(refused(error_code(&err), err.to_string()));
+            continue;
+        }
         if !topic.assignments.is_empty() {
             results.push(refused(
                 ResponseError::InvalidReplicaAssignment.code(),
@@ -101,11 +107,14 @@ pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsRe
             continue;
         };
         let answer = answer.with_name(Some(super::topic_name(name.as_str())));
-        let result = if broker.metadata().topics.contains_key(&name) {
-            broker.delete_topic(&name).await
-        } else {
-            Err(BrokerError::UnknownTopic(name.clone()))
-        };
+        let result =
+            if let Err(err) = broker.authorizer.authorize(ANONYMOUS, AclOperation::Delete, &Resource::topic(&name)) {
+                Err(err)
+            } else if broker.metadata().topics.contains_key(&name) {
+                broker.delete_topic(&name).await
+            } else {
+                Err(BrokerError::UnknownTopic(name.clone()))
+            };
         responses.push(match result {
             Ok(()) => answer,
             Err(err) => answer.with_error_code(error_code(&err)).with_error_message(Some(text(err.to_string()))),

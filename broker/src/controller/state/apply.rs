@@ -163,6 +163,14 @@ impl ClusterState {
                 ids.transactional.insert(transactional_id.clone(), (producer_id, epoch));
                 Ok(CommandOutcome::ProducerIdAssigned { producer_id, epoch })
             }
+            MetadataCommand::CreateAcls { acls } => {
+                let changed = acls.iter().filter(|acl| self.acls.insert((*acl).clone())).count();
+                Ok(CommandOutcome::AclsChanged { changed: changed as u32 })
+            }
+            MetadataCommand::DeleteAcls { acls } => {
+                let changed = acls.iter().filter(|acl| self.acls.remove(*acl)).count();
+                Ok(CommandOutcome::AclsChanged { changed: changed as u32 })
+            }
         }
     }
 

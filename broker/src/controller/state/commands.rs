@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::acls::AclBinding;
 use super::records::{BrokerId, BrokerRecord};
 
 /// One partition to move, as proposed.
@@ -84,6 +85,14 @@ pub enum MetadataCommand {
     InitTransactionalProducer {
         transactional_id: String,
     },
+    /// Adds ACLs (validated by the proposer); ones already present are kept once.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// Removes exactly these ACLs; ones not present are ignored.
+    DeleteAcls {
+        acls: Vec<AclBinding>,
+    },
 }
 
 /// What applying a command produced.
@@ -115,6 +124,10 @@ pub enum CommandOutcome {
     ProducerIdAssigned {
         producer_id: i64,
         epoch: i16,
+    },
+    /// ACLs actually added or removed (the others were already so).
+    AclsChanged {
+        changed: u32,
     },
     LeadersElected {
         /// Partitions whose leadership moved to the preferred replica.

@@ -8,11 +8,12 @@
 //! epoch); a partition with no in-sync replica left goes offline (leader -1)
 //! unless its topic allows unclean election.
 //!
-//! Files: `records` (brokers, topics, partitions, reassignments, the
+//! Files: `acls` (access control lists and Kafka's authorizer rules), `records` (brokers, topics, partitions, reassignments, the
 //! [`ClusterState`] holding them and its read-only views), `commands`
 //! ([`MetadataCommand`], its outcome and its errors), `apply` (what each
 //! command does). Placement of new partitions is [`crate::placement`].
 
+pub mod acls;
 mod apply;
 mod commands;
 mod records;

@@ -191,6 +191,9 @@ pub struct ClusterState {
     /// producers has none).
     #[serde(default)]
     pub producer_ids: ProducerIdsRecord,
+    /// Access control lists (metadata from before ACLs has none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub acls: super::acls::AclSet,
 }
 
 /// Producer ids, allocated in blocks to brokers (Kafka's KIP-730), and the
