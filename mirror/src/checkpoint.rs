@@ -85,11 +85,22 @@ impl Checkpointer {
             .iter()
             .filter(|c| self.written.get(&(c.group.clone(), c.partition.clone())) != Some(&(c.upstream, c.downstream)))
             .collect();
-        if fresh.is_empty() {
-            return Ok(());
+        if !fresh.is_empty() {
+            self.write(group, &fresh, started).await?;
         }
+        // Every round, not only on new checkpoints: a sync refused while
+        // the group was active on the target is tried again.
+        if mirror.args.sync_group_offsets && !checkpoints.is_empty() {
+            self.sync_group(group, &checkpoints).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes checkpoints and notes them as written.
+    async fn write(&mut self, group: &str, fresh: &[&Checkpoint], started: Instant) -> Result<(), MirrorError> {
+        let mirror = self.mirror.clone();
         let topic = mirror.policy.checkpoints_topic();
-        for c in &fresh {
+        for c in fresh {
             let (key, value) = (c.key(), c.value());
             let record =
                 OutgoingRecord { partition: Some(0), timestamp_ms: None, key: Some(&key), value: &value, headers: &[] };
@@ -101,13 +112,9 @@ impl Checkpointer {
         }
         mirror.producer.flush().await.context(|| format!("writing checkpoints to {topic}"))?;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let group_labels = GroupLabels {
-            source: mirror.policy.source_alias.clone(),
-            target: mirror.policy.target_alias.clone(),
-            group: group.to_owned(),
-        };
+        let group_labels = group_labels(&mirror, group);
         mirror.metrics.checkpoints.get_or_create(&group_labels).inc_by(fresh.len() as u64);
-        for c in &fresh {
+        for c in fresh {
             let labels = CheckpointLabels {
                 source: group_labels.source.clone(),
                 target: group_labels.target.clone(),
@@ -122,21 +129,13 @@ impl Checkpointer {
             }
             self.written.insert((c.group.clone(), c.partition.clone()), (c.upstream, c.downstream));
         }
-        if mirror.args.sync_group_offsets {
-            self.sync_group(group, &checkpoints, &group_labels).await?;
-        }
         Ok(())
     }
 
     /// Commits the translated offsets to the group on the target, unless
     /// the group has members there (it is already consuming there) or is
     /// already at or past them.
-    async fn sync_group(
-        &self,
-        group: &str,
-        checkpoints: &[Checkpoint],
-        labels: &GroupLabels,
-    ) -> Result<(), MirrorError> {
+    async fn sync_group(&self, group: &str, checkpoints: &[Checkpoint]) -> Result<(), MirrorError> {
         let target = &self.mirror.target;
         match target.describe_group(group).await {
             Ok(description) if !matches!(description.state.as_str(), "Empty" | "Dead") => {
@@ -165,7 +164,11 @@ impl Checkpointer {
         }
         match target.reset_offsets(group, &behind).await {
             Ok(()) => {
-                self.mirror.metrics.group_offsets_synced.get_or_create(labels).inc_by(behind.len() as u64);
+                self.mirror
+                    .metrics
+                    .group_offsets_synced
+                    .get_or_create(&group_labels(&self.mirror, group))
+                    .inc_by(behind.len() as u64);
                 tracing::info!(group, partitions = behind.len(), "synced group offsets to the target");
                 Ok(())
             }
@@ -173,5 +176,13 @@ impl Checkpointer {
             Err(err) if err.code() == Some(ErrorCode::NonEmptyGroup) => Ok(()),
             Err(err) => Err(err).context(|| format!("committing group {group:?}'s offsets on the target")),
         }
+    }
+}
+
+fn group_labels(mirror: &Mirror, group: &str) -> GroupLabels {
+    GroupLabels {
+        source: mirror.policy.source_alias.clone(),
+        target: mirror.policy.target_alias.clone(),
+        group: group.to_owned(),
     }
 }
