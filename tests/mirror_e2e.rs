@@ -109,10 +109,20 @@ fn same_record(a: &ConsumerRecord, b: &ConsumerRecord) -> bool {
 }
 
 async fn end_offsets(admin: &Admin, topic: &str, partitions: u32) -> Vec<i64> {
+    try_end_offsets(admin, topic, partitions).await.unwrap()
+}
+
+async fn try_end_offsets(admin: &Admin, topic: &str, partitions: u32) -> Result<Vec<i64>, kmon_client::ClientError> {
     let specs: Vec<(&str, u32, OffsetSpec)> = (0..partitions).map(|p| (topic, p, OffsetSpec::Latest)).collect();
-    let mut offsets = admin.list_offsets(&specs).await.unwrap();
+    let mut offsets = admin.list_offsets(&specs).await?;
     offsets.sort_by_key(|o| o.partition);
-    offsets.iter().map(|o| o.offset.unwrap()).collect()
+    Ok(offsets.iter().map(|o| o.offset.unwrap_or(0)).collect())
+}
+
+/// Sum of the mirror's committed position over `position`.
+async fn committed_sum(source: &Admin, position: &[TopicPartition]) -> i64 {
+    let committed = source.fetch_offsets("kmon-mirror.source.target", position).await.unwrap();
+    committed.iter().filter_map(|c| c.offset).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,22 +143,25 @@ async fn mirrors_a_million_records_and_resumes_after_sigkill_with_nothing_skippe
     produce_numbered(&producer, "orders", 0, TOTAL / 2).await;
     eprintln!("produced {} in {:?}", TOTAL / 2, started.elapsed());
 
+    let position: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new("orders", p)).collect();
     let mut mirror = MirrorProcess::start(&src, &dst, &[]);
-    // Kill it mid-run: once some but not all is copied.
-    wait_for_async("the mirror to copy some records", Duration::from_secs(60), || async {
-        let copied: i64 = end_offsets(&target_admin, "source.orders", PARTITIONS).await.iter().sum();
-        (copied > 50_000).then_some(())
+    // Kill it mid-run: once it has committed a position and copied more.
+    wait_for_async("the mirror to copy and commit some records", Duration::from_secs(60), || async {
+        // The target topic appears once the mirror made it.
+        let copied: i64 = try_end_offsets(&target_admin, "source.orders", PARTITIONS).await.ok()?.iter().sum();
+        (copied > 50_000 && committed_sum(&source_admin, &position).await > 0).then_some(())
     })
     .await;
     mirror.kill();
     let copied_at_kill: i64 = end_offsets(&target_admin, "source.orders", PARTITIONS).await.iter().sum();
+    let committed_at_kill = committed_sum(&source_admin, &position).await;
+    eprintln!("killed with {copied_at_kill} copied, {committed_at_kill} committed");
     assert!(copied_at_kill < TOTAL as i64, "killed mid-run");
     produce_numbered(&producer, "orders", TOTAL / 2, TOTAL).await;
     eprintln!("produced {TOTAL} in {:?}", started.elapsed());
 
     let mirror = MirrorProcess::start(&src, &dst, &[]);
     let source_ends = end_offsets(&source_admin, "orders", PARTITIONS).await;
-    let position: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new("orders", p)).collect();
     wait_for_async("the mirror to commit the source's end offsets", Duration::from_secs(120), || async {
         let committed = source_admin.fetch_offsets("kmon-mirror.source.target", &position).await.ok()?;
         let mut committed: Vec<(u32, Option<i64>)> = committed.iter().map(|c| (c.partition, c.offset)).collect();
@@ -182,7 +195,8 @@ async fn mirrors_a_million_records_and_resumes_after_sigkill_with_nothing_skippe
         duplicates += extra;
     }
     eprintln!("copied twice after the SIGKILL: {duplicates} records");
-    assert!(duplicates < copied_at_kill as usize, "at most the uncommitted tail is copied again");
+    // Exactly the tail copied after the last commit before the kill.
+    assert_eq!(duplicates as i64, copied_at_kill - committed_at_kill, "only the uncommitted tail is copied again");
 
     let topics: Vec<String> = target_admin.list_topics().await.unwrap().into_iter().map(|t| t.name).collect();
     assert!(topics.contains(&"mm2-offset-syncs.source.internal".to_owned()), "{topics:?}");
