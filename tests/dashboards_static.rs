@@ -409,7 +409,7 @@ fn every_rule_selects_kmon_jobs_only() {
         for rule in rule_file(file) {
             for (name, matchers) in selectors(&rule.expr) {
                 let job = matchers.split(',').map(str::trim).find_map(|m| m.strip_prefix("job="));
-                if !matches!(job, Some("\"kmon-broker\"" | "\"kmon-agent\"")) {
+                if !matches!(job, Some("\"kmon-broker\"" | "\"kmon-agent\"" | "\"kmon-mirror\"")) {
                     unscoped.push(format!("{file} {}: {name}{{{matchers}}}", rule.name));
                 }
             }

@@ -54,6 +54,9 @@ pub(crate) struct ScrapeNames {
     /// Scrape job name of the node agents' /metrics.
     #[arg(long, default_value = DEFAULT_AGENT_JOB, value_parser = job_name)]
     agent_job: String,
+    /// Scrape job name of `kmon mirror`'s /metrics.
+    #[arg(long, default_value = DEFAULT_MIRROR_JOB, value_parser = job_name)]
+    mirror_job: String,
     /// Where RUNBOOK.md is published (e.g. https://wiki.example.com/kmon/runbook):
     /// the alerts' `runbook_url` links become URL#<alert>. Default: the
     /// exported RUNBOOK.md beside the rules, as a relative link.
@@ -63,6 +66,7 @@ pub(crate) struct ScrapeNames {
 
 const DEFAULT_BROKER_JOB: &str = "kmon-broker";
 const DEFAULT_AGENT_JOB: &str = "kmon-agent";
+const DEFAULT_MIRROR_JOB: &str = "kmon-mirror";
 
 /// A Prometheus job name that can be put into a rule's `job="..."`
 /// matcher and a scrape config unquoted.
@@ -80,14 +84,20 @@ impl ScrapeNames {
     /// `contents` of one exported file with the job names and runbook
     /// links replaced.
     fn apply(&self, contents: &str) -> String {
-        let mut text = contents
-            .replace(&format!("job=\"{DEFAULT_BROKER_JOB}\""), &format!("job=\"{}\"", self.broker_job))
-            .replace(&format!("job=\"{DEFAULT_AGENT_JOB}\""), &format!("job=\"{}\"", self.agent_job))
-            .replace(&format!("job_name: {DEFAULT_BROKER_JOB}\n"), &format!("job_name: {}\n", self.broker_job))
-            .replace(&format!("job_name: {DEFAULT_AGENT_JOB}\n"), &format!("job_name: {}\n", self.agent_job))
-            // Expected labels in the rules' unit tests.
-            .replace(&format!("job: {DEFAULT_BROKER_JOB}\n"), &format!("job: {}\n", self.broker_job))
-            .replace(&format!("job: {DEFAULT_AGENT_JOB}\n"), &format!("job: {}\n", self.agent_job));
+        let jobs = [
+            (DEFAULT_BROKER_JOB, &self.broker_job),
+            (DEFAULT_AGENT_JOB, &self.agent_job),
+            (DEFAULT_MIRROR_JOB, &self.mirror_job),
+        ];
+        let mut text = contents.to_owned();
+        for (default, name) in jobs {
+            // Rule matchers, scrape configs and the expected labels in the
+            // rules' unit tests.
+            text = text
+                .replace(&format!("job=\"{default}\""), &format!("job=\"{name}\""))
+                .replace(&format!("job_name: {default}\n"), &format!("job_name: {name}\n"))
+                .replace(&format!("job: {default}\n"), &format!("job: {name}\n"));
+        }
         if let Some(url) = &self.runbook_url {
             text =
                 text.replace("runbook_url: \"RUNBOOK.md#", &format!("runbook_url: \"{}#", url.trim_end_matches('#')));
@@ -146,6 +156,7 @@ mod tests {
         let defaults = ScrapeNames {
             broker_job: DEFAULT_BROKER_JOB.into(),
             agent_job: DEFAULT_AGENT_JOB.into(),
+            mirror_job: DEFAULT_MIRROR_JOB.into(),
             runbook_url: None,
         };
         export(dir.path(), false, &defaults).unwrap();

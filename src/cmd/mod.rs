@@ -156,6 +156,11 @@ enum Command {
         #[command(flatten)]
         args: kmon_rest::RestArgs,
     },
+    /// Copy topics from a source cluster to a target (MirrorMaker 2's
+    /// job): renamed `<source-alias>.<topic>`, partitions, keys, headers
+    /// and timestamps kept; checkpoints and group offset sync for failover.
+    /// Plain-text connections only so far (no TLS flags).
+    Mirror(kmon_mirror::MirrorArgs),
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -199,6 +204,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { client, command } => kmon_bench::run(&client.bootstrap, command).await,
         Command::Dashboards { command } => dashboards::run(command),
         Command::Rest { client, args } => kmon_rest::run(&client.bootstrap, args).await,
+        Command::Mirror(args) => {
+            init_logging();
+            Ok(kmon_mirror::run(args).await?)
+        }
     }
 }
 
@@ -219,7 +228,11 @@ impl Command {
             | Command::Report { client, .. }
             | Command::Rest { client, .. }
             | Command::Bench { client, .. } => Some(client),
-            Command::Broker(_) | Command::Up(_) | Command::Agent(_) | Command::Dashboards { .. } => None,
+            Command::Broker(_)
+            | Command::Up(_)
+            | Command::Agent(_)
+            | Command::Mirror(_)
+            | Command::Dashboards { .. } => None,
         }
     }
 }
