@@ -148,6 +148,14 @@ enum Command {
         #[command(flatten)]
         args: kmon_rest::RestArgs,
     },
+    /// Run an example stream-processing application (kmon-streams) as one
+    /// instance, or measure word count's throughput.
+    Streams {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: kmon_streams::cli::StreamsArgs,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -190,6 +198,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { client, command } => kmon_bench::run(&client.bootstrap, command).await,
         Command::Dashboards { command } => dashboards::run(command),
         Command::Rest { client, args } => kmon_rest::run(&client.bootstrap, args).await,
+        Command::Streams { client, args } => {
+            init_logging();
+            kmon_streams::cli::run(&client.bootstrap, args).await
+        }
     }
 }
 
@@ -208,6 +220,7 @@ impl Command {
             | Command::Tui { client, .. }
             | Command::Report { client, .. }
             | Command::Rest { client, .. }
+            | Command::Streams { client, .. }
             | Command::Bench { client, .. } => Some(client),
             Command::Broker(_) | Command::Up(_) | Command::Agent(_) | Command::Dashboards { .. } => None,
         }

@@ -70,6 +70,6 @@ impl Ctx {
 
     /// The current task's store `name` (empty if it was never restored).
     pub(crate) fn store(&mut self, name: &Arc<str>) -> &mut Store {
-        self.stores.entry((name.clone(), self.partition)).or_insert_with(Store::new)
+        self.stores.entry((name.clone(), self.partition)).or_default()
     }
 }

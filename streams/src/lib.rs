@@ -14,7 +14,8 @@
 //! - [`metrics`]: [`StreamsMetrics`], served at `/metrics`.
 //! - [`apps`]: the example topologies (word count, windowed sum,
 //!   enrichment join) used by `examples/`, `kmon streams` and the benchmark.
-//! - [`error`]: [`StreamsError`].
+//! - [`cli`]: `kmon streams` (run an example app; `bench`).
+//! - [`error`]: [`StreamsError`], the crate's one error type.
 //!
 //! Data flow: input partition `p` (a task) → processors of its topic →
 //! records to produce (outputs, repartition topics) and store updates →
@@ -25,6 +26,7 @@
 //! the README's "Stream processing" section for what can be duplicated.
 
 pub mod apps;
+pub mod cli;
 mod context;
 pub mod error;
 pub mod metrics;

@@ -109,7 +109,7 @@ impl StoredValue {
 }
 
 /// One store of one task.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Store {
     entries: HashMap<Vec<u8>, StoredValue>,
     /// Keys changed since the last commit: written to the changelog and
@@ -119,9 +119,15 @@ pub(crate) struct Store {
     pub(crate) stream_time: i64,
 }
 
+impl Default for Store {
+    fn default() -> Store {
+        Store { entries: HashMap::new(), dirty: BTreeSet::new(), stream_time: i64::MIN }
+    }
+}
+
 impl Store {
     pub(crate) fn new() -> Store {
-        Store { stream_time: i64::MIN, ..Store::default() }
+        Store::default()
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
