@@ -161,6 +161,14 @@ enum Command {
     /// and timestamps kept; checkpoints and group offset sync for failover.
     /// Plain-text connections only so far (no TLS flags).
     Mirror(kmon_mirror::MirrorArgs),
+    /// Run an example stream-processing application (kmon-streams) as one
+    /// instance, or measure word count's throughput.
+    Streams {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: kmon_streams::cli::StreamsArgs,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -208,6 +216,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging();
             Ok(kmon_mirror::run(args).await?)
         }
+        Command::Streams { client, args } => {
+            init_logging();
+            kmon_streams::cli::run(&client.bootstrap, args).await
+        }
     }
 }
 
@@ -227,6 +239,7 @@ impl Command {
             | Command::Tui { client, .. }
             | Command::Report { client, .. }
             | Command::Rest { client, .. }
+            | Command::Streams { client, .. }
             | Command::Bench { client, .. } => Some(client),
             Command::Broker(_)
             | Command::Up(_)
