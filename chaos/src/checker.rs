@@ -237,9 +237,13 @@ pub fn check_replicas(
             for p in problems {
                 verdict.problem(format!("REPLICA: broker {id} partition {partition}: {p}"));
             }
-            if epochs.windows(2).any(|w| w[1] < w[0]) {
+            if let Some(at) = epochs.windows(2).position(|w| w[1] < w[0]) {
                 verdict.problem(format!(
-                    "EPOCH: broker {id} partition {partition}: leader epochs decrease along the log: {epochs:?}"
+                    "EPOCH: broker {id} partition {partition}: leader epoch {} after {} at batch {} of {}",
+                    epochs[at + 1],
+                    epochs[at],
+                    at + 1,
+                    epochs.len()
                 ));
             }
             match &reference {
