@@ -37,9 +37,10 @@ fn python() -> &'static str {
                  ./test.sh, or set KMON_TEST_PYTHON=<venv>/bin/python"
             )
         });
-        let probe = "import importlib.metadata as m, confluent_kafka, kafka\n\
+        let probe = "import importlib.metadata as m, confluent_kafka, kafka, requests\n\
                      print('confluent-kafka==' + m.version('confluent-kafka'))\n\
                      print('kafka-python==' + m.version('kafka-python'))\n\
+                     print('requests==' + m.version('requests'))\n\
                      print('librdkafka', confluent_kafka.libversion()[0])";
         let out = Command::new(&python).args(["-c", probe]).output().unwrap_or_else(|err| {
             panic!("KMON_TEST_PYTHON={python} cannot run ({err}); ./test.sh makes the virtualenv")

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kmon_proto::agent::v1::NodeSample;
 use kmon_proto::agent::v1::node_metrics_client::NodeMetricsClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::AgentError;
 
@@ -62,7 +62,7 @@ impl Shipper {
         let client = match &mut self.client {
             Some(client) => client,
             None => {
-                let endpoint = Endpoint::from_shared(format!("http://{broker}"))
+                let endpoint = kmon_client::connection::endpoint(&broker)
                     .map_err(|e| AgentError::Unreachable { tried: broker.clone(), last: e.to_string() })?
                     .connect_timeout(CONNECT_TIMEOUT)
                     .timeout(ROUND_TIMEOUT);

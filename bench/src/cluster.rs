@@ -63,6 +63,36 @@ impl ScratchDir {
     }
 }
 
+/// Runs `measure` `runs` times, each in a new directory `run-N` under
+/// `dir`, and prints each run as a line: the loop of the benches that start
+/// a fresh cluster per run.
+pub async fn each_run<R: std::fmt::Display>(
+    dir: &Path,
+    runs: u32,
+    measure: impl AsyncFn(&Path) -> anyhow::Result<R>,
+) -> anyhow::Result<Vec<R>> {
+    let mut results = Vec::new();
+    for n in 0..runs {
+        let run_dir = dir.join(format!("run-{n}"));
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+        let run = measure(&run_dir).await.with_context(|| format!("run {}", n + 1))?;
+        println!("run {}: {run}", n + 1);
+        results.push(run);
+    }
+    Ok(results)
+}
+
+/// The median of `f` over `runs` (the upper middle one of an even count;
+/// 0 when there are none): every bench reports medians.
+pub fn median_by<T>(runs: &[T], f: impl Fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = runs.iter().map(f).collect();
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// The local cluster: one child per broker, index `id - 1`.
 pub struct Cluster {
     exe: PathBuf,

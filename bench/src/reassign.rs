@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bytes::Bytes;
 use kmon_client::{Acks, Admin, Producer, ProducerConfig};
 
-use crate::cluster::{Cluster, ScratchDir};
+use crate::cluster::{Cluster, ScratchDir, each_run, median_by};
 
 const TOPIC: &str = "reassign-bench";
 /// Bound on one reassignment.
@@ -58,31 +58,26 @@ struct Run {
     p99_during_ms: f64,
 }
 
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} MiB copied in {:.2} s ({:.1} MiB/s); produce p50/p99 {:.1}/{:.1} ms before, {:.1}/{:.1} ms during",
+            self.bytes as f64 / MIB,
+            self.seconds,
+            self.bytes as f64 / MIB / self.seconds,
+            self.p50_before_ms,
+            self.p99_before_ms,
+            self.p50_during_ms,
+            self.p99_during_ms
+        )
+    }
+}
+
 pub async fn run(args: ReassignArgs) -> anyhow::Result<()> {
     args.scratch.clone().run("reassign", |dir| async move {
-        let mut runs = Vec::new();
-        for n in 0..args.runs {
-            let run_dir = dir.join(format!("run-{n}"));
-            std::fs::create_dir_all(&run_dir)?;
-            let run = measure(&args, &run_dir).await.with_context(|| format!("run {}", n + 1))?;
-            println!(
-                "run {}: {:.1} MiB copied in {:.2} s ({:.1} MiB/s); produce p50/p99 {:.1}/{:.1} ms before, {:.1}/{:.1} ms during",
-                n + 1,
-                run.bytes as f64 / MIB,
-                run.seconds,
-                run.bytes as f64 / MIB / run.seconds,
-                run.p50_before_ms,
-                run.p99_before_ms,
-                run.p50_during_ms,
-                run.p99_during_ms
-            );
-            runs.push(run);
-        }
-        let median = |f: fn(&Run) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let runs = each_run(&dir, args.runs, async |run_dir| measure(&args, run_dir).await).await?;
+        let median = |f: fn(&Run) -> f64| median_by(&runs, f);
         println!(
             "median over {} run(s): {:.1} MiB in {:.2} s = {:.1} MiB/s; produce p99 {:.1} ms before, {:.1} ms during (throttle: {})",
             runs.len(),

@@ -21,7 +21,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use kmon_client::{Acks, Producer, ProducerConfig};
 
-use crate::cluster::{Cluster, ScratchDir};
+use crate::cluster::{Cluster, ScratchDir, each_run, median_by};
 
 const ROLLING: &str = "roll-stall-a";
 const PROBED: &str = "roll-stall-b";
@@ -60,33 +60,23 @@ struct Run {
     rolls: usize,
 }
 
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "B {:.0} records/s, latency p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolled {} segment(s) \
+                         (p99 alone {:.2} ms)",
+            self.records_per_s, self.p50, self.p99, self.max, self.rolls, self.alone_p99
+        )
+    }
+}
+
 pub async fn run(args: RollStallArgs) -> anyhow::Result<()> {
     args.scratch
         .clone()
         .run("roll-stall", |dir| async move {
-            let mut runs = Vec::new();
-            for n in 0..args.runs {
-                let run_dir = dir.join(format!("run-{n}"));
-                std::fs::create_dir_all(&run_dir)?;
-                let run = measure(&args, &run_dir).await.with_context(|| format!("run {}", n + 1))?;
-                println!(
-                    "run {}: B {:.0} records/s, latency p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolled {} segment(s) \
-                 (p99 alone {:.2} ms)",
-                    n + 1,
-                    run.records_per_s,
-                    run.p50,
-                    run.p99,
-                    run.max,
-                    run.rolls,
-                    run.alone_p99
-                );
-                runs.push(run);
-            }
-            let median = |f: fn(&Run) -> f64| {
-                let mut v: Vec<f64> = runs.iter().map(f).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
+            let runs = each_run(&dir, args.runs, async |run_dir| measure(&args, run_dir).await).await?;
+            let median = |f: fn(&Run) -> f64| median_by(&runs, f);
             println!(
                 "median over {} run(s): B {:.0} records/s, p50/p99/max {:.2}/{:.2}/{:.2} ms while A rolls \
              ({:.0} segment(s) per run; p99 alone {:.2} ms)",

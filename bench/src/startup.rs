@@ -1,19 +1,19 @@
 //! `kmon bench startup`: how long a broker takes to start over a large log
-//! (recovery reads and CRC-checks every active segment), and how much
-//! memory it holds when idle. Writes the log with the broker's own log code,
-//! then starts real `kmon broker` processes on it and times the moment each
-//! reports ready.
+//! (recovery reads and CRC-checks every active segment, producer states come
+//! back from their snapshot), and how much memory it holds when idle. A real
+//! `kmon broker` writes the log (topic `bench`, produced through the client,
+//! so its metadata knows the partitions), is SIGKILLed, then new broker
+//! processes start on it and each is timed to its ready line. Every start is
+//! checked to still hold the whole log: a broker that dropped it would time
+//! an empty start.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use bytes::{Bytes, BytesMut};
-use kmon_broker::BrokerConfig;
-use kmon_broker::log::PartitionLog;
+use anyhow::{Context, bail};
+use kmon_client::{Acks, Admin, Producer, ProducerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct StartupArgs {
@@ -37,27 +37,32 @@ pub struct StartupArgs {
 pub async fn run(args: StartupArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     if data_dir.exists() {
-        anyhow::bail!("{} exists; pass a new directory (it is removed afterwards)", data_dir.display());
+        bail!("{} exists; pass a new directory (it is removed afterwards)", data_dir.display());
     }
-    let result = tokio::task::spawn_blocking(move || measure(&args)).await?;
-    if !result.as_ref().map(|keep| *keep).unwrap_or(false) {
+    let result = measure(&args).await;
+    if !(result.is_ok() && args.keep) {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    result.map(|_| ())
+    result
 }
 
-fn measure(args: &StartupArgs) -> anyhow::Result<bool> {
-    let written = write_log(args)?;
+async fn measure(args: &StartupArgs) -> anyhow::Result<()> {
+    let written = write_log(args).await?;
     eprintln!("wrote {:.0} MiB of log in {} partitions", written as f64 / (1 << 20) as f64, args.partitions);
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..args.runs {
-        let (elapsed, rss_kb) = start_once(&args.data_dir)?;
+        let dir = args.data_dir.clone();
+        let (elapsed, rss_kb) = tokio::task::spawn_blocking(move || start_once(&dir, written)).await??;
         times.push(elapsed);
         rss.push(rss_kb);
     }
     let empty = args.data_dir.with_extension("empty");
-    let (_, idle_empty_kb) = start_once(&empty)?;
+    let (_, idle_empty_kb) = tokio::task::spawn_blocking({
+        let empty = empty.clone();
+        move || start_once(&empty, 0)
+    })
+    .await??;
     let _ = std::fs::remove_dir_all(&empty);
     times.sort();
     rss.sort();
@@ -74,49 +79,12 @@ fn measure(args: &StartupArgs) -> anyhow::Result<bool> {
         rss[rss.len() / 2] as f64 / 1024.0,
         idle_empty_kb as f64 / 1024.0,
     );
-    Ok(args.keep)
+    Ok(())
 }
 
-/// Fills `partitions` logs with 100-byte records in 1 MiB batches.
-fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
-    let config = BrokerConfig::default();
-    let log_config = Arc::new(config.default_log_config());
-    std::fs::create_dir_all(&args.data_dir)?;
-    let records: Vec<kmon_client::batch::Record> = (0..9000)
-        .map(|i| kmon_client::batch::Record {
-            key: None,
-            value: Bytes::from(format!("{i:0100}")),
-            timestamp_ms: 1_700_000_000_000 + i,
-            headers: vec![],
-        })
-        .collect();
-    let batch = kmon_client::batch::encode_batch(&records);
-    let target = args.size_mb << 20;
-    let mut written = 0u64;
-    let logs: Vec<PartitionLog> = (0..args.partitions)
-        .map(|p| {
-            PartitionLog::open("bench", p, &args.data_dir.join(format!("bench-{p}")), log_config.clone())
-                .map(|(l, _)| l)
-        })
-        .collect::<Result<_, _>>()?;
-    'fill: loop {
-        for log in &logs {
-            if written >= target {
-                break 'fill;
-            }
-            log.append(BytesMut::from(&batch[..]), 0)?;
-            written += batch.len() as u64;
-        }
-    }
-    for log in &logs {
-        log.close()?;
-    }
-    Ok(written)
-}
-
-/// Starts `kmon broker` on `dir`, waits for its ready line, lets it idle a
-/// moment, reads its RSS and kills it (SIGKILL: the next start must recover).
-fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
+/// A `kmon broker` on `dir` (ephemeral ports), up to its ready line:
+/// the child, its gRPC address and the time it took.
+fn start_broker(dir: &Path) -> anyhow::Result<(Child, String, Duration)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .args(["broker", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
@@ -127,18 +95,66 @@ fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
         .spawn()
         .context("starting kmon broker")?;
     let stdout = child.stdout.take().context("broker stdout")?;
-    let mut ready = false;
     for line in BufReader::new(stdout).lines() {
-        if line?.starts_with(kmon_broker::READY_PREFIX) {
-            ready = true;
-            break;
+        let line = line?;
+        if line.starts_with(kmon_broker::READY_PREFIX) {
+            let ready = kmon_cluster::ReadyLine::parse(&line)?;
+            return Ok((child, ready.grpc, started.elapsed()));
         }
     }
-    let elapsed = started.elapsed();
-    if !ready {
-        let _ = child.kill();
-        anyhow::bail!("broker exited before it was ready");
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("broker exited before it was ready")
+}
+
+/// Has a broker write `size_mb` of 100-byte records to topic `bench`
+/// (acks=1, no idempotence: plain bulk data), then SIGKILLs it, so the
+/// first timed start recovers an unclean log. Returns the log's bytes.
+async fn write_log(args: &StartupArgs) -> anyhow::Result<u64> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    let dir = args.data_dir.clone();
+    let (mut child, grpc, _) = tokio::task::spawn_blocking(move || start_broker(&dir)).await??;
+    let result = async {
+        Admin::connect(&grpc).await?.create_topic("bench", args.partitions, 1, vec![]).await?;
+        let mut config = ProducerConfig::new(grpc.clone());
+        config.acks = Acks::Leader;
+        config.idempotence = false;
+        let producer = Producer::connect(config).await?;
+        let value = [b'x'; 100];
+        let target = args.size_mb << 20;
+        while log_bytes(&args.data_dir) < target {
+            for _ in 0..100 {
+                producer.send_batch("bench", (0..1000).map(|_| (None, value.as_slice()))).await?;
+            }
+            producer.flush().await.context("producing the log")?;
+        }
+        anyhow::Ok(())
     }
+    .await;
+    child.kill()?;
+    child.wait()?;
+    result?;
+    Ok(log_bytes(&args.data_dir))
+}
+
+/// Bytes of the `bench` topic's partition logs under `dir`.
+fn log_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench-"))
+        .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+        .filter(|f| f.path().extension().is_some_and(|x| x == "log"))
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Starts a broker on `dir`, times its ready line, lets it idle a moment,
+/// reads its RSS, checks it still holds the `expected` bytes of log, and
+/// kills it (SIGKILL: the next start must recover).
+fn start_once(dir: &Path, expected: u64) -> anyhow::Result<(Duration, u64)> {
+    let (mut child, _, elapsed) = start_broker(dir)?;
     std::thread::sleep(Duration::from_secs(1));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let rss_kb = status
@@ -148,5 +164,11 @@ fn start_once(dir: &std::path::Path) -> anyhow::Result<(Duration, u64)> {
         .unwrap_or(0);
     child.kill()?;
     child.wait()?;
+    let kept = log_bytes(dir);
+    if kept < expected {
+        bail!(
+            "the broker started with {kept} of the {expected} bytes of log it was given: the timing would not be of a start over the log"
+        );
+    }
     Ok((elapsed, rss_kb))
 }

@@ -49,7 +49,7 @@ use anyhow::{Context, anyhow, bail};
 use kmon_client::{Admin, Producer, ProducerConfig, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, ScratchDir};
+use crate::cluster::{Cluster, ScratchDir, median_by};
 
 /// Bound on the set-up steps that wait for the cluster (leaders, groups,
 /// the first screen).
@@ -566,11 +566,7 @@ async fn broker_requests(metrics: &[String]) -> anyhow::Result<BTreeMap<String, 
 }
 
 fn median_f64(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    median_by(values, |v| *v)
 }
 
 /// `median X ms, p90 …, max … (N)`.

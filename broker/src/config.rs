@@ -70,6 +70,20 @@ pub struct BrokerConfig {
     /// port); empty serves no Kafka listener. Metadata advertises the bound
     /// address to Kafka clients.
     pub kafka_listen: String,
+    /// PEM certificate chain the gRPC listener presents (and the broker
+    /// presents when it dials other brokers). Empty: plain text. Reloaded on
+    /// SIGHUP and when the file changes.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// PEM CA bundle: with it every peer (client, broker, agent) must
+    /// present a certificate it signed (mutual TLS), and the broker checks
+    /// other brokers against it.
+    pub tls_ca: String,
+    /// How a peer certificate's subject becomes a principal, Kafka's
+    /// `ssl.principal.mapping.rules` format (`RULE:pattern/replacement/[LU]`,
+    /// `DEFAULT` = the CN).
+    pub tls_principal_mapping_rules: String,
     /// After SIGTERM or SIGINT, how long a broker may take to stop cleanly
     /// (finish requests, flush logs) before it exits anyway, in ms.
     pub shutdown_grace_ms: u64,
@@ -143,6 +157,10 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:9092".into(),
             metrics_listen: "127.0.0.1:9644".into(),
             kafka_listen: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca: String::new(),
+            tls_principal_mapping_rules: "DEFAULT".into(),
             socket_request_max_bytes: 100 << 20,
             shutdown_grace_ms: 30_000,
             metrics_enabled: true,

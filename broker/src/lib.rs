@@ -27,6 +27,7 @@
 //! - [`topics`]: topic metadata and Kafka's topic name rules.
 //! - [`config`]: broker configuration and topic-level log configs.
 //! - [`metrics`]: Kafka-named Prometheus metrics and `/metrics`.
+//! - [`tls`]: TLS on the gRPC port and to other brokers; peer principals.
 //! - [`tasks`]: the one shutdown token and task tracker of a broker.
 //! - [`error`]: the crate's error type.
 //! - [`fault`]: faults injected through the environment, for tests.
@@ -46,6 +47,7 @@ pub mod replication;
 pub mod server;
 pub mod service;
 pub mod tasks;
+pub mod tls;
 pub mod topics;
 
 pub use broker::Broker;

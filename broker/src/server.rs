@@ -27,6 +27,7 @@ use crate::replication::reassignment;
 use crate::service::KmonService;
 use crate::service::replication::ReplicationService;
 use crate::tasks::Tasks;
+use crate::tls::BrokerTls;
 
 /// The line a broker prints on standard output once it serves and has
 /// registered, so scripts and tests can learn the ports it bound.
@@ -74,6 +75,7 @@ pub async fn run_with(
             )));
         }
     };
+    let tls = BrokerTls::from_config(&config)?;
     let grpc_listener = bind(&config.listen).await?;
     let metrics_listener = bind(&config.metrics_listen).await?;
     let kafka_listener = match kafka_serve {
@@ -133,13 +135,6 @@ pub async fn run_with(
     on_start(broker.clone());
 
     // 4. Serve: the client API, the quorum and replication share the port.
-    let connections = broker.metrics.clone();
-    let incoming = TcpListenerStream::new(grpc_listener).map(move |conn| {
-        conn.map(|stream| {
-            let _ = stream.set_nodelay(true);
-            metrics::Counted::new(stream, connections.connection_opened(metrics::GRPC_LISTENER))
-        })
-    });
     let grpc = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
@@ -147,9 +142,24 @@ pub async fn run_with(
         .add_service(KmonService::new(broker.clone(), shutdown.clone()).into_server())
         .add_service(controller.service())
         .add_service(ReplicationService::new(broker.clone()).into_server())
-        .add_service(crate::service::agent::AgentService::new(broker.clone()).into_server())
-        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
-    let grpc = tokio::spawn(grpc);
+        .add_service(crate::service::agent::AgentService::new(broker.clone()).into_server());
+    let grpc = match tls {
+        Some(tls) => {
+            tasks.spawn(tls.clone().reload_loop(broker.metrics.clone(), shutdown.clone()));
+            let incoming = tls.incoming(grpc_listener, broker.metrics.clone(), shutdown.clone());
+            tokio::spawn(grpc.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()))
+        }
+        None => {
+            let connections = broker.metrics.clone();
+            let incoming = TcpListenerStream::new(grpc_listener).map(move |conn| {
+                conn.map(|stream| {
+                    let _ = stream.set_nodelay(true);
+                    metrics::Counted::new(stream, connections.connection_opened(metrics::GRPC_LISTENER))
+                })
+            });
+            tokio::spawn(grpc.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()))
+        }
+    };
     tasks.spawn({
         let (broker, shutdown) = (broker.clone(), shutdown.clone());
         async move {

@@ -1,10 +1,11 @@
 //! Opening gRPC channels to brokers, and the pool that reuses them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::ClientError;
 
@@ -17,11 +18,60 @@ pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connects to `bootstrap` (`HOST:PORT`, or a full `http://` URI).
+/// The TLS every connection of this process uses, once [`use_tls`] set it.
+static TLS: OnceLock<ClientTlsConfig> = OnceLock::new();
+
+/// Turns TLS on for every connection this process opens from now on:
+/// brokers are checked against the CA bundle `ca`, and `cert` / `key` (both
+/// or neither) are presented for mutual TLS. Files are read and checked now;
+/// errors name the file.
+pub fn use_tls(ca: &Path, cert: Option<&Path>, key: Option<&Path>) -> Result<(), ClientError> {
+    let tls_err = |e: kmon_tls::TlsError| ClientError::Tls(e.to_string());
+    kmon_tls::pem::root_store(ca).map_err(tls_err)?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| ClientError::Tls(format!("cannot read {}: {e}", p.display())));
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            kmon_tls::pem::certified_key(cert, key).map_err(tls_err)?;
+            config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => return Err(ClientError::Tls("a client certificate needs both a cert and a key file".into())),
+    }
+    TLS.set(config).map_err(|_| ClientError::Tls("TLS is already configured in this process".into()))
+}
+
+/// An endpoint for a broker's `HOST:PORT`: `https` with this process's TLS
+/// once [`use_tls`] was called, `http` otherwise (for other gRPC services of
+/// the broker, such as the agent's shipping).
+pub fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
+    let invalid = |err: tonic::transport::Error| ClientError::InvalidAddress {
+        address: address.to_owned(),
+        reason: err.to_string(),
+    };
+    match TLS.get() {
+        Some(tls) => Endpoint::from_shared(format!("https://{address}")).and_then(|e| e.tls_config(tls.clone())),
+        None => Endpoint::from_shared(format!("http://{address}")),
+    }
+    .map_err(invalid)
+}
+
+/// Connects to `bootstrap` (`HOST:PORT`, or a full `http://` / `https://`
+/// URI); `HOST:PORT` is `https` once [`use_tls`] was called.
 pub async fn connect(bootstrap: &str) -> Result<KmonClient, ClientError> {
-    let uri = if bootstrap.contains("://") { bootstrap.to_owned() } else { format!("http://{bootstrap}") };
-    let endpoint = Endpoint::from_shared(uri)
+    let tls = TLS.get();
+    let uri = match (bootstrap.contains("://"), tls) {
+        (true, _) => bootstrap.to_owned(),
+        (false, Some(_)) => format!("https://{bootstrap}"),
+        (false, None) => format!("http://{bootstrap}"),
+    };
+    let mut endpoint = Endpoint::from_shared(uri)
         .map_err(|err| ClientError::InvalidAddress { address: bootstrap.to_owned(), reason: err.to_string() })?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|err| ClientError::InvalidAddress { address: bootstrap.to_owned(), reason: err.to_string() })?;
+    }
     let channel = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)

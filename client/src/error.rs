@@ -13,6 +13,10 @@ pub use kmon_proto::v1::ErrorCode;
 /// record of the batch).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
+    /// TLS files missing, unreadable or not matching.
+    #[error("TLS: {0}")]
+    Tls(String),
+
     /// The bootstrap address does not parse as a URI.
     #[error("invalid broker address {address:?}: {reason}")]
     InvalidAddress { address: String, reason: String },
@@ -132,6 +136,7 @@ impl ClientError {
             ClientError::InvalidAddress { .. }
             | ClientError::CorruptBatch(_)
             | ClientError::InvalidArgument(_)
+            | ClientError::Tls(_)
             | ClientError::EarlierBatchFailed { .. }
             | ClientError::ProducerClosed => false,
         }

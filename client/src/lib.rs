@@ -56,7 +56,7 @@ pub use group::{
     Assignor, AutoOffsetReset, CommittedOffset, GroupConsumer, GroupConsumerConfig, GroupDescription,
     GroupDescriptions, GroupListing, GroupMemberDescription, PartitionLag, RebalanceProtocol, UnavailableCoordinator,
 };
-pub use producer::{Producer, ProducerConfig, RecordHandle};
+pub use producer::{OutgoingRecord, Producer, ProducerConfig, RecordHandle};
 pub use types::{
     Acks, BalanceGoal, BrokerInfo, ClusterMetadata, ConsumerRecord, LeaderElection, OffsetSpec, PartitionDescription,
     PartitionMove, PartitionOffset, PartitionReassignment, ReassignmentStatus, RebalancePlan, RecordMetadata,

@@ -76,7 +76,7 @@ use kmon_proto::v1 as pb;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::Admin;
-use crate::batch::{BatchBuilder, HEADER_LEN as BATCH_HEADER_LEN};
+use crate::batch::{BatchBuilder, HEADER_LEN as BATCH_HEADER_LEN, Header};
 use crate::error::ClientError;
 use crate::partitioner::{StickyPartitioner, partition_for_key};
 use crate::retry::Backoff;
@@ -142,6 +142,18 @@ pub struct Producer {
 /// producer (the broker remembers the last five batches of each).
 pub const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
 
+/// A record as [`Producer::send_record`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingRecord<'a> {
+    /// `None`: the partitioner picks (by key, or sticky without one).
+    pub partition: Option<u32>,
+    /// Milliseconds since the epoch; `None`: when it is sent.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: &'a [u8],
+    pub headers: &'a [Header],
+}
+
 /// Resolves to where a record landed once its batch is acknowledged.
 /// `.await` it, or ask [`RecordHandle::try_result`] without waiting.
 #[derive(Debug, Clone)]
@@ -165,6 +177,11 @@ impl Producer {
             )));
         }
         let router = Router::connect(&config.bootstrap).await?;
+        // Learn every broker now, as Kafka's producer does at start: a
+        // producer whose bootstrap broker dies before its first send still
+        // finds the others (a failure here is only logged).
+        let seen = router.cache().generation();
+        router.refresh_after_error(seen).await;
         let shared = Arc::new(Shared::new(router, config));
         if idempotent {
             let identity = init_producer_id(&shared.router).await?;
@@ -194,6 +211,16 @@ impl Producer {
         self.ensure_topic(topic).await?;
         let mut acc = self.shared.lock();
         acc.append(&self.shared, topic, partition, now_ms(), key, value)
+    }
+
+    /// Sends one record with all it can carry: an explicit partition (or
+    /// the partitioner's choice), its own timestamp (or now), key, value
+    /// and headers. Copied into the batch.
+    pub async fn send_record(&self, topic: &str, record: &OutgoingRecord<'_>) -> Result<RecordHandle, ClientError> {
+        self.wait_for_space().await;
+        self.ensure_topic(topic).await?;
+        let mut acc = self.shared.lock();
+        acc.append_record(&self.shared, topic, record, now_ms())
     }
 
     /// Sends many records of one topic under one lock: the fastest path.
@@ -497,6 +524,21 @@ impl Accumulator {
         key: Option<&[u8]>,
         value: &[u8],
     ) -> Result<RecordHandle, ClientError> {
+        let record = OutgoingRecord { partition, timestamp_ms: Some(timestamp_ms), key, value, headers: &[] };
+        self.append_record(shared, topic, &record, timestamp_ms)
+    }
+
+    /// Appends `record` (its timestamp, or `now_ms`) to its partition's
+    /// open batch.
+    fn append_record(
+        &mut self,
+        shared: &Shared,
+        topic: &str,
+        record: &OutgoingRecord<'_>,
+        now_ms: i64,
+    ) -> Result<RecordHandle, ClientError> {
+        let OutgoingRecord { partition, timestamp_ms, key, value, headers } = *record;
+        let timestamp_ms = timestamp_ms.unwrap_or(now_ms);
         let config = &shared.config;
         let state = self.topics.get_mut(topic).expect("ensure_topic ran before append");
         let count = state.partitions.len() as u32;
@@ -511,7 +553,7 @@ impl Accumulator {
             (None, Some(key)) => partition_for_key(key, count),
             (None, None) => state.sticky.partition(count),
         };
-        let record_size = BatchBuilder::record_size(key, value, &[]);
+        let record_size = BatchBuilder::record_size(key, value, headers);
         if record_size + BATCH_HEADER_LEN > config.max_request_size {
             return Err(ClientError::InvalidArgument(format!(
                 "a record of {record_size} bytes exceeds max_request_size ({} bytes)",
@@ -548,7 +590,7 @@ impl Accumulator {
             }
         });
         let before = open.builder.size_bytes();
-        let index = open.builder.append(timestamp_ms, key, value, &[]);
+        let index = open.builder.append(timestamp_ms, key, value, headers);
         shared.buffered.fetch_add(open.builder.size_bytes() - before, Ordering::AcqRel);
         let handle = RecordHandle { batch: open.state.clone(), index, partition };
         if open.builder.size_bytes() >= config.batch_size {

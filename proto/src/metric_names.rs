@@ -53,6 +53,9 @@ pub mod broker {
     pub const BROKER_INFO: &str = "kafka_broker_info";
     /// Unix time the broker process started, seconds (Prometheus' standard process metric).
     pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
+    /// Unix time the certificate a TLS listener presents expires (its
+    /// notAfter), labelled `listener`, `subject`.
+    pub const TLS_CERTIFICATE_EXPIRY: &str = "kmon_tls_certificate_expiry_timestamp_seconds";
 
     // ReplicaManager and fetchers.
     pub const PARTITION_COUNT: &str = "kafka_server_replicamanager_partitioncount";

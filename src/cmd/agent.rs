@@ -47,11 +47,24 @@ pub(crate) struct AgentArgs {
     /// An empty value leaves out nothing.
     #[arg(long, env = "KMON_AGENT_DISK_DEVICE_EXCLUDE", default_value = DEFAULT_DISK_DEVICE_EXCLUDE)]
     disk_device_exclude: DeviceExclude,
+    /// CA bundle (PEM) the brokers' certificates are checked against; turns
+    /// TLS on for shipping and the cluster sample.
+    #[arg(long, env = "KMON_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// The agent's certificate (PEM), presented to brokers with mutual TLS.
+    #[arg(long, env = "KMON_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "KMON_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     otlp: crate::telemetry::OtlpArgs,
 }
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    if let Some(ca) = &args.tls_ca {
+        kmon_client::connection::use_tls(ca, args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    }
     let node = args.node.unwrap_or_else(default_node_name);
     let otlp = match &args.otlp.otlp_endpoint {
         Some(endpoint) => Some(Otlp::new(

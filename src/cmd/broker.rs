@@ -41,6 +41,19 @@ pub(crate) struct BrokerArgs {
     /// fsync policy: `interval` (default) or `always`.
     #[arg(long, value_parser = ["interval", "always"])]
     flush_policy: Option<String>,
+    /// PEM certificate chain of the gRPC listener (turns TLS on; reloaded
+    /// on SIGHUP or when the file changes).
+    #[arg(long, env = "KMON_TLS_CERT")]
+    tls_cert: Option<String>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KMON_TLS_KEY")]
+    tls_key: Option<String>,
+    /// PEM CA bundle: peers must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "KMON_TLS_CA")]
+    tls_ca: Option<String>,
+    /// Certificate subject → principal rules (`RULE:pattern/replacement/[LU]`, `DEFAULT`).
+    #[arg(long, env = "KMON_TLS_PRINCIPAL_MAPPING_RULES")]
+    tls_principal_mapping_rules: Option<String>,
     /// Print the default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -84,6 +97,16 @@ impl BrokerArgs {
         }
         if let Some(interval) = self.otlp.otlp_interval {
             config.otlp_interval_ms = interval.as_millis().max(1) as u64;
+        }
+        for (flag, key) in [
+            (self.tls_cert, &mut config.tls_cert),
+            (self.tls_key, &mut config.tls_key),
+            (self.tls_ca, &mut config.tls_ca),
+            (self.tls_principal_mapping_rules, &mut config.tls_principal_mapping_rules),
+        ] {
+            if let Some(value) = flag {
+                *key = value;
+            }
         }
         if let Some(policy) = self.flush_policy {
             config.log_flush_policy = toml::Value::String(policy).try_into()?;

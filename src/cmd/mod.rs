@@ -32,6 +32,28 @@ pub(crate) struct ClientArgs {
     /// Any broker of the cluster.
     #[arg(long, env = "KMON_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
     pub(crate) bootstrap: String,
+    /// CA bundle (PEM) the brokers' certificates are checked against; turns
+    /// TLS on for every connection.
+    #[arg(long, env = "KMON_TLS_CA", global = true)]
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) presented to brokers with mutual TLS.
+    #[arg(long, env = "KMON_TLS_CERT", global = true, requires = "tls_key")]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "KMON_TLS_KEY", global = true, requires = "tls_cert")]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    /// Turns TLS on for this process when --tls-ca is given.
+    pub(crate) fn apply_tls(&self) -> anyhow::Result<()> {
+        if let Some(ca) = &self.tls_ca {
+            kmon_client::connection::use_tls(ca, self.tls_cert.as_deref(), self.tls_key.as_deref())?;
+        } else if self.tls_cert.is_some() {
+            anyhow::bail!("--tls-cert needs --tls-ca (the CA bundle brokers are checked against)");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +140,14 @@ enum Command {
         #[command(flatten)]
         args: report::ReportArgs,
     },
+    /// An HTTP proxy with Confluent REST Proxy shapes (v3 topics and
+    /// produce, v2 consumers) in front of the cluster.
+    Rest {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: kmon_rest::RestArgs,
+    },
     /// Measure produce and consume throughput and latency.
     Bench {
         #[command(flatten)]
@@ -140,6 +170,9 @@ pub(crate) fn init_telemetry(otlp: Option<&crate::telemetry::Otlp>) -> anyhow::R
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(client) = cli.command.client_args() {
+        client.apply_tls()?;
+    }
     match cli.command {
         Command::Broker(args) => broker::run(args).await,
         Command::Up(args) => up::run(args).await,
@@ -156,5 +189,27 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { client, args } => report::run(client, args).await,
         Command::Bench { client, command } => kmon_bench::run(&client.bootstrap, command).await,
         Command::Dashboards { command } => dashboards::run(command),
+        Command::Rest { client, args } => kmon_rest::run(&client.bootstrap, args).await,
+    }
+}
+
+impl Command {
+    /// The client options of a client command.
+    fn client_args(&self) -> Option<&ClientArgs> {
+        match self {
+            Command::Status { client, .. }
+            | Command::Topic { client, .. }
+            | Command::Produce { client, .. }
+            | Command::Consume { client, .. }
+            | Command::Group { client, .. }
+            | Command::LeaderElection { client, .. }
+            | Command::Rebalance { client, .. }
+            | Command::Cluster { client, .. }
+            | Command::Tui { client, .. }
+            | Command::Report { client, .. }
+            | Command::Rest { client, .. }
+            | Command::Bench { client, .. } => Some(client),
+            Command::Broker(_) | Command::Up(_) | Command::Agent(_) | Command::Dashboards { .. } => None,
+        }
     }
 }

@@ -213,10 +213,7 @@ fn add_live_view(status: &mut Status, snapshot: &kmon_tui::Snapshot) {
 /// One broker's `ListAgents`; an unreachable broker counts as none.
 async fn list_agents(address: &str) -> Vec<AgentInfo> {
     let call = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
-            .connect_timeout(AGENT_LIST_TIMEOUT)
-            .connect()
-            .await?;
+        let channel = kmon_client::connection::endpoint(address)?.connect_timeout(AGENT_LIST_TIMEOUT).connect().await?;
         let response = NodeMetricsClient::new(channel).list_agents(ListAgentsRequest {}).await?;
         anyhow::Ok(response.into_inner().agents)
     };

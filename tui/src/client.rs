@@ -297,7 +297,7 @@ async fn timed<T, E: std::fmt::Display>(call: impl Future<Output = Result<T, E>>
 /// an unreachable broker counts as none.
 async fn list_agents(address: &str) -> Vec<(String, String, i64)> {
     let call = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        let channel = kmon_client::connection::endpoint(address)
             .map_err(|e| e.to_string())?
             .connect_timeout(CALL_TIMEOUT)
             .connect()

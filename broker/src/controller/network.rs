@@ -22,7 +22,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::TypeConfig;
 
@@ -35,7 +35,7 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Builds a lazily connecting client for a peer's `HOST:PORT`.
 pub(crate) fn connect_lazy(addr: &str) -> Result<ControllerQuorumClient<Channel>, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
+    let endpoint = crate::tls::peer_endpoint(addr)?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
     Ok(ControllerQuorumClient::new(endpoint.connect_lazy())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))

@@ -856,7 +856,7 @@ impl GroupCoordinator {
         if let Some(channel) = remote.get(address) {
             return Ok(channel.clone());
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        let channel = crate::tls::peer_endpoint(address)
             .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(2))

@@ -226,6 +226,8 @@ pub struct BrokerMetrics {
     producer_sequence_errors: Family<Labels, Counter>,
     /// Open connections by listener name.
     connections: Family<Labels, Gauge>,
+    /// notAfter of the certificate each TLS listener presents, Unix seconds.
+    certificate_expiry: Family<Labels, Gauge>,
     /// Nanoseconds spent working on requests (for the idle ratio).
     busy_nanos: AtomicU64,
     idle_window: parking_lot::Mutex<(Instant, u64)>,
@@ -276,6 +278,7 @@ impl BrokerMetrics {
             producer_duplicates: Counter::default(),
             producer_sequence_errors: Family::default(),
             connections: Family::default(),
+            certificate_expiry: Family::default(),
             busy_nanos: AtomicU64::new(0),
             idle_window: parking_lot::Mutex::new((Instant::now(), 0)),
             send_nanos: AtomicU64::new(0),
@@ -359,6 +362,11 @@ impl BrokerMetrics {
             "Open client connections by listener (socket-server-metrics connection-count)",
             m.connections.clone(),
         );
+        registry.register(
+            TLS_CERTIFICATE_EXPIRY,
+            "When the certificate a TLS listener presents expires (notAfter), Unix seconds",
+            m.certificate_expiry.clone(),
+        );
         BrokerMetrics { registry, ..m }
     }
 
@@ -370,6 +378,17 @@ impl BrokerMetrics {
             SequenceError::InvalidEpoch { .. } => "invalid_producer_epoch",
         };
         self.producer_sequence_errors.get_or_create(&vec![("error", name.to_string())]).inc();
+    }
+
+    /// Notes the certificate a TLS listener presents; a reload replaces the
+    /// listener's old series (its subject may have changed).
+    pub fn set_certificate_expiry(&self, listener: &str, subject: &str, not_after: i64, old_subject: Option<&str>) {
+        if let Some(old) = old_subject {
+            self.certificate_expiry.remove(&vec![("listener", listener.to_string()), ("subject", old.to_string())]);
+        }
+        self.certificate_expiry
+            .get_or_create(&vec![("listener", listener.to_string()), ("subject", subject.to_string())])
+            .set(not_after);
     }
 
     /// Counts a connection opened on `listener` until the guard drops.

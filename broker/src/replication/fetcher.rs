@@ -113,7 +113,7 @@ pub async fn run(
 }
 
 async fn connect(address: &str) -> Result<ReplicationClient<Channel>, tonic::Status> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let endpoint = crate::tls::peer_endpoint(address)
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)

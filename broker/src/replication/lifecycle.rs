@@ -73,7 +73,7 @@ pub async fn heartbeat_loop(
             continue;
         };
         if client.as_ref().is_none_or(|(a, _)| *a != address) {
-            let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
+            let endpoint = match crate::tls::peer_endpoint(&address) {
                 Ok(e) => e.connect_timeout(interval).timeout(interval * 2),
                 Err(_) => continue,
             };

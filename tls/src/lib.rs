@@ -1,0 +1,32 @@
+//! kmon's TLS, shared by the broker, the client, the agent and the CLI.
+//!
+//! ```text
+//! TlsFiles (cert, key, ca: PEM paths) ─▶ pem::load ─▶ CertifiedKey + RootCertStore
+//!                                          │
+//! SIGHUP / file change ─▶ reload::Reloader ─▶ swaps the Arc<CertifiedKey> the
+//!                                              rustls ServerConfig resolves
+//! peer certificate (mTLS) ─▶ x509::subject ─▶ principal::PrincipalMapper ─▶ Principal
+//! ```
+//!
+//! - [`config`]: the PEM file paths of a listener or a client, as they
+//!   appear in the broker's and agent's TOML and the CLI's flags.
+//! - [`pem`]: reading and checking PEM files (errors name the file).
+//! - [`x509`]: the few certificate fields kmon reads (subject, CN, notAfter),
+//!   from DER, without a full X.509 parser.
+//! - [`principal`]: Kafka's `ssl.principal.mapping.rules` and the
+//!   [`Principal`] attached to each request or connection.
+//! - [`reload`]: a `ResolvesServerCert` whose certificate is swapped on
+//!   reload, and the rustls server and client configs built from files.
+//! - [`error`]: the crate's error type.
+
+pub mod config;
+pub mod error;
+pub mod pem;
+pub mod principal;
+pub mod reload;
+pub mod x509;
+
+pub use config::TlsFiles;
+pub use error::TlsError;
+pub use principal::{Principal, PrincipalMapper};
+pub use reload::{ReloadingCert, client_config, server_config};
