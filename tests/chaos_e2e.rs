@@ -34,8 +34,15 @@ async fn acknowledged_records_survive_thirty_faults() {
     config.hold = (Duration::from_millis(800), Duration::from_millis(1500));
     config.recovery_deadline = Duration::from_secs(20);
     let started = Instant::now();
-    let report = kmon_chaos::run(config).await.unwrap_or_else(|err| panic!("chaos run failed (seed {seed}): {err:#}"));
+    let outcome = kmon_chaos::run(config).await;
     let elapsed = started.elapsed();
+    // A red run keeps its broker logs and segments for whoever looks into it.
+    let red = outcome.as_ref().map_or(true, |report| !report.green());
+    let dir = if red { Some(dir.keep()) } else { None };
+    if let Some(dir) = &dir {
+        eprintln!("chaos_e2e: broker logs and data kept in {}", dir.display());
+    }
+    let report = outcome.unwrap_or_else(|err| panic!("chaos run failed (seed {seed}): {err:#}"));
     eprint!("{}", report.summary());
     assert!(report.green(), "the checker found problems; seed {seed}, history and problems above");
     assert_eq!(report.history.len(), FAULTS);

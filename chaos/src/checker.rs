@@ -52,10 +52,15 @@ pub async fn check_reads(
     record: &Record,
     verdict: &mut Verdict,
 ) -> anyhow::Result<BTreeMap<u32, i64>> {
+    // The high watermark as each partition's leader has it: a follower's
+    // (what a metadata answer from any broker shows) lags by a fetch.
     let admin = hosts.admin().await?;
-    let metadata = admin.metadata(&[topic]).await?;
-    let described = metadata.topics.iter().find(|t| t.name == topic).context("the topic is gone")?;
-    let hwm: BTreeMap<u32, i64> = described.partitions.iter().map(|p| (p.partition, p.high_watermark)).collect();
+    let mut hwm: BTreeMap<u32, i64> = BTreeMap::new();
+    for partition in 0..partitions {
+        let latest = admin.list_offset(topic, partition, OffsetSpec::Latest).await?;
+        let end = latest.offset.with_context(|| format!("partition {partition} has no high watermark"))?;
+        hwm.insert(partition, end);
+    }
     let mut consumer = Consumer::connect(ConsumerConfig::new(hosts.address(1))).await?;
     for partition in 0..partitions {
         consumer.assign_at(topic, partition, OffsetSpec::Earliest).await?;

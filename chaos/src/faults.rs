@@ -10,7 +10,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::Context;
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -176,18 +175,22 @@ pub async fn apply(hosts: &mut Hosts, fault: &Fault, topic: &str) -> anyhow::Res
             hosts.net.block(b as usize, &[addr(hosts, a)])?;
             Ok(format!("{a}|{b}, {target} sees both"))
         }
-        FaultKind::Netem => {
-            hosts.net.degrade(target as usize, fault.loss_percent, fault.delay_ms)?;
-            Ok(String::new())
-        }
+        FaultKind::Netem => hosts.net.degrade(target as usize, fault.loss_percent, fault.delay_ms),
         FaultKind::DiskFull => {
-            let ballast = hosts.ballast();
-            let free = crate::net::sh("df", &["-B1", "--output=avail", &hosts.data_dir(target).to_string_lossy()])?;
-            let free: u64 = free.lines().nth(1).and_then(|l| l.trim().parse().ok()).context("df output")?;
-            crate::net::sh("fallocate", &["-l", &free.to_string(), &ballast.to_string_lossy()]).or_else(|_| {
-                crate::net::sh("fallocate", &["-l", &(free - 4096).to_string(), &ballast.to_string_lossy()])
-            })?;
-            Ok(format!("ballast {} MiB", free >> 20))
+            // Written, not fallocated: tmpfs keeps some room for its own
+            // bookkeeping, so a size from `df` may not fit. Chunks halve
+            // on ENOSPC until not even 4 KiB fits.
+            use std::io::Write;
+            let mut ballast = std::fs::File::create(hosts.ballast())?;
+            let (mut chunk, mut written) = (1usize << 20, 0u64);
+            let zeros = vec![0u8; chunk];
+            while chunk >= 4096 {
+                match ballast.write(&zeros[..chunk]) {
+                    Ok(0) | Err(_) => chunk /= 2,
+                    Ok(n) => written += n as u64,
+                }
+            }
+            Ok(format!("ballast {} MiB", written >> 20))
         }
         FaultKind::TornWrite => {
             hosts.kill(target).await?;

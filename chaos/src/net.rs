@@ -24,6 +24,7 @@ use anyhow::{Context, bail};
 const OWNERS: &str = "/run/kmon-chaos";
 const BRIDGE_PREFIX: &str = "kmonbr";
 const NFT_TABLE: &str = "kmonchaos";
+const NFT_LOSS_TABLE: &str = "kmonchaosloss";
 
 /// The bridge, namespaces and veth pairs of one run.
 #[derive(Debug)]
@@ -163,22 +164,50 @@ impl Network {
         let _ = self.exec(i, &["nft", "delete", "table", "inet", NFT_TABLE]);
     }
 
-    /// Packet loss (percent) and delay on host `i`'s link.
-    pub fn degrade(&self, i: usize, loss_percent: u32, delay_ms: u32) -> anyhow::Result<()> {
+    /// Packet loss (percent) and delay on host `i`'s link; returns how.
+    /// Kernels without `sch_netem` (some VM kernels) get the nearest thing
+    /// they have: random loss from nftables (`numgen random`) in both
+    /// directions, and a slow link (token bucket at 1 Mbit/s, queueing up to
+    /// `delay_ms`) instead of a fixed delay.
+    pub fn degrade(&self, i: usize, loss_percent: u32, delay_ms: u32) -> anyhow::Result<String> {
         let dev = format!("kmv{}n{i}", self.run);
         let (loss, delay) = (format!("{loss_percent}%"), format!("{delay_ms}ms"));
         let jitter = format!("{}ms", delay_ms / 4);
-        self.exec(i, &["tc", "qdisc", "replace", "dev", &dev, "root", "netem", "delay", &delay, &jitter, "loss", &loss])
-            .map(drop)
+        let netem = self.exec(
+            i,
+            &["tc", "qdisc", "replace", "dev", &dev, "root", "netem", "delay", &delay, &jitter, "loss", &loss],
+        );
+        match netem {
+            Ok(_) => Ok("netem".into()),
+            Err(err) if err.to_string().contains("qdisc kind is unknown") => {
+                let rules = format!(
+                    "table inet {NFT_LOSS_TABLE} {{\n\
+                     chain input {{ type filter hook input priority 0; policy accept; numgen random mod 100 < {loss_percent} drop; }}\n\
+                     chain output {{ type filter hook output priority 0; policy accept; numgen random mod 100 < {loss_percent} drop; }}\n\
+                     }}\n"
+                );
+                sh_stdin("ip", &["netns", "exec", &self.namespace(i), "nft", "-f", "-"], &rules)?;
+                self.exec(
+                    i,
+                    &[
+                        "tc", "qdisc", "replace", "dev", &dev, "root", "tbf", "rate", "1mbit", "burst", "16kb",
+                        "latency", &delay,
+                    ],
+                )?;
+                Ok("no sch_netem in this kernel: nftables random loss + tbf 1 Mbit/s".into())
+            }
+            Err(err) => Err(err),
+        }
     }
 
-    /// Removes host `i`'s netem qdisc (none is fine).
+    /// Removes host `i`'s loss rules and qdisc (none is fine).
     pub fn restore(&self, i: usize) {
         let dev = format!("kmv{}n{i}", self.run);
         let _ = self.exec(i, &["tc", "qdisc", "del", "dev", &dev, "root"]);
+        let _ = self.exec(i, &["nft", "delete", "table", "inet", NFT_LOSS_TABLE]);
     }
 
-    /// Heals every host: no drop rules, no netem.
+    /// Heals every host: no drop rules, no loss, no netem.
     pub fn heal_all(&self) {
         for i in 1..=self.hosts {
             self.unblock(i);

@@ -150,6 +150,8 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
 
     let t0 = Instant::now();
     let mut history: Vec<Event> = Vec::new();
+    // A fault that could not be applied tested nothing: the run is not green.
+    let mut unapplied: Vec<String> = Vec::new();
     for index in 1..=config.faults {
         let controller = match hosts.admin().await {
             Ok(admin) => admin.metadata(&[]).await.map(|m| m.controller_id).unwrap_or(1),
@@ -160,7 +162,10 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         let applied = t0.elapsed();
         let note = match faults::apply(&mut hosts, &fault, TOPIC).await {
             Ok(note) => note,
-            Err(err) => format!("apply failed: {err:#}"),
+            Err(err) => {
+                unapplied.push(format!("FAULT: fault {index} ({}) was not applied: {err:#}", fault.kind));
+                format!("apply failed: {err:#}")
+            }
         };
         let mut event = Event { index, fault: fault.clone(), applied, healed: None, recovery: None, note };
         tokio::time::sleep(fault.hold).await;
@@ -189,23 +194,29 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         let _ = hosts.pause(id, false);
     }
     let _ = wait_healthy(&hosts, config.recovery_deadline).await;
-    let record = workload.stop().await;
+    let (record, stuck) = workload.stop().await;
     let sent = record.sent.load(std::sync::atomic::Ordering::Relaxed);
-    let mut verdict = Verdict::default();
+    let mut verdict = Verdict { problems: unapplied, ..Verdict::default() };
+    for partition in stuck {
+        verdict.problems.push(format!(
+            "STUCK: the producer of partition {partition} still had records in flight {:?} after the heal",
+            crate::workload::STOP_DEADLINE
+        ));
+    }
     if let Err(err) = wait_healthy(&hosts, config.recovery_deadline).await {
         verdict.problems.push(format!("HEALTH: the healed cluster is not healthy: {err:#}"));
     }
     let hwm = checker::check_reads(&hosts, TOPIC, config.partitions, &record, &mut verdict).await?;
     // Metrics are scraped on a timer in some brokers: give them a moment to settle.
-    let mut metrics = Verdict::default();
-    for _ in 0..20 {
-        metrics = Verdict::default();
+    let settle = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let mut metrics = Verdict::default();
         checker::check_metrics(&hosts, &config.exe, TOPIC, &hwm, &mut metrics).await?;
-        if metrics.problems.is_empty() {
-            break;
+        if metrics.problems.is_empty() || Instant::now() > settle {
+            break metrics;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
     verdict.problems.extend(metrics.problems);
     hosts.stop_all().await;
     checker::check_replicas(&hosts, TOPIC, &hwm, &mut verdict)?;

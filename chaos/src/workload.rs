@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use kmon_client::{Consumer, ConsumerConfig, Producer, ProducerConfig};
 use tokio::task::JoinHandle;
 
+/// Bound on a producer finishing its records in flight once told to stop
+/// (longer than its delivery timeout, so only a stuck producer misses it).
+pub const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
 /// One acknowledged record.
 #[derive(Debug, Clone, Copy)]
 pub struct Ack {
@@ -84,14 +88,21 @@ impl Workload {
     }
 
     /// Stops sending, waits (bounded) for the records in flight to be
-    /// acknowledged or fail, and stops the consumer.
-    pub async fn stop(self) -> Arc<Record> {
+    /// acknowledged or fail, and stops the consumer. Also returns the
+    /// partitions whose producer missed [`STOP_DEADLINE`]; those are
+    /// aborted so nothing is written behind the checker's back.
+    pub async fn stop(self) -> (Arc<Record>, Vec<u32>) {
         self.stop.store(true, Ordering::Release);
-        for producer in self.producers {
-            let _ = tokio::time::timeout(Duration::from_secs(40), producer).await;
+        let until = tokio::time::Instant::now() + STOP_DEADLINE;
+        let mut stuck = Vec::new();
+        for (partition, mut producer) in self.producers.into_iter().enumerate() {
+            if tokio::time::timeout_at(until, &mut producer).await.is_err() {
+                producer.abort();
+                stuck.push(partition as u32);
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer).await;
-        self.record
+        (self.record, stuck)
     }
 }
 
