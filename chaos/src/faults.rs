@@ -125,15 +125,9 @@ impl fmt::Display for Event {
     }
 }
 
-/// Picks the next fault. `controller` is the active controller's id.
-pub fn choose(
-    rng: &mut StdRng,
-    kinds: &[FaultKind],
-    brokers: u32,
-    controller: u32,
-    hold: (Duration, Duration),
-) -> Fault {
-    let kind = kinds[rng.random_range(0..kinds.len())];
+/// Picks the target and parameters of a `kind` fault. `controller` is the
+/// active controller's id.
+pub fn choose(rng: &mut StdRng, kind: FaultKind, brokers: u32, controller: u32, hold: (Duration, Duration)) -> Fault {
     let target = match kind {
         FaultKind::IsolateController => controller,
         FaultKind::DiskFull => brokers,

@@ -82,7 +82,17 @@ impl Hosts {
         };
         let tmpfs = hosts.data_dir(hosts.disk_host);
         std::fs::create_dir_all(&tmpfs)?;
-        sh("mount", &["-t", "tmpfs", "-o", &format!("size={TMPFS_SIZE}"), "kmon-chaos", &tmpfs.to_string_lossy()])?;
+        sh(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={TMPFS_SIZE}"),
+                &crate::net::tmpfs_source(hosts.net.run),
+                &tmpfs.to_string_lossy(),
+            ],
+        )?;
         hosts.tmpfs = Some(tmpfs);
 
         let mut ready = Vec::new();

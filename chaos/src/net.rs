@@ -222,6 +222,11 @@ impl Drop for Network {
     }
 }
 
+/// The source name of run `run`'s tmpfs mount, so a sweep finds it.
+pub fn tmpfs_source(run: u8) -> String {
+    format!("kmon-chaos-{run}")
+}
+
 fn bridge_name(run: u8) -> String {
     format!("{BRIDGE_PREFIX}{run}")
 }
@@ -234,13 +239,27 @@ fn link_exists(name: &str) -> bool {
     sh("ip", &["link", "show", name]).is_ok()
 }
 
-/// Deletes run `run`'s namespaces (their veth ends go with them), its
-/// bridge, and its owner file.
+/// Kills the processes in run `run`'s namespaces, deletes the namespaces
+/// (their veth ends go with them), unmounts its tmpfs, and deletes its
+/// bridge and owner file.
 fn remove_run(run: u8) {
     let prefix = format!("kmonc{run}-");
     if let Ok(list) = sh("ip", &["netns", "list"]) {
         for ns in list.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| n.starts_with(&prefix)) {
+            // Brokers a dead run left behind go first.
+            for pid in sh("ip", &["netns", "pids", ns]).unwrap_or_default().split_whitespace() {
+                let _ = sh("kill", &["-KILL", pid]);
+            }
             let _ = sh("ip", &["netns", "del", ns]);
+        }
+    }
+    let source = tmpfs_source(run);
+    for line in std::fs::read_to_string("/proc/mounts").unwrap_or_default().lines() {
+        let mut fields = line.split_whitespace();
+        if fields.next() == Some(source.as_str())
+            && let Some(target) = fields.next()
+        {
+            let _ = sh("umount", &["-l", target]);
         }
     }
     let _ = sh("ip", &["link", "del", &bridge_name(run)]);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
 use crate::availability::{self, Share};
 use crate::checker::{self, Verdict};
@@ -152,13 +153,21 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
     let mut history: Vec<Event> = Vec::new();
     // A fault that could not be applied tested nothing: the run is not green.
     let mut unapplied: Vec<String> = Vec::new();
+    let mut round: Vec<FaultKind> = Vec::new();
     for index in 1..=config.faults {
         let controller = match hosts.admin().await {
             Ok(admin) => admin.metadata(&[]).await.map(|m| m.controller_id).unwrap_or(1),
             Err(_) => 1,
         };
         let controller = u32::try_from(controller).unwrap_or(1).max(1);
-        let fault = faults::choose(&mut rng, &config.kinds, config.brokers as u32, controller, config.hold);
+        // Kinds come in shuffled rounds of all of them, so every kind is
+        // injected ⌊faults / kinds⌋ times or more.
+        if round.is_empty() {
+            round = config.kinds.clone();
+            round.shuffle(&mut rng);
+        }
+        let kind = round.pop().expect("a kind");
+        let fault = faults::choose(&mut rng, kind, config.brokers as u32, controller, config.hold);
         let applied = t0.elapsed();
         let note = match faults::apply(&mut hosts, &fault, TOPIC).await {
             Ok(note) => note,
@@ -176,8 +185,27 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
         }
         let healed = Instant::now();
         event.healed = Some(healed - t0);
-        if let Err(err) = wait_healthy(&hosts, config.recovery_deadline).await {
+        // A broker may exit on its own around a fault (a full disk stops its
+        // Raft, and it exits to be restarted): the supervisor's job, done here.
+        revive(&mut hosts, &mut event.note).await;
+        let mut healthy = wait_healthy(&hosts, config.recovery_deadline).await;
+        if healthy.is_err() && hosts.ids().collect::<Vec<_>>().into_iter().any(|id| !hosts.is_running(id)) {
+            revive(&mut hosts, &mut event.note).await;
+            healthy = wait_healthy(&hosts, config.recovery_deadline).await;
+        }
+        if let Err(err) = healthy {
             event.note.push_str(&format!(" not healthy after {:?}: {err:#}", config.recovery_deadline));
+        }
+        // A broker that exited on its own (a fatal error) is restarted, as
+        // a supervisor would; the note says so.
+        for id in hosts.ids().collect::<Vec<_>>() {
+            if !hosts.is_running(id) {
+                event.note.push_str(&format!(" broker {id} had exited; restarted"));
+                if let Err(err) = hosts.restart(id).await {
+                    event.note.push_str(&format!(" (restart failed: {err:#})"));
+                }
+                let _ = wait_healthy(&hosts, config.recovery_deadline).await;
+            }
         }
         wait_acked_since(&record, healed, config.partitions, config.recovery_deadline).await;
         event.recovery = availability::recovery(healed, config.partitions, &record.acks.lock().expect("acks"));
@@ -224,6 +252,18 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<ChaosReport> {
     let acks = record.acks.lock().expect("acks").clone();
     let availability = availability::per_fault(t0, end, config.partitions, &acks, &history);
     Ok(ChaosReport { seed: config.seed, history, verdict, sent, availability, elapsed: started.elapsed() })
+}
+
+/// Restarts every broker whose process exited, noting which.
+async fn revive(hosts: &mut Hosts, note: &mut String) {
+    for id in hosts.ids().collect::<Vec<_>>() {
+        if !hosts.is_running(id) {
+            note.push_str(&format!(" broker {id} had exited: restarted"));
+            if let Err(err) = hosts.restart(id).await {
+                note.push_str(&format!(" (restart failed: {err:#})"));
+            }
+        }
+    }
 }
 
 /// Every broker alive, a controller, every partition led with a full ISR.
