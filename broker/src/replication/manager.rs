@@ -378,9 +378,15 @@ impl ReplicaManager {
         let leader_epoch = hosted.leader_epoch().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
         self.wait_for_earlier_batches(hosted, &header, timeout).await;
+        // Leadership may have moved while earlier batches were awaited: a
+        // follower must not append what it accepted as a leader.
+        if hosted.leader_epoch() != Some(leader_epoch) {
+            return Err(self.not_leader(&hosted.topic, hosted.partition));
+        }
         let appended = hosted.log.blocking(move |log| log.append_checked(batch, header, leader_epoch)).await;
         let info = match appended {
             Ok(info) => info,
+            Err(BrokerError::FencedLeaderEpoch { .. }) => return Err(self.not_leader(&hosted.topic, hosted.partition)),
             Err(err) => {
                 if let BrokerError::ProducerSequence { refusal, .. } = &err {
                     self.metrics.producer_sequence_error(refusal);
