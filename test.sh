@@ -35,6 +35,10 @@ if ! command -v tmux >/dev/null 2>&1; then
   echo "test.sh: installing Debian's tmux package (the TUI runs in a real terminal in tests)" >&2
   apt_install tmux
 fi
+if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's nftables and iproute2 packages (chaos_e2e cuts links between network namespaces)" >&2
+  apt_install nftables iproute2
+fi
 if ! command -v kcat >/dev/null 2>&1; then
   echo "test.sh: installing Debian's kcat package (a third-party Kafka client in tests)" >&2
   apt_install kcat

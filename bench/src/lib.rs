@@ -2,7 +2,8 @@
 //! file): `kmon bench produce|consume|startup|failover|group|reassign|tui`
 //! are thin entry points into this crate:
 //! throughput, latency, start-up time, failover time, consumer-group
-//! rebalances, scale-up reassignments and the TUI's cost.
+//! rebalances, scale-up reassignments, the TUI's cost, and safety and
+//! availability under injected faults (`chaos`, on `kmon_chaos`).
 //!
 //! `produce` and `consume` print one summary line, e.g.
 //! `produce: 1000000 records, 100 bytes each, 1.62M records/s, 162.0 MB/s,
@@ -25,6 +26,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use kmon_client::{Acks, Consumer, ConsumerConfig, OffsetSpec, Producer, ProducerConfig, RecordHandle};
 
+pub mod chaos;
 pub mod cluster;
 pub mod failover;
 pub mod group;
@@ -58,6 +60,10 @@ pub enum BenchCommand {
     /// CPU, memory and input latency of `kmon tui` (run under tmux) on a
     /// local cluster of its own with 10,000 partitions and 100 groups.
     Tui(crate::tui::TuiBenchArgs),
+    /// Seeded random faults (kill, pause, partitions, netem, full disk,
+    /// torn write) on 3 brokers in network namespaces, then a check that no
+    /// acknowledged record was lost; availability per fault kind (root).
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,6 +124,7 @@ pub async fn run(bootstrap: &str, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Reassign(args) => crate::reassign::run(args).await,
         BenchCommand::RollStall(args) => crate::roll_stall::run(args).await,
         BenchCommand::Tui(args) => crate::tui::run(args).await,
+        BenchCommand::Chaos(args) => crate::chaos::run(args).await,
     }
 }
 

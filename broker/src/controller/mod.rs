@@ -260,6 +260,7 @@ impl Controller {
         let shutdown = CancellationToken::new();
         let elections = Arc::new(AtomicU64::new(0));
         tokio::spawn(count_elections(raft.metrics(), elections.clone(), shutdown.clone()));
+        tokio::spawn(halt_on_fatal(raft.metrics(), shutdown.clone()));
         tracing::info!(node_id = this, initialized, dir = %dir.display(), "controller started");
         Ok(Controller {
             inner: Arc::new(Inner {
@@ -509,6 +510,34 @@ impl Controller {
         tracing::info!(node_id = self.inner.id, "controller stopped");
     }
 }
+
+/// Exits the process when the Raft core stopped on its own (a fatal error,
+/// e.g. the controller storage could not write on a full disk): openraft
+/// does not restart a stopped core, so the broker would run on without a
+/// controller, never alive again to the cluster. Exiting lets a supervisor
+/// (`kmon up`, systemd, the chaos harness) restart it once the cause is
+/// fixed; the log says why.
+async fn halt_on_fatal(mut metrics: watch::Receiver<RaftMetrics<u64, BasicNode>>, shutdown: CancellationToken) {
+    loop {
+        let fatal = metrics.borrow_and_update().running_state.clone().err();
+        if let Some(fatal) = fatal {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tracing::error!(error = %fatal, "the controller's Raft stopped on a fatal error; exiting so the broker can be restarted");
+            eprintln!("kmon broker: the controller's Raft stopped on a fatal error ({fatal}); exiting");
+            std::process::exit(FATAL_EXIT_CODE);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Exit status of a broker whose controller stopped on a fatal error
+/// (EX_SOFTWARE from sysexits.h).
+pub const FATAL_EXIT_CODE: i32 = 70;
 
 /// Counts leader changes seen in the metrics until shutdown.
 async fn count_elections(

@@ -325,6 +325,22 @@ impl PartitionLog {
         let now = now_ms();
         let info = {
             let _writer = self.writer.lock();
+            // A produce accepted under an older leadership must not land
+            // after records of a newer epoch (this broker became a follower
+            // while the request waited): that batch would sit at offsets
+            // the new leader filled differently, unseen by the follower's
+            // truncation, and replace acknowledged records if this replica
+            // leads again (found by the chaos harness, issue 16).
+            if let Some(current) = self.latest_epoch()
+                && current > leader_epoch
+            {
+                return Err(BrokerError::FencedLeaderEpoch {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    requested: leader_epoch,
+                    current,
+                });
+            }
             let check = self.producers.lock().check(&header).map_err(|refusal| self.sequence_error(refusal))?;
             if let SequenceCheck::Duplicate { base_offset, last_offset } = check {
                 let log_start_offset = self.log_start_offset();
@@ -1012,6 +1028,28 @@ mod tests {
         log.apply_retention(now_ms()).unwrap();
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.log_end_offset(), 300, "retention never moves the end");
+    }
+
+    /// Chaos harness, issue 16: a produce accepted at epoch 5 that reached
+    /// the log after the replica had taken epoch-7 records from a new
+    /// leader landed between them, at an offset the leader had filled
+    /// differently. It is refused now, and the log is left as it was.
+    #[test]
+    fn an_append_of_an_older_leader_epoch_is_fenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(2048)).unwrap();
+        log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 5).unwrap();
+        log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 7).unwrap();
+        let end = log.log_end_offset();
+        let stale = log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 5);
+        assert!(
+            matches!(stale, Err(BrokerError::FencedLeaderEpoch { requested: 5, current: 7, .. })),
+            "an epoch-5 append after epoch-7 records must be fenced: {stale:?}"
+        );
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.latest_epoch(), Some(7));
+        // The current epoch still appends.
+        assert_eq!(log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 7).unwrap().base_offset, end);
     }
 
     #[test]

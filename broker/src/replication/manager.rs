@@ -125,6 +125,10 @@ impl ReplicaManager {
         // First: a topic deleted and created again may come in one update,
         // and the old logs must go before new ones of that name open.
         self.drop_deleted_topics(state);
+        // Until this process's registration is in the metadata, a leadership
+        // there is the previous process's: its epoch must not take writes
+        // (the registration moves it on, see `ClusterState::apply`).
+        let registered = state.brokers.get(&me).is_some_and(|b| b.incarnation == self.incarnation);
         for (name, topic) in &state.topics {
             let config = self.log_config(&topic.configs);
             for (index, record) in topic.partitions.iter().enumerate() {
@@ -140,7 +144,10 @@ impl ReplicaManager {
                     }
                 };
                 hosted.being_added.store(record.adding().contains(&me), std::sync::atomic::Ordering::Relaxed);
-                if record.leader == me {
+                if record.leader == me && !registered {
+                    hosted.stop_fetcher();
+                    *hosted.role.lock() = Role::Offline { leader_epoch: record.leader_epoch };
+                } else if record.leader == me {
                     let was_leader = matches!(*hosted.role.lock(), Role::Leader(_));
                     hosted.stop_fetcher();
                     hosted.apply_leader(me, record);
@@ -174,7 +181,6 @@ impl ReplicaManager {
             }
         }
         self.drop_unassigned(state);
-        let registered = state.brokers.get(&me).is_some_and(|b| b.incarnation == self.incarnation);
         if registered && self.stray_check_pending.swap(false, Ordering::Relaxed) {
             self.delete_stray_logs(state);
         }
@@ -372,9 +378,15 @@ impl ReplicaManager {
         let leader_epoch = hosted.leader_epoch().ok_or_else(|| self.not_leader(&hosted.topic, hosted.partition))?;
         let mut hw = hosted.log.subscribe();
         self.wait_for_earlier_batches(hosted, &header, timeout).await;
+        // Leadership may have moved while earlier batches were awaited: a
+        // follower must not append what it accepted as a leader.
+        if hosted.leader_epoch() != Some(leader_epoch) {
+            return Err(self.not_leader(&hosted.topic, hosted.partition));
+        }
         let appended = hosted.log.blocking(move |log| log.append_checked(batch, header, leader_epoch)).await;
         let info = match appended {
             Ok(info) => info,
+            Err(BrokerError::FencedLeaderEpoch { .. }) => return Err(self.not_leader(&hosted.topic, hosted.partition)),
             Err(err) => {
                 if let BrokerError::ProducerSequence { refusal, .. } = &err {
                     self.metrics.producer_sequence_error(refusal);

@@ -43,6 +43,19 @@ impl ClusterState {
         match command {
             MetadataCommand::RegisterBroker(record) => {
                 let id = record.id;
+                // A new incarnation is a restart: what the old process had
+                // appended may be gone (a torn tail, unflushed pages), so it
+                // leaves every ISR and loses its leaderships (new epochs)
+                // before it counts as alive again, as on a fence. Else it
+                // could lead again at its old epoch with a shorter log and
+                // write other records at acknowledged offsets.
+                let restarted = self.brokers.get(&id).is_some_and(|old| old.incarnation != record.incarnation);
+                if restarted {
+                    if let Some(old) = self.brokers.get_mut(&id) {
+                        old.fenced = true;
+                    }
+                    self.on_fenced(id, elections);
+                }
                 self.brokers.insert(id, BrokerRecord { fenced: false, ..record.clone() });
                 self.on_unfenced(id, elections);
                 Ok(CommandOutcome::Done)

@@ -32,6 +32,34 @@ fn fencing_moves_leadership_within_the_isr_and_unfencing_restores_offline_partit
     assert_eq!(s.topics["t"].partitions[0].leader, p.isr[0]);
 }
 
+/// Found by the chaos harness (issue 16, seed 1796439946208356335): a
+/// leader killed and restarted within its session, its segment's tail torn,
+/// kept leading at its old epoch and wrote new records at offsets already
+/// acknowledged. A registration with a new incarnation now acts as a fence
+/// first: out of every ISR, leaderships moved on with new epochs.
+#[test]
+fn a_restarted_broker_leaves_the_isr_and_its_leaderships() {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    create(&mut s, "t", 3, 3).unwrap();
+    let before = s.topics["t"].partitions[0].clone();
+    let leader = before.leader;
+    let mut again = s.brokers[&leader].clone();
+    // The same incarnation registering again (a retried write) changes nothing.
+    s.apply(&MetadataCommand::RegisterBroker(again.clone())).unwrap();
+    assert_eq!(s.topics["t"].partitions[0], before);
+
+    again.incarnation += 1;
+    s.apply(&MetadataCommand::RegisterBroker(again)).unwrap();
+    let p = &s.topics["t"].partitions[0];
+    assert_ne!(p.leader, leader);
+    assert!(before.isr.contains(&p.leader));
+    assert_eq!(p.leader_epoch, before.leader_epoch + 1);
+    assert!(!p.isr.contains(&leader), "ISR {:?} still holds the restarted broker", p.isr);
+    assert!(!s.brokers[&leader].fenced);
+    // Every other partition with the broker in its ISR dropped it too.
+    assert!(s.topics["t"].partitions.iter().all(|p| !p.isr.contains(&leader)));
+}
+
 #[test]
 fn unclean_election_picks_a_live_out_of_sync_replica_only_when_allowed() {
     let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
