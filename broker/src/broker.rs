@@ -93,7 +93,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             default_log_config: config.default_log_config(),
-            authorizer: Arc::new(Authorizer::new(&config, controller.state(), metrics.clone())),
+            authorizer: Arc::new(Authorizer::new(&config, replicas.incarnation, controller.state(), metrics.clone())),
             config,
             logs,
             metrics,
