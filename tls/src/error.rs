@@ -28,4 +28,6 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("TLS client verifier: {0}")]
     Verifier(String),
+    #[error("SASL/SCRAM: {0}")]
+    Scram(String),
 }

@@ -17,6 +17,8 @@
 //!   [`Principal`] attached to each request or connection.
 //! - [`reload`]: a `ResolvesServerCert` whose certificate is swapped on
 //!   reload, and the rustls server and client configs built from files.
+//! - [`scram`]: SASL/SCRAM-SHA-512: the salted credential the quorum keeps
+//!   and both sides of the exchange (the Kafka listener's SASL).
 //! - [`error`]: the crate's error type.
 
 pub mod config;
@@ -24,9 +26,11 @@ pub mod error;
 pub mod pem;
 pub mod principal;
 pub mod reload;
+pub mod scram;
 pub mod x509;
 
 pub use config::TlsFiles;
 pub use error::TlsError;
 pub use principal::{Principal, PrincipalMapper};
 pub use reload::{ReloadingCert, client_config, server_config};
+pub use scram::{ScramClient, ScramCredential, ScramServer};
