@@ -122,6 +122,11 @@ impl ScramServer {
         ScramServer::default()
     }
 
+    /// Whether the next message is the client-first one.
+    pub fn is_at_first_message(&self) -> bool {
+        matches!(self.step, Step::ClientFirst)
+    }
+
     /// Reads the client-first message, looks the user up and answers with
     /// the server-first message. An unknown user fails here.
     pub fn client_first(

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
+pub mod sasl;
 pub mod topics;
 
 use std::net::SocketAddr;
