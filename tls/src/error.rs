@@ -28,4 +28,12 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("TLS client verifier: {0}")]
     Verifier(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("making a certificate ({what}): {message}")]
+    Generate { what: String, message: String },
 }

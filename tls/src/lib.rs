@@ -17,10 +17,13 @@
 //!   [`Principal`] attached to each request or connection.
 //! - [`reload`]: a `ResolvesServerCert` whose certificate is swapped on
 //!   reload, and the rustls server and client configs built from files.
+//! - [`local_ca`]: a local CA and the certificates it signs, kept in a
+//!   directory (what `kmon up --secure` runs on).
 //! - [`error`]: the crate's error type.
 
 pub mod config;
 pub mod error;
+pub mod local_ca;
 pub mod pem;
 pub mod principal;
 pub mod reload;
@@ -28,5 +31,6 @@ pub mod x509;
 
 pub use config::TlsFiles;
 pub use error::TlsError;
+pub use local_ca::LocalCa;
 pub use principal::{Principal, PrincipalMapper};
 pub use reload::{ReloadingCert, client_config, server_config};
