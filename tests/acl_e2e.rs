@@ -3,12 +3,10 @@
 //! allowed; once one exists a principal without Write is refused with
 //! PermissionDenied naming who, what and which, and nothing is written; a
 //! DENY beats an ALLOW; prefixed ACLs match by name prefix; ACLs survive a
-//! full cluster restart and the SIGKILL of the controller; a Kafka client
-//! (ANONYMOUS on the plain Kafka listener) gets TOPIC_AUTHORIZATION_FAILED.
+//! full cluster restart and the SIGKILL of the controller. (Kafka clients
+//! and ACLs, over the TLS Kafka listener: kafka_tls_e2e.rs.)
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::pki::*;
@@ -221,65 +219,4 @@ fn acls_survive_a_full_restart_and_a_controller_failover() {
     let mut got: Vec<_> = out.lines().collect();
     got.sort();
     assert_eq!(got, ["a1", "a2", "b3"]);
-}
-
-/// The virtualenv's python with confluent-kafka (see kafka_clients_e2e.rs).
-fn python() -> String {
-    std::env::var("KMON_TEST_PYTHON")
-        .unwrap_or_else(|_| panic!("KMON_TEST_PYTHON is not set: ./test.sh makes the virtualenv with confluent-kafka"))
-}
-
-#[test]
-fn a_kafka_client_without_write_gets_topic_authorization_failed() {
-    let pki = Pki::new();
-    let data = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(data.path(), &refs(&secure_broker_args(&pki)));
-    let b = broker.bootstrap();
-    let admin = pki.client("ca.crt", Some("admin"));
-    for topic in ["open", "closed"] {
-        kmon_ok(&b, &with(&["topic", "create", topic, "--partitions", "1"], &admin), "");
-    }
-    // The Kafka listener has no TLS yet: its clients are User:ANONYMOUS. They
-    // may look every topic up but write only to open, so the refusal of
-    // closed comes from Produce itself.
-    for (operation, topic) in [("Describe", "*"), ("Write", "open")] {
-        kmon_ok(
-            &b,
-            &with(
-                &["acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", operation, "--topic", topic],
-                &admin,
-            ),
-            "",
-        );
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/ck_produce.py");
-    let produce = |topic: &str| {
-        Command::new(python())
-            .arg(&script)
-            .args([
-                "--bootstrap",
-                &broker.kafka,
-                "--topic",
-                topic,
-                "--count",
-                "3",
-                "--deadline",
-                "20",
-                "--allow-failures",
-            ])
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .unwrap()
-    };
-    let out = produce("open");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(r#""delivered": 3"#), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-
-    let out = produce("closed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("TOPIC_AUTHORIZATION_FAILED"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!stdout.contains(r#""event": "delivered""#), "{stdout}");
-    let out = kmon_ok(&b, &with(&["consume", "--topic", "closed", "--from-beginning"], &admin), "");
-    assert_eq!(out, "", "nothing was written to closed");
-    assert!(denied(&broker.metrics, "User:ANONYMOUS", "topic") >= 1.0);
 }

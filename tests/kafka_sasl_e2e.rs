@@ -93,15 +93,20 @@ fn scram_users_produce_and_consume_and_everyone_else_is_refused() {
 
     // alice may use open, bob nothing (ACLs on the SASL principals).
     for (operation, topic) in [("Describe", "*"), ("Write", "open"), ("Read", "open")] {
-        kmon_ok(
-            &b,
-            &["acl", "add", "--allow-principal", "User:alice", "--operation", operation, "--topic", topic],
-            "",
-        );
+        kmon_ok(&b, &["acl", "add", "--allow-principal", "User:alice", "--operation", operation, "--topic", topic], "");
     }
     kmon_ok(
         &b,
-        &["acl", "add", "--allow-principal", "User:alice", "--operation", "Describe", "--group", "kmon-test-ck-consume"],
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Describe",
+            "--group",
+            "kmon-test-ck-consume",
+        ],
         "",
     );
     kmon_ok(&b, &["acl", "add", "--allow-principal", "User:bob", "--operation", "Describe", "--topic", "*"], "");

@@ -1,6 +1,7 @@
 //! `kmon up` as a newcomer runs it: a 3-broker cluster of child processes,
 //! `kmon status --json`, `kmon topic describe --json`, a clean stop on
-//! SIGTERM, and a restart of the same cluster with its data.
+//! SIGTERM, and a restart of the same cluster with its data; `kmon up
+//! --secure` and the client settings it prints.
 
 mod common;
 
@@ -231,4 +232,103 @@ fn kmon_up_grows_a_running_cluster_and_rebalances_onto_the_new_brokers() {
     assert!(err.contains("broker 2 is already registered"), "{err}");
     second.stop();
     first.stop();
+}
+
+/// The `NAME=VALUE` pairs of the `export` line `kmon up --secure` prints.
+fn printed_env(printed: &str) -> Vec<(String, String)> {
+    let line = printed.lines().find_map(|l| l.trim().strip_prefix("export ")).expect("an export line");
+    line.split_whitespace()
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').expect("NAME=VALUE");
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// `kmon ARGS` against `bootstrap` with `env` set.
+fn kmon_with_env(bootstrap: &str, env: &[(String, String)], args: &[&str]) -> std::process::Output {
+    Command::new(KMON)
+        .args(args)
+        .env("KMON_BOOTSTRAP", bootstrap)
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn kmon_up_secure_needs_the_printed_client_certificate_and_keeps_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cluster");
+    let (base, metrics) = (free_port_run(3), free_port_run(3));
+    let bootstrap = format!("127.0.0.1:{base}");
+    let (up, printed) = Up::start_with(&data, base, metrics, &["--brokers", "3", "--secure"]);
+    for expected in ["mutual TLS", "security.protocol=SSL", "ssl.ca.location=", "ssl.certificate.location="] {
+        assert!(printed.contains(expected), "{expected}: {printed}");
+    }
+    let env = printed_env(&printed);
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["KMON_TLS_CA", "KMON_TLS_CERT", "KMON_TLS_KEY"], "{printed}");
+    let ok = |args: &[&str]| {
+        let out = kmon_with_env(&bootstrap, &env, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "kmon {args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+
+    // The admin's certificate: status, a replicated topic (brokers talk
+    // mutual TLS to each other), produce and consume.
+    let status: serde_json::Value = serde_json::from_str(&ok(&["status", "--json"])).unwrap();
+    let brokers = status["brokers"].as_array().unwrap();
+    assert!(brokers.len() == 3 && brokers.iter().all(|b| b["alive"] == true), "{status}");
+    ok(&["topic", "create", "secure-topic", "--partitions", "2", "--replication-factor", "3"]);
+    let mut producer = Command::new(KMON)
+        .args(["produce", "--topic", "secure-topic", "--acks", "all"])
+        .env("KMON_BOOTSTRAP", &bootstrap)
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut producer.stdin.take().unwrap(), b"s1\ns2\n").unwrap();
+    assert!(producer.wait().unwrap().success());
+    let mut consumed: Vec<String> =
+        ok(&["consume", "--topic", "secure-topic", "--from-beginning"]).lines().map(String::from).collect();
+    consumed.sort();
+    assert_eq!(consumed, ["s1", "s2"]);
+
+    // The Kafka listener with the printed librdkafka settings (kcat).
+    let kcat_line = printed.lines().find_map(|l| l.trim().strip_prefix("e.g. kcat ")).expect("a kcat line");
+    let out = Command::new("timeout")
+        .args(["30", "kcat"])
+        .args(kcat_line.split_whitespace())
+        .output()
+        .expect("kcat (./test.sh installs it)");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listing.contains("secure-topic"),
+        "{listing}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without a certificate (plain text, or the CA alone): refused.
+    for without in [&[][..], &env[..1]] {
+        let out = kmon_with_env(&bootstrap, without, &["topic", "create", "nope", "--partitions", "1"]);
+        assert!(!out.status.success(), "{without:?}");
+        let out = kmon_with_env(&bootstrap, without, &["status"]);
+        assert!(!out.status.success(), "{without:?}");
+    }
+    assert!(!ok(&["topic", "list"]).contains("nope"));
+
+    // Stopped, the directory is refused without --secure; with it, the
+    // same CA comes back and the printed certificate still works.
+    let ca = std::fs::read(data.join("tls/ca.crt")).unwrap();
+    up.stop();
+    let out = Command::new(KMON).arg("up").arg("--data-dir").arg(&data).stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("kmon up --secure"), "{err}");
+    let (up, printed_again) = Up::start_with(&data, base, metrics, &["--secure"]);
+    assert_eq!(printed_env(&printed_again), env);
+    assert_eq!(std::fs::read(data.join("tls/ca.crt")).unwrap(), ca, "the CA is made once");
+    assert!(ok(&["topic", "list"]).contains("secure-topic"));
+    up.stop();
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow, bail};
 use kmon_client::Admin;
 use tokio::signal::unix::{SignalKind, signal};
 
-use kmon_cluster::{BrokerChild, ClusterLayout, Layout};
+use kmon_cluster::{BrokerChild, ClusterLayout, Layout, Secure};
 
 /// Bound on start-up, and on a restarted broker rejoining the ISR.
 pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
@@ -99,16 +99,25 @@ pub struct Cluster {
     dir: PathBuf,
     layout: ClusterLayout,
     children: Vec<BrokerChild>,
+    /// Mutual TLS and ACLs, as `kmon up --secure` (certificates in `dir/tls`).
+    secure: Option<Secure>,
 }
 
 impl Cluster {
     pub async fn start(dir: &Path, brokers: usize) -> anyhow::Result<Self> {
+        Self::start_with(dir, brokers, None).await
+    }
+
+    /// [`Cluster::start`], secure when given (this process's clients must
+    /// already use a certificate of its CA: [`Secure::use_admin_identity`]).
+    pub async fn start_with(dir: &Path, brokers: usize, secure: Option<Secure>) -> anyhow::Result<Self> {
         let layout = ClusterLayout::on_ports(Layout::Diagonal, &free_ports(brokers)?, 3, 3)?;
         let exe = std::env::current_exe().context("cannot find the kmon executable")?;
-        let mut cluster = Cluster { exe, dir: dir.to_owned(), layout, children: Vec::with_capacity(brokers) };
+        let mut cluster = Cluster { exe, dir: dir.to_owned(), layout, children: Vec::with_capacity(brokers), secure };
         let mut ready = Vec::with_capacity(brokers);
         for broker in &cluster.layout.brokers {
-            let (child, ready_line) = kmon_cluster::spawn(&cluster.exe, &cluster.dir, &cluster.layout, broker)?;
+            let (child, ready_line) =
+                kmon_cluster::spawn(&cluster.exe, &cluster.dir, &cluster.layout, broker, cluster.secure.as_ref())?;
             cluster.children.push(child);
             ready.push(ready_line);
         }
@@ -128,7 +137,8 @@ impl Cluster {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut ready = Vec::with_capacity(count);
         for broker in &added {
-            let (child, ready_line) = kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker)?;
+            let (child, ready_line) =
+                kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker, self.secure.as_ref())?;
             self.children.push(child);
             ready.push(ready_line);
         }
@@ -171,7 +181,7 @@ impl Cluster {
     /// it reported ready.
     pub async fn restart(&mut self, id: u32) -> anyhow::Result<()> {
         let broker = &self.layout.brokers[id as usize - 1];
-        let (mut child, ready) = kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker)?;
+        let (mut child, ready) = kmon_cluster::spawn(&self.exe, &self.dir, &self.layout, broker, self.secure.as_ref())?;
         let outcome = tokio::time::timeout(RECOVERY_DEADLINE, ready).await;
         let log = child.log.clone();
         let ready = match outcome {

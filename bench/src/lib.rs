@@ -1,8 +1,8 @@
 //! kmon's benchmarks, a product of their own (see README.md beside this
-//! file): `kmon bench produce|consume|startup|failover|group|reassign|tui`
+//! file): `kmon bench produce|consume|startup|failover|group|reassign|tui|tls`
 //! are thin entry points into this crate:
 //! throughput, latency, start-up time, failover time, consumer-group
-//! rebalances, scale-up reassignments, the TUI's cost, and safety and
+//! rebalances, scale-up reassignments, the TUI's cost, what TLS costs, and safety and
 //! availability under injected faults (`chaos`, on `kmon_chaos`).
 //!
 //! `produce` and `consume` print one summary line, e.g.
@@ -33,6 +33,7 @@ pub mod group;
 pub mod reassign;
 pub mod roll_stall;
 pub mod startup;
+pub mod tls;
 pub mod tui;
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +61,9 @@ pub enum BenchCommand {
     /// CPU, memory and input latency of `kmon tui` (run under tmux) on a
     /// local cluster of its own with 10,000 partitions and 100 groups.
     Tui(crate::tui::TuiBenchArgs),
+    /// Produce and consume throughput and latency with mutual TLS against
+    /// without, on two local clusters of its own in the same run.
+    Tls(crate::tls::TlsBenchArgs),
     /// Seeded random faults (kill, pause, partitions, netem, full disk,
     /// torn write) on 3 brokers in network namespaces, then a check that no
     /// acknowledged record was lost; availability per fault kind (root).
@@ -125,6 +129,7 @@ pub async fn run(bootstrap: &str, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::RollStall(args) => crate::roll_stall::run(args).await,
         BenchCommand::Tui(args) => crate::tui::run(args).await,
         BenchCommand::Chaos(args) => crate::chaos::run(args).await,
+        BenchCommand::Tls(args) => crate::tls::run(args).await,
     }
 }
 

@@ -38,8 +38,9 @@ pub const READY_PREFIX: &str = "kmon broker ready";
 pub const METADATA_DIR: &str = "__cluster_metadata";
 
 /// Serves a protocol other than gRPC (the Kafka listener of `kmon-kafka`)
-/// on a listener the broker bound, over the same broker, until `shutdown`.
-pub type ServeFn = fn(TcpListener, Arc<Broker>, CancellationToken) -> BoxFuture<'static, ()>;
+/// on a listener the broker bound, over the same broker, until `shutdown`;
+/// with the broker's TLS when it has some.
+pub type ServeFn = fn(TcpListener, Arc<Broker>, Option<Arc<BrokerTls>>, CancellationToken) -> BoxFuture<'static, ()>;
 
 /// The protocols served beside gRPC; each listens only when its address is
 /// configured.
@@ -148,7 +149,7 @@ pub async fn run_with(
             broker.authorizer.cluster_action_interceptor(),
         ))
         .add_service(crate::service::agent::AgentService::new(broker.clone()).into_server());
-    let grpc = match tls {
+    let grpc = match tls.clone() {
         Some(tls) => {
             tasks.spawn(tls.clone().reload_loop(broker.metrics.clone(), shutdown.clone()));
             let incoming = tls.incoming(grpc_listener, broker.metrics.clone(), shutdown.clone());
@@ -174,7 +175,7 @@ pub async fn run_with(
         }
     });
     if let (Some(serve), Some(listener)) = (kafka_serve, kafka_listener) {
-        tasks.spawn(serve(listener, broker.clone(), shutdown.clone()));
+        tasks.spawn(serve(listener, broker.clone(), tls, shutdown.clone()));
     }
     tasks.spawn(replicas.clone().metadata_loop());
     tasks.spawn(replicas.clone().isr_shrink_loop());

@@ -50,10 +50,15 @@ pub fn principal<T>(request: &tonic::Request<T>, mapper: &PrincipalMapper) -> Op
     mapper.map_der(certs.first()?)
 }
 
-/// The gRPC port's TLS.
+/// The TLS of the gRPC port and of the Kafka listener: one certificate
+/// (reloaded for both), one CA, one set of mapping rules.
 pub struct BrokerTls {
     cert: Arc<ReloadingCert>,
     acceptor: TlsAcceptor,
+    /// The Kafka listener's acceptor: the same certificate, no ALPN.
+    kafka_acceptor: TlsAcceptor,
+    /// Whether peers must present a certificate signed by `tls_ca`.
+    mutual: bool,
     /// Subject → principal rules.
     pub mapper: PrincipalMapper,
 }
@@ -78,6 +83,7 @@ impl BrokerTls {
         let mapper = PrincipalMapper::parse(&config.tls_principal_mapping_rules).map_err(tls_err)?;
         let cert = ReloadingCert::new(cert_path, key_path).map_err(tls_err)?;
         let server = kmon_tls::server_config(&files, cert.clone(), &[b"h2"]).map_err(tls_err)?;
+        let kafka = kmon_tls::server_config(&files, cert.clone(), &[]).map_err(tls_err)?;
         // The client side: checked by kmon-tls above, read again as tonic wants PEM.
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|e| BrokerError::Config(format!("TLS: cannot read {}: {e}", p.display())))
@@ -94,7 +100,24 @@ impl BrokerTls {
             kmon_client::connection::use_tls(ca, Some(cert_path), Some(key_path))
                 .map_err(|e| BrokerError::Config(e.to_string()))?;
         }
-        Ok(Some(Arc::new(Self { cert, acceptor: TlsAcceptor::from(Arc::new(server)), mapper })))
+        Ok(Some(Arc::new(Self {
+            cert,
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            kafka_acceptor: TlsAcceptor::from(Arc::new(kafka)),
+            mutual: files.ca.is_some(),
+            mapper,
+        })))
+    }
+
+    /// The Kafka listener's acceptor (same certificate and CA as gRPC).
+    pub fn kafka_acceptor(&self) -> &TlsAcceptor {
+        &self.kafka_acceptor
+    }
+
+    /// Whether every peer presents a certificate signed by `tls_ca` (mutual
+    /// TLS), so that it has a principal.
+    pub fn is_mutual(&self) -> bool {
+        self.mutual
     }
 
     /// Accepts connections and runs each handshake in its own task; the

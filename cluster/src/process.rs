@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::layout::{BrokerLayout, ClusterLayout};
+use crate::secure::Secure;
 
 /// The line a broker prints once it serves (`kmon_broker::READY_PREFIX`).
 pub const READY_PREFIX: &str = kmon_broker::READY_PREFIX;
@@ -38,12 +39,14 @@ pub struct BrokerChild {
     pub exited: Option<ExitStatus>,
 }
 
-/// Starts one broker; the receiver gets its ready line.
+/// Starts one broker (with mutual TLS and ACLs when `secure`); the
+/// receiver gets its ready line.
 pub fn spawn(
     exe: &Path,
     dir: &Path,
     cluster: &ClusterLayout,
     broker: &BrokerLayout,
+    secure: Option<&Secure>,
 ) -> anyhow::Result<(BrokerChild, tokio::sync::oneshot::Receiver<String>)> {
     let data_dir = dir.join(&broker.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -51,6 +54,9 @@ pub fn spawn(
     let stderr = open_log(&log)?;
     let mut command = Command::from(broker_command(exe, &data_dir));
     command.args(member_args(&cluster.controller_voters, broker));
+    if let Some(secure) = secure {
+        command.args(secure.broker_args(broker.id)?);
+    }
     let (child, rx) =
         start_child(command, stderr, READY_PREFIX).with_context(|| format!("cannot start broker {}", broker.id))?;
     Ok((BrokerChild { layout: broker.clone(), log, child, exited: None }, rx))
@@ -61,9 +67,20 @@ pub fn spawn(
 pub fn broker_command(exe: &Path, data_dir: &Path) -> std::process::Command {
     let mut command = std::process::Command::new(exe);
     command.arg("broker").arg("--data-dir").arg(data_dir);
-    for name in
-        ["KMON_BOOTSTRAP", "KMON_KAFKA_LISTEN", "KMON_DATA_DIR", "KMON_LISTEN", "KMON_METRICS_LISTEN", "KMON_CONFIG"]
-    {
+    // The TLS variables too: a shell set up as a secure cluster's client
+    // (KMON_TLS_CERT = the admin's certificate) must not make a broker serve it.
+    for name in [
+        "KMON_BOOTSTRAP",
+        "KMON_KAFKA_LISTEN",
+        "KMON_DATA_DIR",
+        "KMON_LISTEN",
+        "KMON_METRICS_LISTEN",
+        "KMON_CONFIG",
+        "KMON_TLS_CA",
+        "KMON_TLS_CERT",
+        "KMON_TLS_KEY",
+        "KMON_TLS_PRINCIPAL_MAPPING_RULES",
+    ] {
         command.env_remove(name);
     }
     command

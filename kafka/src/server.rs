@@ -3,6 +3,13 @@
 //! request is handled, so the pipelined produces of one connection append
 //! in the order sent). Every request is counted and timed in the same
 //! `kafka_network_requestmetrics_*` families as gRPC, under Kafka's API name.
+//!
+//! With the broker's TLS (`tls_cert`, ...) the listener speaks TLS only
+//! (Kafka's `SSL` security protocol), with the same certificate as gRPC,
+//! reloaded with it. With `tls_ca` (mutual TLS) a client must present a
+//! certificate signed by it, and ACLs are checked against the principal its
+//! subject maps to (`tls_principal_mapping_rules`); a certificate no rule
+//! maps is refused. Otherwise the principal is `User:ANONYMOUS`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +19,10 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
 use kmon_broker::Broker;
+use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::metrics::RequestTiming;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use kmon_broker::tls::BrokerTls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,14 +34,28 @@ use crate::frame::{self, FrameError};
 /// The listener name in `kafka_server_socket_server_metrics_connection_count`
 /// (Kafka's default listener name).
 pub const LISTENER: &str = "PLAINTEXT";
+/// The listener name when it speaks TLS (Kafka's name for it).
+pub const TLS_LISTENER: &str = "SSL";
+/// Bound on a client's TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves Kafka clients on `listener` until `shutdown`; waits for open
 /// connections to finish their current request.
-pub fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
-    Box::pin(accept_loop(listener, broker, shutdown))
+pub fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    tls: Option<Arc<BrokerTls>>,
+    shutdown: CancellationToken,
+) -> BoxFuture<'static, ()> {
+    Box::pin(accept_loop(listener, broker, tls, shutdown))
 }
 
-async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    tls: Option<Arc<BrokerTls>>,
+    shutdown: CancellationToken,
+) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -42,7 +65,15 @@ async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, shutdown: Cance
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                connections.spawn(connection(stream, peer, broker.clone(), shutdown.clone()));
+                let (broker, shutdown) = (broker.clone(), shutdown.clone());
+                match tls.clone() {
+                    None => connections.spawn(connection(stream, peer, ANONYMOUS.into(), LISTENER, broker, shutdown)),
+                    Some(tls) => connections.spawn(async move {
+                        if let Some((stream, principal)) = handshake(&tls, stream, peer).await {
+                            connection(stream, peer, principal, TLS_LISTENER, broker, shutdown).await;
+                        }
+                    }),
+                };
             }
             // Out of file descriptors and the like: keep serving the others.
             Err(err) => {
@@ -55,11 +86,53 @@ async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, shutdown: Cance
     connections.wait().await;
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken) {
-    let _counted = broker.metrics.connection_opened(LISTENER);
+/// The TLS handshake and the client's principal; `None` (logged) when the
+/// handshake fails or a client certificate maps to no principal.
+async fn handshake(
+    tls: &BrokerTls,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, String)> {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.kafka_acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, error = %err, "kafka listener: TLS handshake refused");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "kafka listener: TLS handshake timed out");
+            return None;
+        }
+    };
+    if !tls.is_mutual() {
+        return Some((stream, ANONYMOUS.into()));
+    }
+    let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+    match certificate.and_then(|c| tls.mapper.map_der(c)) {
+        Some(principal) => {
+            tracing::debug!(%peer, %principal, "kafka listener: TLS connection");
+            Some((stream, principal.to_string()))
+        }
+        None => {
+            tracing::warn!(%peer, "kafka listener: no tls_principal_mapping_rules rule maps the client certificate; refused");
+            None
+        }
+    }
+}
+
+/// Serves one connection (plain or TLS) whose client is `principal`.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    principal: String,
+    listener: &'static str,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) {
+    let _counted = broker.metrics.connection_opened(listener);
     let max = broker.config.socket_request_max_bytes;
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 << 10, reader);
+    // One request at a time: reads and writes take turns on one stream.
+    let mut reader = BufReader::with_capacity(64 << 10, stream);
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max) => frame,
@@ -74,7 +147,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, sh
             }
         };
         let arrived = Instant::now();
-        let served = serve_one(frame, &broker, peer, &shutdown).await;
+        let served = serve_one(frame, &broker, peer, &principal, &shutdown).await;
         let reply = match served {
             Ok(reply) => reply,
             Err(err) => {
@@ -88,7 +161,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, sh
                 return;
             }
             let sending = Instant::now();
-            if let Err(err) = writer.write_all(&bytes).await {
+            if let Err(err) = reader.write_all(&bytes).await {
                 tracing::debug!(%peer, error = %err, "kafka listener: client went away");
                 return;
             }
@@ -103,6 +176,7 @@ async fn serve_one(
     frame: Bytes,
     broker: &Broker,
     peer: SocketAddr,
+    principal: &str,
     shutdown: &CancellationToken,
 ) -> Result<Option<(&'static str, Bytes)>, KafkaError> {
     let decoding = Instant::now();
@@ -122,7 +196,7 @@ async fn serve_one(
     };
     let (api, version, correlation_id) = (request.api, request.version, request.header.correlation_id);
     let started = Instant::now();
-    let Handled { response, remote } = api::handle(broker, request, peer, shutdown).await;
+    let Handled { response, remote } = api::handle(broker, request, peer, principal, shutdown).await;
     let handled = started.elapsed();
     broker.metrics.observe_request(
         api.name,

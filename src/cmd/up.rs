@@ -32,6 +32,12 @@
 //! buffer in `DIR/agent-buffer` and logs to `DIR/agent.log`. It starts once
 //! the cluster is up and is stopped (SIGTERM) before the brokers.
 //!
+//! With `--secure`, the cluster runs with mutual TLS on gRPC, between
+//! brokers and on the Kafka listeners, and with ACLs enforced: a local CA
+//! and certificates are made in `DIR/tls` on first start and reused after
+//! (see [`kmon_cluster::secure`]); `kmon up` prints the client settings. A
+//! DIR started secure is not started again without `--secure`.
+//!
 //! The layout and the child processes are `kmon-cluster`'s (`cluster/`),
 //! shared with the benches (`bench/`), which run their own clusters on
 //! free ports.
@@ -43,8 +49,8 @@ use anyhow::{Context, bail};
 use kmon_client::Admin;
 use kmon_cluster::process::{is_running, open_log, report_exits, sigterm};
 use kmon_cluster::{
-    ClusterLayout, HOST, Layout, LayoutRequest, MAX_VOTERS, START_DEADLINE, STOP_GRACE, log_tail, spawn, start_child,
-    stop_all, wait_until_up,
+    ClusterLayout, HOST, Layout, LayoutRequest, MAX_VOTERS, START_DEADLINE, STOP_GRACE, Secure, log_tail, secure,
+    spawn, start_child, stop_all, wait_until_up,
 };
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
@@ -90,11 +96,30 @@ pub(crate) struct UpArgs {
     /// The node agent's /metrics port (default: broker 1's metrics port + 100).
     #[arg(long)]
     agent_metrics_port: Option<u16>,
+    /// Mutual TLS on every listener and ACLs on, with a local CA and
+    /// certificates made in DIR/tls (once; reused on restart).
+    #[arg(long)]
+    secure: bool,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     crate::cmd::init_logging();
+    if !args.secure && secure::is_secure(&args.data_dir) {
+        bail!(
+            "{} holds a cluster started with --secure (its CA is in {}); run `kmon up --secure`",
+            args.data_dir.display(),
+            args.data_dir.join(secure::TLS_DIR).display()
+        );
+    }
     let (cluster, added) = ClusterLayout::load_or_create(&layout_request(&args))?;
+    let secure = if args.secure {
+        let secure = Secure::prepare(&args.data_dir)?;
+        // This process checks the cluster (and rebalances) as the admin.
+        secure.use_admin_identity()?;
+        Some(secure)
+    } else {
+        None
+    };
     let exe = std::env::current_exe().context("cannot find the kmon executable")?;
     let deadline = Instant::now() + START_DEADLINE;
     // Growing a running cluster: start only the new brokers (the other
@@ -109,7 +134,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut children = Vec::with_capacity(to_start.len());
     let mut ready = Vec::with_capacity(to_start.len());
     for broker in &to_start {
-        match spawn(&exe, &args.data_dir, &cluster, broker) {
+        match spawn(&exe, &args.data_dir, &cluster, broker, secure.as_ref()) {
             Ok((child, ready_line)) => {
                 children.push(child);
                 ready.push(ready_line);
@@ -134,7 +159,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut agent = if running {
         None
     } else {
-        match spawn_agent(&exe, &args, &cluster).await {
+        match spawn_agent(&exe, &args, &cluster, secure.as_ref()).await {
             Ok(agent) => Some(agent),
             Err(err) => {
                 stop_all(&mut children).await;
@@ -144,11 +169,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
 
     println!("kmon cluster up: bootstrap {}", cluster.brokers[0].listen);
-    println!(
-        "Kafka clients: bootstrap.servers={} (e.g. kcat -b {} -L)",
-        cluster.brokers.iter().map(|b| b.kafka_listen.as_str()).collect::<Vec<_>>().join(","),
-        cluster.brokers[0].kafka_listen
-    );
+    let servers = cluster.brokers.iter().map(|b| b.kafka_listen.as_str()).collect::<Vec<_>>().join(",");
+    match &secure {
+        None => {
+            println!("Kafka clients: bootstrap.servers={servers} (e.g. kcat -b {} -L)", cluster.brokers[0].kafka_listen)
+        }
+        Some(_) => println!("Kafka clients: bootstrap.servers={servers} (with the TLS settings below)"),
+    }
     print!("{}", render_table(&cluster));
     match &agent {
         Some(agent) => println!("node agent: metrics {} (log {})", agent.metrics, agent.log.display()),
@@ -156,6 +183,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             "added broker(s) {} to the running cluster; this process supervises them",
             added.iter().map(|b| b.id.to_string()).collect::<Vec<_>>().join(", ")
         ),
+    }
+    if let Some(secure) = &secure {
+        print!("{}", secure_instructions(secure, &cluster));
     }
     println!("data and logs in {}; Ctrl-C to stop", args.data_dir.display());
     if !added.is_empty() && !args.rebalance {
@@ -229,7 +259,12 @@ impl AgentChild {
 }
 
 /// Starts the node agent and waits for its ready line.
-async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyhow::Result<AgentChild> {
+async fn spawn_agent(
+    exe: &Path,
+    args: &UpArgs,
+    cluster: &ClusterLayout,
+    secure: Option<&Secure>,
+) -> anyhow::Result<AgentChild> {
     let port = match args.agent_metrics_port {
         Some(port) => port,
         None => {
@@ -251,7 +286,17 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
         .arg(args.data_dir.join("agent-buffer"))
         .env_remove("KMON_BOOTSTRAP")
         .env_remove("KMON_AGENT_METRICS_LISTEN")
-        .env_remove("KMON_AGENT_BUFFER_DIR");
+        .env_remove("KMON_AGENT_BUFFER_DIR")
+        .env_remove("KMON_TLS_CA")
+        .env_remove("KMON_TLS_CERT")
+        .env_remove("KMON_TLS_KEY");
+    if let Some(secure) = secure {
+        for (flag, path) in
+            [("--tls-ca", &secure.agent.ca), ("--tls-cert", &secure.agent.cert), ("--tls-key", &secure.agent.key)]
+        {
+            command.arg(flag).arg(path.as_deref().context("the agent's TLS files")?);
+        }
+    }
     let (mut child, rx) =
         start_child(command, stderr, kmon_agent::READY_PREFIX).context("cannot start the node agent")?;
     tokio::select! {
@@ -267,6 +312,29 @@ async fn spawn_agent(exe: &Path, args: &UpArgs, cluster: &ClusterLayout) -> anyh
         }
     }
     Ok(AgentChild { child, metrics, log })
+}
+
+/// How to point kmon and Kafka clients at a secure cluster, as the admin.
+fn secure_instructions(secure: &Secure, cluster: &ClusterLayout) -> String {
+    let env: Vec<String> = secure.admin_env().iter().map(|(name, value)| format!("{name}={value}")).collect();
+    let librdkafka = secure.admin_librdkafka();
+    let kcat: Vec<String> = librdkafka.iter().map(|(name, value)| format!("-X {name}={value}")).collect();
+    let properties: Vec<String> = librdkafka.iter().map(|(name, value)| format!("  {name}={value}\n")).collect();
+    format!(
+        "secure: mutual TLS on every listener, ACLs on; CA and certificates in {dir}\n\
+         the admin ({admin}, a super user, as are the brokers and the agent) for kmon:\n\
+         \x20 export {env}\n\
+         for Kafka clients (librdkafka, kcat, confluent-kafka):\n\
+         {properties}\
+         \x20 e.g. kcat -b {kafka} {kcat} -L\n\
+         other users: a certificate signed by {dir}/ca.crt (CN = the user name) and ACLs (`kmon acl add`)\n",
+        dir = secure.dir.display(),
+        admin = secure::ADMIN_PRINCIPAL,
+        env = env.join(" "),
+        properties = properties.concat(),
+        kafka = cluster.brokers[0].kafka_listen,
+        kcat = kcat.join(" "),
+    )
 }
 
 fn render_table(cluster: &ClusterLayout) -> String {
@@ -312,6 +380,7 @@ mod tests {
             fault_domains: None,
             update_domains: None,
             agent_metrics_port: None,
+            secure: false,
         }
     }
 

@@ -22,18 +22,26 @@ def main():
     parser.add_argument("--topic", required=True)
     parser.add_argument("--min-records", type=int, default=0, help="keep reading until this many")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds before giving up")
+    parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra librdkafka setting (repeatable)")
     args = parser.parse_args()
     deadline = Deadline(args.deadline)
 
     errors = []
-    consumer = confluent_kafka.Consumer({
+    config = {
         "bootstrap.servers": args.bootstrap,
         # Required by the API; no subscribe(), so the group is never joined.
         "group.id": "kmon-test-ck-consume",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "error_cb": lambda err: errors.append(err),
-    })
+    }
+    for setting in args.config:
+        name, sep, value = setting.partition("=")
+        if not sep:
+            fail("--config wants NAME=VALUE, got %r" % setting)
+        config[name] = value
+    consumer = confluent_kafka.Consumer(config)
     try:
         metadata = consumer.list_topics(args.topic, timeout=max(1.0, deadline.left()))
         topic = metadata.topics.get(args.topic)

@@ -30,4 +30,12 @@ pub enum TlsError {
     Verifier(String),
     #[error("SASL/SCRAM: {0}")]
     Scram(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("making a certificate ({what}): {message}")]
+    Generate { what: String, message: String },
 }

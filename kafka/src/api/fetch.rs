@@ -14,7 +14,6 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::ClusterState;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::log::PartitionLog;
@@ -41,6 +40,7 @@ struct Wanted {
 pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
+    principal: &str,
     shutdown: &CancellationToken,
     remote: &mut Duration,
 ) -> FetchResponse {
@@ -50,7 +50,7 @@ pub async fn handle(
         let name = topic.topic.0.as_str();
         for p in &topic.partitions {
             broker.metrics.total_fetch.inc_by(name, 1);
-            let log = resolve(broker, &state, name, p.partition, p.current_leader_epoch);
+            let log = resolve(broker, principal, &state, name, p.partition, p.current_leader_epoch);
             if log.is_err() {
                 broker.metrics.failed_fetch.inc_by(name, 1);
             }
@@ -131,6 +131,7 @@ pub async fn handle(
 /// when known) that partition is answered with.
 fn resolve(
     broker: &Broker,
+    principal: &str,
     state: &ClusterState,
     topic: &str,
     partition: i32,
@@ -139,7 +140,7 @@ fn resolve(
     let unknown = || (ResponseError::UnknownTopicOrPartition.code(), -1);
     broker
         .authorizer
-        .authorize(ANONYMOUS, AclOperation::Read, &Resource::topic(topic))
+        .authorize(principal, AclOperation::Read, &Resource::topic(topic))
         .map_err(|err| (error_code(&err), -1))?;
     let partition = u32::try_from(partition).map_err(|_| unknown())?;
     if state.topics.get(topic).is_none_or(|t| (partition as usize) >= t.partitions.len()) {

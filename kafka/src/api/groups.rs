@@ -15,7 +15,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kmon_broker::Broker;
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::group::GroupError;
 use kmon_broker::group::membership::JoinRequest;
@@ -33,7 +32,7 @@ struct Found {
     port: i32,
 }
 
-async fn coordinator(broker: &Broker, key: &str, key_type: i8) -> Result<Found, (i16, String)> {
+async fn coordinator(broker: &Broker, principal: &str, key: &str, key_type: i8) -> Result<Found, (i16, String)> {
     if key_type != GROUP {
         return Err((
             ResponseError::CoordinatorNotAvailable.code(),
@@ -42,7 +41,7 @@ async fn coordinator(broker: &Broker, key: &str, key_type: i8) -> Result<Found, 
     }
     broker
         .authorizer
-        .authorize(ANONYMOUS, AclOperation::Describe, &Resource::group(key))
+        .authorize(principal, AclOperation::Describe, &Resource::group(key))
         .map_err(|err| (error_code(&err), err.to_string()))?;
     let (id, _) = broker.groups.find_coordinator(key).await.map_err(|err| (error_code(&err), err.to_string()))?;
     let state = broker.metadata();
@@ -55,9 +54,14 @@ async fn coordinator(broker: &Broker, key: &str, key_type: i8) -> Result<Found, 
     }
 }
 
-pub async fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub async fn find_coordinator(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+    principal: &str,
+) -> FindCoordinatorResponse {
     if version < 4 {
-        return match coordinator(broker, req.key.as_str(), req.key_type).await {
+        return match coordinator(broker, principal, req.key.as_str(), req.key_type).await {
             Ok(f) => FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(f.id))
                 .with_host(text(f.host))
@@ -71,7 +75,7 @@ pub async fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, vers
     }
     let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
     for key in req.coordinator_keys {
-        let answer = match coordinator(broker, key.as_str(), req.key_type).await {
+        let answer = match coordinator(broker, principal, key.as_str(), req.key_type).await {
             Ok(f) => Coordinator::default().with_node_id(BrokerId(f.id)).with_host(text(f.host)).with_port(f.port),
             Err((code, message)) => Coordinator::default()
                 .with_error_code(code)
@@ -106,7 +110,7 @@ pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: 
         protocols: req.protocols.into_iter().map(|p| (p.name.as_str().to_string(), p.metadata)).collect(),
     };
     let group = req.group_id.0.as_str();
-    let joined = match broker.authorizer.authorize(ANONYMOUS, AclOperation::Read, &Resource::group(group)) {
+    let joined = match broker.authorizer.authorize(client.principal, AclOperation::Read, &Resource::group(group)) {
         Ok(()) => broker.groups.join(group, request).await,
         Err(err) => Err(err),
     };

@@ -10,13 +10,12 @@ use kmon_broker::{Broker, BrokerError};
 
 use super::checked_leader_epoch;
 use crate::error::error_code;
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(broker: &Broker, req: ListOffsetsRequest, principal: &str) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -27,7 +26,7 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
                 .iter()
                 .map(|p| {
                     let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    match offset(broker, name, p.partition_index, p.timestamp, p.current_leader_epoch) {
+                    match offset(broker, principal, name, p.partition_index, p.timestamp, p.current_leader_epoch) {
                         Ok((offset, timestamp, epoch)) => {
                             answer.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
                         }
@@ -45,6 +44,7 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
 
 fn offset(
     broker: &Broker,
+    principal: &str,
     topic: &str,
     partition: i32,
     timestamp: i64,
@@ -52,7 +52,7 @@ fn offset(
 ) -> Result<(i64, i64, i32), i16> {
     let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
     let code = |err: BrokerError| error_code(&err);
-    broker.authorizer.authorize(ANONYMOUS, AclOperation::Describe, &Resource::topic(topic)).map_err(code)?;
+    broker.authorizer.authorize(principal, AclOperation::Describe, &Resource::topic(topic)).map_err(code)?;
     let epoch = checked_leader_epoch(broker, topic, partition, leader_epoch)?;
     match timestamp {
         EARLIEST => Ok((broker.replicas.leader_log(topic, partition).map_err(code)?.log_start_offset(), -1, epoch)),

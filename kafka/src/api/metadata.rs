@@ -10,7 +10,6 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kmon_broker::Broker;
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::controller::state::{ClusterState, TopicRecord};
 use uuid::Uuid;
@@ -18,7 +17,7 @@ use uuid::Uuid;
 use super::cluster::{CLUSTER_ID, endpoints};
 use super::{text, topic_name};
 
-pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn handle(broker: &Broker, req: MetadataRequest, version: i16, principal: &str) -> MetadataResponse {
     let state = broker.metadata();
     let live = endpoints(&state);
     let live_ids: BTreeSet<i32> = live.iter().map(|e| e.id).collect();
@@ -34,12 +33,12 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         .collect();
     // v0: an empty list means every topic; v1+: null does, empty means none.
     let topics = match req.topics {
-        None => all_topics(broker, &state, &live_ids),
-        Some(wanted) if wanted.is_empty() && version == 0 => all_topics(broker, &state, &live_ids),
+        None => all_topics(broker, principal, &state, &live_ids),
+        Some(wanted) if wanted.is_empty() && version == 0 => all_topics(broker, principal, &state, &live_ids),
         Some(wanted) => wanted
             .into_iter()
             .map(|w| match w.name {
-                Some(name) if !may_describe(broker, name.0.as_str()) => MetadataResponseTopic::default()
+                Some(name) if !may_describe(broker, principal, name.0.as_str()) => MetadataResponseTopic::default()
                     .with_name(Some(name))
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                 Some(name) => match state.topics.get(name.0.as_str()) {
@@ -49,7 +48,7 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                 },
                 None => match state.topics.iter().find(|(_, r)| topic_uuid(r.topic_id) == w.topic_id) {
-                    Some((name, _)) if !may_describe(broker, name) => MetadataResponseTopic::default()
+                    Some((name, _)) if !may_describe(broker, principal, name) => MetadataResponseTopic::default()
                         .with_topic_id(w.topic_id)
                         .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                     Some((name, record)) => topic(name, record, &live_ids),
@@ -73,18 +72,23 @@ pub fn topic_uuid(topic_id: u64) -> Uuid {
 }
 
 /// Every topic the client may describe (Kafka leaves the others out).
-fn all_topics(broker: &Broker, state: &ClusterState, live: &BTreeSet<i32>) -> Vec<MetadataResponseTopic> {
+fn all_topics(
+    broker: &Broker,
+    principal: &str,
+    state: &ClusterState,
+    live: &BTreeSet<i32>,
+) -> Vec<MetadataResponseTopic> {
     state
         .topics
         .iter()
-        .filter(|(name, _)| broker.authorizer.allows(ANONYMOUS, AclOperation::Describe, &Resource::topic(name)))
+        .filter(|(name, _)| broker.authorizer.allows(principal, AclOperation::Describe, &Resource::topic(name)))
         .map(|(name, record)| topic(name, record, live))
         .collect()
 }
 
 /// Describe on a topic the client named (a refusal is counted).
-fn may_describe(broker: &Broker, name: &str) -> bool {
-    broker.authorizer.authorize(ANONYMOUS, AclOperation::Describe, &Resource::topic(name)).is_ok()
+fn may_describe(broker: &Broker, principal: &str, name: &str) -> bool {
+    broker.authorizer.authorize(principal, AclOperation::Describe, &Resource::topic(name)).is_ok()
 }
 
 fn topic(name: &str, record: &TopicRecord, live: &BTreeSet<i32>) -> MetadataResponseTopic {

@@ -40,22 +40,33 @@ pub struct Handled {
 pub struct Client<'a> {
     pub id: &'a str,
     pub peer: SocketAddr,
+    /// What ACLs are checked against: `User:NAME` of the connection's
+    /// client certificate (mutual TLS), else `User:ANONYMOUS`.
+    pub principal: &'a str,
 }
 
-pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr, shutdown: &CancellationToken) -> Handled {
+pub async fn handle(
+    broker: &Broker,
+    request: Request,
+    peer: SocketAddr,
+    principal: &str,
+    shutdown: &CancellationToken,
+) -> Handled {
     let Request { version, header, body, .. } = request;
-    let client = Client { id: header.client_id.as_ref().map_or("", |c| c.as_str()), peer };
+    let client = Client { id: header.client_id.as_ref().map_or("", |c| c.as_str()), peer, principal };
     let mut remote = Duration::ZERO;
     let started = Instant::now();
     let response = match body {
         RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions::handle())),
-        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(broker, r, version))),
-        RequestKind::Produce(r) => produce::handle(broker, r, &mut remote).await.map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(broker, r, shutdown, &mut remote).await)),
-        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(broker, r))),
+        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(broker, r, version, principal))),
+        RequestKind::Produce(r) => produce::handle(broker, r, principal, &mut remote).await.map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => {
+            Some(ResponseKind::Fetch(fetch::handle(broker, r, principal, shutdown, &mut remote).await))
+        }
+        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(broker, r, principal))),
         RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(epochs::handle(broker, r))),
         RequestKind::FindCoordinator(r) => {
-            Some(ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version).await))
+            Some(ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version, principal).await))
         }
         RequestKind::JoinGroup(r) => {
             let response = groups::join(broker, r, version, client).await;
@@ -70,11 +81,11 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr, shutdow
         RequestKind::Heartbeat(r) => Some(ResponseKind::Heartbeat(groups::heartbeat(broker, r))),
         RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(groups::leave(broker, r, version))),
         RequestKind::OffsetCommit(r) => {
-            let response = offsets::commit(broker, r).await;
+            let response = offsets::commit(broker, r, principal).await;
             remote = started.elapsed();
             Some(ResponseKind::OffsetCommit(response))
         }
-        RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(offsets::fetch(broker, r, version))),
+        RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(offsets::fetch(broker, r, version, principal))),
         RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(group_admin::list(broker, r))),
         RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(group_admin::describe(broker, r))),
         RequestKind::DeleteGroups(r) => {
@@ -83,12 +94,12 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr, shutdow
             Some(ResponseKind::DeleteGroups(response))
         }
         RequestKind::CreateTopics(r) => {
-            let response = topics::create(broker, r).await;
+            let response = topics::create(broker, r, principal).await;
             remote = started.elapsed();
             Some(ResponseKind::CreateTopics(response))
         }
         RequestKind::DeleteTopics(r) => {
-            let response = topics::delete(broker, r).await;
+            let response = topics::delete(broker, r, principal).await;
             remote = started.elapsed();
             Some(ResponseKind::DeleteTopics(response))
         }

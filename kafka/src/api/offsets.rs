@@ -13,10 +13,9 @@ use kmon_broker::Broker;
 
 use super::{text, topic_name};
 use crate::error::error_code;
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 
-pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn commit(broker: &Broker, req: OffsetCommitRequest, principal: &str) -> OffsetCommitResponse {
     let state = broker.metadata();
     // Partitions of unknown topics fail on their own; the others commit together.
     let mut codes: HashMap<(String, i32), i16> = HashMap::new();
@@ -26,7 +25,7 @@ pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
         let count = state.topics.get(name).map(|t| t.partitions.len());
         for p in &topic.partitions {
             let known = count.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as usize) < n);
-            if let Err(err) = broker.authorizer.authorize(ANONYMOUS, AclOperation::Read, &Resource::topic(name)) {
+            if let Err(err) = broker.authorizer.authorize(principal, AclOperation::Read, &Resource::topic(name)) {
                 codes.insert((name.to_string(), p.partition_index), error_code(&err));
             } else if !known {
                 codes.insert((name.to_string(), p.partition_index), ResponseError::UnknownTopicOrPartition.code());
@@ -40,7 +39,7 @@ pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
     }
     let instance = req.group_instance_id.as_ref().map(|s| s.as_str()).filter(|s| !s.is_empty());
     let group_refused =
-        broker.authorizer.authorize(ANONYMOUS, AclOperation::Read, &Resource::group(req.group_id.0.as_str())).err();
+        broker.authorizer.authorize(principal, AclOperation::Read, &Resource::group(req.group_id.0.as_str())).err();
     let outcome = if let Some(err) = group_refused {
         error_code(&err)
     } else if offsets.is_empty() {
@@ -82,7 +81,7 @@ pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
 
 /// v1 names the partitions; v2+ may ask for all of the group's (null).
 /// A partition without a commit answers offset -1.
-pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16, principal: &str) -> OffsetFetchResponse {
     let wanted: Vec<(String, u32)> = req
         .topics
         .iter()
@@ -96,7 +95,7 @@ pub fn fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFe
     let group = req.group_id.0.as_str();
     let fetched = broker
         .authorizer
-        .authorize(ANONYMOUS, AclOperation::Describe, &Resource::group(group))
+        .authorize(principal, AclOperation::Describe, &Resource::group(group))
         .and_then(|()| broker.groups.fetch_offsets(group, &wanted));
     match fetched {
         Ok(found) => {

@@ -11,7 +11,6 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::messages::ProduceResponse;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::config::FlushPolicy;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::log::PartitionLog;
@@ -32,7 +31,12 @@ struct Outcome {
 }
 
 /// None when `acks` is 0: Kafka never answers those.
-pub async fn handle(broker: &Broker, req: ProduceRequest, remote: &mut Duration) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    principal: &str,
+    remote: &mut Duration,
+) -> Option<ProduceResponse> {
     // The acks every partition is written with, or what they are all refused with.
     let acks = match req.acks {
         0 => Ok(RequiredAcks::None),
@@ -60,7 +64,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, remote: &mut Duration)
         let acks = acks.clone();
         async move {
             let outcome = match acks {
-                Ok(acks) => produce_partition(broker, &topic, index, records, acks, timeout).await,
+                Ok(acks) => produce_partition(broker, principal, &topic, index, records, acks, timeout).await,
                 Err((code, why)) => refused(broker, &topic, index, code.code(), why),
             };
             (topic, outcome)
@@ -90,6 +94,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, remote: &mut Duration)
 
 async fn produce_partition(
     broker: &Broker,
+    principal: &str,
     topic: &str,
     index: i32,
     records: Option<Bytes>,
@@ -97,7 +102,7 @@ async fn produce_partition(
     timeout: Duration,
 ) -> Outcome {
     broker.metrics.total_produce.inc_by(topic, 1);
-    if let Err(err) = broker.authorizer.authorize(ANONYMOUS, AclOperation::Write, &Resource::topic(topic)) {
+    if let Err(err) = broker.authorizer.authorize(principal, AclOperation::Write, &Resource::topic(topic)) {
         return failed(broker, topic, index, &err);
     }
     let Ok(partition) = u32::try_from(index) else {

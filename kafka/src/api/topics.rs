@@ -8,7 +8,6 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse};
-use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::{Broker, BrokerError};
 
@@ -16,7 +15,7 @@ use super::metadata::topic_uuid;
 use super::text;
 use crate::error::error_code;
 
-pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create(broker: &Broker, req: CreateTopicsRequest, principal: &str) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         let name = topic.name.0.as_str().to_string();
@@ -29,7 +28,7 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
                 .with_num_partitions(-1)
                 .with_replication_factor(-1)
         };
-        if let Err(err) = broker.authorizer.authorize_create_topic(ANONYMOUS, &name) {
+        if let Err(err) = broker.authorizer.authorize_create_topic(principal, &name) {
             results.push(refused(error_code(&err), err.to_string()));
             continue;
         }
@@ -87,7 +86,7 @@ fn count(value: i32, what: &str) -> Result<u32, String> {
     }
 }
 
-pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete(broker: &Broker, req: DeleteTopicsRequest, principal: &str) -> DeleteTopicsResponse {
     // v0–v5 name topics; v6 names them or gives their ids.
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> =
         req.topic_names.iter().map(|n| (Some(n.0.as_str().to_string()), uuid::Uuid::nil())).collect();
@@ -108,7 +107,7 @@ pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsRe
         };
         let answer = answer.with_name(Some(super::topic_name(name.as_str())));
         let result =
-            if let Err(err) = broker.authorizer.authorize(ANONYMOUS, AclOperation::Delete, &Resource::topic(&name)) {
+            if let Err(err) = broker.authorizer.authorize(principal, AclOperation::Delete, &Resource::topic(&name)) {
                 Err(err)
             } else if broker.metadata().topics.contains_key(&name) {
                 broker.delete_topic(&name).await
