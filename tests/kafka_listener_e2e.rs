@@ -153,8 +153,10 @@ fn api_versions_and_metadata_describe_the_listener() {
     assert!(range(ApiKey::JoinGroup).is_some());
     // Idempotent producers (transactions are not served).
     assert_eq!(range(ApiKey::InitProducerId), Some((0, 4)));
+    // SASL (used where the listener requires it): v1 handshakes only.
+    assert_eq!(range(ApiKey::SaslHandshake), Some((1, 1)));
+    assert_eq!(range(ApiKey::SaslAuthenticate), Some((0, 2)));
     // What is not served is not advertised.
-    assert_eq!(range(ApiKey::SaslHandshake), None);
     assert_eq!(range(ApiKey::AddPartitionsToTxn), None);
 
     // A newer ApiVersions than served gets Kafka's v0 answer: UNSUPPORTED_VERSION and the list.

@@ -53,6 +53,35 @@ fn produce(bootstrap: &str, topic: &str, config: &[String], count: u32, deadline
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// As `user`, with confluent-kafka's AdminClient: describe the group
+/// `group`, list groups, describe topic `topic`'s configs;
+/// one line each, `ok ...` or `error CODE`.
+fn admin_as(bootstrap: &str, user: &str, password: &str, group: &str, topic: &str) -> String {
+    let program = r#"
+import sys
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+bootstrap, user, password, group, topic = sys.argv[1:6]
+admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                     "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password})
+def show(what, run):
+    try:
+        print("ok", what, run())
+    except KafkaException as e:
+        print("error", what, e.args[0].name())
+show("describe-group", lambda: admin.describe_consumer_groups([group])[group].result(timeout=20).state)
+show("list-groups", lambda: sorted(g.group_id for g in admin.list_consumer_groups().result(timeout=20).valid))
+resource = ConfigResource(ResourceType.TOPIC, topic)
+show("describe-configs", lambda: len(admin.describe_configs([resource])[resource].result(timeout=20)))
+"#;
+    let out = Command::new(python())
+        .args(["-c", program, bootstrap, user, password, group, topic])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 fn counter(metrics: &str, name: &str) -> f64 {
     let Some((_, body)) = http_get(metrics, "/metrics") else { return 0.0 };
     body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
@@ -124,6 +153,18 @@ fn scram_users_produce_and_consume_and_everyone_else_is_refused() {
     let out = produce(&broker.kafka, "open", &scram("bob", "bob-Secret-2"), 2, 20);
     assert!(out.contains("TOPIC_AUTHORIZATION_FAILED"), "{out}");
     assert!(!out.contains(r#""event": "delivered""#), "{out}");
+
+    // The admin APIs check their ACLs too: alice may describe the group
+    // she has Describe on and the topic, bob (Describe on topics only) not
+    // the group, and does not see it listed.
+    let group = "kmon-test-ck-consume";
+    let alice_admin = admin_as(&broker.kafka, "alice", "alice-Secret-1", group, "open");
+    assert!(alice_admin.contains("ok describe-group"), "{alice_admin}");
+    assert!(alice_admin.contains("ok describe-configs"), "{alice_admin}");
+    let bob_admin = admin_as(&broker.kafka, "bob", "bob-Secret-2", group, "open");
+    assert!(bob_admin.contains("error describe-group GROUP_AUTHORIZATION_FAILED"), "{bob_admin}");
+    assert!(bob_admin.contains("ok list-groups []"), "{bob_admin}");
+    assert!(bob_admin.contains("ok describe-configs"), "Describe on every topic: {bob_admin}");
 
     // A wrong password, an unknown user and plain text: no record in, the
     // failures counted.

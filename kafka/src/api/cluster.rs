@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kmon_broker::Broker;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 use kmon_broker::controller::state::{BrokerRecord, ClusterState};
 
 use super::text;
@@ -43,7 +44,12 @@ pub fn endpoints(state: &ClusterState) -> Vec<Endpoint> {
     state.brokers.values().filter_map(endpoint).collect()
 }
 
-pub fn describe(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe(broker: &Broker, req: DescribeClusterRequest, principal: &str) -> DescribeClusterResponse {
+    if let Err(err) = broker.authorizer.authorize(principal, AclOperation::Describe, &Resource::cluster()) {
+        return DescribeClusterResponse::default()
+            .with_error_code(crate::error::error_code(&err))
+            .with_error_message(Some(text(err.to_string())));
+    }
     let response = DescribeClusterResponse::default()
         .with_cluster_id(text(CLUSTER_ID))
         .with_controller_id(BrokerId(broker.controller.leader_id().unwrap_or(-1)))

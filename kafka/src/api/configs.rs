@@ -6,6 +6,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kmon_broker::Broker;
+use kmon_broker::controller::state::acls::{AclOperation, Resource};
 
 use super::text;
 use crate::error::error_code;
@@ -17,7 +18,10 @@ const TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
-pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// Describe on the topic (on the cluster for a broker) is what a
+/// principal needs (Kafka's DescribeConfigs operation, which kmon's ACLs
+/// fold into Describe).
+pub fn describe(broker: &Broker, req: DescribeConfigsRequest, principal: &str) -> DescribeConfigsResponse {
     let results = req
         .resources
         .into_iter()
@@ -26,9 +30,15 @@ pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigs
             let answer = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let allowed = |resource: Resource<'_>| {
+                broker
+                    .authorizer
+                    .authorize(principal, AclOperation::Describe, &resource)
+                    .map_err(|err| (error_code(&err), err.to_string()))
+            };
             let entries = match resource.resource_type {
-                TOPIC => topic_configs(broker, &name),
-                BROKER => broker_configs(broker, &name),
+                TOPIC => allowed(Resource::topic(&name)).and_then(|()| topic_configs(broker, &name)),
+                BROKER => allowed(Resource::cluster()).and_then(|()| broker_configs(broker, &name)),
                 other => {
                     Err((ResponseError::InvalidRequest.code(), format!("resource type {other} has no configs in kmon")))
                 }

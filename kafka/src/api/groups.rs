@@ -141,18 +141,21 @@ pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: 
     }
 }
 
-pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
+/// Read on the group: what sync, heartbeat and leave need (as Kafka).
+fn may_read_group(broker: &Broker, principal: &str, group: &str) -> Result<(), kmon_broker::BrokerError> {
+    broker.authorizer.authorize(principal, AclOperation::Read, &Resource::group(group))
+}
+
+pub async fn sync(broker: &Broker, req: SyncGroupRequest, principal: &str) -> SyncGroupResponse {
     let assignments = req.assignments.into_iter().map(|a| (a.member_id.as_str().to_string(), a.assignment)).collect();
-    let synced = broker
-        .groups
-        .sync(
-            req.group_id.0.as_str(),
-            req.member_id.as_str(),
-            opt(&req.group_instance_id),
-            req.generation_id,
-            assignments,
-        )
-        .await;
+    let group = req.group_id.0.as_str();
+    let synced = match may_read_group(broker, principal, group) {
+        Ok(()) => {
+            let member = req.member_id.as_str();
+            broker.groups.sync(group, member, opt(&req.group_instance_id), req.generation_id, assignments).await
+        }
+        Err(err) => Err(err),
+    };
     match synced {
         Ok((assignment, protocol)) => SyncGroupResponse::default()
             .with_assignment(assignment)
@@ -162,19 +165,20 @@ pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
     }
 }
 
-pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
-    let result = broker.groups.heartbeat(
-        req.group_id.0.as_str(),
-        req.member_id.as_str(),
-        opt(&req.group_instance_id),
-        req.generation_id,
-    );
+pub fn heartbeat(broker: &Broker, req: HeartbeatRequest, principal: &str) -> HeartbeatResponse {
+    let group = req.group_id.0.as_str();
+    let result = may_read_group(broker, principal, group).and_then(|()| {
+        broker.groups.heartbeat(group, req.member_id.as_str(), opt(&req.group_instance_id), req.generation_id)
+    });
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |err| error_code(&err)))
 }
 
 /// v0–v2 name one member; v3+ a batch, each answered on its own.
-pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16, principal: &str) -> LeaveGroupResponse {
     let group = req.group_id.0.as_str();
+    if let Err(err) = may_read_group(broker, principal, group) {
+        return LeaveGroupResponse::default().with_error_code(error_code(&err));
+    }
     if version < 3 {
         let result = broker.groups.leave(group, req.member_id.as_str(), None);
         return LeaveGroupResponse::default().with_error_code(result.err().map_or(0, |err| error_code(&err)));

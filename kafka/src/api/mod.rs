@@ -74,22 +74,24 @@ pub async fn handle(
             Some(ResponseKind::JoinGroup(response))
         }
         RequestKind::SyncGroup(r) => {
-            let response = groups::sync(broker, r).await;
+            let response = groups::sync(broker, r, principal).await;
             remote = started.elapsed();
             Some(ResponseKind::SyncGroup(response))
         }
-        RequestKind::Heartbeat(r) => Some(ResponseKind::Heartbeat(groups::heartbeat(broker, r))),
-        RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(groups::leave(broker, r, version))),
+        RequestKind::Heartbeat(r) => Some(ResponseKind::Heartbeat(groups::heartbeat(broker, r, principal))),
+        RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(groups::leave(broker, r, version, principal))),
         RequestKind::OffsetCommit(r) => {
             let response = offsets::commit(broker, r, principal).await;
             remote = started.elapsed();
             Some(ResponseKind::OffsetCommit(response))
         }
         RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(offsets::fetch(broker, r, version, principal))),
-        RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(group_admin::list(broker, r))),
-        RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(group_admin::describe(broker, r))),
+        RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(group_admin::list(broker, r, principal))),
+        RequestKind::DescribeGroups(r) => {
+            Some(ResponseKind::DescribeGroups(group_admin::describe(broker, r, principal)))
+        }
         RequestKind::DeleteGroups(r) => {
-            let response = group_admin::delete(broker, r).await;
+            let response = group_admin::delete(broker, r, principal).await;
             remote = started.elapsed();
             Some(ResponseKind::DeleteGroups(response))
         }
@@ -103,8 +105,8 @@ pub async fn handle(
             remote = started.elapsed();
             Some(ResponseKind::DeleteTopics(response))
         }
-        RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(configs::describe(broker, r))),
-        RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(cluster::describe(broker, r))),
+        RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(configs::describe(broker, r, principal))),
+        RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(cluster::describe(broker, r, principal))),
         RequestKind::InitProducerId(r) => {
             let response = producer_id::handle(broker, r, client).await;
             remote = started.elapsed();
