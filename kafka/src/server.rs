@@ -69,7 +69,12 @@ async fn accept_loop(
                 match tls.clone() {
                     None => connections.spawn(connection(stream, peer, ANONYMOUS.into(), LISTENER, broker, shutdown)),
                     Some(tls) => connections.spawn(async move {
-                        if let Some((stream, principal)) = handshake(&tls, stream, peer).await {
+                        // A handshake never finished must not hold up shutdown.
+                        let shaken = tokio::select! {
+                            shaken = handshake(&tls, stream, peer) => shaken,
+                            _ = shutdown.cancelled() => None,
+                        };
+                        if let Some((stream, principal)) = shaken {
                             connection(stream, peer, principal, TLS_LISTENER, broker, shutdown).await;
                         }
                     }),
