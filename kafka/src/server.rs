@@ -166,7 +166,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
             let sending = Instant::now();
-            if let Err(err) = reader.write_all(&bytes).await {
+            // The flush pushes out what TLS still buffers (a no-op on plain TCP).
+            let written = async {
+                reader.write_all(&bytes).await?;
+                reader.flush().await
+            };
+            if let Err(err) = written.await {
                 tracing::debug!(%peer, error = %err, "kafka listener: client went away");
                 return;
             }
