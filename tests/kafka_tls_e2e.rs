@@ -218,6 +218,12 @@ fn the_tls_kafka_listener_refuses_clients_without_a_valid_certificate() {
     }
     let log = broker.stderr();
     assert!(log.contains("kafka listener: TLS handshake refused"), "{log}");
+    // The certificate's expiry is watched for the Kafka listener too.
+    let (_, metrics) = http_get(&broker.metrics, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains(r#"kmon_tls_certificate_expiry_timestamp_seconds{listener="kafka",subject="CN=broker"}"#),
+        "{metrics}"
+    );
     // librdkafka sends no certificate the broker's CA did not sign (the
     // broker names its CA in the handshake): both are refused as certificate-less.
     assert!(log.contains("peer sent no certificates"), "{log}");
