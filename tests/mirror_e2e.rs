@@ -213,6 +213,19 @@ async fn mirrors_a_million_records_and_resumes_after_sigkill_with_nothing_skippe
     let counted = mirror.metric_sum("kafka_connect_mirror_source_connector_record_count");
     assert!(counted > 0.0 && counted <= TOTAL as f64, "{counted}");
     assert!(mirror.metric_sum("kafka_connect_mirror_source_connector_byte_count") > 0.0);
+    // The series the dashboard's Mirror row plots (dashboards_live has no
+    // mirror running, so this is where their names are checked).
+    // The rates appear once their first 5 s window closes.
+    for series in [
+        "kafka_connect_mirror_source_connector_record_rate{",
+        "kafka_connect_mirror_source_connector_replication_latency_ms_max{",
+        "kmon_mirror_lag_records{",
+    ] {
+        wait_for(&format!("{series} on the mirror's /metrics"), Duration::from_secs(15), || {
+            let (_, body) = http_get(&mirror.metrics, "/metrics")?;
+            body.lines().any(|l| l.starts_with(series)).then_some(())
+        });
+    }
     drop(mirror);
     drop((source, target));
 }

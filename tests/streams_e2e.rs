@@ -220,3 +220,44 @@ async fn windowed_sum_drops_late_records_and_enrichment_joins_a_table() {
     assert_eq!(windowed.metric("kafka_streams_stream_task_metrics_dropped_records_total"), 1.0);
     assert_eq!(enrich.metric("kmon_streams_state_restored_records_total"), 2.0, "the users table, read at assignment");
 }
+
+/// `streams/examples/word_count.rs`, the program a newcomer runs first,
+/// built by `cargo build --all-targets` (test.sh) beside `kmon`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_word_count_example_counts_words() {
+    let example = std::path::Path::new(KMON).with_file_name("examples").join("word_count");
+    assert!(example.exists(), "{} missing: build it with `cargo build -p kmon-streams --examples`", example.display());
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    let admin = Admin::connect(&bootstrap).await.unwrap();
+    admin.create_topic("text-lines", 2, 1, Vec::new()).await.unwrap();
+    admin.create_topic("word-counts", 2, 1, Vec::new()).await.unwrap();
+    let producer = Producer::connect(ProducerConfig::new(bootstrap.clone())).await.unwrap();
+    for text in ["The quick brown fox", "jumps over the lazy dog", "THE END"] {
+        producer.send("text-lines", None, Bytes::from(text)).await.unwrap();
+    }
+    producer.flush().await.unwrap();
+    let _example = KillOnDrop(
+        Command::new(&example)
+            .arg(&bootstrap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the word_count example"),
+    );
+    let mut expected: BTreeMap<String, u64> =
+        ["quick", "brown", "fox", "jumps", "over", "lazy", "dog", "end"].iter().map(|w| (w.to_string(), 1)).collect();
+    expected.insert("the".into(), 3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last;
+    loop {
+        last = counts(&table(&bootstrap, "word-counts", 2).await);
+        if last == expected || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(last, expected, "word-counts written by the example");
+}

@@ -21,6 +21,11 @@ use crate::metrics::BrokerMetrics;
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 pub struct Authorizer {
+    /// This broker and its process's incarnation: until that registration
+    /// is in the metadata, ACLs added while the broker was down may be
+    /// missing, so only super users and ClusterAction get through (Kafka's
+    /// StandardAuthorizer is likewise not ready before it catches up).
+    me: (i32, u64),
     super_users: Vec<String>,
     allow_everyone_if_no_acl_found: bool,
     mapper: PrincipalMapper,
@@ -38,10 +43,12 @@ impl Authorizer {
     /// `config` has been validated (super users, mapping rules).
     pub fn new(
         config: &BrokerConfig,
+        incarnation: u64,
         state: watch::Receiver<Arc<ClusterState>>,
         metrics: Arc<BrokerMetrics>,
     ) -> Authorizer {
         Authorizer {
+            me: (config.broker_id, incarnation),
             super_users: config.super_user_list().unwrap_or_default(),
             allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found,
             mapper: PrincipalMapper::parse(&config.tls_principal_mapping_rules).unwrap_or_default(),
@@ -66,13 +73,29 @@ impl Authorizer {
             return true;
         }
         let state = self.state.borrow();
+        if operation != AclOperation::ClusterAction && !self.caught_up(&state) {
+            return false;
+        }
         acls::decide(&state.acls, principal, operation, resource, self.allow_everyone_if_no_acl_found).allowed()
+    }
+
+    /// Whether this process's registration is in the metadata it applied:
+    /// everything committed before it, ACLs included, is applied too.
+    fn caught_up(&self, state: &ClusterState) -> bool {
+        let (id, incarnation) = self.me;
+        state.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation)
     }
 
     /// [`Authorizer::allows`], or a counted refusal naming who, what and which.
     pub fn authorize(&self, principal: &str, operation: AclOperation, resource: &Resource<'_>) -> Result<()> {
         if self.allows(principal, operation, resource) {
             return Ok(());
+        }
+        if !self.caught_up(&self.state.borrow()) {
+            return Err(BrokerError::Unavailable(
+                "this broker has not caught up with the metadata quorum since it started (its ACLs may be stale); retry"
+                    .into(),
+            ));
         }
         self.metrics.authorizer_denied(principal, resource.resource_type.name());
         tracing::debug!(principal, %operation, resource_type = %resource.resource_type, resource = resource.name, "request denied");
@@ -113,5 +136,36 @@ impl Authorizer {
             this.check(&request, AclOperation::ClusterAction, &Resource::cluster())?;
             Ok(request)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::state::BrokerRecord;
+
+    #[test]
+    fn before_its_registration_is_applied_only_cluster_action_and_super_users_pass() {
+        let config = BrokerConfig { broker_id: 7, super_users: "User:admin".into(), ..BrokerConfig::default() };
+        let (tx, rx) = watch::channel(Arc::new(ClusterState::default()));
+        let authorizer = Authorizer::new(&config, 42, rx, Arc::new(BrokerMetrics::new(true)));
+        let topic = Resource::topic("orders");
+        // No ACLs at all would allow everything, but the metadata may be stale.
+        assert!(!authorizer.allows(ANONYMOUS, AclOperation::Read, &topic));
+        let err = authorizer.authorize(ANONYMOUS, AclOperation::Read, &topic).unwrap_err();
+        assert!(matches!(&err, BrokerError::Unavailable(m) if m.contains("caught up")), "{err:?}");
+        assert!(authorizer.allows(ANONYMOUS, AclOperation::ClusterAction, &Resource::cluster()));
+        assert!(authorizer.allows("User:admin", AclOperation::Read, &topic));
+
+        // The previous process's registration does not count.
+        let mut state = ClusterState::default();
+        let record = BrokerRecord { incarnation: 41, ..BrokerRecord::local(7, 0, 0) };
+        state.brokers.insert(7, record.clone());
+        tx.send(Arc::new(state.clone())).unwrap();
+        assert!(!authorizer.allows(ANONYMOUS, AclOperation::Read, &topic));
+
+        state.brokers.insert(7, BrokerRecord { incarnation: 42, ..record });
+        tx.send(Arc::new(state)).unwrap();
+        assert!(authorizer.allows(ANONYMOUS, AclOperation::Read, &topic));
     }
 }

@@ -22,6 +22,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kmon_tls::ScramCredential;
+
 use crate::authorizer::Authorizer;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
@@ -93,7 +95,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             default_log_config: config.default_log_config(),
-            authorizer: Arc::new(Authorizer::new(&config, controller.state(), metrics.clone())),
+            authorizer: Arc::new(Authorizer::new(&config, replicas.incarnation, controller.state(), metrics.clone())),
             config,
             logs,
             metrics,
@@ -205,6 +207,25 @@ impl Broker {
         let outcome = self.propose(MetadataCommand::DeleteAcls { acls: acls.clone() }).await?;
         self.wait_for_metadata(|state| acls.iter().all(|a| !state.acls.contains(a))).await?;
         acls_changed(outcome)
+    }
+
+    /// Adds SCRAM user `user` or replaces its credential; whether it existed.
+    pub async fn upsert_scram_user(&self, user: &str, credential: ScramCredential) -> Result<bool> {
+        if user.is_empty() || user.chars().any(|c| c.is_control()) {
+            return Err(BrokerError::InvalidRequest(format!("bad SCRAM user name {user:?}")));
+        }
+        let command = MetadataCommand::UpsertScramUser { user: user.into(), credential: credential.clone() };
+        let outcome = self.propose(command).await?;
+        self.wait_for_metadata(|state| state.scram_users.get(user) == Some(&credential)).await?;
+        match outcome {
+            CommandOutcome::ScramUserUpserted { replaced } => Ok(replaced),
+            other => Err(BrokerError::Internal(format!("unexpected outcome of a SCRAM user change: {other:?}"))),
+        }
+    }
+
+    pub async fn delete_scram_user(&self, user: &str) -> Result<()> {
+        self.propose(MetadataCommand::DeleteScramUser { user: user.into() }).await?;
+        self.wait_for_metadata(|state| !state.scram_users.contains_key(user)).await
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<()> {

@@ -92,6 +92,11 @@ pub struct BrokerConfig {
     /// Once any ACL exists, whether a resource that no ACL names is open to
     /// everyone (Kafka's `allow.everyone.if.no.acl.found`, default false).
     pub allow_everyone_if_no_acl_found: bool,
+    /// SASL mechanisms the Kafka listener requires before any other
+    /// request (Kafka's `sasl.enabled.mechanisms`): empty (no SASL) or
+    /// `SCRAM-SHA-512`, with users from `kmon user add`. With TLS on the
+    /// listener this is Kafka's SASL_SSL, else SASL_PLAINTEXT.
+    pub kafka_sasl_mechanisms: String,
     /// After SIGTERM or SIGINT, how long a broker may take to stop cleanly
     /// (finish requests, flush logs) before it exits anyway, in ms.
     pub shutdown_grace_ms: u64,
@@ -171,6 +176,7 @@ impl Default for BrokerConfig {
             tls_principal_mapping_rules: "DEFAULT".into(),
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
+            kafka_sasl_mechanisms: String::new(),
             socket_request_max_bytes: 100 << 20,
             shutdown_grace_ms: 30_000,
             metrics_enabled: true,
@@ -223,6 +229,14 @@ impl BrokerConfig {
                 return bad(key, format!("'{addr}' is not HOST:PORT with a numeric host"));
             }
         }
+        for mechanism in self.kafka_sasl_mechanism_list() {
+            if mechanism != kmon_tls::scram::MECHANISM {
+                return bad(
+                    "kafka_sasl_mechanisms",
+                    format!("'{mechanism}' is not supported (only {})", kmon_tls::scram::MECHANISM),
+                );
+            }
+        }
         if !self.kafka_listen.is_empty() && self.kafka_listen.parse::<SocketAddr>().is_err() {
             return bad(
                 "kafka_listen",
@@ -273,6 +287,11 @@ impl BrokerConfig {
             return bad("otlp_interval_ms", "must be > 0".into());
         }
         Ok(())
+    }
+
+    /// `kafka_sasl_mechanisms`, comma-separated, upper-cased.
+    pub fn kafka_sasl_mechanism_list(&self) -> Vec<String> {
+        self.kafka_sasl_mechanisms.split(',').map(|m| m.trim().to_ascii_uppercase()).filter(|m| !m.is_empty()).collect()
     }
 
     /// `super_users` as principals; each must be `User:NAME`.

@@ -281,6 +281,52 @@ impl Admin {
         Ok(r.deleted)
     }
 
+    /// Adds SASL/SCRAM-SHA-512 user `user` with `password`, or changes its
+    /// password; whether it existed. The password is salted and hashed
+    /// here: only the salted password travels (over TLS, if configured).
+    pub async fn upsert_scram_user(&self, user: &str, password: &str, iterations: u32) -> Result<bool, ClientError> {
+        let fresh = kmon_tls::ScramCredential::generate(password, iterations)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        let salted = kmon_tls::scram::salted_password(password.as_bytes(), &fresh.salt, iterations)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        let request = pb::UpsertScramUserRequest {
+            user: user.into(),
+            mechanism: kmon_tls::scram::MECHANISM.into(),
+            iterations,
+            salt: fresh.salt.into(),
+            salted_password: salted.into(),
+        };
+        let r = self
+            .router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.upsert_scram_user(request).await }
+            })
+            .await?;
+        Ok(r.replaced)
+    }
+
+    /// Removes SCRAM user `user` (NotFound if there is none).
+    pub async fn delete_scram_user(&self, user: &str) -> Result<(), ClientError> {
+        let request = pb::DeleteScramUserRequest { user: user.into() };
+        self.router
+            .any_broker(|mut client| {
+                let request = request.clone();
+                async move { client.delete_scram_user(request).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The SCRAM users: name, mechanism, iterations (never a key).
+    pub async fn list_scram_users(&self) -> Result<Vec<pb::ScramUser>, ClientError> {
+        let r = self
+            .router
+            .any_broker(|mut client| async move { client.list_scram_users(pb::ListScramUsersRequest {}).await })
+            .await?;
+        Ok(r.users)
+    }
+
     /// The metadata quorum's voters as `ID@HOST:PORT,...` (what a new
     /// broker's `--controller-voters` needs).
     pub async fn controller_voters(&self) -> Result<String, ClientError> {

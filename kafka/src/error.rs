@@ -18,6 +18,8 @@ pub enum KafkaError {
     Encode { api: &'static str, version: i16, reason: String },
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{api} request before SASL authentication on a listener that requires it")]
+    SaslRequired { api: &'static str },
 }
 
 /// The Kafka error code of a broker error: kmon's stable error names map

@@ -131,9 +131,9 @@ mod tests {
         raw.put_i16(-1);
         assert_eq!(decode_request(raw.freeze()).unwrap_err(), FrameError::UnknownApi(9999));
         assert_eq!(decode_request(Bytes::from_static(&[0, 3, 0])).unwrap_err(), FrameError::Truncated(3));
-        // SaslHandshake is a real Kafka API that this listener does not serve.
-        let sasl = frame(ApiKey::SaslHandshake, 1, &kafka_protocol::messages::SaslHandshakeRequest::default());
-        assert_eq!(decode_request(sasl).unwrap_err(), FrameError::UnknownApi(17));
+        // DescribeAcls is a real Kafka API that this listener does not serve.
+        let acls = frame(ApiKey::DescribeAcls, 1, &kafka_protocol::messages::DescribeAclsRequest::default());
+        assert_eq!(decode_request(acls).unwrap_err(), FrameError::UnknownApi(29));
     }
 
     #[test]

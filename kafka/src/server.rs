@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use kmon_broker::Broker;
 use kmon_broker::authorizer::ANONYMOUS;
 use kmon_broker::metrics::RequestTiming;
@@ -27,9 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::sasl::{After, SaslSession};
 use crate::api::{self, Handled};
 use crate::error::KafkaError;
-use crate::frame::{self, FrameError};
+use crate::frame::{self, FrameError, Request};
 
 /// The listener name in `kafka_server_socket_server_metrics_connection_count`
 /// (Kafka's default listener name).
@@ -138,6 +139,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     let max = broker.config.socket_request_max_bytes;
     // One request at a time: reads and writes take turns on one stream.
     let mut reader = BufReader::with_capacity(64 << 10, stream);
+    let mut sasl = SaslSession::new(&broker, principal);
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max) => frame,
@@ -152,8 +154,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let arrived = Instant::now();
-        let served = serve_one(frame, &broker, peer, &principal, &shutdown).await;
-        let reply = match served {
+        let served = serve_one(frame, &broker, peer, &mut sasl, &shutdown).await;
+        let (reply, after) = match served {
             Ok(reply) => reply,
             Err(err) => {
                 tracing::warn!(%peer, error = %err, "kafka listener: closing connection");
@@ -177,18 +179,23 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             broker.metrics.observe_response(name, sending.elapsed(), arrived.elapsed());
         }
+        if after == After::Close {
+            let _ = reader.flush().await;
+            return;
+        }
     }
 }
 
 /// One request: its response frame (None for acks=0 produce, which Kafka
-/// never answers), or the error that closes the connection.
+/// never answers) and whether the connection closes after it (a failed
+/// SASL authentication), or the error that closes it at once.
 async fn serve_one(
     frame: Bytes,
     broker: &Broker,
     peer: SocketAddr,
-    principal: &str,
+    sasl: &mut SaslSession,
     shutdown: &CancellationToken,
-) -> Result<Option<(&'static str, Bytes)>, KafkaError> {
+) -> Result<(Option<(&'static str, Bytes)>, After), KafkaError> {
     let decoding = Instant::now();
     let request = match frame::decode_request(frame) {
         Ok(request) => request,
@@ -200,13 +207,29 @@ async fn serve_one(
                 .with_api_keys(api::api_versions::served_keys());
             let bytes =
                 frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(response))?;
-            return Ok(Some(("ApiVersions", bytes)));
+            return Ok((Some(("ApiVersions", bytes)), After::Continue));
         }
         Err(err) => return Err(err.into()),
     };
     let (api, version, correlation_id) = (request.api, request.version, request.header.correlation_id);
+    if !sasl.admits(api.key) {
+        return Err(KafkaError::SaslRequired { api: api.name });
+    }
     let started = Instant::now();
-    let Handled { response, remote } = api::handle(broker, request, peer, principal, shutdown).await;
+    let mut after = After::Continue;
+    let Handled { response, remote } = match request.body {
+        RequestKind::SaslHandshake(r) => {
+            let (response, then) = sasl.handshake(r);
+            after = then;
+            Handled { response: Some(ResponseKind::SaslHandshake(response)), remote: Duration::ZERO }
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            let (response, then) = sasl.authenticate(broker, r);
+            after = then;
+            Handled { response: Some(ResponseKind::SaslAuthenticate(response)), remote: Duration::ZERO }
+        }
+        body => api::handle(broker, Request { body, ..request }, peer, sasl.principal(), shutdown).await,
+    };
     let handled = started.elapsed();
     broker.metrics.observe_request(
         api.name,
@@ -219,9 +242,9 @@ async fn serve_one(
     match response {
         Some(response) => {
             let bytes = frame::encode_response(api.key, version, correlation_id, &response)?;
-            Ok(Some((api.name, bytes)))
+            Ok((Some((api.name, bytes)), after))
         }
-        None => Ok(None),
+        None => Ok((None, after)),
     }
 }
 

@@ -47,6 +47,10 @@ pub const SERVED: &[Served] = &[
     api(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
     api(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),
     api(ApiKey::DescribeCluster, "DescribeCluster", 0, 1),
+    // v0 of SaslHandshake sends raw SASL tokens outside Kafka frames: not
+    // served; clients that know SaslAuthenticate use v1.
+    api(ApiKey::SaslHandshake, "SaslHandshake", 1, 1),
+    api(ApiKey::SaslAuthenticate, "SaslAuthenticate", 0, 2),
 ];
 
 /// The served entry of an API, if it is served at all.

@@ -59,6 +59,11 @@ pub mod broker {
     /// Requests refused by the ACLs, labelled `principal`, `resource_type`
     /// (`topic`, `group`, `cluster`); the registry adds `_total`.
     pub const AUTHORIZER_DENIED: &str = "kmon_authorizer_denied";
+    /// SASL authentications on the Kafka listener that failed / succeeded
+    /// (Kafka's socket-server-metrics `failed-authentication-total`,
+    /// `successful-authentication-total`); the registry adds `_total`.
+    pub const FAILED_AUTHENTICATION: &str = "kafka_server_socket_server_metrics_failed_authentication";
+    pub const SUCCESSFUL_AUTHENTICATION: &str = "kafka_server_socket_server_metrics_successful_authentication";
 
     // ReplicaManager and fetchers.
     pub const PARTITION_COUNT: &str = "kafka_server_replicamanager_partitioncount";

@@ -57,6 +57,9 @@ pub(crate) struct BrokerArgs {
     /// Principals every ACL check allows, `;`-separated (`User:admin;User:broker`).
     #[arg(long, env = "KMON_SUPER_USERS")]
     super_users: Option<String>,
+    /// SASL the Kafka listener requires: `SCRAM-SHA-512` (users: `kmon user add`).
+    #[arg(long, env = "KMON_KAFKA_SASL_MECHANISMS")]
+    kafka_sasl_mechanisms: Option<String>,
     /// Print the default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -107,6 +110,7 @@ impl BrokerArgs {
             (self.tls_ca, &mut config.tls_ca),
             (self.tls_principal_mapping_rules, &mut config.tls_principal_mapping_rules),
             (self.super_users, &mut config.super_users),
+            (self.kafka_sasl_mechanisms, &mut config.kafka_sasl_mechanisms),
         ] {
             if let Some(value) = flag {
                 *key = value;

@@ -16,6 +16,7 @@ mod status;
 mod topic;
 mod tui;
 mod up;
+mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -106,6 +107,13 @@ enum Command {
         client: ClientArgs,
         #[command(subcommand)]
         command: acl::AclCommand,
+    },
+    /// Add, list and remove SASL/SCRAM-SHA-512 users of the Kafka listener.
+    User {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// Move leadership to the preferred replicas.
     LeaderElection {
@@ -205,6 +213,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group { client, command } => group::run(client, command).await,
         Command::LeaderElection { client, args } => leader_election::run(client, args).await,
         Command::Acl { client, command } => acl::run(client, command).await,
+        Command::User { client, command } => user::run(client, command).await,
         Command::Rebalance { client, command } => rebalance::run(client, command).await,
         Command::Cluster { client, command } => cluster::run(client, command).await,
         Command::Tui { client, args } => tui::run(client, args).await,
@@ -234,6 +243,7 @@ impl Command {
             | Command::Group { client, .. }
             | Command::LeaderElection { client, .. }
             | Command::Acl { client, .. }
+            | Command::User { client, .. }
             | Command::Rebalance { client, .. }
             | Command::Cluster { client, .. }
             | Command::Tui { client, .. }

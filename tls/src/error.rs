@@ -28,6 +28,8 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("TLS client verifier: {0}")]
     Verifier(String),
+    #[error("SASL/SCRAM: {0}")]
+    Scram(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

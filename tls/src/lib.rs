@@ -17,6 +17,8 @@
 //!   [`Principal`] attached to each request or connection.
 //! - [`reload`]: a `ResolvesServerCert` whose certificate is swapped on
 //!   reload, and the rustls server and client configs built from files.
+//! - [`scram`]: SASL/SCRAM-SHA-512: the salted credential the quorum keeps
+//!   and both sides of the exchange (the Kafka listener's SASL).
 //! - [`local_ca`]: a local CA and the certificates it signs, kept in a
 //!   directory (what `kmon up --secure` runs on).
 //! - [`error`]: the crate's error type.
@@ -27,6 +29,7 @@ pub mod local_ca;
 pub mod pem;
 pub mod principal;
 pub mod reload;
+pub mod scram;
 pub mod x509;
 
 pub use config::TlsFiles;
@@ -34,3 +37,4 @@ pub use error::TlsError;
 pub use local_ca::LocalCa;
 pub use principal::{Principal, PrincipalMapper};
 pub use reload::{ReloadingCert, client_config, server_config};
+pub use scram::{ScramClient, ScramCredential, ScramServer};

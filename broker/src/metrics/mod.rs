@@ -230,6 +230,9 @@ pub struct BrokerMetrics {
     certificate_expiry: Family<Labels, Gauge>,
     /// Requests the ACLs refused, by principal and resource type.
     authorizer_denied: Family<Labels, Counter>,
+    /// SASL authentications on the Kafka listener.
+    failed_authentication: Counter,
+    successful_authentication: Counter,
     /// Nanoseconds spent working on requests (for the idle ratio).
     busy_nanos: AtomicU64,
     idle_window: parking_lot::Mutex<(Instant, u64)>,
@@ -282,6 +285,8 @@ impl BrokerMetrics {
             connections: Family::default(),
             certificate_expiry: Family::default(),
             authorizer_denied: Family::default(),
+            failed_authentication: Counter::default(),
+            successful_authentication: Counter::default(),
             busy_nanos: AtomicU64::new(0),
             idle_window: parking_lot::Mutex::new((Instant::now(), 0)),
             send_nanos: AtomicU64::new(0),
@@ -375,6 +380,16 @@ impl BrokerMetrics {
             "Requests refused by the ACLs, by principal and resource type (topic, group, cluster)",
             m.authorizer_denied.clone(),
         );
+        registry.register(
+            FAILED_AUTHENTICATION,
+            "SASL authentications on the Kafka listener that failed",
+            m.failed_authentication.clone(),
+        );
+        registry.register(
+            SUCCESSFUL_AUTHENTICATION,
+            "SASL authentications on the Kafka listener that succeeded",
+            m.successful_authentication.clone(),
+        );
         BrokerMetrics { registry, ..m }
     }
 
@@ -401,6 +416,11 @@ impl BrokerMetrics {
 
     /// Counts a request the ACLs refused. Principals come from certificates
     /// the cluster's CA signed (or ANONYMOUS), so the label stays bounded.
+    /// Counts a SASL authentication on the Kafka listener.
+    pub fn authentication(&self, succeeded: bool) {
+        if succeeded { &self.successful_authentication } else { &self.failed_authentication }.inc();
+    }
+
     pub fn authorizer_denied(&self, principal: &str, resource_type: &str) {
         self.authorizer_denied
             .get_or_create(&vec![

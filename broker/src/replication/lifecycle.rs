@@ -14,7 +14,7 @@ use kmon_proto::replication::v1::replication_client::ReplicationClient;
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::Controller;
-use crate::controller::state::{BrokerId, BrokerRecord, MetadataCommand};
+use crate::controller::state::{BrokerId, BrokerRecord, ClusterState, MetadataCommand};
 
 /// Heartbeats seen by this broker while it is the active controller.
 #[derive(Debug, Default)]
@@ -34,6 +34,17 @@ pub async fn register(controller: &Controller, record: BrokerRecord, shutdown: &
     loop {
         match controller.write(MetadataCommand::RegisterBroker(record.clone())).await {
             Ok(Ok(_)) => {
+                // Committed; wait until this broker has applied it too, so
+                // that it serves (and authorizes) on metadata that includes
+                // everything committed before its registration.
+                let mut state = controller.state();
+                let applied = |s: &Arc<ClusterState>| {
+                    s.brokers.get(&record.id).is_some_and(|b| b.incarnation == record.incarnation)
+                };
+                tokio::select! {
+                    _ = state.wait_for(applied) => {}
+                    _ = shutdown.cancelled() => return false,
+                }
                 tracing::info!(broker = record.id, "registered with the metadata quorum");
                 return true;
             }

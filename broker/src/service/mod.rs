@@ -12,6 +12,7 @@ mod metadata;
 mod produce;
 mod rebalance;
 pub mod replication;
+mod scram_users;
 pub mod status;
 mod topics;
 
@@ -408,6 +409,42 @@ impl Kmon for KmonService {
         let result = acls::delete(&self.broker, req.into_inner()).await.map(Response::new);
         self.observe("DeleteAcls", queued, started, started.elapsed());
         result
+    }
+
+    async fn upsert_scram_user(
+        &self,
+        req: Request<UpsertScramUserRequest>,
+    ) -> Result<Response<UpsertScramUserResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        self.authorize(&req, AclOperation::Alter, [Resource::cluster()])?;
+        let result = scram_users::upsert(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("AlterUserScramCredentials", queued, started, started.elapsed());
+        result
+    }
+
+    async fn delete_scram_user(
+        &self,
+        req: Request<DeleteScramUserRequest>,
+    ) -> Result<Response<DeleteScramUserResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        self.authorize(&req, AclOperation::Alter, [Resource::cluster()])?;
+        let result = scram_users::delete(&self.broker, req.into_inner()).await.map(Response::new);
+        self.observe("AlterUserScramCredentials", queued, started, started.elapsed());
+        result
+    }
+
+    async fn list_scram_users(
+        &self,
+        req: Request<ListScramUsersRequest>,
+    ) -> Result<Response<ListScramUsersResponse>, Status> {
+        let started = Instant::now();
+        let queued = queue_time(&req, started);
+        self.authorize(&req, AclOperation::Describe, [Resource::cluster()])?;
+        let result = Response::new(scram_users::list(&self.broker));
+        self.observe("DescribeUserScramCredentials", queued, started, Duration::ZERO);
+        Ok(result)
     }
 
     async fn elect_leaders(&self, req: Request<ElectLeadersRequest>) -> Result<Response<ElectLeadersResponse>, Status> {

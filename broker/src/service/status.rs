@@ -104,9 +104,11 @@ impl BrokerError {
             BrokerError::RequestTimedOut { .. } => Code::DeadlineExceeded,
             BrokerError::AuthorizationFailed { .. } => Code::PermissionDenied,
             BrokerError::Metadata(MetadataError::TopicAlreadyExists(_)) => Code::AlreadyExists,
-            BrokerError::Metadata(MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. }) => {
-                Code::NotFound
-            }
+            BrokerError::Metadata(
+                MetadataError::UnknownTopic(_)
+                | MetadataError::UnknownPartition { .. }
+                | MetadataError::UnknownScramUser(_),
+            ) => Code::NotFound,
             _ => Code::InvalidArgument,
         }
     }

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
+pub mod sasl;
 pub mod topics;
 
 use std::net::SocketAddr;
@@ -109,7 +110,8 @@ pub async fn handle(
             remote = started.elapsed();
             Some(ResponseKind::InitProducerId(response))
         }
-        // `frame::decode_request` yields only the APIs of `versions::SERVED`.
+        // `frame::decode_request` yields only the APIs of `versions::SERVED`;
+        // the SASL ones are the connection's (`server`, `sasl`).
         other => unreachable!("unserved API decoded: {:?}", std::mem::discriminant(&other)),
     };
     Handled { response, remote }

@@ -184,6 +184,14 @@ impl ClusterState {
                 let changed = acls.iter().filter(|acl| self.acls.remove(*acl)).count();
                 Ok(CommandOutcome::AclsChanged { changed: changed as u32 })
             }
+            MetadataCommand::UpsertScramUser { user, credential } => {
+                let replaced = self.scram_users.insert(user.clone(), credential.clone()).is_some();
+                Ok(CommandOutcome::ScramUserUpserted { replaced })
+            }
+            MetadataCommand::DeleteScramUser { user } => match self.scram_users.remove(user) {
+                Some(_) => Ok(CommandOutcome::Done),
+                None => Err(MetadataError::UnknownScramUser(user.clone())),
+            },
         }
     }
 

@@ -93,6 +93,15 @@ pub enum MetadataCommand {
     DeleteAcls {
         acls: Vec<AclBinding>,
     },
+    /// Adds a SCRAM user or replaces its credential.
+    UpsertScramUser {
+        user: String,
+        credential: kmon_tls::ScramCredential,
+    },
+    /// Removes a SCRAM user (refused if there is none of that name).
+    DeleteScramUser {
+        user: String,
+    },
 }
 
 /// What applying a command produced.
@@ -128,6 +137,9 @@ pub enum CommandOutcome {
     /// ACLs actually added or removed (the others were already so).
     AclsChanged {
         changed: u32,
+    },
+    ScramUserUpserted {
+        replaced: bool,
     },
     LeadersElected {
         /// Partitions whose leadership moved to the preferred replica.
@@ -169,6 +181,8 @@ pub enum MetadataError {
     NoReassignment(Option<(String, u32)>),
     #[error("reassignment of {topic}-{partition} cannot complete yet: {waiting_for:?} not in the ISR")]
     ReassignmentNotReady { topic: String, partition: u32, waiting_for: Vec<BrokerId> },
+    #[error("no SCRAM user '{0}'")]
+    UnknownScramUser(String),
 }
 
 pub type ApplyResult = Result<CommandOutcome, MetadataError>;

@@ -194,6 +194,9 @@ pub struct ClusterState {
     /// Access control lists (metadata from before ACLs has none).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub acls: super::acls::AclSet,
+    /// SASL/SCRAM-SHA-512 credentials by user name (salted keys only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_users: BTreeMap<String, kmon_tls::ScramCredential>,
 }
 
 /// Producer ids, allocated in blocks to brokers (Kafka's KIP-730), and the

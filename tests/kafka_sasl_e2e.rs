@@ -1,0 +1,181 @@
+//! SASL/SCRAM-SHA-512 on the Kafka listener (Kafka's SASL_PLAINTEXT), over
+//! a real broker and confluent-kafka (librdkafka): users made with `kmon
+//! user add` (the password salted on the client, only keys in the quorum)
+//! produce and consume; a wrong password, an unknown or removed user and a
+//! client without SASL are refused and counted; ACLs apply to the SASL
+//! principal (`User:alice`), not `User:ANONYMOUS`; no password is in any
+//! file of the data directory.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn python() -> String {
+    std::env::var("KMON_TEST_PYTHON")
+        .unwrap_or_else(|_| panic!("KMON_TEST_PYTHON is not set: ./test.sh makes the virtualenv with confluent-kafka"))
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients").join(name)
+}
+
+fn scram(user: &str, password: &str) -> Vec<String> {
+    vec![
+        "security.protocol=SASL_PLAINTEXT".into(),
+        "sasl.mechanisms=SCRAM-SHA-512".into(),
+        format!("sasl.username={user}"),
+        format!("sasl.password={password}"),
+    ]
+}
+
+/// `ck_produce.py` or `ck_consume.py` with librdkafka `config`.
+fn client(name: &str, bootstrap: &str, topic: &str, config: &[String], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(python());
+    cmd.arg(script(name)).args(["--bootstrap", bootstrap, "--topic", topic]).args(extra);
+    for setting in config {
+        cmd.args(["--config", setting]);
+    }
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").output().unwrap()
+}
+
+fn produce(bootstrap: &str, topic: &str, config: &[String], count: u32, deadline: u32) -> String {
+    let count = count.to_string();
+    let deadline = deadline.to_string();
+    let out = client(
+        "ck_produce.py",
+        bootstrap,
+        topic,
+        config,
+        &["--count", &count, "--deadline", &deadline, "--allow-failures"],
+    );
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn counter(metrics: &str, name: &str) -> f64 {
+    let Some((_, body)) = http_get(metrics, "/metrics") else { return 0.0 };
+    body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn scram_users_produce_and_consume_and_everyone_else_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    // gRPC stays plain text here: its ANONYMOUS clients (this test) manage
+    // users and ACLs as a super user; Kafka clients must authenticate.
+    let broker = BrokerProcess::start(
+        data.path(),
+        &["--kafka-sasl-mechanisms", "SCRAM-SHA-512", "--super-users", "User:ANONYMOUS"],
+    );
+    let b = broker.bootstrap();
+    kmon_ok(&b, &["topic", "create", "open", "--partitions", "2"], "");
+    kmon_ok(&b, &["topic", "create", "closed", "--partitions", "1"], "");
+    let added = kmon_ok(&b, &["user", "add", "alice", "--password", "alice-Secret-1"], "");
+    assert!(added.contains(r#"SCRAM-SHA-512 user "alice" added (4096 iterations)"#), "{added}");
+    // The password from standard input, as a script would give it.
+    kmon_ok(&b, &["user", "add", "bob"], "bob-Secret-2\n");
+    let listed = kmon_ok(&b, &["user", "list"], "");
+    assert!(listed.contains("alice") && listed.contains("bob") && !listed.contains("Secret"), "{listed}");
+
+    // alice may use open, bob nothing (ACLs on the SASL principals).
+    for (operation, topic) in [("Describe", "*"), ("Write", "open"), ("Read", "open")] {
+        kmon_ok(&b, &["acl", "add", "--allow-principal", "User:alice", "--operation", operation, "--topic", topic], "");
+    }
+    kmon_ok(
+        &b,
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Describe",
+            "--group",
+            "kmon-test-ck-consume",
+        ],
+        "",
+    );
+    kmon_ok(&b, &["acl", "add", "--allow-principal", "User:bob", "--operation", "Describe", "--topic", "*"], "");
+
+    let alice = scram("alice", "alice-Secret-1");
+    let out = produce(&broker.kafka, "open", &alice, 5, 30);
+    assert!(out.contains(r#""delivered": 5"#), "{out}");
+    let out = client("ck_consume.py", &broker.kafka, "open", &alice, &["--min-records", "5", "--deadline", "30"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.contains(r#""event": "record""#)).count(), 5, "{stdout}");
+    assert!(counter(&broker.metrics, "kafka_server_socket_server_metrics_successful_authentication_total") >= 2.0);
+
+    // bob authenticates but has no Write: refused as User:bob, nothing written.
+    let out = produce(&broker.kafka, "open", &scram("bob", "bob-Secret-2"), 2, 20);
+    assert!(out.contains("TOPIC_AUTHORIZATION_FAILED"), "{out}");
+    assert!(!out.contains(r#""event": "delivered""#), "{out}");
+
+    // A wrong password, an unknown user and plain text: no record in, the
+    // failures counted.
+    let failed_before = counter(&broker.metrics, "kafka_server_socket_server_metrics_failed_authentication_total");
+    for (what, config) in [
+        ("wrong password", scram("alice", "guess")),
+        ("unknown user", scram("mallory", "alice-Secret-1")),
+        ("no SASL", Vec::new()),
+    ] {
+        let out = produce(&broker.kafka, "open", &config, 1, 8);
+        assert!(out.contains(r#""delivered": 0"#), "{what}: {out}");
+        if what != "no SASL" {
+            assert!(out.contains("Authentication failed") || out.contains("AUTHENTICATION"), "{what}: {out}");
+        }
+    }
+    let failed = counter(&broker.metrics, "kafka_server_socket_server_metrics_failed_authentication_total");
+    assert!(failed >= failed_before + 2.0, "{failed_before} -> {failed}");
+
+    // A removed user cannot log in any more.
+    kmon_ok(&b, &["user", "remove", "alice"], "");
+    let out = produce(&broker.kafka, "open", &alice, 1, 8);
+    assert!(out.contains(r#""delivered": 0"#), "{out}");
+    let err = kmon_err(&b, &["user", "remove", "alice"], "");
+    assert!(err.contains("no SCRAM user 'alice'"), "{err}");
+
+    // Only salted keys were stored: neither password is in any file.
+    drop(broker);
+    for file in files(data.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        for password in [&b"alice-Secret-1"[..], b"bob-Secret-2"] {
+            assert!(!bytes.windows(password.len()).any(|w| w == password), "a password in {}", file.display());
+        }
+    }
+}
+
+#[test]
+fn bad_sasl_settings_and_user_input_are_named() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(KMON)
+        .args(["broker", "--data-dir"])
+        .arg(data.path())
+        .args(["--kafka-sasl-mechanisms", "PLAIN"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("kafka_sasl_mechanisms: 'PLAIN' is not supported (only SCRAM-SHA-512)"), "{stderr}");
+
+    let broker = BrokerProcess::start(data.path(), &[]);
+    let b = broker.bootstrap();
+    let err = kmon_err(&b, &["user", "add", "carol", "--password", "x", "--iterations", "10"], "");
+    assert!(err.contains("--iterations must be 4096..=16384, not 10"), "{err}");
+    let err = kmon_err(&b, &["user", "add", "carol"], "");
+    assert!(err.contains("the password of \"carol\" is empty"), "{err}");
+}
