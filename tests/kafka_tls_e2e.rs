@@ -4,7 +4,8 @@
 //! listener as they cover gRPC; a client with a certificate signed by the
 //! CA produces and consumes; one without a certificate, with one from
 //! another CA, or in plain text is refused; the principal ACLs are checked
-//! against is the certificate's (User:alice), not User:ANONYMOUS.
+//! against is the certificate's, mapped by the same rules as on gRPC, not
+//! User:ANONYMOUS.
 mod common;
 
 use std::path::PathBuf;
@@ -80,9 +81,12 @@ fn denied(metrics: &str, principal: &str, resource_type: &str) -> f64 {
 fn kafka_clients_over_mutual_tls_are_authorized_as_their_certificate() {
     let pki = Pki::new();
     let data = tempfile::tempdir().unwrap();
+    // The mapping rules apply as on gRPC: alice's certificate is User:alice-ssl.
+    let mut args = broker_args(&pki);
+    args.extend(["--tls-principal-mapping-rules".into(), "RULE:^CN=alice$/alice-ssl/,DEFAULT".into()]);
     let broker = BrokerProcess::start_with_env(
         &[data.path().to_path_buf()],
-        &refs(&broker_args(&pki)),
+        &refs(&args),
         &[("RUST_LOG", "info,kmon_kafka=debug")],
     );
     let b = broker.bootstrap();
@@ -100,7 +104,10 @@ fn kafka_clients_over_mutual_tls_are_authorized_as_their_certificate() {
     ] {
         kmon_ok(
             &b,
-            &with(&["acl", "add", "--allow-principal", "User:alice", "--operation", operation, resource, name], &admin),
+            &with(
+                &["acl", "add", "--allow-principal", "User:alice-ssl", "--operation", operation, resource, name],
+                &admin,
+            ),
             "",
         );
     }
@@ -129,18 +136,18 @@ fn kafka_clients_over_mutual_tls_are_authorized_as_their_certificate() {
     values.sort();
     assert_eq!(values, ["record-0", "record-1", "record-2", "record-3", "record-4"], "{stdout}");
 
-    // No Write on closed for User:alice: refused by Produce, nothing written,
-    // counted under alice (not ANONYMOUS).
+    // No Write on closed for User:alice-ssl: refused by Produce, nothing
+    // written, counted under alice's principal (not ANONYMOUS).
     let out = produce(&broker.kafka, "closed", &alice, 3, 20).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(stdout.contains("TOPIC_AUTHORIZATION_FAILED"), "{stdout}{stderr}");
     assert!(!stdout.contains(r#""event": "delivered""#), "{stdout}");
     let out = kmon_ok(&b, &with(&["consume", "--topic", "closed", "--from-beginning"], &admin), "");
     assert_eq!(out, "", "nothing was written to closed");
-    assert!(denied(&broker.metrics, "User:alice", "topic") >= 1.0);
+    assert!(denied(&broker.metrics, "User:alice-ssl", "topic") >= 1.0);
     assert_eq!(denied(&broker.metrics, "User:ANONYMOUS", "topic"), 0.0);
     let log = broker.stderr();
-    assert!(log.contains("kafka listener: TLS connection") && log.contains("User:alice"), "{log}");
+    assert!(log.contains("kafka listener: TLS connection") && log.contains("User:alice-ssl"), "{log}");
 
     // kcat as admin, a super user: writes to closed and reads it back.
     let mut kcat_ssl = vec!["-X".to_string(), "security.protocol=ssl".to_string()];
@@ -211,6 +218,12 @@ fn the_tls_kafka_listener_refuses_clients_without_a_valid_certificate() {
     }
     let log = broker.stderr();
     assert!(log.contains("kafka listener: TLS handshake refused"), "{log}");
+    // The certificate's expiry is watched for the Kafka listener too.
+    let (_, metrics) = http_get(&broker.metrics, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains(r#"kmon_tls_certificate_expiry_timestamp_seconds{listener="kafka",subject="CN=broker"}"#),
+        "{metrics}"
+    );
     // librdkafka sends no certificate the broker's CA did not sign (the
     // broker names its CA in the handshake): both are refused as certificate-less.
     assert!(log.contains("peer sent no certificates"), "{log}");

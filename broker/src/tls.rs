@@ -29,6 +29,8 @@ use crate::metrics::{self, BrokerMetrics, Counted};
 
 /// The `listener` label of the gRPC port's certificate.
 pub const GRPC_LISTENER: &str = "grpc";
+/// The `listener` label of the Kafka listener's certificate (the same one).
+pub const KAFKA_LISTENER: &str = "kafka";
 
 /// The TLS client config for dialing other brokers, set once at start-up
 /// when TLS is on (one broker per process).
@@ -59,6 +61,8 @@ pub struct BrokerTls {
     kafka_acceptor: TlsAcceptor,
     /// Whether peers must present a certificate signed by `tls_ca`.
     mutual: bool,
+    /// The `listener` labels of the expiry metric: gRPC, and Kafka when it listens.
+    listeners: Vec<&'static str>,
     /// Subject → principal rules.
     pub mapper: PrincipalMapper,
 }
@@ -105,6 +109,11 @@ impl BrokerTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             kafka_acceptor: TlsAcceptor::from(Arc::new(kafka)),
             mutual: files.ca.is_some(),
+            listeners: if config.kafka_listen.is_empty() {
+                vec![GRPC_LISTENER]
+            } else {
+                vec![GRPC_LISTENER, KAFKA_LISTENER]
+            },
             mapper,
         })))
     }
@@ -176,7 +185,9 @@ impl BrokerTls {
     /// is logged and the old certificate stays.
     pub async fn reload_loop(self: Arc<Self>, metrics: Arc<BrokerMetrics>, shutdown: CancellationToken) {
         let info = self.cert.info();
-        metrics.set_certificate_expiry(GRPC_LISTENER, &info.subject, info.not_after, None);
+        for listener in &self.listeners {
+            metrics.set_certificate_expiry(listener, &info.subject, info.not_after, None);
+        }
         let mut subject = info.subject;
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -190,7 +201,9 @@ impl BrokerTls {
             match reloaded {
                 Ok(Some(info)) => {
                     tracing::info!(file = %self.cert.cert_path().display(), subject = %info.subject, "TLS certificate reloaded");
-                    metrics.set_certificate_expiry(GRPC_LISTENER, &info.subject, info.not_after, Some(&subject));
+                    for listener in &self.listeners {
+                        metrics.set_certificate_expiry(listener, &info.subject, info.not_after, Some(&subject));
+                    }
                     subject = info.subject;
                 }
                 Ok(None) => {}

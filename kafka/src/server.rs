@@ -70,7 +70,12 @@ async fn accept_loop(
                 match tls.clone() {
                     None => connections.spawn(connection(stream, peer, ANONYMOUS.into(), LISTENER, broker, shutdown)),
                     Some(tls) => connections.spawn(async move {
-                        if let Some((stream, principal)) = handshake(&tls, stream, peer).await {
+                        // A handshake never finished must not hold up shutdown.
+                        let shaken = tokio::select! {
+                            shaken = handshake(&tls, stream, peer) => shaken,
+                            _ = shutdown.cancelled() => None,
+                        };
+                        if let Some((stream, principal)) = shaken {
                             connection(stream, peer, principal, TLS_LISTENER, broker, shutdown).await;
                         }
                     }),
@@ -163,7 +168,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
             let sending = Instant::now();
-            if let Err(err) = reader.write_all(&bytes).await {
+            // The flush pushes out what TLS still buffers (a no-op on plain TCP).
+            let written = async {
+                reader.write_all(&bytes).await?;
+                reader.flush().await
+            };
+            if let Err(err) = written.await {
                 tracing::debug!(%peer, error = %err, "kafka listener: client went away");
                 return;
             }

@@ -144,7 +144,7 @@ mod tests {
     use crate::reload::{ReloadingCert, client_config, server_config};
 
     #[test]
-    fn made_once_reused_after_and_leaves_verify_against_the_ca() {
+    fn made_once_reused_after_and_its_certificates_shake_hands() {
         let dir = tempfile::tempdir().unwrap();
         let ca = LocalCa::open_or_create(dir.path()).unwrap();
         let server = ca.leaf("broker-1", "kmon-broker-1").unwrap();
@@ -163,12 +163,41 @@ mod tests {
         );
         assert_eq!(mode & 0o777, 0o600);
 
-        // Both configs build (the CA is a valid root, the pairs match) and
-        // the leaf's subject is its CN.
+        // A mutual-TLS handshake between them: each side verifies the other
+        // against the CA; the server's AES-128-GCM preference wins.
         let cert = ReloadingCert::new(server.cert.as_ref().unwrap(), server.key.as_ref().unwrap()).unwrap();
         assert_eq!(cert.info().subject, "CN=kmon-broker-1");
-        server_config(&server, cert, &[]).unwrap();
-        client_config(&admin, &[]).unwrap();
+        let server = server_config(&server, cert, &[]).unwrap();
+        let client = client_config(&admin, &[]).unwrap();
+        let (server, client) = handshake(server, client).unwrap();
+        let peer = server.peer_certificates().unwrap();
+        assert_eq!(crate::x509::parse(&peer[0]).unwrap().subject, "CN=kmon-admin");
+        assert_eq!(client.negotiated_cipher_suite().unwrap().suite(), rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    }
+
+    /// Runs a handshake in memory.
+    fn handshake(
+        server: rustls::ServerConfig,
+        client: rustls::ClientConfig,
+    ) -> Result<(rustls::ServerConnection, rustls::ClientConnection), rustls::Error> {
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut client = rustls::ClientConnection::new(std::sync::Arc::new(client), name)?;
+        let mut server = rustls::ServerConnection::new(std::sync::Arc::new(server))?;
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            client.write_tls(&mut bytes).unwrap();
+            server.read_tls(&mut bytes.as_slice()).unwrap();
+            server.process_new_packets()?;
+            let mut bytes = Vec::new();
+            server.write_tls(&mut bytes).unwrap();
+            client.read_tls(&mut bytes.as_slice()).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                break;
+            }
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking(), "the handshake did not finish");
+        Ok((server, client))
     }
 
     #[test]
