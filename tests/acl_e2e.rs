@@ -13,34 +13,12 @@ use common::pki::*;
 use common::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-/// Brokers dial each other as `User:broker`; `admin` manages the ACLs.
-const SUPER_USERS: &str = "User:broker;User:admin";
-
-fn secure_broker_args(pki: &Pki) -> Vec<String> {
-    let mut args = pki.broker_args();
-    args.extend(["--super-users".into(), SUPER_USERS.into()]);
-    args
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-/// The sum of `kmon_authorizer_denied_total` series with these labels.
-fn denied(metrics: &str, principal: &str, resource_type: &str) -> f64 {
-    let Some((_, body)) = http_get(metrics, "/metrics") else { return 0.0 };
-    let labels = format!(r#"principal="{principal}",resource_type="{resource_type}""#);
-    body.lines()
-        .filter(|l| l.starts_with("kmon_authorizer_denied_total{") && l.contains(&labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 #[test]
 fn write_needs_an_acl_deny_beats_allow_and_prefixes_match() {
     let pki = Pki::new();
     let data = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(data.path(), &refs(&secure_broker_args(&pki)));
+    let broker = BrokerProcess::start(data.path(), &refs(&pki.broker_args_with_super_users()));
     let b = broker.bootstrap();
     let (admin, alice, bob) =
         (pki.client("ca.crt", Some("admin")), pki.client("ca.crt", Some("alice")), pki.client("ca.crt", Some("bob")));
@@ -174,7 +152,7 @@ fn acls_survive_a_full_restart_and_a_controller_failover() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("broker.toml");
     std::fs::write(&config, "broker_session_timeout_ms = 1500\nbroker_heartbeat_interval_ms = 200\n").unwrap();
-    let mut args = secure_broker_args(&pki);
+    let mut args = pki.broker_args_with_super_users();
     args.extend(["--config".into(), config.to_string_lossy().into_owned()]);
     let mut cluster = Cluster::start(3, &refs(&args));
     let (admin, alice, bob) =

@@ -12,15 +12,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-fn python() -> String {
-    std::env::var("KMON_TEST_PYTHON")
-        .unwrap_or_else(|_| panic!("KMON_TEST_PYTHON is not set: ./test.sh makes the virtualenv with confluent-kafka"))
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients").join(name)
-}
-
 fn scram(user: &str, password: &str) -> Vec<String> {
     vec![
         "security.protocol=SASL_PLAINTEXT".into(),
@@ -32,8 +23,8 @@ fn scram(user: &str, password: &str) -> Vec<String> {
 
 /// `ck_produce.py` or `ck_consume.py` with librdkafka `config`.
 fn client(name: &str, bootstrap: &str, topic: &str, config: &[String], extra: &[&str]) -> Output {
-    let mut cmd = Command::new(python());
-    cmd.arg(script(name)).args(["--bootstrap", bootstrap, "--topic", topic]).args(extra);
+    let mut cmd = Command::new(kafka_clients_python());
+    cmd.arg(kafka_client_script(name)).args(["--bootstrap", bootstrap, "--topic", topic]).args(extra);
     for setting in config {
         cmd.args(["--config", setting]);
     }
@@ -74,7 +65,7 @@ show("list-groups", lambda: sorted(g.group_id for g in admin.list_consumer_group
 resource = ConfigResource(ResourceType.TOPIC, topic)
 show("describe-configs", lambda: len(admin.describe_configs([resource])[resource].result(timeout=20)))
 "#;
-    let out = Command::new(python())
+    let out = Command::new(kafka_clients_python())
         .args(["-c", program, bootstrap, user, password, group, topic])
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()

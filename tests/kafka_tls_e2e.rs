@@ -8,24 +8,10 @@
 //! User:ANONYMOUS.
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use common::pki::*;
 use common::*;
-
-/// Brokers dial each other as `User:broker`; `admin` manages the ACLs.
-const SUPER_USERS: &str = "User:broker;User:admin";
-
-/// The virtualenv's python with confluent-kafka (see kafka_clients_e2e.rs).
-fn python() -> String {
-    std::env::var("KMON_TEST_PYTHON")
-        .unwrap_or_else(|_| panic!("KMON_TEST_PYTHON is not set: ./test.sh makes the virtualenv with confluent-kafka"))
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients").join(name)
-}
 
 /// librdkafka's settings for TLS: trust `ca`, present `name`'s certificate
 /// (when given). librdkafka checks that the broker's certificate names the
@@ -42,8 +28,8 @@ fn ssl(pki: &Pki, ca: &str, name: Option<&str>) -> Vec<String> {
 /// `ck_produce.py`: `count` records to `topic`, giving up after `deadline`
 /// seconds (records not delivered by then are reported as failed).
 fn produce(bootstrap: &str, topic: &str, config: &[String], count: u32, deadline: u32) -> Command {
-    let mut cmd = Command::new(python());
-    cmd.arg(script("ck_produce.py"))
+    let mut cmd = Command::new(kafka_clients_python());
+    cmd.arg(kafka_client_script("ck_produce.py"))
         .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string()])
         .args(["--deadline", &deadline.to_string(), "--allow-failures"])
         .env("PYTHONDONTWRITEBYTECODE", "1");
@@ -57,32 +43,12 @@ fn text(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn broker_args(pki: &Pki) -> Vec<String> {
-    let mut args = pki.broker_args();
-    args.extend(["--super-users".into(), SUPER_USERS.into()]);
-    args
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-/// The sum of `kmon_authorizer_denied_total` series with these labels.
-fn denied(metrics: &str, principal: &str, resource_type: &str) -> f64 {
-    let Some((_, body)) = http_get(metrics, "/metrics") else { return 0.0 };
-    let labels = format!(r#"principal="{principal}",resource_type="{resource_type}""#);
-    body.lines()
-        .filter(|l| l.starts_with("kmon_authorizer_denied_total{") && l.contains(&labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn kafka_clients_over_mutual_tls_are_authorized_as_their_certificate() {
     let pki = Pki::new();
     let data = tempfile::tempdir().unwrap();
     // The mapping rules apply as on gRPC: alice's certificate is User:alice-ssl.
-    let mut args = broker_args(&pki);
+    let mut args = pki.broker_args_with_super_users();
     args.extend(["--tls-principal-mapping-rules".into(), "RULE:^CN=alice$/alice-ssl/,DEFAULT".into()]);
     let broker = BrokerProcess::start_with_env(
         &[data.path().to_path_buf()],
@@ -117,9 +83,9 @@ fn kafka_clients_over_mutual_tls_are_authorized_as_their_certificate() {
     let (stdout, stderr) = text(&out);
     assert!(stdout.contains(r#""delivered": 5"#), "{stdout}{stderr}");
 
-    let mut consume = Command::new(python());
+    let mut consume = Command::new(kafka_clients_python());
     consume
-        .arg(script("ck_consume.py"))
+        .arg(kafka_client_script("ck_consume.py"))
         .args(["--bootstrap", &broker.kafka, "--topic", "open", "--min-records", "5", "--deadline", "30"])
         .env("PYTHONDONTWRITEBYTECODE", "1");
     for setting in &alice {

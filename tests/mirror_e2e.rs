@@ -8,9 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,25 +28,13 @@ struct MirrorProcess {
 
 impl MirrorProcess {
     fn start(source: &str, target: &str, extra: &[&str]) -> MirrorProcess {
-        let mut child = Command::new(KMON)
+        let mut command = Command::new(KMON);
+        command
             .args(["mirror", "--source", source, "--target", target, "--metrics-listen", "127.0.0.1:0"])
             .args(["--commit-interval", "200ms", "--checkpoint-interval", "300ms", "--refresh-interval", "1s"])
             .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kmon mirror");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with(kmon_mirror::READY_PREFIX) {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("kmon mirror ready line");
+            .stderr(Stdio::null());
+        let (child, line) = spawn_until_ready(command, kmon_mirror::READY_PREFIX, Duration::from_secs(60));
         let metrics = kmon_cluster::ready_field(&line, "metrics").expect("metrics= in the ready line").to_owned();
         MirrorProcess { child, metrics }
     }

@@ -9,9 +9,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
@@ -26,25 +24,13 @@ struct RestProcess {
 
 impl RestProcess {
     fn start(bootstrap: &str, extra: &[&str]) -> RestProcess {
-        let mut child = Command::new(KMON)
+        let mut command = Command::new(KMON);
+        command
             .args(["rest", "--bootstrap", bootstrap, "--listen", "127.0.0.1:0"])
             .args(extra)
             .env_remove("KMON_BOOTSTRAP")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kmon rest");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with(kmon_rest::READY_PREFIX) {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("kmon rest ready line");
+            .stderr(Stdio::null());
+        let (child, line) = spawn_until_ready(command, kmon_rest::READY_PREFIX, Duration::from_secs(30));
         let address = kmon_cluster::ready_field(&line, "http").expect("http= in the ready line").to_owned();
         RestProcess { child, address }
     }

@@ -10,9 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,7 +25,8 @@ struct Instance {
 
 impl Instance {
     fn start(bootstrap: &str, args: &[&str]) -> Instance {
-        let mut child = Command::new(KMON)
+        let mut command = Command::new(KMON);
+        command
             .args([
                 "streams",
                 "--bootstrap",
@@ -39,22 +38,9 @@ impl Instance {
             ])
             .args(args)
             .env_remove("KMON_BOOTSTRAP")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kmon streams");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with(kmon_streams::cli::READY_PREFIX) {
-                    let _ = tx.send(line);
-                }
-            }
-        });
+            .stderr(Stdio::null());
+        let (child, line) = spawn_until_ready(command, kmon_streams::cli::READY_PREFIX, Duration::from_secs(30));
         let process = KillOnDrop(child);
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("kmon streams ready line");
         let metrics = kmon_cluster::ready_field(&line, "metrics").expect("metrics= in the ready line").to_owned();
         Instance { process, metrics }
     }

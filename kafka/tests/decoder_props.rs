@@ -54,6 +54,8 @@ fn default_body(key: ApiKey) -> RequestKind {
         ApiKey::DescribeConfigs => R::DescribeConfigs(Default::default()),
         ApiKey::DeleteGroups => R::DeleteGroups(Default::default()),
         ApiKey::DescribeCluster => R::DescribeCluster(Default::default()),
+        ApiKey::SaslHandshake => R::SaslHandshake(Default::default()),
+        ApiKey::SaslAuthenticate => R::SaslAuthenticate(Default::default()),
         other => panic!("served API {other:?} needs a default body here"),
     }
 }

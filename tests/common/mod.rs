@@ -213,6 +213,56 @@ pub fn kmon_ok(bootstrap: &str, args: &[&str], stdin: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Spawns `command` (stdin closed, stdout read here) and waits up to
+/// `deadline` for the stdout line starting with `ready_prefix`: the child
+/// and that line (its `key=value` fields name what it bound).
+pub fn spawn_until_ready(mut command: Command, ready_prefix: &'static str, deadline: Duration) -> (Child, String) {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("spawn kmon");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(ready_prefix) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    match rx.recv_timeout(deadline) {
+        Ok(line) => (child, line),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("no {ready_prefix:?} line within {deadline:?}")
+        }
+    }
+}
+
+/// `&str`s of owned arguments, for the `&[&str]` the harness takes.
+pub fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The sum of `kmon_authorizer_denied_total` series with these labels.
+pub fn denied(metrics: &str, principal: &str, resource_type: &str) -> f64 {
+    let Some((_, body)) = http_get(metrics, "/metrics") else { return 0.0 };
+    let labels = format!(r#"principal="{principal}",resource_type="{resource_type}""#);
+    body.lines()
+        .filter(|l| l.starts_with("kmon_authorizer_denied_total{") && l.contains(&labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The virtualenv's python with confluent-kafka (`KMON_TEST_PYTHON`, made
+/// by ./test.sh).
+pub fn kafka_clients_python() -> String {
+    std::env::var("KMON_TEST_PYTHON")
+        .unwrap_or_else(|_| panic!("KMON_TEST_PYTHON is not set: ./test.sh makes the virtualenv with confluent-kafka"))
+}
+
+/// A script of tests/kafka_clients/.
+pub fn kafka_client_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients").join(name)
+}
+
 /// Runs `kmon ARGS`, asserts failure and returns stderr.
 pub fn kmon_err(bootstrap: &str, args: &[&str], stdin: &str) -> String {
     let out = kmon(bootstrap, args, stdin);

@@ -53,6 +53,14 @@ impl Pki {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
 
+    /// [`Pki::broker_args`] with ACLs' super users: brokers dial each other
+    /// as `User:broker`, and `admin` manages the ACLs.
+    pub fn broker_args_with_super_users(&self) -> Vec<String> {
+        let mut args = self.broker_args();
+        args.extend(["--super-users".into(), "User:broker;User:admin".into()]);
+        args
+    }
+
     pub fn broker_args(&self) -> Vec<String> {
         [
             "--tls-cert",
