@@ -145,6 +145,17 @@ fn scram_users_produce_and_consume_and_everyone_else_is_refused() {
     assert!(out.contains("TOPIC_AUTHORIZATION_FAILED"), "{out}");
     assert!(!out.contains(r#""event": "delivered""#), "{out}");
 
+    // An idempotent producer's id needs Write on some topic (KIP-679):
+    // alice has it, bob does not.
+    let idempotent = ["--count", "2", "--deadline", "20", "--allow-failures", "--idempotence"];
+    let out = client("ck_produce.py", &broker.kafka, "open", &alice, &idempotent);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(r#""delivered": 2"#), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let out = client("ck_produce.py", &broker.kafka, "open", &scram("bob", "bob-Secret-2"), &idempotent);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("CLUSTER_AUTHORIZATION_FAILED"), "{text}");
+    assert!(!text.contains(r#""event": "delivered""#), "{text}");
+
     // The admin APIs check their ACLs too: alice may describe the group
     // she has Describe on and the topic, bob (Describe on topics only) not
     // the group, and does not see it listed.

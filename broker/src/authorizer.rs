@@ -115,6 +115,18 @@ impl Authorizer {
         self.authorize(principal, AclOperation::Create, &Resource::topic(topic))
     }
 
+    /// Kafka's rule for an idempotent producer's id (KIP-679): Write on
+    /// any topic, or on the cluster (Kafka's IdempotentWrite); refused as
+    /// Write on the cluster.
+    pub fn authorize_idempotent_write(&self, principal: &str) -> Result<()> {
+        let topics: Vec<String> = self.state.borrow().topics.keys().cloned().collect();
+        let any_topic = topics.iter().any(|t| self.allows(principal, AclOperation::Write, &Resource::topic(t)));
+        if any_topic {
+            return Ok(());
+        }
+        self.authorize(principal, AclOperation::Write, &Resource::cluster())
+    }
+
     /// Checks a whole gRPC request against one operation on one resource.
     pub fn check<T>(
         &self,

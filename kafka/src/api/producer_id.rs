@@ -15,11 +15,14 @@ use crate::error::error_code;
 pub async fn handle(broker: &Broker, req: InitProducerIdRequest, client: Client<'_>) -> InitProducerIdResponse {
     let transactional_id = req.transactional_id.as_ref().map(|id| id.0.as_str());
     let current = (req.producer_id.0, req.producer_epoch);
-    let identity = match current {
-        (id, epoch) if transactional_id.is_none() && id >= 0 && (0..i16::MAX - 1).contains(&epoch) => {
+    // Write on some topic (Kafka's KIP-679), checked before an id is spent.
+    let allowed = broker.authorizer.authorize_idempotent_write(client.principal);
+    let identity = match (allowed, current) {
+        (Err(err), _) => Err(err),
+        (Ok(()), (id, epoch)) if transactional_id.is_none() && id >= 0 && (0..i16::MAX - 1).contains(&epoch) => {
             Ok(kmon_broker::producer_ids::ProducerIdentity { producer_id: id, epoch: epoch + 1 })
         }
-        _ => broker.init_producer_id(transactional_id).await,
+        (Ok(()), _) => broker.init_producer_id(transactional_id).await,
     };
     match identity {
         Ok(identity) => InitProducerIdResponse::default()
