@@ -222,3 +222,39 @@ fn bad_sasl_settings_and_user_input_are_named() {
     let err = kmon_err(&b, &["user", "add", "carol"], "");
     assert!(err.contains("the password of \"carol\" is empty"), "{err}");
 }
+
+/// gRPC clients (kmon's CLI) authenticate as the same SCRAM users with
+/// `--sasl-username/--sasl-password`; ACLs apply to that principal; a wrong
+/// password is refused as unauthenticated, not run as anonymous.
+#[test]
+fn grpc_clients_authenticate_as_scram_users() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(data.path(), &["--super-users", "User:admin"]);
+    let b = broker.bootstrap();
+    // No ACL yet: everyone may do everything, so the users can be made.
+    kmon_ok(&b, &["user", "add", "admin", "--password", "admin-pw"], "");
+    kmon_ok(&b, &["user", "add", "carol", "--password", "carol-pw"], "");
+    let admin = ["--sasl-username", "admin", "--sasl-password", "admin-pw"];
+    let carol = ["--sasl-username", "carol", "--sasl-password", "carol-pw"];
+    let with = |who: &[&'static str], args: &[&'static str]| [args, who].concat();
+    kmon_ok(&b, &with(&admin, &["topic", "create", "t", "--partitions", "1"]), "");
+    for operation in ["Write", "Describe"] {
+        let args = ["acl", "add", "--allow-principal", "User:carol", "--operation", operation, "--topic", "t"];
+        kmon_ok(&b, &with(&admin, &args), "");
+    }
+
+    kmon_ok(&b, &with(&carol, &["produce", "--topic", "t"]), "from-carol\n");
+    let read = kmon_ok(&b, &with(&admin, &["consume", "--topic", "t", "--from-beginning"]), "");
+    assert_eq!(read.trim(), "from-carol");
+    // carol may not read, anonymous may not write, a wrong password is no login.
+    let err = kmon_err(&b, &with(&carol, &["consume", "--topic", "t", "--from-beginning"]), "");
+    assert!(err.contains("User:carol is not authorized to Read Topic 't'"), "{err}");
+    let err = kmon_err(&b, &["produce", "--topic", "t"], "anon\n");
+    assert!(err.contains("User:ANONYMOUS is not authorized"), "{err}");
+    let err = kmon_err(&b, &["produce", "--topic", "t", "--sasl-username", "carol", "--sasl-password", "guess"], "x\n");
+    assert!(err.contains("authentication failed: invalid SCRAM credentials"), "{err}");
+    let failed = counter(&broker.metrics, "kafka_server_socket_server_metrics_failed_authentication_total");
+    assert!(failed >= 1.0, "{failed}");
+    let read = kmon_ok(&b, &with(&admin, &["consume", "--topic", "t", "--from-beginning"]), "");
+    assert_eq!(read.trim(), "from-carol", "nothing else was written");
+}

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use kmon_client::connection::SCRAM_METADATA_KEY;
 use kmon_tls::PrincipalMapper;
 use tokio::sync::watch;
 
@@ -31,6 +32,9 @@ pub struct Authorizer {
     mapper: PrincipalMapper,
     state: watch::Receiver<Arc<ClusterState>>,
     metrics: Arc<BrokerMetrics>,
+    /// SCRAM tokens already checked: hash of the token → the stored key it
+    /// matched (a changed password changes the stored key).
+    verified: parking_lot::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -54,16 +58,64 @@ impl Authorizer {
             mapper: PrincipalMapper::parse(&config.tls_principal_mapping_rules).unwrap_or_default(),
             state,
             metrics,
+            verified: Default::default(),
         }
     }
 
     /// The principal of a gRPC request: its client certificate's subject
-    /// mapped by `tls_principal_mapping_rules`, else `User:ANONYMOUS`.
-    pub fn principal_of<T>(&self, request: &tonic::Request<T>) -> String {
-        match crate::tls::principal(request, &self.mapper) {
-            Some(principal) => principal.to_string(),
-            None => ANONYMOUS.to_string(),
+    /// mapped by `tls_principal_mapping_rules`; else the SCRAM user whose
+    /// credentials it carries (`kmon-scram-sha-512` metadata, checked
+    /// against the user's salted credential in the quorum); else
+    /// `User:ANONYMOUS`. Credentials that do not match are an error.
+    pub fn principal_of<T>(&self, request: &tonic::Request<T>) -> Result<String> {
+        if let Some(principal) = crate::tls::principal(request, &self.mapper) {
+            return Ok(principal.to_string());
         }
+        match request.metadata().get(SCRAM_METADATA_KEY) {
+            Some(token) => self.scram_user(token.to_str().unwrap_or_default()).map(|user| format!("User:{user}")),
+            None => Ok(ANONYMOUS.to_string()),
+        }
+    }
+
+    /// The user of `base64(user:password)` if the password derives the
+    /// user's stored key. PBKDF2 is slow on purpose: a match is remembered
+    /// (by a hash of the token, for that stored key) so that only a
+    /// connection's first request pays for it.
+    fn scram_user(&self, token: &str) -> Result<String> {
+        use base64::Engine;
+        let failed = || BrokerError::AuthenticationFailed("invalid SCRAM credentials".into());
+        let decoded = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| failed())?;
+        let text = String::from_utf8(decoded).map_err(|_| failed())?;
+        let (user, password) = text.split_once(':').ok_or_else(failed)?;
+        let Some(credential) = self.state.borrow().scram_users.get(user).cloned() else {
+            self.metrics.authentication(false);
+            return Err(failed());
+        };
+        let fingerprint = ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().to_vec();
+        let remembered = self.verified.lock().get(&fingerprint) == Some(&credential.stored_key);
+        if !remembered {
+            let derived =
+                kmon_tls::scram::salted_password(password.as_bytes(), &credential.salt, credential.iterations)
+                    .and_then(|salted| {
+                        kmon_tls::ScramCredential::from_salted_password(
+                            &salted,
+                            credential.salt.clone(),
+                            credential.iterations,
+                        )
+                    });
+            if derived.ok().map(|d| d.stored_key) != Some(credential.stored_key.clone()) {
+                self.metrics.authentication(false);
+                return Err(failed());
+            }
+            let mut verified = self.verified.lock();
+            // Bounded: a flood of distinct good tokens only re-derives.
+            if verified.len() >= 1024 {
+                verified.clear();
+            }
+            verified.insert(fingerprint, credential.stored_key);
+            self.metrics.authentication(true);
+        }
+        Ok(user.to_string())
     }
 
     /// Whether `principal` may do `operation` on `resource` (not counted:
@@ -134,7 +186,7 @@ impl Authorizer {
         operation: AclOperation,
         resource: &Resource<'_>,
     ) -> Result<()> {
-        self.authorize(&self.principal_of(request), operation, resource)
+        self.authorize(&self.principal_of(request)?, operation, resource)
     }
 
     /// A tonic interceptor for internal services every call of which needs

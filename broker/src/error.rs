@@ -80,6 +80,8 @@ pub enum BrokerError {
         resource_type: crate::controller::state::acls::ResourceType,
         resource_name: String,
     },
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(String),
 }
 
 fn leader_hint(leader: &Option<String>) -> String {

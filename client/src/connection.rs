@@ -5,12 +5,54 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::ClientError;
 
-/// The generated client over a tonic channel.
-pub type KmonClient = kmon_proto::v1::kmon_client::KmonClient<Channel>;
+/// The generated client over a tonic channel, with this process's SCRAM
+/// credentials (if any) on every request.
+pub type KmonClient = kmon_proto::v1::kmon_client::KmonClient<InterceptedService<Channel, Credentials>>;
+
+/// The gRPC metadata key of a SCRAM user's credentials: `base64(user:password)`.
+/// The broker checks them against the user's salted SCRAM credential in
+/// the quorum (the password is never stored); send them over TLS only.
+pub const SCRAM_METADATA_KEY: &str = "kmon-scram-sha-512";
+
+static CREDENTIALS: OnceLock<MetadataValue<tonic::metadata::Ascii>> = OnceLock::new();
+
+/// Authenticates every connection of this process from now on as SCRAM
+/// user `user` (the same users as the Kafka listener's SASL/SCRAM).
+pub fn use_scram(user: &str, password: &str) -> Result<(), ClientError> {
+    use base64::Engine;
+    if user.is_empty() || user.contains(':') || password.is_empty() {
+        return Err(ClientError::InvalidArgument("a SCRAM user name (no ':') and a password are needed".into()));
+    }
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let value = MetadataValue::try_from(token).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+    CREDENTIALS.set(value).map_err(|_| ClientError::InvalidArgument("SCRAM credentials are already set".into()))
+}
+
+/// Adds this process's SCRAM credentials to each request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials;
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = CREDENTIALS.get() {
+            request.metadata_mut().insert(SCRAM_METADATA_KEY, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The client over `channel`, with this process's credentials.
+pub fn client(channel: Channel) -> KmonClient {
+    kmon_proto::v1::kmon_client::KmonClient::with_interceptor(channel, Credentials)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+}
 
 /// Largest gRPC message sent or accepted (produce and fetch carry whole
 /// batches).
@@ -82,9 +124,7 @@ pub async fn connect(bootstrap: &str) -> Result<KmonClient, ClientError> {
         .connect()
         .await
         .map_err(|source| ClientError::Connect { address: bootstrap.to_owned(), source: Arc::new(source) })?;
-    Ok(kmon_proto::v1::kmon_client::KmonClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE))
+    Ok(client(channel))
 }
 
 /// One channel per broker address, reused by every request to that broker

@@ -70,6 +70,7 @@ pub fn kafka_error(code: ErrorCode) -> ResponseError {
         ErrorCode::TopicAuthorizationFailed => K::TopicAuthorizationFailed,
         ErrorCode::GroupAuthorizationFailed => K::GroupAuthorizationFailed,
         ErrorCode::ClusterAuthorizationFailed => K::ClusterAuthorizationFailed,
+        ErrorCode::SaslAuthenticationFailed => K::SaslAuthenticationFailed,
     }
 }
 

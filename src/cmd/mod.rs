@@ -44,6 +44,13 @@ pub(crate) struct ClientArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, env = "KMON_TLS_KEY", global = true, requires = "tls_cert")]
     pub(crate) tls_key: Option<std::path::PathBuf>,
+    /// Authenticate as this SCRAM user (`kmon user add`), for brokers
+    /// without a client certificate; use with TLS.
+    #[arg(long, env = "KMON_SASL_USERNAME", global = true, requires = "sasl_password")]
+    pub(crate) sasl_username: Option<String>,
+    /// The SCRAM user's password.
+    #[arg(long, env = "KMON_SASL_PASSWORD", global = true, hide_env_values = true, requires = "sasl_username")]
+    pub(crate) sasl_password: Option<String>,
 }
 
 impl ClientArgs {
@@ -53,6 +60,9 @@ impl ClientArgs {
             kmon_client::connection::use_tls(ca, self.tls_cert.as_deref(), self.tls_key.as_deref())?;
         } else if self.tls_cert.is_some() {
             anyhow::bail!("--tls-cert needs --tls-ca (the CA bundle brokers are checked against)");
+        }
+        if let (Some(user), Some(password)) = (&self.sasl_username, &self.sasl_password) {
+            kmon_client::connection::use_scram(user, password)?;
         }
         Ok(())
     }

@@ -71,7 +71,7 @@ impl KmonService {
         if resources.is_empty() {
             return Ok(());
         }
-        let principal = authorizer.principal_of(req);
+        let principal = authorizer.principal_of(req)?;
         for (resource_type, name) in resources {
             authorizer.authorize(&principal, operation, &Resource { resource_type, name })?;
         }
@@ -80,7 +80,7 @@ impl KmonService {
 
     fn authorize_create_topic(&self, req: &Request<CreateTopicRequest>) -> Result<(), Status> {
         let authorizer = &self.broker.authorizer;
-        Ok(authorizer.authorize_create_topic(&authorizer.principal_of(req), &req.get_ref().name)?)
+        Ok(authorizer.authorize_create_topic(&authorizer.principal_of(req)?, &req.get_ref().name)?)
     }
 
     /// Counts a request and records its timing: `remote` is the part spent
@@ -107,7 +107,7 @@ impl Kmon for KmonService {
     async fn list_topics(&self, req: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
         let started = Instant::now();
         let queued = queue_time(&req, started);
-        let principal = self.broker.authorizer.principal_of(&req);
+        let principal = self.broker.authorizer.principal_of(&req)?;
         let result = topics::list(&self.broker).map(|mut list| {
             list.topics.retain(|t| {
                 self.broker.authorizer.allows(&principal, AclOperation::Describe, &Resource::topic(&t.name))
@@ -195,7 +195,7 @@ impl Kmon for KmonService {
         let started = Instant::now();
         let queued = queue_time(&req, started);
         self.authorize(&req, AclOperation::Describe, req.get_ref().topics.iter().map(|t| Resource::topic(t)))?;
-        let principal = self.broker.authorizer.principal_of(&req);
+        let principal = self.broker.authorizer.principal_of(&req)?;
         let result = metadata::handle(&self.broker, req.into_inner()).map(|mut metadata| {
             metadata.topics.retain(|t| {
                 self.broker.authorizer.allows(&principal, AclOperation::Describe, &Resource::topic(&t.name))
@@ -282,7 +282,7 @@ impl Kmon for KmonService {
     async fn list_groups(&self, req: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
         let started = Instant::now();
         let queued = queue_time(&req, started);
-        let principal = self.broker.authorizer.principal_of(&req);
+        let principal = self.broker.authorizer.principal_of(&req)?;
         let result = groups::list(&self.broker).map(|mut list| {
             list.groups.retain(|g| {
                 self.broker.authorizer.allows(&principal, AclOperation::Describe, &Resource::group(&g.group_id))

@@ -39,6 +39,7 @@ impl BrokerError {
             BrokerError::ScaleDownRefused { .. } => ErrorCode::InvalidKafkaScaleDownRequest,
             BrokerError::Unavailable(_) => ErrorCode::BrokerNotAvailable,
             BrokerError::Internal(_) => ErrorCode::UnknownServerError,
+            BrokerError::AuthenticationFailed(_) => ErrorCode::SaslAuthenticationFailed,
             BrokerError::AuthorizationFailed { resource_type, .. } => match resource_type {
                 ResourceType::Topic => ErrorCode::TopicAuthorizationFailed,
                 ResourceType::Group => ErrorCode::GroupAuthorizationFailed,
@@ -103,6 +104,7 @@ impl BrokerError {
             ) => Code::FailedPrecondition,
             BrokerError::RequestTimedOut { .. } => Code::DeadlineExceeded,
             BrokerError::AuthorizationFailed { .. } => Code::PermissionDenied,
+            BrokerError::AuthenticationFailed(_) => Code::Unauthenticated,
             BrokerError::Metadata(MetadataError::TopicAlreadyExists(_)) => Code::AlreadyExists,
             BrokerError::Metadata(
                 MetadataError::UnknownTopic(_)

@@ -5,7 +5,7 @@ use crate::batch::decode_batches;
 
 fn shared(config: ProducerConfig) -> Shared {
     let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
-    let client = kmon_proto::v1::kmon_client::KmonClient::new(channel);
+    let client = crate::connection::client(channel);
     Shared::new(Router::from_client(client), config)
 }
 
