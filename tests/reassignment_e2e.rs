@@ -207,15 +207,7 @@ async fn growing_to_six_brokers_and_executing_the_plan_under_load_survives_a_con
         acked.is_subset(&seen).then_some(())
     });
 
-    // The cluster now has the planned assignment, in sync; the restarted
-    // controller lost its leaderships (a new incarnation), and the operator's
-    // preferred leader election gives them back.
-    wait_for_async("every partition in sync", Duration::from_secs(60), || async {
-        let topics = admin2.list_topics().await.ok()?;
-        topics.iter().flat_map(|t| &t.partitions).all(|p| p.isr.len() == p.replicas.len()).then_some(())
-    })
-    .await;
-    kmon_ok(&survivor, &["leader-election", "--preferred"], "");
+    // The cluster now has the planned assignment, in sync and preferred-led.
     wait_for_async("every partition in sync and led by its preferred replica", Duration::from_secs(60), || async {
         let topics = admin2.list_topics().await.ok()?;
         let mut current = Vec::new();

@@ -107,6 +107,7 @@ impl ClusterState {
                 Ok(CommandOutcome::Done)
             }
             MetadataCommand::AlterIsr { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
+                let alive = self.alive();
                 let t = self.topics.get_mut(topic).ok_or_else(|| MetadataError::UnknownTopic(topic.clone()))?;
                 let p = t
                     .partitions
@@ -138,8 +139,15 @@ impl ClusterState {
                     return Err(invalid("every ISR member must be an assigned replica"));
                 }
                 // Keep replica order, drop duplicates.
+                let preferred_was_out = !p.isr.contains(&p.replicas[0]);
                 p.isr = p.replicas.iter().copied().filter(|b| isr.contains(b)).collect();
                 p.partition_epoch += 1;
+                // The preferred replica back in sync (a restarted broker
+                // loses its leaderships, see RegisterBroker) leads again:
+                // kmon's auto.leader.rebalance, per partition and at once.
+                if preferred_was_out && p.elect_preferred(&alive) {
+                    elections.elected(false);
+                }
                 Ok(CommandOutcome::IsrAltered { partition_epoch: p.partition_epoch })
             }
             MetadataCommand::StartReassignment { moves, throttle_bytes_per_sec, now_ms } => {
