@@ -65,6 +65,29 @@ const PARTITIONS: u32 = 4;
 
 /// Produces records `from..to` of `topic`: key `k<i>`, value `v<i>`, a
 /// header with the index, timestamp 1.7e12 + i, partition i % 4.
+/// A source and a target cluster of one broker each, and their admins.
+struct TwoClusters {
+    dir: tempfile::TempDir,
+    source: BrokerProcess,
+    target: BrokerProcess,
+    src: String,
+    dst: String,
+    source_admin: Admin,
+    target_admin: Admin,
+}
+
+impl TwoClusters {
+    async fn start() -> TwoClusters {
+        let dir = tempfile::tempdir().unwrap();
+        let source = BrokerProcess::start(&dir.path().join("source"), &[]);
+        let target = BrokerProcess::start(&dir.path().join("target"), &[]);
+        let (src, dst) = (source.bootstrap(), target.bootstrap());
+        let source_admin = Admin::connect(&src).await.unwrap();
+        let target_admin = Admin::connect(&dst).await.unwrap();
+        TwoClusters { dir, source, target, src, dst, source_admin, target_admin }
+    }
+}
+
 async fn produce_numbered(producer: &Producer, topic: &str, from: u64, to: u64) {
     for i in from..to {
         let key = format!("k{i}");
@@ -113,12 +136,7 @@ async fn committed_sum(source: &Admin, position: &[TopicPartition]) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirrors_a_million_records_and_resumes_after_sigkill_with_nothing_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = BrokerProcess::start(&dir.path().join("source"), &[]);
-    let target = BrokerProcess::start(&dir.path().join("target"), &[]);
-    let (src, dst) = (source.bootstrap(), target.bootstrap());
-    let source_admin = Admin::connect(&src).await.unwrap();
-    let target_admin = Admin::connect(&dst).await.unwrap();
+    let TwoClusters { dir: _dir, source, target, src, dst, source_admin, target_admin } = TwoClusters::start().await;
     source_admin.create_topic("orders", PARTITIONS, 1, vec![("retention.ms".into(), "86400000".into())]).await.unwrap();
     // Came from the target (cycle) and internal: never mirrored.
     source_admin.create_topic("target.orders", 1, 1, Vec::new()).await.unwrap();
@@ -218,12 +236,8 @@ async fn mirrors_a_million_records_and_resumes_after_sigkill_with_nothing_skippe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_fails_over_to_the_target_and_continues_where_it_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = BrokerProcess::start(&dir.path().join("source"), &[]);
-    let target = BrokerProcess::start(&dir.path().join("target"), &[]);
-    let (src, dst) = (source.bootstrap(), target.bootstrap());
-    let source_admin = Admin::connect(&src).await.unwrap();
-    let target_admin = Admin::connect(&dst).await.unwrap();
+    let TwoClusters { dir: _dir, source: _source, target: _target, src, dst, source_admin, target_admin } =
+        TwoClusters::start().await;
     source_admin.create_topic("orders", PARTITIONS, 1, Vec::new()).await.unwrap();
     let producer = Producer::connect(ProducerConfig::new(src.clone())).await.unwrap();
     produce_numbered(&producer, "orders", 0, 20_000).await;
