@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -126,6 +126,9 @@ pub struct PartitionLog {
     high_watermark: watch::Sender<i64>,
     /// (leader epoch, first offset written in it), ascending.
     epochs: Mutex<Vec<(i32, i64)>>,
+    /// The newest leader epoch this replica has learned of from the
+    /// metadata (see `fence_epochs_below`); changed under `writer`.
+    epoch_fence: AtomicI32,
     /// Idempotent producers' sequences (see `producer_state`).
     producers: Mutex<ProducerStates>,
     dirty: AtomicBool,
@@ -221,6 +224,7 @@ impl PartitionLog {
             end_offset,
             high_watermark,
             epochs: Mutex::new(epochs),
+            epoch_fence: AtomicI32::new(-1),
             producers: Mutex::new(ProducerStates::default()),
             dirty: AtomicBool::new(false),
             cleaned_up_to: AtomicI64::new(0),
@@ -326,21 +330,12 @@ impl PartitionLog {
         let info = {
             let _writer = self.writer.lock();
             // A produce accepted under an older leadership must not land
-            // after records of a newer epoch (this broker became a follower
-            // while the request waited): that batch would sit at offsets
-            // the new leader filled differently, unseen by the follower's
-            // truncation, and replace acknowledged records if this replica
-            // leads again (found by the chaos harness, issue 16).
-            if let Some(current) = self.latest_epoch()
-                && current > leader_epoch
-            {
-                return Err(BrokerError::FencedLeaderEpoch {
-                    topic: self.topic.clone(),
-                    partition: self.partition,
-                    requested: leader_epoch,
-                    current,
-                });
-            }
+            // once this replica knows of a newer epoch (it became a
+            // follower while the request waited): the batch would sit at
+            // offsets the new leader filled differently, after the
+            // follower's truncation had run, and replicas would differ
+            // below the high watermark (found by the chaos harness, issue 16).
+            self.check_epoch_fence(leader_epoch)?;
             let check = self.producers.lock().check(&header).map_err(|refusal| self.sequence_error(refusal))?;
             if let SequenceCheck::Duplicate { base_offset, last_offset } = check {
                 let log_start_offset = self.log_start_offset();
@@ -377,13 +372,16 @@ impl PartitionLog {
     }
     /// Appends batches a follower fetched from its leader, offsets and
     /// epochs as the leader assigned them. Each batch is CRC-checked and
-    /// must start at the log end offset.
-    pub fn append_replicated(&self, bytes: &[u8]) -> Result<usize> {
+    /// must start at the log end offset. `fetch_epoch` is the leader epoch
+    /// the fetch was made under: a fetch that was under way when this
+    /// replica learned of a newer epoch is refused, like a stale produce.
+    pub fn append_replicated(&self, bytes: &[u8], fetch_epoch: i32) -> Result<usize> {
         let config = self.config();
         let now = now_ms();
         let mut appended = 0;
         {
             let _writer = self.writer.lock();
+            self.check_epoch_fence(fetch_epoch)?;
             let mut pos = 0;
             while pos < bytes.len() {
                 let header = batch::validate(&bytes[pos..]).map_err(|f| {
@@ -411,6 +409,34 @@ impl PartitionLog {
             self.dirty.store(true, Ordering::Release);
         }
         Ok(appended)
+    }
+
+    /// Raises the newest leader epoch this replica knows of, before its
+    /// role changes to that epoch's. Taken under the writer lock: an append
+    /// of an older epoch either finished before (and the follower's
+    /// truncation that follows sees it) or is refused.
+    pub fn fence_epochs_below(&self, epoch: i32) {
+        if self.epoch_fence.load(Ordering::Acquire) >= epoch {
+            return;
+        }
+        let _writer = self.writer.lock();
+        self.epoch_fence.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// Refuses a write made under `leader_epoch` when a newer epoch is
+    /// known: from the metadata, or from records already in the log.
+    /// Caller holds the writer lock.
+    fn check_epoch_fence(&self, leader_epoch: i32) -> Result<()> {
+        let current = self.epoch_fence.load(Ordering::Acquire).max(self.latest_epoch().unwrap_or(-1));
+        if current > leader_epoch {
+            return Err(BrokerError::FencedLeaderEpoch {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                requested: leader_epoch,
+                current,
+            });
+        }
+        Ok(())
     }
 
     fn sequence_error(&self, refusal: SequenceError) -> BrokerError {
@@ -1052,6 +1078,44 @@ mod tests {
         assert_eq!(log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 7).unwrap().base_offset, end);
     }
 
+    /// Chaos harness, issue 16 (seed 1796457640057432491): the leader of
+    /// epoch 5 became a follower at epoch 6; its fetcher truncated to what
+    /// the new leader had, and only then did a produce accepted at epoch 5
+    /// reach the log (no epoch-6 record was there yet to fence it). The
+    /// batch sat at offsets the new leader filled differently: replicas of
+    /// the same length that differed below the high watermark. Learning of
+    /// epoch 6 from the metadata now fences epoch 5 writes at once, produced
+    /// or replicated by a fetcher of the old leadership.
+    #[test]
+    fn a_newer_epoch_from_the_metadata_fences_older_writes_before_any_record_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(2048)).unwrap();
+        log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 5).unwrap();
+        let end = log.log_end_offset();
+        log.fence_epochs_below(6);
+        let stale = log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 5);
+        assert!(
+            matches!(stale, Err(BrokerError::FencedLeaderEpoch { requested: 5, current: 6, .. })),
+            "an epoch-5 produce after epoch 6 is known must be fenced: {stale:?}"
+        );
+        let dir2 = tempfile::tempdir().unwrap();
+        let (leader, _) = PartitionLog::open("t", 0, dir2.path(), config(2048)).unwrap();
+        for _ in 0..2 {
+            leader.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 5).unwrap();
+        }
+        let fetched = leader.read_bounded(end, 1 << 20, ReadBound::LogEnd).unwrap().records;
+        let stale = log.append_replicated(&fetched, 5);
+        assert!(
+            matches!(stale, Err(BrokerError::FencedLeaderEpoch { requested: 5, current: 6, .. })),
+            "a fetch made under epoch 5 must not land once epoch 6 is known: {stale:?}"
+        );
+        assert_eq!((log.log_end_offset(), log.latest_epoch()), (end, Some(5)), "the log is as it was");
+        // Epoch 6's writes go ahead; fencing an older epoch again changes nothing.
+        log.fence_epochs_below(3);
+        assert_eq!(log.append_replicated(&fetched, 6).unwrap(), 1);
+        assert_eq!(log.append(BytesMut::from(&make_batch(4, 1000, 50)[..]), 6).unwrap().base_offset, end + 4);
+    }
+
     #[test]
     fn truncation_and_leader_epochs() {
         let dir = tempfile::tempdir().unwrap();
@@ -1091,11 +1155,11 @@ mod tests {
         let (follower, _) = PartitionLog::open("t", 0, dir2.path(), config(2048)).unwrap();
         while follower.log_end_offset() < log.log_end_offset() {
             let chunk = log.read(follower.log_end_offset(), 1 << 20).unwrap().records;
-            follower.append_replicated(&chunk).unwrap();
+            follower.append_replicated(&chunk, 3).unwrap();
         }
         let chunk = log.read(0, 1 << 20).unwrap().records;
         assert_eq!(follower.end_offset_for_epoch(1), Some((1, 48)));
-        assert!(follower.append_replicated(&chunk).is_err(), "non-contiguous batches are refused");
+        assert!(follower.append_replicated(&chunk, 3).is_err(), "non-contiguous batches are refused");
     }
 
     #[test]

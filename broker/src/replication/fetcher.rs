@@ -78,7 +78,7 @@ pub async fn run(
                     let records = response.records.clone();
                     hosted
                         .log
-                        .blocking(move |log| log.append_replicated(&records))
+                        .blocking(move |log| log.append_replicated(&records, leader_epoch))
                         .await
                         .map_err(|e| tonic::Status::internal(e.to_string()))?;
                 }

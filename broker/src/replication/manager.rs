@@ -144,6 +144,11 @@ impl ReplicaManager {
                     }
                 };
                 hosted.being_added.store(record.adding().contains(&me), std::sync::atomic::Ordering::Relaxed);
+                // Before the role changes: writes of an older leadership
+                // still under way (a produce, a fetcher's append) either
+                // landed already or are refused, so none lands after the
+                // new fetcher's truncation.
+                hosted.log.fence_epochs_below(record.leader_epoch);
                 if record.leader == me && !registered {
                     hosted.stop_fetcher();
                     *hosted.role.lock() = Role::Offline { leader_epoch: record.leader_epoch };
@@ -670,6 +675,51 @@ mod tests {
             TopicRecord { topic_id, replication_factor: 1, configs: BTreeMap::new(), partitions: vec![partition] };
         state.topics.insert("t".into(), topic);
         state
+    }
+
+    /// Chaos harness, issue 16: a produce checked while this broker led
+    /// epoch 3 can reach the log after the metadata made it a follower at
+    /// epoch 4 and its fetcher truncated. Applying that metadata fences
+    /// epoch 3 in the log before the role changes, so the late append is
+    /// refused instead of sitting where the new leader wrote other records.
+    #[tokio::test]
+    async fn a_demoted_leaders_log_refuses_appends_of_its_old_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let controller = Controller::start(ControllerConfig {
+            node_id: 1,
+            voters: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+            dir: dir.path().join("raft"),
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+        })
+        .await
+        .unwrap();
+        let replicas = manager(dir.path(), controller.clone()).await;
+        let mut led = state(0xA);
+        led.brokers.get_mut(&1).unwrap().incarnation = replicas.incarnation;
+        // Broker 2 at an address nothing listens on: its follower fetches fail.
+        led.brokers.insert(2, BrokerRecord { address: "127.0.0.1:1".into(), ..BrokerRecord::local(2, 1, 1) });
+        let partition = &mut led.topics.get_mut("t").unwrap().partitions[0];
+        (partition.replicas, partition.isr, partition.leader_epoch) = (vec![1, 2], vec![1, 2], 3);
+        replicas.apply_metadata(&led);
+        let hosted = replicas.check_produce("t", 0, RequiredAcks::Leader).unwrap();
+        assert_eq!(hosted.leader_epoch(), Some(3));
+        hosted.log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 3).unwrap();
+
+        let mut followed = led.clone();
+        let partition = &mut followed.topics.get_mut("t").unwrap().partitions[0];
+        (partition.leader, partition.leader_epoch) = (2, 4);
+        replicas.apply_metadata(&followed);
+        assert_eq!(hosted.leader_epoch(), None, "a follower now");
+        let late = hosted.log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 3);
+        assert!(
+            matches!(late, Err(BrokerError::FencedLeaderEpoch { requested: 3, current: 4, .. })),
+            "the old epoch's produce must be refused: {late:?}"
+        );
+        assert_eq!(hosted.log.log_end_offset(), 5, "nothing landed");
+        replicas.shutdown.cancel();
+        controller.shutdown().await;
     }
 
     /// A topic deleted and created again under the same name can reach a
