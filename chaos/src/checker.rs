@@ -139,17 +139,17 @@ pub async fn check_metrics(
     hwm: &BTreeMap<u32, i64>,
     verdict: &mut Verdict,
 ) -> anyhow::Result<()> {
-    use kmon_proto_names::*;
+    use kmon_proto::metric_names::broker::{ACTIVE_CONTROLLER, LEADER_COUNT, LOG_END_OFFSET, UNDER_REPLICATED};
     let mut leaders = 0.0;
     let mut controllers = 0.0;
     for id in hosts.ids() {
         let text = scrape(&hosts.metrics_address(id)).await.with_context(|| format!("broker {id}'s metrics"))?;
-        let under = sum(&text, UNDER_REPLICATED, "");
+        let under = sum(&text, UNDER_REPLICATED);
         if under != 0.0 {
             verdict.problem(format!("METRICS: broker {id} reports {under} under-replicated partitions"));
         }
-        leaders += sum(&text, LEADER_COUNT, "");
-        controllers += sum(&text, ACTIVE_CONTROLLER, "");
+        leaders += sum(&text, LEADER_COUNT);
+        controllers += sum(&text, ACTIVE_CONTROLLER);
         for (&partition, &end) in hwm {
             let labels = format!("partition=\"{partition}\"");
             let topic_label = format!("topic=\"{topic}\"");
@@ -198,16 +198,8 @@ pub async fn check_metrics(
     Ok(())
 }
 
-/// The metric names the checker reads (as `kmon_proto::metric_names` has them).
-mod kmon_proto_names {
-    pub(super) const UNDER_REPLICATED: &str = "kafka_server_replicamanager_underreplicatedpartitions";
-    pub(super) const LEADER_COUNT: &str = "kafka_server_replicamanager_leadercount";
-    pub(super) const ACTIVE_CONTROLLER: &str = "kafka_controller_kafkacontroller_activecontrollercount";
-    pub(super) const LOG_END_OFFSET: &str = "kafka_log_log_logendoffset";
-}
-
 /// Sum of the samples of `name` (any labels).
-fn sum(text: &str, name: &str, _labels: &str) -> f64 {
+fn sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
