@@ -44,6 +44,12 @@ pub struct LeaderState {
     pub epoch_start_offset: i64,
     /// An ISR change is on its way through the controller.
     pub isr_change_pending: bool,
+    /// The follower an ISR expansion on its way would add. It counts
+    /// towards the high watermark from the proposal on (Kafka's "maximal
+    /// ISR", KIP-497): once in the ISR it may be elected leader, so the
+    /// high watermark must never pass its log end, or records acknowledged
+    /// meanwhile would be missing from the new leader's log.
+    pub joining: Option<BrokerId>,
 }
 
 impl LeaderState {
@@ -141,6 +147,7 @@ impl HostedPartition {
                 state.followers.retain(|b, _| record.replicas.contains(b));
                 state.partition_epoch = record.partition_epoch;
                 state.isr_change_pending = false;
+                state.joining = None;
             }
             _ => {
                 let now = Instant::now();
@@ -166,6 +173,7 @@ impl HostedPartition {
                     followers,
                     epoch_start_offset: leo,
                     isr_change_pending: false,
+                    joining: None,
                 });
             }
         }
@@ -174,13 +182,14 @@ impl HostedPartition {
     }
 
     /// High watermark = smallest log end offset in the ISR (the leader's
-    /// own included). Followers not heard from yet hold it back.
+    /// own included) and of a follower the ISR is being expanded with.
+    /// Followers not heard from yet hold it back.
     pub fn update_high_watermark(&self) {
         let hw = {
             let role = self.role.lock();
             let Role::Leader(state) = &*role else { return };
             let mut hw = self.log.log_end_offset();
-            for member in &state.isr {
+            for member in state.isr.iter().chain(&state.joining) {
                 if let Some(progress) = state.followers.get(member) {
                     if progress.log_end_offset < 0 {
                         return; // not heard from yet
@@ -215,6 +224,7 @@ impl HostedPartition {
             let caught_up = offset >= hw && offset >= state.epoch_start_offset;
             if caught_up && !state.isr.contains(&follower) && !state.isr_change_pending {
                 state.isr_change_pending = true;
+                state.joining = Some(follower);
                 let mut isr = state.isr.clone();
                 isr.push(follower);
                 Some(IsrProposal {
@@ -286,6 +296,7 @@ impl HostedPartition {
     pub fn isr_change_failed(&self) {
         if let Role::Leader(state) = &mut *self.role.lock() {
             state.isr_change_pending = false;
+            state.joining = None;
         }
     }
 
@@ -365,5 +376,54 @@ mod tests {
         hosted.apply_leader(1, &record(1, 2, vec![1, 2, 3]));
         assert_eq!(hosted.epoch_start_offset(), Some(25), "a new epoch starts at the log end");
         assert_eq!(log.high_watermark(), 20);
+    }
+
+    /// The chaos run with seed 1796457640057432491 lost two acknowledged
+    /// records: the leader proposed adding a caught-up follower to the ISR,
+    /// went on acknowledging with the old ISR, and the controller made the
+    /// newcomer (the preferred replica) leader before it had those records.
+    /// From the proposal on, the newcomer holds the high watermark back.
+    #[test]
+    fn a_follower_joining_the_isr_holds_the_high_watermark_from_the_proposal_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::default().default_log_config());
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config).unwrap();
+        let log = Arc::new(log);
+        let hosted = HostedPartition::new("t", 0, log.clone());
+        let out_of_sync = |partition_epoch| PartitionRecord {
+            replicas: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 1,
+            isr: vec![1, 2],
+            partition_epoch,
+            reassignment: None,
+        };
+        hosted.apply_leader(1, &out_of_sync(1));
+        for _ in 0..4 {
+            log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
+        }
+        assert!(hosted.on_follower_fetch(2, 20).is_none());
+        assert_eq!(log.high_watermark(), 20);
+
+        let proposal = hosted.on_follower_fetch(3, 20).expect("broker 3 caught up: an expansion");
+        assert_eq!(proposal.isr, vec![1, 2, 3]);
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
+        hosted.on_follower_fetch(2, 25);
+        assert_eq!(log.high_watermark(), 20, "broker 3, joining, has only 20 records");
+
+        hosted.apply_leader(1, &PartitionRecord { isr: vec![1, 2, 3], ..out_of_sync(2) });
+        assert_eq!(log.high_watermark(), 20);
+        hosted.on_follower_fetch(3, 25);
+        assert_eq!(log.high_watermark(), 25);
+
+        // A refused expansion lets go of the newcomer again.
+        hosted.apply_leader(1, &out_of_sync(3));
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
+        hosted.on_follower_fetch(3, 25).expect("an expansion");
+        hosted.on_follower_fetch(2, 30);
+        assert_eq!(log.high_watermark(), 25);
+        hosted.isr_change_failed();
+        hosted.update_high_watermark();
+        assert_eq!(log.high_watermark(), 30);
     }
 }
