@@ -1030,6 +1030,12 @@ fn every_lost_acknowledgement_of_an_idempotent_producer_is_one_duplicate_answere
                 "n-",
                 "--interval-ms",
                 "1",
+                // At most 10 records a request, so ≥ 100 Produce requests
+                // (and ≥ 25 dropped responses) however slowly the first
+                // connection comes up: under CI load all 1000 records once
+                // queued into a single batch and nothing was dropped.
+                "--config",
+                "batch.num.messages=10",
                 "--deadline",
                 "60",
             ],

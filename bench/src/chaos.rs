@@ -29,6 +29,11 @@ pub struct ChaosArgs {
     min_hold_ms: u64,
     #[arg(long, default_value_t = 3000)]
     max_hold_ms: u64,
+    /// Only these fault kinds, comma-separated (default: all): kill-restart,
+    /// sigstop, isolate, isolate-controller, split-2|1, bridge, netem,
+    /// disk-full, torn-write. For replaying a mix a run found suspect.
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+    kinds: Vec<kmon_chaos::FaultKind>,
     #[command(flatten)]
     scratch: ScratchDir,
 }
@@ -43,11 +48,15 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     println!("seed {seed}");
     let exe = std::env::current_exe()?;
     let faults = args.faults;
+    let kinds = args.kinds;
     let hold = (Duration::from_millis(args.min_hold_ms), Duration::from_millis(args.max_hold_ms.max(args.min_hold_ms)));
     args.scratch
         .run("chaos", |dir| async move {
             let mut config = kmon_chaos::ChaosConfig::new(exe, dir, faults, seed);
             config.hold = hold;
+            if !kinds.is_empty() {
+                config.kinds = kinds;
+            }
             let report = kmon_chaos::run(config).await?;
             print!("{}", report.summary());
             if !report.green() {
@@ -56,4 +65,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             Ok(())
         })
         .await
+}
+
+fn parse_kind(name: &str) -> Result<kmon_chaos::FaultKind, String> {
+    kmon_chaos::FaultKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+        let known: Vec<&str> = kmon_chaos::FaultKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown fault kind {name:?}; known: {}", known.join(", "))
+    })
 }

@@ -29,4 +29,5 @@ pub mod net;
 pub mod run;
 pub mod workload;
 
+pub use faults::FaultKind;
 pub use run::{ChaosConfig, ChaosReport, run};

@@ -490,8 +490,31 @@ impl PartitionLog {
     /// its new leader does not have). Batches are atomic: one that reaches
     /// `offset` goes whole. Returns the new log end offset.
     pub fn truncate_to(&self, offset: i64) -> Result<i64> {
-        let config = self.config();
         let _writer = self.writer.lock();
+        self.truncate_locked(offset)
+    }
+
+    /// [`PartitionLog::truncate_to`] by a follower of `leader_epoch`,
+    /// refused once the metadata names a newer epoch: a fetcher stopped
+    /// after it asked where to truncate must not cut the log of the leader
+    /// this replica has become meanwhile.
+    pub fn truncate_as_follower(&self, offset: i64, leader_epoch: i32) -> Result<i64> {
+        let _writer = self.writer.lock();
+        let fence = self.epoch_fence.load(Ordering::Acquire);
+        if fence > leader_epoch {
+            return Err(BrokerError::FencedLeaderEpoch {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                requested: leader_epoch,
+                current: fence,
+            });
+        }
+        self.truncate_locked(offset)
+    }
+
+    /// Caller holds the writer lock.
+    fn truncate_locked(&self, offset: i64) -> Result<i64> {
+        let config = self.config();
         let new_end = {
             // Rare (a follower's start): the state lock stays held across
             // the cut, so no reader sees a half-truncated log.
@@ -1110,6 +1133,12 @@ mod tests {
             "a fetch made under epoch 5 must not land once epoch 6 is known: {stale:?}"
         );
         assert_eq!((log.log_end_offset(), log.latest_epoch()), (end, Some(5)), "the log is as it was");
+        let stale = log.truncate_as_follower(0, 5);
+        assert!(
+            matches!(stale, Err(BrokerError::FencedLeaderEpoch { requested: 5, current: 6, .. })),
+            "a truncation decided under epoch 5 must not cut the log once epoch 6 is known: {stale:?}"
+        );
+        assert_eq!(log.log_end_offset(), end, "nothing was cut");
         // Epoch 6's writes go ahead; fencing an older epoch again changes nothing.
         log.fence_epochs_below(3);
         assert_eq!(log.append_replicated(&fetched, 6).unwrap(), 1);

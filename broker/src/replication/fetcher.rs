@@ -156,7 +156,7 @@ async fn truncate_diverged(
         );
         hosted
             .log
-            .blocking(move |log| log.truncate_to(target))
+            .blocking(move |log| log.truncate_as_follower(target, current_leader_epoch))
             .await
             .map_err(|e| tonic::Status::internal(e.to_string()))?;
     }

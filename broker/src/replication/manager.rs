@@ -17,7 +17,9 @@ use super::partition::{HostedPartition, IsrProposal, Role};
 use super::throttle::Throttle;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::controller::Controller;
-use crate::controller::state::{BrokerId, ClusterState, MetadataCommand, NO_LEADER, TopicsSeen, other_topic};
+use crate::controller::state::{
+    BrokerId, ClusterState, MetadataCommand, MetadataError, NO_LEADER, TopicsSeen, other_topic,
+};
 use crate::error::{BrokerError, Result};
 use crate::log::batch::BatchHeader;
 use crate::log::partition::ReadBound;
@@ -28,6 +30,9 @@ use crate::tasks::Tasks;
 /// How long a produced batch waits for the earlier batches of its producer
 /// (see `ReplicaManager::wait_for_earlier_batches`).
 const SEQUENCE_WAIT: Duration = Duration::from_secs(1);
+/// Between attempts of an ISR change the controller could not be asked about.
+const ISR_RETRY_FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const ISR_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How many replicas must hold a batch before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,25 +573,41 @@ impl ReplicaManager {
                 leader: me,
                 leader_epoch: proposal.leader_epoch,
                 partition_epoch: proposal.partition_epoch,
-                isr: proposal.isr,
+                isr: proposal.isr.clone(),
             };
-            match controller.write(command).await {
-                Ok(Ok(_)) => {
-                    // The new ISR arrives with the metadata.
-                    if expand {
-                        metrics.isr_expands.inc();
-                    } else {
-                        metrics.isr_shrinks.inc();
+            let mut backoff = ISR_RETRY_FIRST_BACKOFF;
+            loop {
+                match controller.write(command.clone()).await {
+                    Ok(Ok(_)) => {
+                        // The new ISR arrives with the metadata.
+                        if expand {
+                            metrics.isr_expands.inc();
+                        } else {
+                            metrics.isr_shrinks.inc();
+                        }
+                    }
+                    Ok(Err(refused)) => {
+                        tracing::info!(topic = %hosted.topic, partition = hosted.partition, reason = %refused, "ISR change refused");
+                        // Stale: a newer partition record exists and settles it.
+                        if !matches!(refused, MetadataError::StaleIsrChange { .. }) {
+                            hosted.isr_change_refused(proposal.partition_epoch);
+                        }
+                    }
+                    // Unknown whether an attempt committed (the controller
+                    // may have appended it before the answer was lost): the
+                    // joiner keeps holding the high watermark and the same
+                    // proposal goes again until the controller settles it,
+                    // as Kafka's AlterPartition manager retries.
+                    Err(err) => {
+                        tracing::warn!(topic = %hosted.topic, partition = hosted.partition, error = %err, "ISR change failed; retrying");
+                        if hosted.isr_change_unsettled(proposal.leader_epoch, proposal.partition_epoch) {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(ISR_RETRY_MAX_BACKOFF);
+                            continue;
+                        }
                     }
                 }
-                Ok(Err(refused)) => {
-                    tracing::info!(topic = %hosted.topic, partition = hosted.partition, reason = %refused, "ISR change refused");
-                    hosted.isr_change_failed();
-                }
-                Err(err) => {
-                    tracing::warn!(topic = %hosted.topic, partition = hosted.partition, error = %err, "ISR change failed");
-                    hosted.isr_change_failed();
-                }
+                break;
             }
         });
     }

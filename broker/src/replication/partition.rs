@@ -145,9 +145,17 @@ impl HostedPartition {
                 state.replicas = record.replicas.clone();
                 state.adding = record.adding();
                 state.followers.retain(|b, _| record.replicas.contains(b));
-                state.partition_epoch = record.partition_epoch;
-                state.isr_change_pending = false;
-                state.joining = None;
+                // Every metadata change re-applies every partition: only a
+                // new partition epoch settles an ISR change on its way (it
+                // was proposed against the old one, so it either is in
+                // this record or can never commit). Dropping the joiner on
+                // another partition's update let the high watermark pass
+                // it while its expansion (and election) was still coming.
+                if state.partition_epoch != record.partition_epoch {
+                    state.partition_epoch = record.partition_epoch;
+                    state.isr_change_pending = false;
+                    state.joining = None;
+                }
             }
             _ => {
                 let now = Instant::now();
@@ -292,12 +300,26 @@ impl HostedPartition {
             .count()
     }
 
-    /// An ISR proposal failed (stale epoch, no controller): allow another.
-    pub fn isr_change_failed(&self) {
-        if let Role::Leader(state) = &mut *self.role.lock() {
+    /// The controller refused an ISR proposal made at `partition_epoch`
+    /// for good (not for being stale: then a newer partition record is on
+    /// its way and settles it): allow another, and let go of the joiner.
+    pub fn isr_change_refused(&self, partition_epoch: i32) {
+        if let Role::Leader(state) = &mut *self.role.lock()
+            && state.partition_epoch == partition_epoch
+        {
             state.isr_change_pending = false;
             state.joining = None;
         }
+    }
+
+    /// Whether an ISR proposal made at these epochs is still unsettled (no
+    /// newer partition record applied, still leader at that epoch): what
+    /// decides whether to retry it when the controller could not be asked.
+    pub fn isr_change_unsettled(&self, leader_epoch: i32, partition_epoch: i32) -> bool {
+        self.as_leader(|state| {
+            state.isr_change_pending && state.leader_epoch == leader_epoch && state.partition_epoch == partition_epoch
+        })
+        .unwrap_or(false)
     }
 
     /// Bytes a replica being added still has to copy, estimated from its
@@ -416,14 +438,63 @@ mod tests {
         hosted.on_follower_fetch(3, 25);
         assert_eq!(log.high_watermark(), 25);
 
-        // A refused expansion lets go of the newcomer again.
+        // An expansion refused for good lets go of the newcomer again.
         hosted.apply_leader(1, &out_of_sync(3));
         log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
         hosted.on_follower_fetch(3, 25).expect("an expansion");
         hosted.on_follower_fetch(2, 30);
         assert_eq!(log.high_watermark(), 25);
-        hosted.isr_change_failed();
+        hosted.isr_change_refused(3);
         hosted.update_high_watermark();
         assert_eq!(log.high_watermark(), 30);
+    }
+
+    /// The chaos run with seed 1796479546969637734 lost 410 acknowledged
+    /// records: every metadata change re-applies every partition, and the
+    /// same-epoch re-apply dropped the joiner of an expansion still on its
+    /// way. Only a new partition epoch settles it; a refusal for being
+    /// stale leaves it to the newer record, which is on its way.
+    #[test]
+    fn only_a_new_partition_epoch_or_a_final_refusal_lets_go_of_a_joining_follower() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::default().default_log_config());
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config).unwrap();
+        let log = Arc::new(log);
+        let hosted = HostedPartition::new("t", 0, log.clone());
+        let record = PartitionRecord {
+            replicas: vec![3, 1, 2],
+            leader: 1,
+            leader_epoch: 4,
+            isr: vec![1, 2],
+            partition_epoch: 7,
+            reassignment: None,
+        };
+        hosted.apply_leader(1, &record);
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 4).unwrap();
+        hosted.on_follower_fetch(2, 5);
+        let proposal = hosted.on_follower_fetch(3, 5).expect("broker 3 caught up: an expansion");
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 4).unwrap();
+        hosted.on_follower_fetch(2, 10);
+        assert_eq!(log.high_watermark(), 5);
+
+        // Another partition's change: the same record comes again.
+        hosted.apply_leader(1, &record);
+        hosted.on_follower_fetch(2, 10);
+        assert_eq!(log.high_watermark(), 5, "the joiner still holds the high watermark");
+        assert!(hosted.isr_change_unsettled(proposal.leader_epoch, proposal.partition_epoch));
+        assert!(hosted.on_follower_fetch(3, 5).is_none(), "one ISR change at a time");
+
+        // A refusal of an older proposal changes nothing.
+        hosted.isr_change_refused(6);
+        hosted.update_high_watermark();
+        assert_eq!(log.high_watermark(), 5);
+
+        // The expansion commits: broker 3 is a member, and once it fetched
+        // the rest the high watermark moves on.
+        hosted.apply_leader(1, &PartitionRecord { isr: vec![3, 1, 2], partition_epoch: 8, ..record.clone() });
+        assert!(!hosted.isr_change_unsettled(proposal.leader_epoch, proposal.partition_epoch));
+        assert_eq!(log.high_watermark(), 5);
+        hosted.on_follower_fetch(3, 10);
+        assert_eq!(log.high_watermark(), 10);
     }
 }
