@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use kmon_client::{Admin, OutgoingRecord, Producer, ProducerConfig};
+use kmon_client::{Admin, OffsetSpec, OutgoingRecord, Producer, ProducerConfig};
 
 /// A `kmon streams` instance, SIGKILLed on drop.
 struct Instance {
@@ -109,6 +109,23 @@ async fn word_count_survives_a_sigkilled_instance_with_exact_counts() {
             && doomed.metric("kmon_streams_active_tasks") > 0.0)
             .then_some(())
     });
+    // Commits alone do not prove counts reached the changelog: under load
+    // the first commits can precede the first repartitioned words. Every
+    // changelog partition must hold counts, so whichever the doomed one
+    // owns is restored by the survivor.
+    wait_for_async("every counts changelog partition written", Duration::from_secs(60), || {
+        let admin = &admin;
+        async move {
+            for partition in 0..4 {
+                let end = admin.list_offset("wc-counts-changelog", partition, OffsetSpec::Latest).await.ok()?;
+                if end.offset.unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
     let writer = {
         let producer = Producer::connect(ProducerConfig::new(bootstrap.clone())).await.unwrap();
         tokio::spawn(async move { produce_lines(&producer, "lines", LINES / 2..LINES).await })
