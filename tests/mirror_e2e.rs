@@ -338,3 +338,98 @@ fn bad_input_gets_a_clear_error() {
     let err = run(&["--source", &nobody, "--target", &nobody, "--metrics-listen", "127.0.0.1:0"]);
     assert!(err.contains(&format!("cannot reach the source cluster at {nobody}")), "{err}");
 }
+
+/// Each cluster secured by mutual TLS with its own CA: the mirror reads the
+/// source with the source's identity and writes the target with the
+/// target's (`--source-tls-*`, `--target-tls-*`); the wrong CA for a
+/// cluster, or a missing file, is refused with that cluster named.
+#[test]
+fn mirrors_between_clusters_with_their_own_certificate_authorities() {
+    let (source_pki, target_pki) = (common::pki::Pki::new(), common::pki::Pki::new());
+    let dir = tempfile::tempdir().unwrap();
+    let source = BrokerProcess::start(&dir.path().join("source"), &refs(&source_pki.broker_args()));
+    let target = BrokerProcess::start(&dir.path().join("target"), &refs(&target_pki.broker_args()));
+    let (src, dst) = (source.bootstrap(), target.bootstrap());
+    let (on_source, on_target) =
+        (source_pki.client("ca.crt", Some("alice")), target_pki.client("ca.crt", Some("alice")));
+    kmon_ok(&src, &common::pki::with(&["topic", "create", "orders", "--partitions", "2"], &on_source), "");
+    kmon_ok(&src, &common::pki::with(&["produce", "--topic", "orders"], &on_source), "o1\no2\no3\n");
+
+    let flags = |side: &str, pki: &common::pki::Pki, ca: &str| {
+        [("tls-ca", ca), ("tls-cert", "alice.crt"), ("tls-key", "alice.key")]
+            .into_iter()
+            .flat_map(|(flag, file)| [format!("--{side}-{flag}"), pki.path(file)])
+            .collect::<Vec<_>>()
+    };
+    let mut args = flags("source", &source_pki, "ca.crt");
+    args.extend(flags("target", &target_pki, "ca.crt"));
+    let _mirror = MirrorProcess::start(&src, &dst, &refs(&args));
+    let consume = common::pki::with(&["consume", "--topic", "source.orders", "--from-beginning"], &on_target);
+    wait_for("the records copied to the TLS target", Duration::from_secs(60), || {
+        let out = kmon(&dst, &consume, "");
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        lines.sort();
+        (lines == ["o1", "o2", "o3"]).then_some(())
+    });
+
+    let refused = |args: &[String]| {
+        let out = Command::new(KMON)
+            .args(["mirror", "--source", &src, "--target", &dst, "--metrics-listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "kmon mirror {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The source's CA does not vouch for the target's brokers.
+    let mut wrong_ca = flags("source", &source_pki, "ca.crt");
+    wrong_ca.extend(flags("target", &source_pki, "ca.crt"));
+    let err = refused(&wrong_ca);
+    assert!(err.contains(&format!("cannot reach the target cluster at {dst}")), "{err}");
+    // No TLS towards a TLS source.
+    let err = refused(&flags("target", &target_pki, "ca.crt"));
+    assert!(err.contains(&format!("cannot reach the source cluster at {src}")), "{err}");
+    // A CA file that is not there.
+    let mut missing = flags("source", &source_pki, "ca.crt");
+    missing.extend(flags("target", &target_pki, "no-such-ca.crt"));
+    let err = refused(&missing);
+    assert!(err.contains("the target cluster's TLS/SASL settings") && err.contains("no-such-ca.crt"), "{err}");
+}
+
+/// A source whose ACLs admit only a SCRAM user: the mirror reads it as
+/// that user (`--source-sasl-*`); a wrong password is refused at start
+/// with the source named.
+#[test]
+fn reads_a_source_as_a_scram_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = BrokerProcess::start(&dir.path().join("source"), &["--super-users", "User:mirror"]);
+    let target = BrokerProcess::start(&dir.path().join("target"), &[]);
+    let (src, dst) = (source.bootstrap(), target.bootstrap());
+    kmon_ok(&src, &["user", "add", "mirror", "--password", "mirror-pw"], "");
+    let as_mirror =
+        |args: &[&'static str]| [args, &["--sasl-username", "mirror", "--sasl-password", "mirror-pw"]].concat();
+    kmon_ok(&src, &as_mirror(&["topic", "create", "payments", "--partitions", "1"]), "");
+    kmon_ok(&src, &as_mirror(&["produce", "--topic", "payments"]), "p1\np2\n");
+    // An ACL turns authorization on: anonymous clients are refused now.
+    let acl = ["acl", "add", "--allow-principal", "User:nobody", "--operation", "Read", "--topic", "payments"];
+    kmon_ok(&src, &as_mirror(&acl), "");
+    let err = kmon_err(&src, &["consume", "--topic", "payments", "--from-beginning"], "");
+    assert!(err.contains("User:ANONYMOUS is not authorized"), "{err}");
+
+    let _mirror =
+        MirrorProcess::start(&src, &dst, &["--source-sasl-username", "mirror", "--source-sasl-password", "mirror-pw"]);
+    wait_for("the records copied from the SCRAM-protected source", Duration::from_secs(60), || {
+        let out = kmon(&dst, &["consume", "--topic", "source.payments", "--from-beginning"], "");
+        (String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>() == ["p1", "p2"]).then_some(())
+    });
+
+    let out = Command::new(KMON)
+        .args(["mirror", "--source", &src, "--target", &dst, "--metrics-listen", "127.0.0.1:0"])
+        .args(["--source-sasl-username", "mirror", "--source-sasl-password", "guess"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("cannot reach the source cluster at {src}")), "{err}");
+}

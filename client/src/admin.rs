@@ -12,7 +12,7 @@ use kmon_proto::v1 as pb;
 /// One access control list entry, as the broker API carries it.
 pub use kmon_proto::v1::AclBinding;
 
-use crate::connection::KmonClient;
+use crate::connection::{KmonClient, Security};
 use crate::convert::offset_spec;
 use crate::error::ClientError;
 use crate::router::Router;
@@ -35,7 +35,13 @@ impl Admin {
     /// Connects to a broker (`HOST:PORT`); the others are found through
     /// `Metadata`.
     pub async fn connect(bootstrap: &str) -> Result<Self, ClientError> {
-        Ok(Admin { router: Router::connect(bootstrap).await? })
+        Ok(Admin { router: Router::connect(bootstrap, None).await? })
+    }
+
+    /// [`Admin::connect`] with connections secured by `security` instead
+    /// of this process's settings.
+    pub async fn connect_with(bootstrap: &str, security: &Security) -> Result<Self, ClientError> {
+        Ok(Admin { router: Router::connect(bootstrap, Some(security)).await? })
     }
 
     /// Wraps an existing connection (used as the bootstrap broker).

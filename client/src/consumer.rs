@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
 use crate::batch::{self, DecodedRecord};
+use crate::connection::Security;
 use crate::error::ClientError;
 use crate::retry::Backoff;
 use crate::router::Router;
@@ -47,6 +48,9 @@ pub struct ConsumerConfig {
     pub partition_max_bytes: u32,
     /// Added to `max_wait` to bound a fetch round trip.
     pub request_timeout: Duration,
+    /// TLS and credentials for this consumer's connections (default
+    /// `None`: this process's settings).
+    pub security: Option<Security>,
 }
 
 impl ConsumerConfig {
@@ -58,6 +62,7 @@ impl ConsumerConfig {
             max_bytes: 32 << 20,
             partition_max_bytes: 8 << 20,
             request_timeout: Duration::from_secs(30),
+            security: None,
         }
     }
 }
@@ -85,7 +90,7 @@ type FetchResult = Result<(pb::FetchResponse, Duration), ClientError>;
 
 impl Consumer {
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
-        let router = Router::connect(&config.bootstrap).await?;
+        let router = Router::connect(&config.bootstrap, config.security.as_ref()).await?;
         Ok(Self::with_router(router, config))
     }
 

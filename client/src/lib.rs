@@ -50,6 +50,7 @@ mod router;
 pub mod types;
 
 pub use admin::{AclBinding, Admin};
+pub use connection::Security;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, ErrorCode, ServerError};
 pub use group::{

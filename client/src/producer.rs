@@ -77,6 +77,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::Admin;
 use crate::batch::{BatchBuilder, HEADER_LEN as BATCH_HEADER_LEN, Header};
+use crate::connection::Security;
 use crate::error::ClientError;
 use crate::partitioner::{StickyPartitioner, partition_for_key};
 use crate::retry::Backoff;
@@ -111,6 +112,9 @@ pub struct ProducerConfig {
     /// How long a batch may take from opening to acknowledgement, retries
     /// included; past it the batch fails with its last error.
     pub delivery_timeout: Duration,
+    /// TLS and credentials for this producer's connections (default
+    /// `None`: this process's settings).
+    pub security: Option<Security>,
 }
 
 impl ProducerConfig {
@@ -127,6 +131,7 @@ impl ProducerConfig {
             buffer_memory: 32 << 20,
             request_timeout: Duration::from_secs(30),
             delivery_timeout: Duration::from_secs(30),
+            security: None,
         }
     }
 }
@@ -176,7 +181,7 @@ impl Producer {
                 config.max_in_flight_per_partition
             )));
         }
-        let router = Router::connect(&config.bootstrap).await?;
+        let router = Router::connect(&config.bootstrap, config.security.as_ref()).await?;
         // Learn every broker now, as Kafka's producer does at start: a
         // producer whose bootstrap broker dies before its first send still
         // finds the others (a failure here is only logged).

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use kmon_proto::v1 as pb;
 
-use crate::connection::{self, KmonClient, Pool};
+use crate::connection::{self, KmonClient, Pool, Security};
 use crate::error::ClientError;
 use crate::metadata::MetadataCache;
 use crate::retry::Backoff;
@@ -52,10 +52,13 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// Connects to `bootstrap` (so a wrong address fails here).
-    pub(crate) async fn connect(bootstrap: &str) -> Result<Arc<Self>, ClientError> {
-        let client = connection::connect(bootstrap).await?;
-        let pool = Pool::default();
+    /// Connects to `bootstrap` (so a wrong address fails here); every
+    /// connection is secured by `security` (this process's settings when
+    /// `None`).
+    pub(crate) async fn connect(bootstrap: &str, security: Option<&Security>) -> Result<Arc<Self>, ClientError> {
+        let security = security.cloned().unwrap_or_else(Security::process);
+        let client = connection::connect_with(bootstrap, &security).await?;
+        let pool = Pool::new(security);
         pool.insert(bootstrap, client);
         Ok(Arc::new(Router {
             bootstrap: bootstrap.to_owned(),
@@ -72,7 +75,7 @@ impl Router {
         Arc::new(Router {
             bootstrap: String::new(),
             fixed: Some(client),
-            pool: Pool::default(),
+            pool: Pool::new(Security::process()),
             cache: Mutex::default(),
             refreshing: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),

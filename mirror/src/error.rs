@@ -16,6 +16,14 @@ pub enum MirrorError {
         #[source]
         source: Box<ClientError>,
     },
+    /// A cluster's TLS or SASL flags are unusable (a file missing or not
+    /// PEM, a certificate without its key).
+    #[error("the {role} cluster's TLS/SASL settings: {source}")]
+    Security {
+        role: &'static str,
+        #[source]
+        source: Box<ClientError>,
+    },
     /// The target already has the topic with fewer partitions than the
     /// source: records could not keep their partition.
     #[error(

@@ -2,6 +2,7 @@
 //! topics, load the offset syncs), the `/metrics` server and shutdown.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use kmon_client::{Admin, Consumer, ConsumerConfig, ErrorCode, OffsetSpec, Producer, ProducerConfig};
+use kmon_client::{Admin, Consumer, ConsumerConfig, ErrorCode, OffsetSpec, Producer, ProducerConfig, Security};
 use tokio::sync::watch;
 
 use crate::checkpoint::Checkpointer;
@@ -81,11 +82,62 @@ pub struct MirrorArgs {
     /// Address of the mirror's /metrics.
     #[arg(long, default_value = "127.0.0.1:9755")]
     pub metrics_listen: SocketAddr,
+    /// CA bundle (PEM) the source brokers are checked against: TLS to the
+    /// source (each cluster has its own settings, like MirrorMaker 2's
+    /// `source.security.protocol`).
+    #[arg(long, env = "KMON_SOURCE_TLS_CA")]
+    pub source_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the source (mutual TLS).
+    #[arg(long, env = "KMON_SOURCE_TLS_CERT", requires_all = ["source_tls_key", "source_tls_ca"])]
+    pub source_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --source-tls-cert.
+    #[arg(long, env = "KMON_SOURCE_TLS_KEY", requires = "source_tls_cert")]
+    pub source_tls_key: Option<PathBuf>,
+    /// SCRAM user on the source (use with TLS).
+    #[arg(long, env = "KMON_SOURCE_SASL_USERNAME", requires = "source_sasl_password")]
+    pub source_sasl_username: Option<String>,
+    #[arg(long, env = "KMON_SOURCE_SASL_PASSWORD", hide_env_values = true, requires = "source_sasl_username")]
+    pub source_sasl_password: Option<String>,
+    /// CA bundle (PEM) the target brokers are checked against: TLS to the
+    /// target.
+    #[arg(long, env = "KMON_TARGET_TLS_CA")]
+    pub target_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the target (mutual TLS).
+    #[arg(long, env = "KMON_TARGET_TLS_CERT", requires_all = ["target_tls_key", "target_tls_ca"])]
+    pub target_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --target-tls-cert.
+    #[arg(long, env = "KMON_TARGET_TLS_KEY", requires = "target_tls_cert")]
+    pub target_tls_key: Option<PathBuf>,
+    /// SCRAM user on the target (use with TLS).
+    #[arg(long, env = "KMON_TARGET_SASL_USERNAME", requires = "target_sasl_password")]
+    pub target_sasl_username: Option<String>,
+    #[arg(long, env = "KMON_TARGET_SASL_PASSWORD", hide_env_values = true, requires = "target_sasl_username")]
+    pub target_sasl_password: Option<String>,
 }
 
 impl MirrorArgs {
     pub fn position_group(&self) -> String {
         self.group.clone().unwrap_or_else(|| format!("kmon-mirror.{}.{}", self.source_alias, self.target_alias))
+    }
+
+    /// TLS and credentials for the source cluster's connections.
+    pub fn source_security(&self) -> Result<Security, MirrorError> {
+        security(
+            "source",
+            self.source_tls_ca.as_deref(),
+            self.source_tls_cert.as_deref().zip(self.source_tls_key.as_deref()),
+            self.source_sasl_username.as_deref().zip(self.source_sasl_password.as_deref()),
+        )
+    }
+
+    /// TLS and credentials for the target cluster's connections.
+    pub fn target_security(&self) -> Result<Security, MirrorError> {
+        security(
+            "target",
+            self.target_tls_ca.as_deref(),
+            self.target_tls_cert.as_deref().zip(self.target_tls_key.as_deref()),
+            self.target_sasl_username.as_deref().zip(self.target_sasl_password.as_deref()),
+        )
     }
 
     fn policy(&self) -> Result<ReplicationPolicy, MirrorError> {
@@ -99,6 +151,24 @@ impl MirrorArgs {
             self.groups_exclude.as_deref(),
         )
     }
+}
+
+/// One cluster's [`Security`] from its flags; errors name the cluster.
+fn security(
+    role: &'static str,
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+    scram: Option<(&str, &str)>,
+) -> Result<Security, MirrorError> {
+    let bad = |source| MirrorError::Security { role, source: Box::new(source) };
+    let mut security = Security::plaintext();
+    if let Some(ca) = ca {
+        security = security.with_tls(ca, identity.map(|(cert, _)| cert), identity.map(|(_, key)| key)).map_err(bad)?;
+    }
+    if let Some((user, password)) = scram {
+        security = security.with_scram(user, password).map_err(bad)?;
+    }
+    Ok(security)
 }
 
 /// What the copy loop and the checkpointer share.
@@ -121,18 +191,25 @@ pub async fn run(args: MirrorArgs) -> Result<(), MirrorError> {
             "--commit-interval, --checkpoint-interval and --refresh-interval must be above zero".into(),
         ));
     }
-    let source = connect("source", &args.source).await?;
-    let target = connect("target", &args.target).await?;
+    let (source_security, target_security) = (args.source_security()?, args.target_security()?);
+    let source = connect("source", &args.source, &source_security).await?;
+    let target = connect("target", &args.target, &target_security).await?;
     for topic in [policy.offset_syncs_topic(), policy.checkpoints_topic()] {
         ensure_internal_topic(&target, &topic).await?;
     }
-    let store = load_offset_syncs(&args.target, &policy.offset_syncs_topic()).await?;
-    let producer = Producer::connect(ProducerConfig::new(args.target.clone()))
-        .await
-        .context(|| format!("starting the producer to the target at {}", args.target))?;
-    let consumer = Consumer::connect(ConsumerConfig::new(args.source.clone()))
-        .await
-        .context(|| format!("starting the consumer of the source at {}", args.source))?;
+    let store = load_offset_syncs(&args.target, &target_security, &policy.offset_syncs_topic()).await?;
+    let producer = Producer::connect(ProducerConfig {
+        security: Some(target_security),
+        ..ProducerConfig::new(args.target.clone())
+    })
+    .await
+    .context(|| format!("starting the producer to the target at {}", args.target))?;
+    let consumer = Consumer::connect(ConsumerConfig {
+        security: Some(source_security),
+        ..ConsumerConfig::new(args.source.clone())
+    })
+    .await
+    .context(|| format!("starting the consumer of the source at {}", args.source))?;
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .map_err(|e| MirrorError::Listen { address: args.metrics_listen.to_string(), reason: e.to_string() })?;
@@ -170,11 +247,11 @@ pub async fn run(args: MirrorArgs) -> Result<(), MirrorError> {
 
 /// An admin client that has answered once (a cluster that does not answer
 /// is reported by name at start, not retried forever).
-async fn connect(role: &'static str, bootstrap: &str) -> Result<Admin, MirrorError> {
+async fn connect(role: &'static str, bootstrap: &str, security: &Security) -> Result<Admin, MirrorError> {
     let unreachable =
         |source| MirrorError::Unreachable { role, bootstrap: bootstrap.to_owned(), source: Box::new(source) };
     let attempt = async {
-        let admin = Admin::connect(bootstrap).await?;
+        let admin = Admin::connect_with(bootstrap, security).await?;
         admin.list_topics().await?;
         Ok(admin)
     };
@@ -194,9 +271,10 @@ async fn ensure_internal_topic(target: &Admin, topic: &str) -> Result<(), Mirror
 }
 
 /// Reads every offset sync written so far (by this mirror before a restart).
-async fn load_offset_syncs(target: &str, topic: &str) -> Result<OffsetSyncStore, MirrorError> {
+async fn load_offset_syncs(target: &str, security: &Security, topic: &str) -> Result<OffsetSyncStore, MirrorError> {
     let what = || format!("reading {topic} on the target");
-    let mut consumer = Consumer::connect(ConsumerConfig::new(target)).await.context(what)?;
+    let config = ConsumerConfig { security: Some(security.clone()), ..ConsumerConfig::new(target) };
+    let mut consumer = Consumer::connect(config).await.context(what)?;
     consumer.assign_at(topic, 0, OffsetSpec::Earliest).await.context(what)?;
     let end = consumer.admin().list_offset(topic, 0, OffsetSpec::Latest).await.context(what)?.offset.unwrap_or(0);
     let mut store = OffsetSyncStore::default();

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::connection::Security;
 use crate::consumer::ConsumerConfig;
 use crate::error::ClientError;
 use crate::group::assignor::{Assignor, RebalanceProtocol};
@@ -89,6 +90,9 @@ pub struct GroupConsumerConfig {
     pub partition_max_bytes: u32,
     /// Added to `max_wait` to bound a fetch round trip.
     pub request_timeout: Duration,
+    /// TLS and credentials for this member's connections (default `None`:
+    /// this process's settings).
+    pub security: Option<Security>,
 }
 
 impl GroupConsumerConfig {
@@ -113,6 +117,7 @@ impl GroupConsumerConfig {
             max_bytes: fetch.max_bytes,
             partition_max_bytes: fetch.partition_max_bytes,
             request_timeout: fetch.request_timeout,
+            security: None,
         }
     }
 
@@ -148,6 +153,7 @@ impl GroupConsumerConfig {
             max_bytes: self.max_bytes,
             partition_max_bytes: self.partition_max_bytes,
             request_timeout: self.request_timeout,
+            security: self.security.clone(),
         }
     }
 

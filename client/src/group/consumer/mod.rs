@@ -110,7 +110,7 @@ impl GroupConsumer {
     /// `poll` after a `subscribe`.
     pub async fn connect(config: GroupConsumerConfig) -> Result<Self, ClientError> {
         config.validate()?;
-        let router = Router::connect(&config.bootstrap).await?;
+        let router = Router::connect(&config.bootstrap, config.security.as_ref()).await?;
         let coordinator = Arc::new(Coordinator::new(router.clone(), config.group_id.clone()));
         let shared = Arc::new(Shared {
             state: Mutex::new(MemberState::new(config.group_instance_id.clone())),
