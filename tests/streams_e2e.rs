@@ -187,10 +187,18 @@ async fn windowed_sum_drops_late_records_and_enrichment_joins_a_table() {
         }
     };
     // k1: 1+2 in [0, 10s), 4 in [10s, 20s); the 8 at 3 s comes after
-    // stream time reached 12 s with no grace: dropped.
-    for (ts, key, value) in
-        [(1_000, "k1", "1"), (5_000, "k1", "2"), (2_000, "k2", "10"), (12_000, "k1", "4"), (3_000, "k1", "8")]
-    {
+    // stream time reached 12 s with no grace: dropped. Then both keys at
+    // 100 s: with a 30 s retention the windows at 0 s and 10 s are purged
+    // from the store after their sums were written.
+    for (ts, key, value) in [
+        (1_000, "k1", "1"),
+        (5_000, "k1", "2"),
+        (2_000, "k2", "10"),
+        (12_000, "k1", "4"),
+        (3_000, "k1", "8"),
+        (100_000, "k1", "5"),
+        (100_000, "k2", "6"),
+    ] {
         send("readings", ts, key, value).await;
     }
     send("users", 0, "u1", "alice").await;
@@ -201,14 +209,29 @@ async fn windowed_sum_drops_late_records_and_enrichment_joins_a_table() {
 
     let windowed = Instance::start(
         &bootstrap,
-        &["--application-id", "ws", "windowed-sum", "--input", "readings", "--output", "sums", "--window", "10s"],
+        &[
+            "--application-id",
+            "ws",
+            "windowed-sum",
+            "--input",
+            "readings",
+            "--output",
+            "sums",
+            "--window",
+            "10s",
+            "--retention",
+            "30s",
+        ],
     );
     let enrich = Instance::start(
         &bootstrap,
         &["--application-id", "en", "enrich", "--input", "clicks", "--table", "users", "--output", "enriched"],
     );
     let expected_sums: BTreeMap<String, u64> =
-        [("k1@0", 3), ("k1@10000", 4), ("k2@0", 10)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        [("k1@0", 3), ("k1@10000", 4), ("k2@0", 10), ("k1@100000", 5), ("k2@100000", 6)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
     let expected_enriched: BTreeMap<String, Vec<u8>> =
         [("u1", "home|alice-2"), ("u2", "cart|unknown")].into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
     let (mut sums, mut enriched) = (BTreeMap::new(), BTreeMap::new());
@@ -221,6 +244,15 @@ async fn windowed_sum_drops_late_records_and_enrichment_joins_a_table() {
     assert_eq!(sums, expected_sums);
     assert_eq!(enriched, expected_enriched);
     assert_eq!(windowed.metric("kafka_streams_stream_task_metrics_dropped_records_total"), 1.0);
+    wait_for("the three windows past retention purged", Duration::from_secs(10), || {
+        (windowed.metric("kmon_streams_expired_windows_total") == 3.0).then_some(())
+    });
+    // The windowed changelog also ages out (a day past the retention),
+    // as Kafka Streams' windowed changelogs do.
+    let configs = admin.describe_topic("ws-window-sums-changelog").await.unwrap().configs;
+    let config = |key: &str| configs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    assert_eq!(config("cleanup.policy"), Some("compact,delete"), "{configs:?}");
+    assert_eq!(config("retention.ms"), Some("86430000"), "{configs:?}");
     assert_eq!(enrich.metric("kmon_streams_state_restored_records_total"), 2.0, "the users table, read at assignment");
 }
 

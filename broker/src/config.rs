@@ -392,6 +392,16 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
 ];
 
 impl LogConfig {
+    /// Whether the log cleaner keeps only the latest record per key.
+    pub fn compacts(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p == "compact")
+    }
+
+    /// Whether segments past `retention.ms` / `retention.bytes` are dropped.
+    pub fn deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p == "delete")
+    }
+
     /// Applies topic overrides (Kafka names) on top of `self`, rejecting
     /// unknown keys and bad values.
     pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig> {
@@ -409,12 +419,16 @@ impl LogConfig {
         let int = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
         match key {
             "cleanup.policy" => {
-                // `compact` is accepted for the internal offsets topic; until
-                // the log cleaner lands such logs are kept whole.
-                if value != "delete" && value != "compact" {
-                    return Err(invalid("must be 'delete' or 'compact'"));
+                // A list, as Kafka's: `compact,delete` both compacts and
+                // drops segments past retention (Kafka Streams' windowed
+                // changelogs). Kept in one spelling.
+                let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
+                policies.sort_unstable();
+                policies.dedup();
+                if policies.is_empty() || policies.iter().any(|p| *p != "delete" && *p != "compact") {
+                    return Err(invalid("must be 'delete', 'compact' or 'compact,delete'"));
                 }
-                self.cleanup_policy = value.into();
+                self.cleanup_policy = policies.join(",");
             }
             "max.message.bytes" => {
                 self.max_message_bytes = u32::try_from(int()?).map_err(|_| invalid("must be between 0 and 2^32-1"))?
@@ -531,5 +545,20 @@ mod tests {
         o.clear();
         o.insert("segment.bytes".to_string(), "4096".to_string());
         assert_eq!(base.with_overrides(&o).unwrap().segment_bytes, 4096);
+    }
+
+    #[test]
+    fn cleanup_policy_is_a_list_of_compact_and_delete() {
+        let base = BrokerConfig::default().default_log_config();
+        let with =
+            |policy: &str| base.with_overrides(&BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]));
+        let both = with("delete, compact").unwrap();
+        assert_eq!(both.cleanup_policy, "compact,delete");
+        assert!(both.compacts() && both.deletes());
+        let compact = with("compact").unwrap();
+        assert!(compact.compacts() && !compact.deletes());
+        assert!(base.deletes() && !base.compacts());
+        let err = with("compact,forever").unwrap_err().to_string();
+        assert!(err.contains("cleanup.policy=compact,forever") && err.contains("'compact,delete'"), "{err}");
     }
 }

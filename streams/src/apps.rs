@@ -2,8 +2,6 @@
 //! enrichment join. `examples/`, `kmon streams` and `kmon bench streams`
 //! run them.
 
-use std::time::Duration;
-
 use crate::serde::{StringSerde, U64Serde};
 use crate::topology::StreamsBuilder;
 use crate::window::TimeWindows;
@@ -27,21 +25,14 @@ pub fn word_count(builder: &StreamsBuilder, input: &str, output: &str) {
 }
 
 /// Keyed records of `input` whose value is an unsigned number → sum per
-/// key and window (`window`, hopping by `advance`, with `grace`) on record
-/// time → `output` keyed `key@window_start_ms`.
-pub fn windowed_sum(
-    builder: &StreamsBuilder,
-    input: &str,
-    output: &str,
-    window: Duration,
-    advance: Duration,
-    grace: Duration,
-) {
+/// key and window (`windows`: size, hop, grace, retention) on record time
+/// → `output` keyed `key@window_start_ms`.
+pub fn windowed_sum(builder: &StreamsBuilder, input: &str, output: &str, windows: TimeWindows) {
     builder
         .stream(input, StringSerde, StringSerde)
         .map_values(|v: String| v.trim().parse::<u64>().unwrap_or(0))
         .group_by_key(StringSerde, U64Serde)
-        .windowed_by(TimeWindows::hopping(window, advance).grace(grace))
+        .windowed_by(windows)
         .aggregate("window-sums", || 0u64, |_, v, sum| sum + v, U64Serde)
         .to_stream()
         .map(|w, sum| (format!("{}@{}", w.key, w.start_ms), sum))

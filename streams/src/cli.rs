@@ -9,6 +9,7 @@ use kmon_client::{Admin, Producer, ProducerConfig};
 use crate::apps;
 use crate::runtime::{KafkaStreams, StreamsConfig};
 use crate::topology::StreamsBuilder;
+use crate::window::TimeWindows;
 
 /// The line printed on standard output once the instance runs:
 /// `kmon streams ready metrics=ADDRESS` (`metrics=-` without an endpoint).
@@ -58,6 +59,10 @@ pub enum App {
         /// Records later than window end + grace are dropped (and counted).
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// How long after its start a window is kept in the store (default
+        /// one day, at least window + grace).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        retention: Option<Duration>,
     },
     /// Events of --input keyed by user, joined with the user's latest
     /// profile in --table → --output `event|profile` (`event|unknown`).
@@ -84,8 +89,9 @@ pub async fn run(bootstrap: &str, args: StreamsArgs) -> anyhow::Result<()> {
     let builder = StreamsBuilder::new(args.application_id.clone());
     match &args.app {
         App::WordCount { input, output } => apps::word_count(&builder, input, output),
-        App::WindowedSum { input, output, window, advance, grace } => {
-            apps::windowed_sum(&builder, input, output, *window, advance.unwrap_or(*window), *grace)
+        App::WindowedSum { input, output, window, advance, grace, retention } => {
+            let windows = TimeWindows::hopping(*window, advance.unwrap_or(*window)).grace(*grace);
+            apps::windowed_sum(&builder, input, output, retention.map_or(windows, |r| windows.retention(r)))
         }
         App::Enrich { input, table, output } => apps::enrich(&builder, input, table, output),
         App::Bench { records, partitions } => return bench(bootstrap, &args, *records, *partitions).await,

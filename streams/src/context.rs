@@ -23,6 +23,8 @@ pub(crate) struct Counts {
     pub(crate) late: u64,
     pub(crate) unreadable: u64,
     pub(crate) duplicates: u64,
+    /// Windows purged from their store past retention.
+    pub(crate) expired_windows: u64,
 }
 
 pub(crate) struct Ctx {

@@ -42,6 +42,7 @@ pub struct StreamsMetrics {
     pub(crate) process_rate: Gauge<f64, AtomicU64>,
     pub(crate) dropped: Family<ReasonLabels, Counter>,
     pub(crate) duplicates_skipped: Counter,
+    pub(crate) expired_windows: Counter,
     pub(crate) records_lag: Family<PartitionLabels, Gauge>,
     pub(crate) restore_seconds: Family<StoreLabels, Gauge<f64, AtomicU64>>,
     pub(crate) restored_records: Counter,
@@ -64,6 +65,7 @@ impl StreamsMetrics {
             process_rate: Gauge::default(),
             dropped: Family::default(),
             duplicates_skipped: Counter::default(),
+            expired_windows: Counter::default(),
             records_lag: Family::default(),
             restore_seconds: Family::default(),
             restored_records: Counter::default(),
@@ -89,6 +91,11 @@ impl StreamsMetrics {
             "kmon_streams_duplicates_skipped",
             "Reprocessed records whose update was already in the state (see the at-least-once notes)",
             m.duplicates_skipped.clone(),
+        );
+        registry.register(
+            "kmon_streams_expired_windows",
+            "Windows purged from their store once stream time passed their start + retention",
+            m.expired_windows.clone(),
         );
         registry.register(
             "kafka_consumer_consumer_fetch_manager_metrics_records_lag",

@@ -32,6 +32,10 @@ use crate::metrics::{PartitionLabels, ReasonLabels, StoreLabels, StreamsMetrics}
 use crate::store::Origin;
 use crate::topology::{SourceKind, StreamsBuilder, Topology};
 
+/// How much longer than its store's retention a windowed changelog keeps
+/// records (Kafka's `windowstore.changelog.additional.retention.ms`).
+const CHANGELOG_EXTRA_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// How an application instance runs.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -187,8 +191,20 @@ impl KafkaStreams {
         for store in &self.topology.stores {
             if let Some(changelog) = &store.changelog {
                 let n = counts[&store.task_topic];
-                let compact = vec![("cleanup.policy".to_string(), "compact".to_string())];
-                self.create_internal(admin, changelog, n, compact).await?;
+                let configs = match store.windows {
+                    None => vec![("cleanup.policy".to_string(), "compact".to_string())],
+                    // Kafka Streams' windowed changelogs: compacted, and
+                    // aged out a day after the store's retention
+                    // (windowstore.changelog.additional.retention.ms).
+                    Some(windows) => vec![
+                        ("cleanup.policy".to_string(), "compact,delete".to_string()),
+                        (
+                            "retention.ms".to_string(),
+                            (windows.retention_ms() + CHANGELOG_EXTRA_RETENTION_MS).to_string(),
+                        ),
+                    ],
+                };
+                self.create_internal(admin, changelog, n, configs).await?;
                 counts.insert(changelog.clone(), n);
             }
         }
@@ -334,6 +350,11 @@ impl Running<'_> {
                 .filter_map(|k| crate::window::split_window_key(k).map(|(_, s)| s))
                 .max()
                 .unwrap_or(i64::MIN);
+            // Windows the previous owner purged may still be in the
+            // changelog until it ages out.
+            if let Some(windows) = self.topology.stores.iter().find(|s| s.name == *name).and_then(|s| s.windows) {
+                store.purge_expired(&windows);
+            }
         }
         let elapsed = started.elapsed();
         tracing::info!(store = %name, partition, records = read, entries = store.len(), elapsed_ms = elapsed.as_millis() as u64, "store restored");
@@ -382,6 +403,7 @@ impl Running<'_> {
         self.metrics.dropped.get_or_create(&ReasonLabels { reason: "late" }).inc_by(counts.late);
         self.metrics.dropped.get_or_create(&ReasonLabels { reason: "unreadable" }).inc_by(counts.unreadable);
         self.metrics.duplicates_skipped.inc_by(counts.duplicates);
+        self.metrics.expired_windows.inc_by(counts.expired_windows);
         Ok(())
     }
 

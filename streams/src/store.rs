@@ -24,6 +24,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::window::{TimeWindows, split_window_key};
+
 /// Where a record came from: the input partition it was first read from
 /// (before any repartition), its offset there, and its place among the
 /// records derived from that input record (deterministic, as processing
@@ -185,6 +187,20 @@ impl Store {
     pub(crate) fn restore(&mut self, key: Vec<u8>, changelog_value: &[u8]) -> Result<(), String> {
         self.entries.insert(key, StoredValue::decode(changelog_value)?);
         Ok(())
+    }
+
+    /// Drops the windows (windowed keys) past their retention at the
+    /// current stream time; returns how many. Run after the dirty entries
+    /// were flushed, so a window's last update still reaches the changelog
+    /// and downstream.
+    pub(crate) fn purge_expired(&mut self, windows: &TimeWindows) -> usize {
+        let stream_time = self.stream_time;
+        let before = self.entries.len();
+        self.entries
+            .retain(|key, _| split_window_key(key).is_none_or(|(_, start)| !windows.is_expired(start, stream_time)));
+        let entries = &self.entries;
+        self.dirty.retain(|key| entries.contains_key(key));
+        before - self.entries.len()
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {

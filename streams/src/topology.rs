@@ -62,6 +62,9 @@ pub(crate) struct StoreSpec {
     /// `None` for a table store: restored from its own topic.
     pub(crate) changelog: Option<Arc<str>>,
     pub(crate) forward: Option<Forward>,
+    /// A windowed store's windows: expired ones are purged at commit, and
+    /// its changelog also deletes by age (`compact,delete`).
+    pub(crate) windows: Option<TimeWindows>,
 }
 
 /// What [`StreamsBuilder`] builds; the runtime runs it.
@@ -140,6 +143,9 @@ impl Topology {
                     origin: None,
                 });
             }
+            if let (Some(windows), Some(store)) = (spec.windows, ctx.stores.get_mut(&(name.clone(), partition))) {
+                ctx.counts.expired_windows += store.purge_expired(&windows) as u64;
+            }
         }
     }
 
@@ -204,7 +210,13 @@ impl StreamsBuilder {
         let topic: Arc<str> = topic.into();
         let store: Arc<str> = format!("{topic}-table").into();
         let mut inner = self.lock();
-        inner.add_store(StoreSpec { name: store.clone(), task_topic: topic.clone(), changelog: None, forward: None });
+        inner.add_store(StoreSpec {
+            name: store.clone(),
+            task_topic: topic.clone(),
+            changelog: None,
+            forward: None,
+            windows: None,
+        });
         let table_store = store.clone();
         inner.source_mut(&topic, SourceKind::Table { store: store.clone() }).processors.push(Box::new(
             move |record: &ConsumerRecord, ctx: &mut Ctx| {
@@ -542,6 +554,7 @@ impl<K: Send + 'static, V: Clone + Send + 'static> KGroupedStream<K, V> {
             task_topic: stream.topic.clone(),
             changelog: Some(format!("{application_id}-{store}-changelog").into()),
             forward: Some(forward),
+            windows,
         });
 
         let task_topic = stream.topic.clone();
@@ -853,7 +866,7 @@ mod tests {
     fn tumbling_windows_with_grace_drop_late_records() {
         let builder = StreamsBuilder::new("app");
         let s = Duration::from_secs(1);
-        apps::windowed_sum(&builder, "in", "out", 10 * s, 10 * s, 2 * s);
+        apps::windowed_sum(&builder, "in", "out", TimeWindows::tumbling(10 * s).grace(2 * s));
         let mut driver = Driver::new(&builder);
         for (ts, value) in [(1_000, "1"), (5_000, "2"), (11_000, "4"), (3_000, "8"), (12_000, "16"), (4_000, "32")] {
             driver.send("in", 0, ts, "k", value);
@@ -865,10 +878,47 @@ mod tests {
     }
 
     #[test]
+    fn windows_past_retention_are_purged_once_their_last_update_is_flushed() {
+        let builder = StreamsBuilder::new("app");
+        let s = Duration::from_secs(1);
+        builder
+            .stream("in", StringSerde, StringSerde)
+            .map_values(|v: String| v.parse::<u64>().unwrap())
+            .group_by_key(StringSerde, U64Serde)
+            .windowed_by(TimeWindows::tumbling(10 * s).retention(30 * s))
+            .aggregate("sums", || 0u64, |_, v, sum| sum + v, U64Serde)
+            .to_stream()
+            .map(|w, sum| (format!("{}@{}", w.key, w.start_ms), sum))
+            .to("out", StringSerde, U64Serde);
+        let mut driver = Driver::new(&builder);
+        let stored = |d: &Driver| d.ctx.stores.get(&(Arc::from("sums"), 0)).map_or(0, |s| s.len());
+        driver.send("in", 0, 1_000, "k", "1");
+        driver.send("in", 0, 15_000, "k", "2");
+        driver.commit();
+        assert_eq!(stored(&driver), 2);
+        // Stream time 35 s: the window at 0 s is past 0 + 30 s, the one at
+        // 10 s is not. The update at 35 s and the 0 s window's last value
+        // are flushed first.
+        driver.send("in", 0, 35_000, "k", "4");
+        driver.send("in", 0, 9_000, "k", "100");
+        driver.commit();
+        assert_eq!(stored(&driver), 2, "windows at 10 s and 30 s");
+        assert_eq!(driver.ctx.counts.expired_windows, 1);
+        assert_eq!(driver.ctx.counts.late, 1, "the record for the closed 0 s window");
+        assert_eq!(driver.output_u64("out", "k@0"), Some(1));
+        assert_eq!(driver.output_u64("out", "k@30000"), Some(4));
+        // A record for the purged window does not bring it back.
+        driver.send("in", 0, 2_000, "k", "8");
+        driver.commit();
+        assert_eq!((stored(&driver), driver.ctx.counts.late), (2, 2));
+        assert_eq!(driver.output_u64("out", "k@0"), Some(1));
+    }
+
+    #[test]
     fn hopping_windows_count_a_record_in_each_window() {
         let builder = StreamsBuilder::new("app");
         let s = Duration::from_secs(1);
-        apps::windowed_sum(&builder, "in", "out", 10 * s, 5 * s, Duration::ZERO);
+        apps::windowed_sum(&builder, "in", "out", TimeWindows::hopping(10 * s, 5 * s));
         let mut driver = Driver::new(&builder);
         driver.send("in", 0, 7_000, "k", "1");
         driver.send("in", 0, 12_000, "k", "10");

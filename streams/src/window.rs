@@ -5,7 +5,10 @@
 //! (tumbling: `advance == size`). A record updates every window holding
 //! its timestamp unless that window is closed: `end + grace <=` stream
 //! time (the largest timestamp its task has seen, this record included).
-//! Updates of closed windows are dropped and counted.
+//! Updates of closed windows are dropped and counted. A window stays in its
+//! store until stream time passes its start + retention (default one day,
+//! at least size + grace, as Kafka Streams' windowed stores), then it is
+//! purged at the next commit.
 
 use std::time::Duration;
 
@@ -17,18 +20,28 @@ pub struct TimeWindows {
     pub size_ms: i64,
     pub advance_ms: i64,
     pub grace_ms: i64,
+    /// `None`: [`DEFAULT_RETENTION_MS`], or size + grace if longer.
+    pub retention_ms: Option<i64>,
 }
+
+/// Kafka Streams' default retention of a windowed store: one day.
+pub const DEFAULT_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 impl TimeWindows {
     /// Tumbling windows of `size`, no grace.
     pub fn tumbling(size: Duration) -> TimeWindows {
         let size_ms = size.as_millis() as i64;
-        TimeWindows { size_ms, advance_ms: size_ms, grace_ms: 0 }
+        TimeWindows { size_ms, advance_ms: size_ms, grace_ms: 0, retention_ms: None }
     }
 
     /// Hopping windows: a window of `size` starting every `advance`.
     pub fn hopping(size: Duration, advance: Duration) -> TimeWindows {
-        TimeWindows { size_ms: size.as_millis() as i64, advance_ms: advance.as_millis() as i64, grace_ms: 0 }
+        TimeWindows {
+            size_ms: size.as_millis() as i64,
+            advance_ms: advance.as_millis() as i64,
+            grace_ms: 0,
+            retention_ms: None,
+        }
     }
 
     /// How long after a window's end its late records are still taken.
@@ -36,11 +49,29 @@ impl TimeWindows {
         TimeWindows { grace_ms: grace.as_millis() as i64, ..self }
     }
 
+    /// How long after its start a window is kept in the store (at least
+    /// size + grace: a window must not be purged while it takes records).
+    pub fn retention(self, retention: Duration) -> TimeWindows {
+        TimeWindows { retention_ms: Some(retention.as_millis() as i64), ..self }
+    }
+
+    /// The retention in effect (see [`TimeWindows::retention`]).
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_ms.unwrap_or(DEFAULT_RETENTION_MS.max(self.size_ms + self.grace_ms))
+    }
+
     pub(crate) fn validate(&self) -> Result<(), StreamsError> {
         if self.size_ms <= 0 || self.advance_ms <= 0 || self.advance_ms > self.size_ms || self.grace_ms < 0 {
             return Err(StreamsError::Topology(format!(
                 "windows need 0 < advance <= size and grace >= 0 (size {} ms, advance {} ms, grace {} ms)",
                 self.size_ms, self.advance_ms, self.grace_ms
+            )));
+        }
+        if self.retention_ms() < self.size_ms + self.grace_ms {
+            return Err(StreamsError::Topology(format!(
+                "window retention ({} ms) must be at least size + grace ({} ms)",
+                self.retention_ms(),
+                self.size_ms + self.grace_ms
             )));
         }
         Ok(())
@@ -62,6 +93,12 @@ impl TimeWindows {
     /// Whether the window starting at `start_ms` no longer takes records.
     pub fn is_closed(&self, start_ms: i64, stream_time_ms: i64) -> bool {
         start_ms + self.size_ms + self.grace_ms <= stream_time_ms
+    }
+
+    /// Whether the window starting at `start_ms` is past its retention
+    /// (closed too, as retention >= size + grace).
+    pub fn is_expired(&self, start_ms: i64, stream_time_ms: i64) -> bool {
+        start_ms.saturating_add(self.retention_ms()) <= stream_time_ms
     }
 }
 
@@ -144,6 +181,20 @@ mod tests {
         assert!(TimeWindows::hopping(S, 2 * S).validate().unwrap_err().to_string().contains("advance <= size"));
         assert!(TimeWindows::tumbling(Duration::ZERO).validate().is_err());
         assert!(TimeWindows::tumbling(S).grace(S).validate().is_ok());
+        let short = TimeWindows::tumbling(10 * S).grace(2 * S).retention(11 * S);
+        assert!(short.validate().unwrap_err().to_string().contains("at least size + grace (12000 ms)"));
+    }
+
+    #[test]
+    fn a_window_expires_a_retention_after_its_start() {
+        let w = TimeWindows::tumbling(10 * S);
+        assert_eq!(w.retention_ms(), DEFAULT_RETENTION_MS);
+        assert!(!w.is_expired(0, DEFAULT_RETENTION_MS - 1));
+        assert!(w.is_expired(0, DEFAULT_RETENTION_MS));
+        let long = TimeWindows::tumbling(Duration::from_secs(2 * 86_400));
+        assert_eq!(long.retention_ms(), 2 * DEFAULT_RETENTION_MS, "at least size + grace");
+        let custom = TimeWindows::tumbling(10 * S).grace(2 * S).retention(60 * S);
+        assert!(!custom.is_expired(0, 59_999) && custom.is_expired(0, 60_000));
     }
 
     #[test]

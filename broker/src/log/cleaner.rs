@@ -39,7 +39,7 @@ fn decode_all(bytes: &Bytes) -> Result<Vec<kafka_protocol::records::Record>> {
 /// Cleans `log` if it is compacted and dirty enough. `now_ms` decides
 /// which tombstones have outlived `delete_retention_ms`.
 pub fn clean(log: &PartitionLog, now_ms: i64, delete_retention_ms: i64) -> Result<Option<CleanStats>> {
-    if log.config().cleanup_policy != "compact" {
+    if !log.config().compacts() {
         return Ok(None);
     }
     let sealed = log.sealed_segments();

@@ -820,8 +820,8 @@ impl PartitionLog {
             let mut doomed = Vec::new();
             let count = state.segments.len();
             for segment in state.segments.values().take(count - 1) {
-                // Compacted logs keep their latest records whatever their age.
-                let deletes = config.cleanup_policy != "compact";
+                // Compact-only logs keep their latest records whatever their age.
+                let deletes = config.deletes();
                 let expired = deletes
                     && config.retention_ms > 0
                     && segment.max_timestamp() >= 0
@@ -1077,6 +1077,26 @@ mod tests {
         log.apply_retention(now_ms()).unwrap();
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.log_end_offset(), 300, "retention never moves the end");
+    }
+
+    /// `compact` alone keeps old segments (their latest values are the
+    /// table); `compact,delete` (windowed changelogs) also ages them out.
+    #[test]
+    fn only_a_deleting_cleanup_policy_ages_out_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config(2048)).unwrap();
+        append_n(&log, 60, 5, now_ms() - 10_000);
+        let before = log.segment_count();
+        let mut c = (*log.config()).clone();
+        c.retention_ms = 5_000;
+        c.cleanup_policy = "compact".into();
+        log.set_config(Arc::new(c.clone()));
+        assert_eq!(log.apply_retention(now_ms()).unwrap(), 0);
+        assert_eq!(log.segment_count(), before);
+        c.cleanup_policy = "compact,delete".into();
+        log.set_config(Arc::new(c));
+        assert_eq!(log.apply_retention(now_ms()).unwrap(), before - 1);
+        assert_eq!(log.segment_count(), 1);
     }
 
     /// Chaos harness, issue 16: a produce accepted at epoch 5 that reached
