@@ -45,8 +45,8 @@ fn produce(bootstrap: &str, topic: &str, config: &[String], count: u32, deadline
 }
 
 /// As `user`, with confluent-kafka's AdminClient: describe the group
-/// `group`, list groups, describe topic `topic`'s configs;
-/// one line each, `ok ...` or `error CODE`.
+/// `group`, list groups, describe topic `topic`'s configs, describe the
+/// cluster (its broker count); one line each, `ok ...` or `error CODE`.
 fn admin_as(bootstrap: &str, user: &str, password: &str, group: &str, topic: &str) -> String {
     let program = r#"
 import sys
@@ -64,6 +64,21 @@ show("describe-group", lambda: admin.describe_consumer_groups([group])[group].re
 show("list-groups", lambda: sorted(g.group_id for g in admin.list_consumer_groups().result(timeout=20).valid))
 resource = ConfigResource(ResourceType.TOPIC, topic)
 show("describe-configs", lambda: len(admin.describe_configs([resource])[resource].result(timeout=20)))
+# librdkafka describes the cluster with Metadata; kafka-python sends
+# DescribeCluster itself.
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+def brokers():
+    kp = KafkaAdminClient(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+                          sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=user, sasl_plain_password=password)
+    try:
+        return len(kp.describe_cluster()["brokers"])
+    finally:
+        kp.close()
+try:
+    print("ok describe-cluster", brokers())
+except KafkaError as e:
+    print("error describe-cluster", type(e).__name__)
 "#;
     let out = Command::new(kafka_clients_python())
         .args(["-c", program, bootstrap, user, password, group, topic])
@@ -130,6 +145,7 @@ fn scram_users_produce_and_consume_and_everyone_else_is_refused() {
         "",
     );
     kmon_ok(&b, &["acl", "add", "--allow-principal", "User:bob", "--operation", "Describe", "--topic", "*"], "");
+    kmon_ok(&b, &["acl", "add", "--allow-principal", "User:bob", "--operation", "Describe", "--cluster"], "");
 
     let alice = scram("alice", "alice-Secret-1");
     let out = produce(&broker.kafka, "open", &alice, 5, 30);
@@ -167,6 +183,9 @@ fn scram_users_produce_and_consume_and_everyone_else_is_refused() {
     assert!(bob_admin.contains("error describe-group GROUP_AUTHORIZATION_FAILED"), "{bob_admin}");
     assert!(bob_admin.contains("ok list-groups []"), "{bob_admin}");
     assert!(bob_admin.contains("ok describe-configs"), "Describe on every topic: {bob_admin}");
+    // DescribeCluster needs Describe on the cluster: bob has it, alice not.
+    assert!(bob_admin.contains("ok describe-cluster 1"), "{bob_admin}");
+    assert!(alice_admin.contains("error describe-cluster ClusterAuthorizationFailedError"), "{alice_admin}");
 
     // A wrong password, an unknown user and plain text: no record in, the
     // failures counted.
