@@ -1,6 +1,7 @@
 //! kmon's client library, used by the `kmon` CLI and the integration tests.
 //!
-//! - [`connection`]: opens tonic channels; a pool keeps one per broker.
+//! - [`connection`]: opens tonic channels; a pool keeps one per broker;
+//!   [`Security`] (TLS, SCRAM credentials) per client or for the process.
 //! - `router`: which broker gets a request (any broker for admin and
 //!   metadata, the partition leader for produce/fetch/offsets), over a
 //!   `metadata` cache of brokers and partition leaders; `retry` is the
