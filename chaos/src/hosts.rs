@@ -127,6 +127,12 @@ impl Hosts {
                 None => command.env_remove(name),
             };
         }
+        // Every applied metadata command (fences, registrations, ISR
+        // changes, elections) in the broker logs, so a red run's leader
+        // changes can be read back; RUST_LOG set by the caller wins.
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info,kmon_broker::controller::store=debug");
+        }
         command.args(kmon_cluster::member_args(&self.layout.controller_voters, &broker));
         command.arg("--config").arg(&self.config);
         let (child, rx) = kmon_cluster::start_child(command, stderr, kmon_cluster::process::READY_PREFIX)

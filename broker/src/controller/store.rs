@@ -567,7 +567,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Blank => Ok(CommandOutcome::Done),
                 EntryPayload::Normal(command) => {
                     let mut elections = LeaderElections::default();
+                    // Chaos runs log each partition change (leader, epoch,
+                    // ISR) to read a red run's elections back.
+                    let before = tracing::enabled!(tracing::Level::DEBUG).then(|| partition_heads(&data.state));
                     let result = data.state.apply_counting(&command, &mut elections);
+                    if let Some(before) = before {
+                        for (partition, head) in partition_heads(&data.state) {
+                            if before.get(&partition) != Some(&head) {
+                                let (leader, leader_epoch, isr) = head;
+                                tracing::debug!(index = entry.log_id.index, %partition, leader, leader_epoch, ?isr, "partition changed");
+                            }
+                        }
+                    }
                     if let Some(decided) = self.shared.decided.get() {
                         decided.note(&entry.log_id, elections);
                     }
@@ -646,6 +657,21 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Leader, leader epoch and ISR of every partition, by `topic-partition`.
+fn partition_heads(state: &ClusterState) -> BTreeMap<String, (i32, i32, Vec<i32>)> {
+    state
+        .topics
+        .iter()
+        .flat_map(|(name, topic)| {
+            topic
+                .partitions
+                .iter()
+                .enumerate()
+                .map(move |(i, p)| (format!("{name}-{i}"), (p.leader, p.leader_epoch, p.isr.clone())))
+        })
+        .collect()
 }
 
 #[cfg(test)]
