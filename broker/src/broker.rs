@@ -163,12 +163,14 @@ impl Broker {
     ) -> Result<TopicView> {
         let (partitions, replication_factor) =
             self.check_create_topic(name, partitions, replication_factor, &configs)?;
+        let min_insync_replicas = self.default_log_config.with_overrides(&configs)?.min_insync_replicas;
         let command = MetadataCommand::CreateTopic {
             name: name.into(),
             partitions,
             replication_factor,
             configs,
             topic_id: new_topic_id(),
+            min_insync_replicas,
         };
         let outcome = self.propose(command).await?;
         let placement_note = match outcome {

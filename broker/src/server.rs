@@ -97,6 +97,12 @@ pub async fn run_with(
         .await
         .expect("recovery task panicked")?;
     let logs = Arc::new(logs);
+    // Recovery cut a torn tail: records this broker had may be gone, so it
+    // registers as shut down uncleanly (see `BrokerRecord::unclean_shutdown`).
+    let unclean_shutdown = logs.recovery_cut_bytes() > 0;
+    if unclean_shutdown {
+        tracing::warn!(cut_bytes = logs.recovery_cut_bytes(), "unclean shutdown: recovery cut log tails");
+    }
     tracing::info!(partitions = logs.all().len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
 
     // 2. Join the metadata quorum (alone, when no voters are configured).
@@ -202,6 +208,7 @@ pub async fn run_with(
         update_domain: config.update_domain.clone(),
         fenced: false,
         incarnation: replicas.incarnation,
+        unclean_shutdown,
     };
     if lifecycle::register(&controller, record, &shutdown).await {
         tasks.spawn(lifecycle::heartbeat_loop(

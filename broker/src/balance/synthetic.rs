@@ -66,6 +66,7 @@ pub fn skewed_cluster(brokers: u32, partitions: u32, layout: Layout, seed: u64) 
                 replication_factor: REPLICATION_FACTOR.min(old_brokers as u32),
                 configs: BTreeMap::new(),
                 topic_id: topic as u64 + 1,
+                min_insync_replicas: 0,
             })
             .expect("creating a topic");
         // Log-uniform between 16 MiB and 16 GiB: 2^(24..34).

@@ -574,8 +574,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     if let Some(before) = before {
                         for (partition, head) in partition_heads(&data.state) {
                             if before.get(&partition) != Some(&head) {
-                                let (leader, leader_epoch, isr) = head;
-                                tracing::debug!(index = entry.log_id.index, %partition, leader, leader_epoch, ?isr, "partition changed");
+                                let (leader, leader_epoch, isr, elr) = head;
+                                tracing::debug!(index = entry.log_id.index, %partition, leader, leader_epoch, ?isr, ?elr, "partition changed");
                             }
                         }
                     }
@@ -659,8 +659,10 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Leader, leader epoch and ISR of every partition, by `topic-partition`.
-fn partition_heads(state: &ClusterState) -> BTreeMap<String, (i32, i32, Vec<i32>)> {
+/// Leader, leader epoch, ISR and ELR of every partition, by `topic-partition`.
+type PartitionHead = (i32, i32, Vec<i32>, Vec<i32>);
+
+fn partition_heads(state: &ClusterState) -> BTreeMap<String, PartitionHead> {
     state
         .topics
         .iter()
@@ -669,7 +671,7 @@ fn partition_heads(state: &ClusterState) -> BTreeMap<String, (i32, i32, Vec<i32>
                 .partitions
                 .iter()
                 .enumerate()
-                .map(move |(i, p)| (format!("{name}-{i}"), (p.leader, p.leader_epoch, p.isr.clone())))
+                .map(move |(i, p)| (format!("{name}-{i}"), (p.leader, p.leader_epoch, p.isr.clone(), p.elr.clone())))
         })
         .collect()
 }

@@ -118,6 +118,7 @@ fn create_topic(name: &str, rf: u32) -> MetadataCommand {
         replication_factor: rf,
         configs: BTreeMap::new(),
         topic_id: 1,
+        min_insync_replicas: 0,
     }
 }
 

@@ -210,6 +210,7 @@ impl GroupCoordinator {
             replication_factor: rf,
             configs,
             topic_id: crate::broker::new_topic_id(),
+            min_insync_replicas: rf.min(2),
         };
         match self.controller.write(command).await {
             Ok(Ok(_)) | Ok(Err(MetadataError::TopicAlreadyExists(_))) => {

@@ -25,6 +25,9 @@ pub struct LogManager {
     /// does not stop using such a directory: the failed request fails, the
     /// error is logged, and the directory is counted here until restart.
     failed_dirs: Mutex<BTreeSet<PathBuf>>,
+    /// Bytes of torn or corrupt tails that recovery cut off at start-up:
+    /// non-zero means this start lost records the last one had.
+    recovery_cut_bytes: u64,
 }
 
 /// `<topic>-<partition>` → (topic, partition); other names are not logs.
@@ -63,7 +66,7 @@ impl LogManager {
                 }
             }
         }
-        let results: Vec<Result<Option<(PartitionKey, PartitionLog)>>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Option<(PartitionKey, PartitionLog, u64)>>> = std::thread::scope(|scope| {
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
             let chunks: Vec<Vec<(PartitionKey, PathBuf)>> =
                 (0..workers).map(|w| found.iter().skip(w).step_by(workers).cloned().collect()).collect();
@@ -87,7 +90,7 @@ impl LogManager {
                                         "cut a torn or corrupt tail off the log"
                                     );
                                 }
-                                Ok(Some(((topic, partition), log)))
+                                Ok(Some(((topic, partition), log, truncated)))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -96,12 +99,25 @@ impl LogManager {
             handles.into_iter().flat_map(|h| h.join().expect("recovery thread")).collect()
         });
         let mut logs = HashMap::new();
+        let mut recovery_cut_bytes = 0;
         for result in results {
-            if let Some((key, log)) = result? {
+            if let Some((key, log, truncated)) = result? {
                 logs.insert(key, Arc::new(log));
+                recovery_cut_bytes += truncated;
             }
         }
-        Ok(LogManager { data_dirs: data_dirs.to_vec(), logs: RwLock::new(logs), failed_dirs: Mutex::default() })
+        Ok(LogManager {
+            data_dirs: data_dirs.to_vec(),
+            logs: RwLock::new(logs),
+            failed_dirs: Mutex::default(),
+            recovery_cut_bytes,
+        })
+    }
+
+    /// Bytes recovery cut off torn or corrupt log tails when this process
+    /// opened its logs (the broker then registers as shut down uncleanly).
+    pub fn recovery_cut_bytes(&self) -> u64 {
+        self.recovery_cut_bytes
     }
 
     pub fn get(&self, topic: &str, partition: u32) -> Option<Arc<PartitionLog>> {

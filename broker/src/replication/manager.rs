@@ -691,9 +691,15 @@ mod tests {
             isr: vec![1],
             partition_epoch: 0,
             reassignment: None,
+            elr: Vec::new(),
         };
-        let topic =
-            TopicRecord { topic_id, replication_factor: 1, configs: BTreeMap::new(), partitions: vec![partition] };
+        let topic = TopicRecord {
+            topic_id,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            partitions: vec![partition],
+            min_insync_replicas: 0,
+        };
         state.topics.insert("t".into(), topic);
         state
     }

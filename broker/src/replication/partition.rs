@@ -367,6 +367,7 @@ mod tests {
             isr,
             partition_epoch: leader_epoch,
             reassignment: None,
+            elr: Vec::new(),
         }
     }
 
@@ -419,6 +420,7 @@ mod tests {
             isr: vec![1, 2],
             partition_epoch,
             reassignment: None,
+            elr: Vec::new(),
         };
         hosted.apply_leader(1, &out_of_sync(1));
         for _ in 0..4 {
@@ -468,6 +470,7 @@ mod tests {
             isr: vec![1, 2],
             partition_epoch: 7,
             reassignment: None,
+            elr: Vec::new(),
         };
         hosted.apply_leader(1, &record);
         log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 4).unwrap();

@@ -57,6 +57,9 @@ impl ClusterState {
                     self.on_fenced(id, elections);
                 }
                 self.brokers.insert(id, BrokerRecord { fenced: false, ..record.clone() });
+                if restarted && record.unclean_shutdown {
+                    self.on_unclean_restart(id, elections);
+                }
                 self.on_unfenced(id, elections);
                 Ok(CommandOutcome::Done)
             }
@@ -72,7 +75,14 @@ impl ClusterState {
                 self.on_unfenced(*id, elections);
                 Ok(CommandOutcome::Done)
             }
-            MetadataCommand::CreateTopic { name, partitions, replication_factor, configs, topic_id } => {
+            MetadataCommand::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+                topic_id,
+                min_insync_replicas,
+            } => {
                 if self.topics.contains_key(name) {
                     return Err(MetadataError::TopicAlreadyExists(name.clone()));
                 }
@@ -89,6 +99,7 @@ impl ClusterState {
                         replicas,
                         partition_epoch: 0,
                         reassignment: None,
+                        elr: Vec::new(),
                     })
                     .collect();
                 self.topics.insert(
@@ -98,6 +109,7 @@ impl ClusterState {
                         replication_factor: *replication_factor,
                         configs: configs.clone(),
                         partitions,
+                        min_insync_replicas: *min_insync_replicas,
                     },
                 );
                 Ok(CommandOutcome::TopicCreated { placement_note })
@@ -109,6 +121,7 @@ impl ClusterState {
             MetadataCommand::AlterIsr { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
                 let alive = self.alive();
                 let t = self.topics.get_mut(topic).ok_or_else(|| MetadataError::UnknownTopic(topic.clone()))?;
+                let min_isr = t.min_isr();
                 let p = t
                     .partitions
                     .get_mut(*partition as usize)
@@ -140,7 +153,7 @@ impl ClusterState {
                 }
                 // Keep replica order, drop duplicates.
                 let preferred_was_out = !p.isr.contains(&p.replicas[0]);
-                p.isr = p.replicas.iter().copied().filter(|b| isr.contains(b)).collect();
+                p.set_isr(p.replicas.iter().copied().filter(|b| isr.contains(b)).collect(), min_isr);
                 p.partition_epoch += 1;
                 // The preferred replica back in sync (a restarted broker
                 // loses its leaderships, see RegisterBroker) leads again:
@@ -292,6 +305,8 @@ impl ClusterState {
         p.isr = r.target.iter().copied().filter(|b| p.isr.contains(b)).collect();
         p.replicas = r.target;
         p.reassignment = None;
+        let replicas = &p.replicas;
+        p.elr.retain(|b| replicas.contains(b));
         let preferred = p.replicas.iter().copied().find(|b| p.isr.contains(b) && alive.contains(b));
         if let Some(new_leader) = preferred
             && new_leader != p.leader
@@ -331,6 +346,8 @@ impl ClusterState {
             p.replicas = r.original;
             p.isr = isr;
             p.reassignment = None;
+            let replicas = &p.replicas;
+            p.elr.retain(|b| replicas.contains(b));
             p.partition_epoch += 1;
             reverted += 1;
         }
@@ -382,25 +399,37 @@ impl ClusterState {
     }
 
     /// Moves leadership off a fenced broker and drops it from ISRs (keeping
-    /// it only where it is the last member, so we know who has the data).
+    /// it only where it is the last member, so we know who has the data,
+    /// unless an eligible leader replica takes over).
     fn on_fenced(&mut self, id: BrokerId, elections: &mut LeaderElections) {
         let alive = self.alive();
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election();
+            let min_isr = topic.min_isr();
             for p in &mut topic.partitions {
                 if !p.replicas.contains(&id) {
                     continue;
                 }
                 let mut changed = false;
                 if p.isr.contains(&id) && p.isr.len() > 1 {
-                    p.isr.retain(|b| *b != id);
+                    p.set_isr(p.isr.iter().copied().filter(|b| *b != id).collect(), min_isr);
                     changed = true;
                 }
                 if p.leader == id {
                     let candidate =
                         p.replicas.iter().copied().find(|b| *b != id && p.isr.contains(b) && alive.contains(b));
+                    let eligible = p.elr.iter().copied().find(|b| *b != id && alive.contains(b));
                     match candidate {
                         Some(new_leader) => {
+                            p.leader = new_leader;
+                            elections.elected(false);
+                        }
+                        // The last ISR member is gone; an eligible replica
+                        // holds every acknowledged record and takes over
+                        // (the fenced one becomes eligible in its place).
+                        None if eligible.is_some() => {
+                            let new_leader = eligible.expect("checked");
+                            p.set_isr(vec![new_leader], min_isr);
                             p.leader = new_leader;
                             elections.elected(false);
                         }
@@ -408,6 +437,7 @@ impl ClusterState {
                             if let Some(any) = p.replicas.iter().copied().find(|b| *b != id && alive.contains(b)) {
                                 p.leader = any;
                                 p.isr = vec![any];
+                                p.elr.clear();
                                 elections.elected(true);
                             } else {
                                 p.leader = NO_LEADER;
@@ -429,19 +459,63 @@ impl ClusterState {
     fn on_unfenced(&mut self, id: BrokerId, elections: &mut LeaderElections) {
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election();
+            let min_isr = topic.min_isr();
             for p in &mut topic.partitions {
                 if p.leader != NO_LEADER || !p.replicas.contains(&id) {
                     continue;
                 }
-                if p.isr.contains(&id) || unclean {
+                if p.isr.contains(&id) {
                     p.leader = id;
-                    let out_of_sync = !p.isr.contains(&id);
-                    if out_of_sync {
-                        p.isr = vec![id];
-                    }
-                    elections.elected(out_of_sync);
                     p.leader_epoch += 1;
                     p.partition_epoch += 1;
+                    elections.elected(false);
+                } else if p.isr.is_empty() && p.elr.contains(&id) {
+                    p.lead_alone(id, min_isr);
+                    elections.elected(false);
+                } else if unclean {
+                    p.lead_alone(id, min_isr);
+                    p.elr.clear();
+                    elections.elected(true);
+                }
+            }
+        }
+    }
+
+    /// A broker restarted having cut a torn or corrupt tail off its logs,
+    /// so it may miss records it helped acknowledge. It stops being an
+    /// eligible leader replica, and where it is the ISR's last member while
+    /// another replica is eligible, that replica leads instead (or the
+    /// partition waits offline for one): else it would lead with the
+    /// shorter log and its followers would truncate the acknowledged
+    /// records away. Where it is the only candidate left, it stays one.
+    fn on_unclean_restart(&mut self, id: BrokerId, elections: &mut LeaderElections) {
+        let alive = self.alive();
+        for topic in self.topics.values_mut() {
+            let min_isr = topic.min_isr();
+            for p in &mut topic.partitions {
+                if !p.replicas.contains(&id) {
+                    continue;
+                }
+                if p.elr.contains(&id) && (p.elr.len() > 1 || !p.isr.is_empty()) {
+                    p.elr.retain(|b| *b != id);
+                    p.partition_epoch += 1;
+                }
+                if p.isr != [id] || p.elr.is_empty() {
+                    continue;
+                }
+                let was_leader = p.leader == id;
+                match p.elr.iter().copied().find(|b| alive.contains(b)) {
+                    Some(eligible) => {
+                        p.isr.clear();
+                        p.lead_alone(eligible, min_isr);
+                        elections.elected(false);
+                    }
+                    None => {
+                        p.isr.clear();
+                        p.leader = NO_LEADER;
+                        p.leader_epoch += i32::from(was_leader);
+                        p.partition_epoch += 1;
+                    }
                 }
             }
         }

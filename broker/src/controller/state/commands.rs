@@ -38,6 +38,9 @@ pub enum MetadataCommand {
         /// Chosen at random by the proposer (the state machine must not).
         #[serde(default)]
         topic_id: u64,
+        /// The proposer's min.insync.replicas for it (0: not sent).
+        #[serde(default)]
+        min_insync_replicas: u32,
     },
     DeleteTopic {
         name: String,

@@ -30,6 +30,12 @@ pub struct BrokerRecord {
     /// its start (see `ReplicaManager::delete_stray_logs`).
     #[serde(default)]
     pub incarnation: u64,
+    /// This start cut a torn or corrupt tail off one of the broker's logs:
+    /// records it had (and may have helped acknowledge) are gone, so it
+    /// must not lead from an ISR of one while another replica is eligible
+    /// (see [`PartitionRecord::elr`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unclean_shutdown: bool,
 }
 
 impl BrokerRecord {
@@ -46,6 +52,7 @@ impl BrokerRecord {
             update_domain: format!("UD{ud}"),
             fenced: false,
             incarnation: 0,
+            unclean_shutdown: false,
         }
     }
 }
@@ -65,6 +72,13 @@ pub struct PartitionRecord {
     /// Set while the partition moves to new replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reassignment: Option<Reassignment>,
+    /// Eligible leader replicas (Kafka's KIP-966): replicas that left the
+    /// ISR while it was smaller than min.insync.replicas. Nothing was
+    /// acknowledged after they left, so each holds every acknowledged
+    /// record: when the ISR has no live member left that kept its log
+    /// whole, one of them leads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<BrokerId>,
 }
 
 /// An ongoing move of one partition: new replicas are added and catch up,
@@ -101,6 +115,33 @@ impl PartitionRecord {
     /// reassignment does not show as under-replicated).
     pub fn replication_factor(&self) -> usize {
         self.replicas.len() - self.adding().len()
+    }
+
+    /// Replaces the ISR (in replica order). Members leaving an ISR that
+    /// ends up below `min_isr` become eligible leader replicas; an ISR back
+    /// at `min_isr` makes them unnecessary.
+    pub(super) fn set_isr(&mut self, isr: Vec<BrokerId>, min_isr: usize) {
+        if isr.len() < min_isr {
+            let leaving: Vec<BrokerId> = self.isr.iter().copied().filter(|b| !isr.contains(b)).collect();
+            for b in leaving {
+                if !self.elr.contains(&b) {
+                    self.elr.push(b);
+                }
+            }
+        } else {
+            self.elr.clear();
+        }
+        let replicas = &self.replicas;
+        self.elr.retain(|b| !isr.contains(b) && replicas.contains(b));
+        self.isr = isr;
+    }
+
+    /// Makes `leader` the leader and sole ISR member, at a new epoch.
+    pub(super) fn lead_alone(&mut self, leader: BrokerId, min_isr: usize) {
+        self.set_isr(vec![leader], min_isr);
+        self.leader = leader;
+        self.leader_epoch += 1;
+        self.partition_epoch += 1;
     }
 
     pub fn is_under_replicated(&self) -> bool {
@@ -145,9 +186,22 @@ pub struct TopicRecord {
     /// Topic config overrides (Kafka names), validated before proposal.
     pub configs: BTreeMap<String, String>,
     pub partitions: Vec<PartitionRecord>,
+    /// min.insync.replicas as the creating broker resolved it (its default
+    /// unless the configs override it). 0: created before this was kept.
+    #[serde(default)]
+    pub min_insync_replicas: u32,
 }
 
 impl TopicRecord {
+    /// The smallest ISR that acknowledges acks=all writes.
+    pub fn min_isr(&self) -> usize {
+        let configured = self.configs.get("min.insync.replicas").and_then(|v| v.parse::<usize>().ok());
+        match self.min_insync_replicas {
+            0 => configured.unwrap_or(1),
+            resolved => resolved as usize,
+        }
+    }
+
     pub fn unclean_leader_election(&self) -> bool {
         self.configs.get("unclean.leader.election.enable").is_some_and(|v| v == "true")
     }

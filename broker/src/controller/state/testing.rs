@@ -23,5 +23,6 @@ pub(crate) fn create(s: &mut ClusterState, name: &str, partitions: u32, rf: u32)
         replication_factor: rf,
         configs: BTreeMap::new(),
         topic_id: 1,
+        min_insync_replicas: 0,
     })
 }

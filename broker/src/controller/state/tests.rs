@@ -71,6 +71,7 @@ fn unclean_election_picks_a_live_out_of_sync_replica_only_when_allowed() {
         replication_factor: 3,
         configs,
         topic_id: 7,
+        min_insync_replicas: 0,
     })
     .unwrap();
     let p = s.topics["u"].partitions[0].clone();
@@ -275,8 +276,14 @@ fn elections_are_counted_when_a_partition_gets_a_new_live_leader() {
     let mut counted = LeaderElections::default();
     let mut configs = BTreeMap::new();
     configs.insert("unclean.leader.election.enable".to_string(), "true".to_string());
-    let create =
-        MetadataCommand::CreateTopic { name: "u".into(), partitions: 1, replication_factor: 3, configs, topic_id: 7 };
+    let create = MetadataCommand::CreateTopic {
+        name: "u".into(),
+        partitions: 1,
+        replication_factor: 3,
+        configs,
+        topic_id: 7,
+        min_insync_replicas: 0,
+    };
     s.apply_counting(&create, &mut counted).unwrap();
     assert_eq!(counted, LeaderElections::default(), "a new partition's first leader is placed, not elected");
     let p = s.topics["u"].partitions[0].clone();
@@ -309,4 +316,120 @@ fn elections_are_counted_when_a_partition_gets_a_new_live_leader() {
     // A preferred-leader election that moves nothing counts nothing.
     s.apply_counting(&MetadataCommand::ElectPreferredLeaders { topics: vec![] }, &mut counted).unwrap();
     assert_eq!(counted, LeaderElections { all: 3, unclean: 2 });
+}
+
+/// A topic "m" of one partition on brokers 1–3 with min.insync.replicas=2,
+/// whose ISR the leader shrank to itself: the others are eligible.
+fn shrunk_below_min_isr() -> (ClusterState, PartitionRecord) {
+    let mut s = cluster(&[(0, 0), (1, 1), (2, 2)]);
+    s.apply(&MetadataCommand::CreateTopic {
+        name: "m".into(),
+        partitions: 1,
+        replication_factor: 3,
+        configs: BTreeMap::new(),
+        topic_id: 9,
+        min_insync_replicas: 2,
+    })
+    .unwrap();
+    let p = s.topics["m"].partitions[0].clone();
+    let others: Vec<BrokerId> = p.replicas.iter().copied().filter(|b| *b != p.leader).collect();
+    // At min.insync.replicas nobody is eligible yet: acks=all still succeeds,
+    // so the one that left may miss acknowledged records.
+    let alter = |s: &mut ClusterState, isr: Vec<BrokerId>| {
+        let p = s.topics["m"].partitions[0].clone();
+        s.apply(&MetadataCommand::AlterIsr {
+            topic: "m".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        })
+        .unwrap();
+    };
+    alter(&mut s, vec![p.leader, others[1]]);
+    assert!(s.topics["m"].partitions[0].elr.is_empty());
+    alter(&mut s, vec![p.leader]);
+    let shrunk = s.topics["m"].partitions[0].clone();
+    assert_eq!(shrunk.elr, vec![others[1]], "left below min.insync.replicas: eligible");
+    (s, shrunk)
+}
+
+fn restart(s: &mut ClusterState, id: BrokerId, unclean_shutdown: bool) {
+    let mut again = s.brokers[&id].clone();
+    again.incarnation += 1;
+    again.unclean_shutdown = unclean_shutdown;
+    s.apply(&MetadataCommand::RegisterBroker(again)).unwrap();
+}
+
+/// Found by the chaos harness (issue 16, seed 1796527248873655545): the
+/// last ISR member restarted with a torn tail cut off its log and was
+/// elected again at once (an ISR of one); its follower truncated to the
+/// shorter log and 3 acknowledged records were gone. The replica that left
+/// the ISR below min.insync.replicas holds them and leads instead.
+#[test]
+fn the_last_isr_member_restarting_with_a_cut_log_yields_to_an_eligible_replica() {
+    let (mut s, shrunk) = shrunk_below_min_isr();
+    let eligible = shrunk.elr[0];
+    restart(&mut s, shrunk.leader, true);
+    let p = &s.topics["m"].partitions[0];
+    assert_eq!(p.leader, eligible);
+    assert_eq!(p.isr, vec![eligible]);
+    assert!(p.leader_epoch > shrunk.leader_epoch);
+    assert!(!p.elr.contains(&shrunk.leader), "an unclean broker is not eligible: {:?}", p.elr);
+
+    // After a clean restart (nothing cut) the eligible replica leads too
+    // (a restart fences first), and the restarted one stays eligible.
+    let (mut s, shrunk) = shrunk_below_min_isr();
+    restart(&mut s, shrunk.leader, false);
+    let p = &s.topics["m"].partitions[0];
+    assert_eq!(p.leader, eligible);
+    assert_eq!(p.elr, vec![shrunk.leader]);
+}
+
+#[test]
+fn without_a_live_eligible_replica_the_partition_waits_for_one() {
+    // A clean restart leads again from its ISR of one.
+    let (mut s, shrunk) = shrunk_below_min_isr();
+    s.apply(&MetadataCommand::FenceBroker { id: shrunk.elr[0] }).unwrap();
+    restart(&mut s, shrunk.leader, false);
+    assert_eq!(s.topics["m"].partitions[0].leader, shrunk.leader);
+
+    let (mut s, shrunk) = shrunk_below_min_isr();
+    let eligible = shrunk.elr[0];
+    s.apply(&MetadataCommand::FenceBroker { id: eligible }).unwrap();
+    restart(&mut s, shrunk.leader, true);
+    let p = s.topics["m"].partitions[0].clone();
+    assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![]), "offline rather than led by a cut log");
+    assert_eq!(s.partition_counts().offline, 1);
+    // The third replica (at min.insync.replicas it may lack records) cannot lead either.
+    let third = p.replicas.iter().copied().find(|b| *b != eligible && *b != shrunk.leader).unwrap();
+    s.apply(&MetadataCommand::FenceBroker { id: third }).unwrap();
+    s.apply(&MetadataCommand::UnfenceBroker { id: third }).unwrap();
+    assert_eq!(s.topics["m"].partitions[0].leader, NO_LEADER);
+    s.apply(&MetadataCommand::UnfenceBroker { id: eligible }).unwrap();
+    let p = &s.topics["m"].partitions[0];
+    assert_eq!((p.leader, p.isr.clone()), (eligible, vec![eligible]));
+}
+
+#[test]
+fn an_eligible_replica_takes_over_when_the_last_isr_member_is_fenced() {
+    let (mut s, shrunk) = shrunk_below_min_isr();
+    let eligible = shrunk.elr[0];
+    s.apply(&MetadataCommand::FenceBroker { id: shrunk.leader }).unwrap();
+    let p = s.topics["m"].partitions[0].clone();
+    assert_eq!((p.leader, p.isr.clone()), (eligible, vec![eligible]));
+    assert_eq!(p.elr, vec![shrunk.leader], "the fenced leader had every acknowledged record: eligible");
+    // An ISR back at min.insync.replicas needs no eligible replicas.
+    s.apply(&MetadataCommand::UnfenceBroker { id: shrunk.leader }).unwrap();
+    s.apply(&MetadataCommand::AlterIsr {
+        topic: "m".into(),
+        partition: 0,
+        leader: eligible,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: vec![eligible, shrunk.leader],
+    })
+    .unwrap();
+    assert!(s.topics["m"].partitions[0].elr.is_empty());
 }
