@@ -191,11 +191,17 @@ impl HostedPartition {
 
     /// High watermark = smallest log end offset in the ISR (the leader's
     /// own included) and of a follower the ISR is being expanded with.
-    /// Followers not heard from yet hold it back.
+    /// Followers not heard from yet hold it back. Below min.insync.replicas
+    /// it stays put (Kafka's KIP-966): the replicas that left hold all a
+    /// consumer may have read, so one of them can lead (they are the
+    /// partition's eligible leader replicas) without taking records back.
     pub fn update_high_watermark(&self) {
         let hw = {
             let role = self.role.lock();
             let Role::Leader(state) = &*role else { return };
+            if state.isr.len() < self.log.config().min_insync_replicas as usize {
+                return;
+            }
             let mut hw = self.log.log_end_offset();
             for member in state.isr.iter().chain(&state.joining) {
                 if let Some(progress) = state.followers.get(member) {
@@ -356,7 +362,7 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::config::BrokerConfig;
+    use crate::config::{BrokerConfig, LogConfig};
     use crate::log::batch::tests::make_batch;
 
     fn record(leader: BrokerId, leader_epoch: i32, isr: Vec<BrokerId>) -> PartitionRecord {
@@ -399,6 +405,31 @@ mod tests {
         hosted.apply_leader(1, &record(1, 2, vec![1, 2, 3]));
         assert_eq!(hosted.epoch_start_offset(), Some(25), "a new epoch starts at the log end");
         assert_eq!(log.high_watermark(), 20);
+    }
+
+    /// Below min.insync.replicas the high watermark stays where it was, so
+    /// the replicas that left the ISR (eligible to lead) hold every record a
+    /// consumer could have read; back at min.insync.replicas it moves on.
+    #[test]
+    fn below_min_insync_replicas_the_high_watermark_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(LogConfig { min_insync_replicas: 2, ..BrokerConfig::default().default_log_config() });
+        let (log, _) = PartitionLog::open("t", 0, dir.path(), config).unwrap();
+        let log = Arc::new(log);
+        let hosted = HostedPartition::new("t", 0, log.clone());
+        hosted.apply_leader(1, &record(1, 1, vec![1, 2]));
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
+        hosted.on_follower_fetch(2, 5);
+        assert_eq!(log.high_watermark(), 5);
+
+        hosted.apply_leader(1, &PartitionRecord { partition_epoch: 2, ..record(1, 1, vec![1]) });
+        log.append(BytesMut::from(&make_batch(5, 1000, 10)[..]), 1).unwrap();
+        hosted.update_high_watermark();
+        assert_eq!(log.high_watermark(), 5, "the leader alone is below min.insync.replicas");
+
+        hosted.apply_leader(1, &PartitionRecord { partition_epoch: 3, ..record(1, 1, vec![1, 2]) });
+        hosted.on_follower_fetch(2, 10);
+        assert_eq!(log.high_watermark(), 10);
     }
 
     /// The chaos run with seed 1796457640057432491 lost two acknowledged
