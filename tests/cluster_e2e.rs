@@ -326,3 +326,93 @@ async fn a_topic_deleted_and_created_again_has_a_new_id_and_none_of_the_old_reco
     let text = kmon_ok(&bootstrap, &["topic", "describe", "again"], "");
     assert!(text.contains(&format!("TopicId: {new_id}")), "{text}");
 }
+
+/// Found by the chaos harness (issue 16, seed 1796527248873655545): the
+/// leader, alone in its ISR, restarted with the torn tail of its log cut off
+/// and led again at once; its followers truncated to its shorter log and the
+/// last acknowledged batch was gone. The follower that left the ISR below
+/// min.insync.replicas (an eligible leader replica, KIP-966) has every
+/// acknowledged record: the partition waits for it and it leads.
+///
+/// Five brokers (voters 1–3) so that the metadata quorum lives through two
+/// paused replicas: the partition is moved to [4, 5, 1] first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_in_sync_replica_back_with_a_torn_tail_does_not_lead_over_an_eligible_one() {
+    let mut cluster = Cluster::start_fast_failover(5);
+    let admin = Admin::connect(&cluster.brokers[1].bootstrap()).await.unwrap();
+    create_rf3(&admin, "torn", 1).await;
+    let placed = wait_isr(&admin, "torn", 0, 3, "a full ISR").await;
+    let (leader, first_out, eligible) = (4, 5, 1);
+    let target = vec![leader, first_out, eligible];
+    if placed.replicas != target {
+        let moves = [kmon_client::PartitionMove {
+            topic: "torn".into(),
+            partition: 0,
+            from_replicas: placed.replicas.clone(),
+            to_replicas: target.clone(),
+            bytes_to_move: 0,
+        }];
+        admin.execute_reassignment(&moves, None).await.unwrap();
+        wait_for_async("the move to [4, 5, 1]", Duration::from_secs(30), || async {
+            let p = partition_state(&admin, "torn", 0).await;
+            (p.replicas == target && p.leader == leader && p.isr.len() == 3).then_some(())
+        })
+        .await;
+    }
+
+    let mut config = ProducerConfig::new(cluster.brokers[1].bootstrap());
+    config.acks = Acks::All;
+    let producer = Producer::connect(config).await.unwrap();
+    let mut acked: Vec<(i64, Bytes)> = Vec::new();
+    let mut produce = async |from: u32| {
+        for i in from..from + 20 {
+            let value = Bytes::from(format!("rec-{i}"));
+            let meta = producer.send("torn", None, value.clone()).await.unwrap().wait().await.unwrap();
+            acked.push((meta.offset, value));
+        }
+    };
+    produce(0).await;
+    // One follower pauses: the ISR is at min.insync.replicas and acks=all goes on.
+    cluster.broker(first_out).signal("STOP");
+    wait_isr(&admin, "torn", 0, 2, "the first paused follower to leave the ISR").await;
+    produce(20).await;
+    // The other pauses too: the leader is alone, the one that left is eligible.
+    cluster.broker(eligible).signal("STOP");
+    let alone = wait_isr(&admin, "torn", 0, 1, "the second paused follower to leave the ISR").await;
+    assert_eq!(alone.isr, vec![leader]);
+
+    // The leader dies with the last, acknowledged batch torn.
+    cluster.broker(leader).kill();
+    let partition_dir = cluster.root.path().join(&cluster.layout_of(leader).data_dir).join("torn-0");
+    let segment = segment_files(&partition_dir).pop().expect("a segment");
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 10).unwrap();
+    cluster.broker(first_out).signal("CONT");
+    cluster.restart(leader);
+    assert!(cluster.broker(leader).stderr().contains("unclean shutdown"), "{}", cluster.logs());
+    // Neither the cut log nor the follower that left at min.insync.replicas
+    // (it may miss acknowledged records) leads: the partition waits.
+    let offline = wait_for_async("the restarted leader to be registered", Duration::from_secs(20), || async {
+        let p = partition_state(&admin, "torn", 0).await;
+        (p.leader_epoch > alone.leader_epoch).then_some(p)
+    })
+    .await;
+    assert_eq!(offline.leader, -1, "{offline:?}");
+
+    let elections =
+        |cluster: &Cluster| cluster.brokers[eligible as usize - 1].stderr().matches("became leader").count();
+    let before = elections(&cluster);
+    cluster.broker(eligible).signal("CONT");
+    // It leads (and once the others caught up from it, the preferred
+    // replica may take over again).
+    wait_for("the eligible replica to lead", Duration::from_secs(20), || (elections(&cluster) > before).then_some(()));
+    wait_isr(&admin, "torn", 0, 3, "every replica back in the ISR").await;
+    let stored: BTreeMap<i64, Bytes> = consume_all(&cluster.brokers[1].bootstrap(), "torn", 1)
+        .await
+        .into_iter()
+        .map(|r| (r.offset, r.value))
+        .collect();
+    for (offset, value) in &acked {
+        assert_eq!(stored.get(offset), Some(value), "acknowledged record at {offset} lost or changed");
+    }
+}
