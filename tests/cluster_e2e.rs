@@ -398,6 +398,7 @@ async fn the_last_in_sync_replica_back_with_a_torn_tail_does_not_lead_over_an_el
     })
     .await;
     assert_eq!(offline.leader, -1, "{offline:?}");
+    assert_eq!(offline.elr, vec![eligible], "{offline:?}");
 
     let elections =
         |cluster: &Cluster| cluster.brokers[eligible as usize - 1].stderr().matches("became leader").count();

@@ -62,6 +62,7 @@ impl From<pb::PartitionDescription> for PartitionDescription {
             leader_epoch: p.leader_epoch,
             replicas: p.replicas,
             isr: p.isr,
+            elr: p.elr,
             log_start_offset: p.log_start_offset,
             log_end_offset: p.log_end_offset,
             high_watermark: p.high_watermark,

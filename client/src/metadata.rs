@@ -126,6 +126,7 @@ mod tests {
             leader_epoch,
             replicas: vec![1, 2, 3],
             isr: vec![1, 2, 3],
+            elr: Vec::new(),
             log_start_offset: 0,
             log_end_offset: 0,
             high_watermark: 0,

@@ -73,6 +73,9 @@ pub struct PartitionDescription {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Eligible leader replicas: left the ISR while it was below
+    /// min.insync.replicas, so they hold every acknowledged record.
+    pub elr: Vec<i32>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,

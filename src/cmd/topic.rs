@@ -103,6 +103,8 @@ struct PartitionJson<'a> {
     leader: i32,
     replicas: &'a [i32],
     isr: &'a [i32],
+    /// Eligible leader replicas (KIP-966).
+    elr: &'a [i32],
     leader_epoch: i32,
     log_start_offset: i64,
     log_end_offset: i64,
@@ -122,6 +124,7 @@ impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
                     leader: p.leader,
                     replicas: &p.replicas,
                     isr: &p.isr,
+                    elr: &p.elr,
                     leader_epoch: p.leader_epoch,
                     log_start_offset: p.log_start_offset,
                     log_end_offset: p.log_end_offset,
@@ -176,6 +179,18 @@ fn render_description(topic: &TopicDescription) -> String {
     if topic.partitions.iter().any(|p| p.replicas.iter().any(|r| !p.isr.contains(r))) {
         out.push_str("\n* replica not in the ISR (out of sync)\n");
     }
+    let eligible: Vec<String> = topic
+        .partitions
+        .iter()
+        .filter(|p| !p.elr.is_empty())
+        .map(|p| format!("{}: {}", p.partition, ids(&p.elr)))
+        .collect();
+    if !eligible.is_empty() {
+        out.push_str(&format!(
+            "\nEligible leader replicas (left the ISR below min.insync.replicas; they hold every acknowledged record): {}\n",
+            eligible.join("; ")
+        ));
+    }
     if !topic.configs.is_empty() {
         out.push_str("\nConfigs:\n");
         let mut configs = topic.configs.clone();
@@ -213,6 +228,7 @@ mod tests {
                 leader_epoch: 0,
                 replicas: vec![1, 2, 3],
                 isr: vec![1, 2],
+                elr: Vec::new(),
                 log_start_offset: 0,
                 log_end_offset: 42,
                 high_watermark: 40,
@@ -227,6 +243,12 @@ mod tests {
         );
         assert!(text.contains("1,2,3*"), "{text}");
         assert!(text.contains("* replica not in the ISR"), "{text}");
+        assert!(!text.contains("Eligible leader replicas"), "{text}");
+        let mut shrunk = topic.clone();
+        shrunk.partitions[0].isr = vec![1];
+        shrunk.partitions[0].elr = vec![2];
+        let text = render_description(&shrunk);
+        assert!(text.contains("they hold every acknowledged record): 0: 2\n"), "{text}");
         assert!(text.contains("2.0 KiB"));
         assert!(text.contains("retention.ms=604800000"));
 
@@ -236,7 +258,7 @@ mod tests {
         assert_eq!(
             json["partitions"][0],
             serde_json::json!({
-                "partition": 0, "leader": 1, "replicas": [1, 2, 3], "isr": [1, 2],
+                "partition": 0, "leader": 1, "replicas": [1, 2, 3], "isr": [1, 2], "elr": [],
                 "leader_epoch": 0, "log_start_offset": 0, "log_end_offset": 42,
                 "high_watermark": 40, "size_bytes": 2048,
             })

@@ -62,6 +62,7 @@ pub(super) fn describe_view(view: &TopicView) -> TopicDescription {
                     leader_epoch: p.leader_epoch,
                     replicas: p.replicas.clone(),
                     isr: p.isr.clone(),
+                    elr: p.elr.clone(),
                     log_start_offset: log.map_or(-1, |l| l.log_start_offset()),
                     log_end_offset: log.map_or(-1, |l| l.log_end_offset()),
                     high_watermark: log.map_or(-1, |l| l.high_watermark()),

@@ -30,6 +30,7 @@ fn partition(partition: u32, leader: i32, replicas: &[i32], isr: &[i32]) -> Part
         leader_epoch: 1,
         replicas: replicas.to_vec(),
         isr: isr.to_vec(),
+        elr: Vec::new(),
         log_start_offset: 5,
         log_end_offset: 1234,
         high_watermark: 1234,
