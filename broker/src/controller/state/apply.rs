@@ -455,8 +455,11 @@ impl ClusterState {
         }
     }
 
-    /// A broker is back: offline partitions it can lead come back online.
+    /// A broker is back: offline partitions it can lead come back online,
+    /// as an in-sync replica or as an eligible one while every ISR member
+    /// is fenced.
     fn on_unfenced(&mut self, id: BrokerId, elections: &mut LeaderElections) {
+        let alive = self.alive();
         for topic in self.topics.values_mut() {
             let unclean = topic.unclean_leader_election();
             let min_isr = topic.min_isr();
@@ -469,7 +472,7 @@ impl ClusterState {
                     p.leader_epoch += 1;
                     p.partition_epoch += 1;
                     elections.elected(false);
-                } else if p.isr.is_empty() && p.elr.contains(&id) {
+                } else if p.elr.contains(&id) && !p.isr.iter().any(|b| alive.contains(b)) {
                     p.lead_alone(id, min_isr);
                     elections.elected(false);
                 } else if unclean {

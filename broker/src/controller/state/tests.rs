@@ -413,6 +413,18 @@ fn without_a_live_eligible_replica_the_partition_waits_for_one() {
 }
 
 #[test]
+fn an_eligible_replica_coming_back_leads_while_the_isr_is_fenced() {
+    let (mut s, shrunk) = shrunk_below_min_isr();
+    let eligible = shrunk.elr[0];
+    s.apply(&MetadataCommand::FenceBroker { id: eligible }).unwrap();
+    s.apply(&MetadataCommand::FenceBroker { id: shrunk.leader }).unwrap();
+    assert_eq!(s.topics["m"].partitions[0].leader, NO_LEADER);
+    s.apply(&MetadataCommand::UnfenceBroker { id: eligible }).unwrap();
+    let p = &s.topics["m"].partitions[0];
+    assert_eq!((p.leader, p.isr.clone(), p.elr.clone()), (eligible, vec![eligible], vec![shrunk.leader]));
+}
+
+#[test]
 fn an_eligible_replica_takes_over_when_the_last_isr_member_is_fenced() {
     let (mut s, shrunk) = shrunk_below_min_isr();
     let eligible = shrunk.elr[0];
