@@ -519,10 +519,13 @@ fn compressed_batches_from_librdkafka_read_the_same_over_grpc_and_kafka() {
     let lines: String =
         expected.iter().map(|r| format!("{}\t{}\n", r.key.as_deref().unwrap_or_default(), r.value)).collect();
     assert_eq!(printed, lines, "kmon consume prints them");
-    assert_eq!(
-        stored_codecs(&broker.data_dirs[0].join("zipped-0")),
-        BTreeSet::from([1, 2, 3, 4]),
-        "gzip, snappy, lz4 and zstd batches stored as sent"
+    // Every codec is stored as sent. Under load librdkafka may also split a
+    // run into a batch so small that it goes plain (codec 0, compressing
+    // would grow it: seen once in CI), so plain batches are allowed too.
+    let codecs = stored_codecs(&broker.data_dirs[0].join("zipped-0"));
+    assert!(
+        codecs.is_superset(&BTreeSet::from([1, 2, 3, 4])) && codecs.iter().all(|c| *c <= 4),
+        "gzip, snappy, lz4 and zstd batches stored as sent: {codecs:?}"
     );
     // kcat's own batches are compressed (not sent plain): alone in a topic.
     create_topic(g, "kcat-gzip", 1, &[]);
