@@ -279,3 +279,31 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
     assert_eq!(at(OffsetSpec::Timestamp(0)).await.offset, Some(0));
     assert_eq!(at(OffsetSpec::Timestamp(5000)).await.offset, None, "no record that new");
 }
+
+/// A broker stopped with SIGTERM closes its logs and marks its data
+/// directory; one killed with SIGKILL leaves no mark, so its next start
+/// registers as shut down uncleanly (it may have lost appends not yet
+/// synced, and must not lead from an ISR of one over an eligible replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_stop_that_closed_every_log_counts_as_a_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &[]);
+    let admin = Admin::connect(&broker.bootstrap()).await.unwrap();
+    admin.create_topic("marked", 1, 1, vec![]).await.unwrap();
+    let producer = Producer::connect(ProducerConfig::new(broker.bootstrap())).await.unwrap();
+    producer.send("marked", None, Bytes::from_static(b"one")).await.unwrap().wait().await.unwrap();
+    let marker = data.join(".kmon_clean_shutdown");
+    let unclean = |broker: &BrokerProcess| broker.stderr().matches("unclean shutdown").count();
+
+    broker.terminate();
+    assert!(marker.exists(), "a clean stop marks the data directory");
+    broker.restart();
+    assert!(!marker.exists(), "the mark goes at start: a crash from here on is unclean");
+    assert_eq!(unclean(&broker), 0, "{}", broker.stderr());
+
+    broker.restart(); // SIGKILL
+    assert_eq!(unclean(&broker), 1, "{}", broker.stderr());
+    let records = consume_all(&broker.bootstrap(), "marked", 1).await;
+    assert_eq!(records.len(), 1, "nothing stored is lost");
+}

@@ -97,11 +97,18 @@ pub async fn run_with(
         .await
         .expect("recovery task panicked")?;
     let logs = Arc::new(logs);
-    // Recovery cut a torn tail: records this broker had may be gone, so it
-    // registers as shut down uncleanly (see `BrokerRecord::unclean_shutdown`).
-    let unclean_shutdown = logs.recovery_cut_bytes() > 0;
+    // Recovery cut a torn tail, or the last run was killed with appends not
+    // yet synced (unless every append is): records this broker had may be
+    // gone, so it registers as shut down uncleanly (see
+    // `BrokerRecord::unclean_shutdown`).
+    let unsynced = !logs.clean_shutdown() && config.log_flush_policy != crate::config::FlushPolicy::Always;
+    let unclean_shutdown = logs.recovery_cut_bytes() > 0 || unsynced;
     if unclean_shutdown {
-        tracing::warn!(cut_bytes = logs.recovery_cut_bytes(), "unclean shutdown: recovery cut log tails");
+        tracing::warn!(
+            cut_bytes = logs.recovery_cut_bytes(),
+            clean_shutdown_marker = logs.clean_shutdown(),
+            "unclean shutdown: recovery cut log tails or the last run did not close its logs"
+        );
     }
     tracing::info!(partitions = logs.all().len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
 

@@ -28,6 +28,18 @@ pub struct LogManager {
     /// Bytes of torn or corrupt tails that recovery cut off at start-up:
     /// non-zero means this start lost records the last one had.
     recovery_cut_bytes: u64,
+    /// The last run closed every log and left [`CLEAN_SHUTDOWN_MARKER`] in
+    /// every data directory (or there were no logs yet).
+    clean_shutdown: bool,
+}
+
+/// Written into each data directory once every log is closed (Kafka's
+/// `.kafka_cleanshutdown`), removed at start: its absence means the last
+/// run was killed or crashed, so appends not yet synced may be gone.
+pub const CLEAN_SHUTDOWN_MARKER: &str = ".kmon_clean_shutdown";
+
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// `<topic>-<partition>` → (topic, partition); other names are not logs.
@@ -47,6 +59,7 @@ impl LogManager {
         data_dirs: &[PathBuf],
         config_for: impl Fn(&str) -> Option<Arc<LogConfig>> + Sync,
     ) -> Result<LogManager> {
+        let marked = data_dirs.iter().all(|dir| dir.join(CLEAN_SHUTDOWN_MARKER).exists());
         let mut found = Vec::new();
         for dir in data_dirs {
             std::fs::create_dir_all(dir).storage(|| format!("creating data dir {}", dir.display()))?;
@@ -106,12 +119,28 @@ impl LogManager {
                 recovery_cut_bytes += truncated;
             }
         }
+        // From here on a crash is an unclean shutdown: the markers go, durably.
+        for dir in data_dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+            match std::fs::remove_file(&marker) {
+                Ok(()) => sync_dir(dir).storage(|| format!("syncing {}", dir.display()))?,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).storage(|| format!("removing {}", marker.display())),
+            }
+        }
         Ok(LogManager {
             data_dirs: data_dirs.to_vec(),
+            clean_shutdown: marked || logs.is_empty(),
             logs: RwLock::new(logs),
             failed_dirs: Mutex::default(),
             recovery_cut_bytes,
         })
+    }
+
+    /// Whether the last run shut down cleanly (every log closed), as the
+    /// markers said when the logs were opened.
+    pub fn clean_shutdown(&self) -> bool {
+        self.clean_shutdown
     }
 
     /// Bytes recovery cut off torn or corrupt log tails when this process
@@ -213,10 +242,24 @@ impl LogManager {
             .sum()
     }
 
+    /// Closes every log; when all closed, marks each data directory as
+    /// shut down cleanly.
     pub fn close_all(&self) {
+        let mut closed = true;
         for log in self.all() {
             if let Err(err) = log.close() {
                 tracing::error!(topic = %log.topic, partition = log.partition, error = %err, "close failed");
+                closed = false;
+            }
+        }
+        if !closed {
+            return;
+        }
+        for dir in &self.data_dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+            let written = std::fs::File::create(&marker).and_then(|f| f.sync_all()).and_then(|()| sync_dir(dir));
+            if let Err(err) = written {
+                tracing::error!(path = %marker.display(), error = %err, "could not mark a clean shutdown");
             }
         }
     }
@@ -229,6 +272,27 @@ impl LogManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shutdown_is_clean_only_when_the_last_run_closed_every_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = vec![dir.path().to_path_buf()];
+        let config = Arc::new(crate::config::BrokerConfig::default().default_log_config());
+        let open = || LogManager::open(&dirs, |_| Some(config.clone())).unwrap();
+        let logs = open();
+        assert!(logs.clean_shutdown(), "no logs yet: nothing to lose");
+        logs.create("t", 0, config.clone()).unwrap();
+        drop(logs); // killed: never closed
+        let logs = open();
+        assert!(!logs.clean_shutdown());
+        logs.close_all();
+        assert!(dir.path().join(CLEAN_SHUTDOWN_MARKER).exists());
+        let logs = open();
+        assert!(logs.clean_shutdown());
+        assert!(!dir.path().join(CLEAN_SHUTDOWN_MARKER).exists(), "a crash from now on is unclean");
+        drop(logs);
+        assert!(!open().clean_shutdown());
+    }
 
     #[test]
     fn partition_dir_names() {
