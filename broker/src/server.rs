@@ -98,11 +98,11 @@ pub async fn run_with(
         .expect("recovery task panicked")?;
     let logs = Arc::new(logs);
     // Recovery cut a torn tail, or the last run was killed with appends not
-    // yet synced (unless every append is): records this broker had may be
+    // yet synced (even with log_flush_policy = always: a follower's copies
+    // are synced by the interval only): records this broker had may be
     // gone, so it registers as shut down uncleanly (see
     // `BrokerRecord::unclean_shutdown`).
-    let unsynced = !logs.clean_shutdown() && config.log_flush_policy != crate::config::FlushPolicy::Always;
-    let unclean_shutdown = logs.recovery_cut_bytes() > 0 || unsynced;
+    let unclean_shutdown = logs.recovery_cut_bytes() > 0 || !logs.clean_shutdown();
     if unclean_shutdown {
         tracing::warn!(
             cut_bytes = logs.recovery_cut_bytes(),
