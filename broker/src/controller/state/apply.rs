@@ -303,10 +303,8 @@ impl ClusterState {
             return Err(MetadataError::ReassignmentNotReady { topic: topic.into(), partition, waiting_for });
         }
         p.isr = r.target.iter().copied().filter(|b| p.isr.contains(b)).collect();
-        p.replicas = r.target;
+        p.set_replicas(r.target);
         p.reassignment = None;
-        let replicas = &p.replicas;
-        p.elr.retain(|b| replicas.contains(b));
         let preferred = p.replicas.iter().copied().find(|b| p.isr.contains(b) && alive.contains(b));
         if let Some(new_leader) = preferred
             && new_leader != p.leader
@@ -343,11 +341,9 @@ impl ClusterState {
                 p.leader_epoch += 1;
                 elections.elected(false);
             }
-            p.replicas = r.original;
+            p.set_replicas(r.original);
             p.isr = isr;
             p.reassignment = None;
-            let replicas = &p.replicas;
-            p.elr.retain(|b| replicas.contains(b));
             p.partition_epoch += 1;
             reverted += 1;
         }
@@ -418,22 +414,21 @@ impl ClusterState {
                 if p.leader == id {
                     let candidate =
                         p.replicas.iter().copied().find(|b| *b != id && p.isr.contains(b) && alive.contains(b));
-                    let eligible = p.elr.iter().copied().find(|b| *b != id && alive.contains(b));
-                    match candidate {
-                        Some(new_leader) => {
+                    let eligible = || p.elr.iter().copied().find(|b| *b != id && alive.contains(b));
+                    match candidate.ok_or_else(eligible) {
+                        Ok(new_leader) => {
                             p.leader = new_leader;
                             elections.elected(false);
                         }
                         // The last ISR member is gone; an eligible replica
                         // holds every acknowledged record and takes over
                         // (the fenced one becomes eligible in its place).
-                        None if eligible.is_some() => {
-                            let new_leader = eligible.expect("checked");
+                        Err(Some(new_leader)) => {
                             p.set_isr(vec![new_leader], min_isr);
                             p.leader = new_leader;
                             elections.elected(false);
                         }
-                        None if unclean => {
+                        Err(None) if unclean => {
                             if let Some(any) = p.replicas.iter().copied().find(|b| *b != id && alive.contains(b)) {
                                 p.leader = any;
                                 p.isr = vec![any];
@@ -443,7 +438,7 @@ impl ClusterState {
                                 p.leader = NO_LEADER;
                             }
                         }
-                        None => p.leader = NO_LEADER,
+                        Err(None) => p.leader = NO_LEADER,
                     }
                     p.leader_epoch += 1;
                     changed = true;
@@ -484,8 +479,9 @@ impl ClusterState {
         }
     }
 
-    /// A broker restarted having cut a torn or corrupt tail off its logs,
-    /// so it may miss records it helped acknowledge. It stops being an
+    /// A broker restarted after an unclean shutdown (killed before closing
+    /// its logs, or its recovery cut a torn tail), so it may miss records it
+    /// helped acknowledge. It stops being an
     /// eligible leader replica, and where it is the ISR's last member while
     /// another replica is eligible, that replica leads instead (or the
     /// partition waits offline for one): else it would lead with the
@@ -507,14 +503,13 @@ impl ClusterState {
                     continue;
                 }
                 let was_leader = p.leader == id;
+                p.isr.clear();
                 match p.elr.iter().copied().find(|b| alive.contains(b)) {
                     Some(eligible) => {
-                        p.isr.clear();
                         p.lead_alone(eligible, min_isr);
                         elections.elected(false);
                     }
                     None => {
-                        p.isr.clear();
                         p.leader = NO_LEADER;
                         p.leader_epoch += i32::from(was_leader);
                         p.partition_epoch += 1;

@@ -30,10 +30,10 @@ pub struct BrokerRecord {
     /// its start (see `ReplicaManager::delete_stray_logs`).
     #[serde(default)]
     pub incarnation: u64,
-    /// This start cut a torn or corrupt tail off one of the broker's logs:
-    /// records it had (and may have helped acknowledge) are gone, so it
-    /// must not lead from an ISR of one while another replica is eligible
-    /// (see [`PartitionRecord::elr`]).
+    /// The last run did not close its logs (killed, crashed) or this start
+    /// cut a torn tail off one: records it had (and may have helped
+    /// acknowledge) may be gone, so it must not lead from an ISR of one
+    /// while another replica is eligible (see [`PartitionRecord::elr`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unclean_shutdown: bool,
 }
@@ -134,6 +134,12 @@ impl PartitionRecord {
         let replicas = &self.replicas;
         self.elr.retain(|b| !isr.contains(b) && replicas.contains(b));
         self.isr = isr;
+    }
+
+    /// Replaces the replica list; eligible replicas no longer assigned go.
+    pub(super) fn set_replicas(&mut self, replicas: Vec<BrokerId>) {
+        self.elr.retain(|b| replicas.contains(b));
+        self.replicas = replicas;
     }
 
     /// Makes `leader` the leader and sole ISR member, at a new epoch.
